@@ -1,0 +1,1 @@
+"""llmops-gateway core package."""

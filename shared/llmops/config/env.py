@@ -1,0 +1,70 @@
+"""Environment variable names and the typed settings read from them.
+
+CDK sets these on the Lambdas, the local stack sets them in-process, the runtime reads them here
+and nowhere else. AWS endpoints are not ours: botocore already honours AWS_ENDPOINT_URL_<SERVICE>,
+which is how the local stack points unchanged boto3 clients at moto and the emulators.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmops.config.tables import TABLES
+
+__all__ = ["EnvVar", "Settings"]
+
+
+class EnvVar(StrEnum):
+    STAGE = "LLMOPS_STAGE"
+    ROUTES_TABLE = "LLMOPS_ROUTES_TABLE"
+    KEYS_TABLE = "LLMOPS_KEYS_TABLE"
+    QUOTAS_TABLE = "LLMOPS_QUOTAS_TABLE"
+    USAGE_TABLE = "LLMOPS_USAGE_TABLE"
+    AUDIT_TABLE = "LLMOPS_AUDIT_TABLE"
+    PROMPTS_TABLE = "LLMOPS_PROMPTS_TABLE"
+    FEEDBACK_TABLE = "LLMOPS_FEEDBACK_TABLE"
+    CACHE_TABLE = "LLMOPS_CACHE_TABLE"
+    CONFIG_TTL_S = "LLMOPS_CONFIG_TTL_S"
+    MAX_BODY_BYTES = "LLMOPS_MAX_BODY_BYTES"
+    PROVIDER_CONNECT_TIMEOUT_S = "LLMOPS_PROVIDER_CONNECT_TIMEOUT_S"
+    PROVIDER_READ_TIMEOUT_S = "LLMOPS_PROVIDER_READ_TIMEOUT_S"
+    PROVIDER_MAX_ATTEMPTS = "LLMOPS_PROVIDER_MAX_ATTEMPTS"
+    KEY_PEPPER = "LLMOPS_KEY_PEPPER"
+    ROUTES_FILE = "LLMOPS_ROUTES_FILE"
+
+
+# Keeps table env var names and table definitions from drifting apart.
+assert {t.env_var for t in TABLES} <= {v.value for v in EnvVar}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = "dev"
+    routes_table: str = ""
+    keys_table: str = ""
+    quotas_table: str = ""
+    usage_table: str = ""
+    audit_table: str = ""
+    prompts_table: str = ""
+    feedback_table: str = ""
+    cache_table: str = ""
+    config_ttl_s: float = Field(default=10.0, ge=0)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    provider_connect_timeout_s: float = Field(default=2.0, gt=0)
+    provider_read_timeout_s: float = Field(default=60.0, gt=0)
+    provider_max_attempts: int = Field(default=2, ge=1, le=5)
+    key_pepper: str = ""
+    routes_file: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values = {
+            var.name.lower(): env[var.value] for var in EnvVar if var.value in env and env[var.value] != ""
+        }
+        return cls.model_validate(values)

@@ -1,0 +1,101 @@
+"""Errors the gateway promises to its callers, each mapped to an OpenAI error shape and HTTP status.
+
+Domain code raises these; the API layer turns them into `{"error": {...}}` bodies. Nothing else
+should reach the caller: anything unexpected becomes a 500-class `internal_error` with no detail.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "BadRequestError",
+    "ContentBlockedError",
+    "GatewayError",
+    "ModelNotFoundError",
+    "ProviderError",
+    "ProviderFailureKind",
+    "RequestTooLargeError",
+    "UpstreamUnavailableError",
+]
+
+
+class GatewayError(Exception):
+    status: int = 500
+    error_type: str = "api_error"
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class BadRequestError(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class RequestTooLargeError(GatewayError):
+    status = 413
+    error_type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class ModelNotFoundError(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class ContentBlockedError(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+    code = "content_blocked"
+
+
+class UpstreamUnavailableError(GatewayError):
+    """Every target of an alias failed; status is 502, 503 or 504 depending on the last failure."""
+
+    status = 502
+    error_type = "api_error"
+    code = "upstream_error"
+
+
+class ProviderFailureKind(StrEnum):
+    THROTTLED = "throttled"  # 429-class: retry elsewhere or later
+    UNAVAILABLE = "unavailable"  # 5xx-class: model or service error, retryable
+    TIMEOUT = "timeout"  # connect/read timeout, retryable
+    INVALID_REQUEST = "invalid_request"  # the request itself is wrong; retrying elsewhere won't help
+
+    @property
+    def retryable(self) -> bool:
+        return self is not ProviderFailureKind.INVALID_REQUEST
+
+
+class ProviderError(Exception):
+    """Raised by provider adapters after mapping the SDK's exception; carries no prompt text."""
+
+    def __init__(self, kind: ProviderFailureKind, message: str, *, target_id: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.target_id = target_id
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable

@@ -1,0 +1,26 @@
+"""Ports: the interfaces the domain needs from the outside world. Adapters implement them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from llmops.domain.chat import ChatRequest, Completion
+from llmops.domain.routing import RouteTable, Target
+
+__all__ = ["ChatProvider", "Clock", "RouteSource"]
+
+
+class ChatProvider(Protocol):
+    """One model backend. Must raise `ProviderError` (never an SDK exception) on failure."""
+
+    def complete(self, target: Target, request: ChatRequest) -> Completion: ...
+
+
+class RouteSource(Protocol):
+    """Returns the current route table; implementations cache it (see config TTL)."""
+
+    def current(self) -> RouteTable: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> float: ...

@@ -1,0 +1,247 @@
+"""Route table, weighted target choice, fallback order and a per-container circuit breaker.
+
+This is product logic (no library models LLM aliases with canary weights and fallbacks), so it is
+ours. It is pure: time and randomness come in as arguments so tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from llmops.domain.chat import Usage
+from llmops.domain.errors import BadRequestError, ModelNotFoundError
+
+__all__ = [
+    "CircuitBreaker",
+    "PayloadFormat",
+    "Provider",
+    "Route",
+    "RouteTable",
+    "Target",
+    "WeightedTarget",
+    "attempt_order",
+    "cost_usd",
+]
+
+
+class Provider(StrEnum):
+    BEDROCK = "bedrock"
+    SAGEMAKER = "sagemaker"
+
+
+class PayloadFormat(StrEnum):
+    """SageMaker container payload dialects. Bedrock always speaks Converse."""
+
+    OPENAI = "openai"  # LMI / vLLM / TGI Messages API: {"messages": [...]} -> chat.completion
+    TGI = "tgi"  # {"inputs": <templated prompt>, "parameters": {...}} -> [{"generated_text"}]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    id: str
+    provider: Provider
+    price_per_1k_input_usd: float
+    price_per_1k_output_usd: float
+    context_window: int
+    model_id: str = ""  # Bedrock model id or inference profile
+    endpoint_name: str = ""  # SageMaker endpoint
+    variant: str = ""  # SageMaker production variant (TargetVariant); empty lets SageMaker choose
+    payload_format: PayloadFormat = PayloadFormat.OPENAI
+    chat_template: str = "chatml"  # used by PayloadFormat.TGI only
+    max_output_tokens: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.provider is Provider.BEDROCK and not self.model_id:
+            raise ValueError(f"target {self.id}: bedrock targets need model_id")
+        if self.provider is Provider.SAGEMAKER and not self.endpoint_name:
+            raise ValueError(f"target {self.id}: sagemaker targets need endpoint_name")
+        if self.context_window <= 0 or self.max_output_tokens <= 0:
+            raise ValueError(f"target {self.id}: context_window and max_output_tokens must be positive")
+        if self.price_per_1k_input_usd < 0 or self.price_per_1k_output_usd < 0:
+            raise ValueError(f"target {self.id}: prices cannot be negative")
+
+    @property
+    def display(self) -> str:
+        """What goes into the x-llmops-target header: provider and the concrete model or variant."""
+        if self.provider is Provider.BEDROCK:
+            return f"bedrock:{self.model_id}"
+        variant = f"/{self.variant}" if self.variant else ""
+        return f"sagemaker:{self.endpoint_name}{variant}"
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedTarget:
+    target_id: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    alias: str
+    primaries: tuple[WeightedTarget, ...]
+    fallbacks: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.primaries:
+            raise ValueError(f"route {self.alias}: at least one primary target is required")
+        if any(p.weight < 0 for p in self.primaries) or sum(p.weight for p in self.primaries) <= 0:
+            raise ValueError(f"route {self.alias}: weights must be non-negative and sum above zero")
+
+    def target_ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for tid in (*(p.target_id for p in self.primaries), *self.fallbacks):
+            seen.setdefault(tid, None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    version: str
+    targets: Mapping[str, Target]
+    routes: Mapping[str, Route]
+
+    def __post_init__(self) -> None:
+        for route in self.routes.values():
+            missing = [t for t in route.target_ids() if t not in self.targets]
+            if missing:
+                raise ValueError(f"route {route.alias} names unknown targets: {', '.join(missing)}")
+
+    def route(self, alias: str, allowed: Sequence[str] | None = None) -> Route:
+        route = self.routes.get(alias)
+        if route is None or (allowed is not None and "*" not in allowed and alias not in allowed):
+            # The same answer for "unknown" and "not yours" so keys cannot probe other tenants' aliases.
+            raise ModelNotFoundError(f"The model '{alias}' does not exist or you do not have access to it.",
+                                     param="model")
+        return route
+
+    def aliases(self, allowed: Sequence[str] | None = None) -> list[str]:
+        names = sorted(self.routes)
+        if allowed is None or "*" in allowed:
+            return names
+        return [a for a in names if a in allowed]
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> RouteTable:
+        """Builds a table from the versioned config document (routes.json / the DynamoDB items)."""
+        try:
+            targets = {
+                tid: Target(
+                    id=tid,
+                    provider=Provider(spec["provider"]),
+                    price_per_1k_input_usd=float(spec["price_per_1k_input_usd"]),
+                    price_per_1k_output_usd=float(spec["price_per_1k_output_usd"]),
+                    context_window=int(spec["context_window"]),
+                    model_id=str(spec.get("model_id", "")),
+                    endpoint_name=str(spec.get("endpoint_name", "")),
+                    variant=str(spec.get("variant", "")),
+                    payload_format=PayloadFormat(spec.get("payload_format", "openai")),
+                    chat_template=str(spec.get("chat_template", "chatml")),
+                    max_output_tokens=int(spec.get("max_output_tokens", 4096)),
+                )
+                for tid, spec in doc["targets"].items()
+            }
+            routes = {
+                alias: Route(
+                    alias=alias,
+                    primaries=tuple(
+                        WeightedTarget(str(p["target"]), float(p.get("weight", 1))) for p in spec["targets"]
+                    ),
+                    fallbacks=tuple(str(f) for f in spec.get("fallbacks", ())),
+                    description=str(spec.get("description", "")),
+                )
+                for alias, spec in doc["routes"].items()
+            }
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"route config is missing a field: {exc}") from exc
+        return cls(version=str(doc.get("version", "0")), targets=targets, routes=routes)
+
+
+def pick_weighted(primaries: Sequence[WeightedTarget], draw: float) -> str:
+    """`draw` is uniform in [0, 1): injected so canary splits are testable."""
+    total = sum(p.weight for p in primaries)
+    point = draw * total
+    for p in primaries:
+        if point < p.weight:
+            return p.target_id
+        point -= p.weight
+    return next(p.target_id for p in reversed(primaries) if p.weight > 0)
+
+
+def attempt_order(route: Route, draw: float, is_open: Callable[[str], bool]) -> list[str]:
+    """The order to try targets: the weighted pick, then the other primaries by weight, then fallbacks.
+
+    Targets with an open breaker are moved to the end rather than dropped: if everything is open we
+    would rather probe a sick target than fail without trying.
+    """
+    first = pick_weighted(route.primaries, draw)
+    others = [p.target_id for p in sorted(route.primaries, key=lambda p: -p.weight) if p.weight > 0]
+    ordered = [first, *others, *route.fallbacks]
+    unique = list(dict.fromkeys(ordered))
+    healthy = [t for t in unique if not is_open(t)]
+    sick = [t for t in unique if is_open(t)]
+    return healthy + sick
+
+
+def cost_usd(target: Target, usage: Usage) -> float:
+    return round(
+        usage.input_tokens / 1000 * target.price_per_1k_input_usd
+        + usage.output_tokens / 1000 * target.price_per_1k_output_usd,
+        8,
+    )
+
+
+def check_output_budget(target: Target, max_tokens: int | None) -> None:
+    if max_tokens is not None and max_tokens > min(target.context_window, target.max_output_tokens):
+        raise BadRequestError(
+            f"max_tokens={max_tokens} exceeds this model's limit of "
+            f"{min(target.context_window, target.max_output_tokens)} output tokens.",
+            param="max_tokens",
+            code="context_length_exceeded",
+        )
+
+
+@dataclass(slots=True)
+class _BreakerState:
+    consecutive_failures: int = 0
+    opened_at: float | None = None
+
+
+@dataclass(slots=True)
+class CircuitBreaker:
+    """Per-container breaker: after `threshold` consecutive retryable failures a target is skipped
+    for `cooldown_s`; then one request probes it (half-open) and success closes it again.
+
+    State lives in the Lambda container's memory on purpose: it reacts in milliseconds and needs no
+    table write on the hot path. Each container learns on its own, which is what we want for
+    transient per-AZ or per-endpoint trouble.
+    """
+
+    threshold: int = 5
+    cooldown_s: float = 30.0
+    _states: dict[str, _BreakerState] = field(default_factory=dict)
+
+    def is_open(self, target_id: str, now: float) -> bool:
+        state = self._states.get(target_id)
+        if state is None or state.opened_at is None:
+            return False
+        if now - state.opened_at >= self.cooldown_s:
+            return False  # half-open: let the next request probe it
+        return True
+
+    def record_success(self, target_id: str) -> None:
+        self._states.pop(target_id, None)
+
+    def record_failure(self, target_id: str, now: float) -> None:
+        state = self._states.setdefault(target_id, _BreakerState())
+        state.consecutive_failures += 1
+        if state.consecutive_failures >= self.threshold:
+            state.opened_at = now
+
+
+def default_draw() -> float:
+    return random.random()
