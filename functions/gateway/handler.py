@@ -1,0 +1,100 @@
+"""Gateway Lambda: the OpenAI-compatible API. Thin: parse, call the application layer, respond."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from llmops.application.openai_schema import ChatCompletionRequest, ModelList
+from llmops.application.rendering import validation_error
+from llmops.application.responses import ApiResponse
+from llmops.application.tenant_context import from_authorizer_context
+from llmops.application.wiring import GatewayRuntime, build_gateway
+from llmops.config.env import Settings
+from llmops.domain.errors import GatewayError, RequestTooLargeError
+from llmops.domain.tenancy import TenantContext
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(enable_validation=True)
+_runtime: GatewayRuntime | None = None
+
+
+def runtime() -> GatewayRuntime:
+    global _runtime  # noqa: PLW0603 - one composition root per Lambda container, built on first use
+    if _runtime is None:
+        _runtime = build_gateway(Settings.from_env())
+    return _runtime
+
+
+def _respond(result: ApiResponse) -> Response[str]:
+    headers = {**result.headers, "x-request-id": _request_id()}
+    return Response(result.status, result.content_type, result.body, headers)
+
+
+def _request_id() -> str:
+    return str(app.current_event.request_context.request_id or "local")
+
+
+def _tenant() -> TenantContext:
+    tenant = from_authorizer_context(app.current_event.request_context.authorizer.raw_event)
+    if tenant is None:
+        raise GatewayError("Missing or invalid API key.", status=401, code="invalid_api_key")
+    return tenant
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/v1/models")
+def list_models() -> ModelList:
+    aliases = runtime().routes.current().aliases(_tenant().allowed_models)
+    return ModelList.model_validate({"data": [{"id": alias} for alias in aliases]})
+
+
+@app.post("/v1/chat/completions")
+def chat_completions(body: ChatCompletionRequest) -> Response[str]:
+    return _respond(runtime().chat.handle(body, _tenant(), _request_id()))
+
+
+@app.exception_handler(GatewayError)
+def gateway_error(error: GatewayError) -> Response[str]:
+    logger.info("request refused", extra={"status": error.status, "error_code": error.code})
+    return _respond(ApiResponse.error(error))
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(error: RequestValidationError) -> Response[str]:
+    return gateway_error(validation_error(list(error.errors())))
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return _respond(ApiResponse.error(GatewayError("Unknown route.", status=404, code="not_found")))
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[str]:
+    # The type name is safe to log; the message may echo user input, so it is not logged.
+    logger.error("unhandled error", extra={"error_type": type(error).__name__})
+    return _respond(ApiResponse.error(GatewayError("The gateway failed to process the request.")))
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    limit = runtime().settings.max_body_bytes
+    if len(event.get("body") or "") > limit:
+        # Refused before JSON parsing so an oversized body costs no validation work.
+        request_id = str((event.get("requestContext") or {}).get("requestId", "local"))
+        error = RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+        return ApiResponse.error(error, {"x-request-id": request_id}).to_proxy_result()
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""DynamoDB adapters: item transformations and thin table clients."""

@@ -1,0 +1,154 @@
+"""OpenAI Chat Completions request and response models (the API tier).
+
+Pydantic validates the wire format; `to_domain` turns it into the provider-neutral ChatRequest.
+Fields we do not support yet are declared so we can reject them with a precise 400 naming the
+parameter, instead of silently ignoring what the caller asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llmops.domain.chat import ChatRequest, Message, Role
+from llmops.domain.errors import BadRequestError
+
+__all__ = [
+    "ChatCompletionRequest",
+    "ChatMessageIn",
+    "ErrorBody",
+    "ErrorResponse",
+    "ModelList",
+]
+
+MAX_STOP_SEQUENCES = 4
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Only 'text' parts are supported.")
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart]
+    name: str | None = Field(default=None, max_length=64)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    messages: Annotated[list[ChatMessageIn], Field(min_length=1, max_length=2048)]
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    top_p: Annotated[float | None, Field(gt=0, le=1)] = None
+    max_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: Annotated[str | None, Field(max_length=256)] = None
+    metadata: dict[str, str] | None = None
+    n: Annotated[int | None, Field(ge=1, le=128)] = None
+    # Accepted for SDK compatibility; providers ignore them.
+    seed: int | None = None
+    presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    # Declared only so that using them yields a clear "not supported" error.
+    tools: list[Any] | None = None
+    tool_choice: Any | None = None
+    functions: list[Any] | None = None
+    function_call: Any | None = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    # llmops extensions (see README): grounding documents for the output guard.
+    context: Annotated[list[str] | None, Field(max_length=64)] = None
+
+    @field_validator("stop")
+    @classmethod
+    def _bounded_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed")
+        return value
+
+    def to_domain(self) -> ChatRequest:
+        self._reject_unsupported()
+        messages: list[Message] = []
+        for index, message in enumerate(self.messages):
+            role = Role.SYSTEM if message.role == "developer" else Role(message.role)
+            messages.append(Message(role=role, content=_text_of(message.content, index)))
+        if not any(m.role is not Role.SYSTEM for m in messages):
+            raise BadRequestError("messages must contain at least one user or assistant message.",
+                                  param="messages")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        return ChatRequest(
+            model=self.model,
+            messages=tuple(messages),
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=stop,
+            user=self.user,
+            stream=self.stream,
+            metadata=dict(self.metadata or {}),
+        )
+
+    def _reject_unsupported(self) -> None:
+        if self.n is not None and self.n > 1:
+            raise BadRequestError("n > 1 is not supported; send separate requests.", param="n")
+        for name in ("tools", "tool_choice", "functions", "function_call"):
+            if getattr(self, name) is not None:
+                raise BadRequestError(f"'{name}' is not supported yet by this gateway.", param=name)
+        if self.response_format is not None and self.response_format.get("type", "text") != "text":
+            raise BadRequestError("Only response_format {'type': 'text'} is supported.",
+                                  param="response_format")
+        if self.logprobs:
+            raise BadRequestError("logprobs are not supported.", param="logprobs")
+
+
+def _text_of(content: str | list[ContentPart], index: int) -> str:
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for part_index, part in enumerate(content):
+        if part.type != "text" or part.text is None:
+            raise BadRequestError(
+                f"Content part type '{part.type}' is not supported; only text parts are.",
+                param=f"messages[{index}].content[{part_index}]",
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "llmops-gateway"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

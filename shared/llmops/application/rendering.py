@@ -1,0 +1,122 @@
+"""Renders domain results as OpenAI wire objects: chat.completion, SSE chunks and error bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from llmops.domain.chat import Completion
+from llmops.domain.errors import BadRequestError, GatewayError
+
+__all__ = ["chat_completion", "error_body", "sse_stream", "validation_error"]
+
+_SSE_PIECE_CHARS = 48
+
+
+def chat_completion(completion_id: str, created: int, model: str, completion: Completion) -> dict[str, Any]:
+    usage = completion.usage
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.text, "refusal": None},
+                "finish_reason": completion.finish_reason.value,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+    }
+
+
+def _pieces(text: str) -> Iterator[str]:
+    # Word-aligned pieces so clients that render as they read see natural chunks.
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + _SSE_PIECE_CHARS)
+        if end < len(text):
+            space = text.rfind(" ", start + 1, end)
+            end = space + 1 if space > start else end
+        yield text[start:end]
+        start = end
+
+
+def sse_stream(
+    completion_id: str, created: int, model: str, completion: Completion, include_usage: bool
+) -> str:
+    """The whole SSE body at once: REST API Lambda proxy integrations cannot stream (see README)."""
+
+    def chunk(delta: Mapping[str, Any], finish: str | None, usage: Mapping[str, int] | None = None) -> str:
+        body: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": dict(delta), "finish_reason": finish, "logprobs": None}]
+            if usage is None
+            else [],
+        }
+        if usage is not None:
+            body["usage"] = dict(usage)
+        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+    parts = [chunk({"role": "assistant", "content": ""}, None)]
+    parts.extend(chunk({"content": piece}, None) for piece in _pieces(completion.text))
+    parts.append(chunk({}, completion.finish_reason.value))
+    if include_usage:
+        u = completion.usage
+        parts.append(
+            chunk({}, None, {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+                             "total_tokens": u.total_tokens})
+        )
+    parts.append("data: [DONE]\n\n")
+    return "".join(parts)
+
+
+def error_body(error: GatewayError) -> dict[str, Any]:
+    return {"error": {"message": error.message, "type": error.error_type, "code": error.code,
+                      "param": error.param}}
+
+
+def _param_from_location(loc: tuple[Any, ...]) -> str | None:
+    path = [p for p in loc if p != "body"]
+    # pydantic adds union member names (e.g. 'str', 'list[ContentPart]') to locations; drop them.
+    path = [p for p in path if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"}))]
+    if not path:
+        return None
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validation_error(errors: list[Mapping[str, Any]]) -> GatewayError:
+    """Maps the first pydantic error to an OpenAI-style 400, naming the offending parameter."""
+    if not errors:
+        return BadRequestError("Invalid request body.")
+    first = errors[0]
+    kind = str(first.get("type", ""))
+    loc = tuple(first.get("loc", ()))
+    if kind == "json_invalid":
+        return BadRequestError("The request body is not valid JSON.", code="invalid_json")
+    param = _param_from_location(loc)
+    if kind == "missing":
+        return BadRequestError(f"Missing required parameter: '{param}'.", param=param,
+                               code="missing_required_parameter")
+    if kind == "extra_forbidden":
+        return BadRequestError(f"Unrecognized request argument supplied: {param}", param=param,
+                               code="unknown_parameter")
+    if kind == "literal_error" and param and param.endswith(".role"):
+        return BadRequestError(f"Invalid value for '{param}': supported roles are system, developer, "
+                               "user and assistant.", param=param, code="invalid_value")
+    message = str(first.get("msg", "invalid value"))
+    return BadRequestError(f"Invalid value for '{param or 'body'}': {message}.", param=param,
+                           code="invalid_value")

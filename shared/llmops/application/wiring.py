@@ -1,0 +1,75 @@
+"""Composition root: builds adapters from Settings and wires them into the domain services.
+
+Called on the first request of a Lambda container (never at import time), and by the local stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from llmops.adapters import aws_clients
+from llmops.adapters.bedrock.client import BedrockConverseProvider
+from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
+from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
+from llmops.application.chat_endpoint import ChatEndpoint
+from llmops.config.env import Settings
+from llmops.domain.completions import CompletionService
+from llmops.domain.ports import ChatProvider, RouteSource
+from llmops.domain.routing import Provider
+
+__all__ = ["GatewayRuntime", "build_gateway"]
+
+
+@dataclass(slots=True)
+class GatewayRuntime:
+    settings: Settings
+    routes: RouteSource
+    completions: CompletionService
+    chat: ChatEndpoint
+
+
+def _control_plane_client(service: str) -> Callable[[], Any]:
+    # Short timeouts: config and accounting calls are on the hot path and must fail fast.
+    return partial(aws_clients.client, service, connect_timeout_s=1.0, read_timeout_s=3.0, max_attempts=3)
+
+
+def build_route_source(settings: Settings) -> RouteSource:
+    if settings.routes_table:
+        return DynamoRouteSource(_control_plane_client("dynamodb"), settings.routes_table, settings.config_ttl_s)
+    return FileRouteSource(Path(settings.routes_file)) if settings.routes_file else FileRouteSource()
+
+
+def build_providers(settings: Settings) -> dict[Provider, ChatProvider]:
+    def runtime_client(service: str) -> Callable[[], Any]:
+        return partial(
+            aws_clients.client,
+            service,
+            connect_timeout_s=settings.provider_connect_timeout_s,
+            read_timeout_s=settings.provider_read_timeout_s,
+            max_attempts=settings.provider_max_attempts,
+        )
+
+    return {
+        Provider.BEDROCK: BedrockConverseProvider(runtime_client("bedrock-runtime")),
+        Provider.SAGEMAKER: SageMakerEndpointProvider(runtime_client("sagemaker-runtime")),
+    }
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    routes: RouteSource | None = None,
+    providers: dict[Provider, ChatProvider] | None = None,
+) -> GatewayRuntime:
+    route_source = routes or build_route_source(settings)
+    completions = CompletionService(routes=route_source, providers=providers or build_providers(settings))
+    return GatewayRuntime(
+        settings=settings,
+        routes=route_source,
+        completions=completions,
+        chat=ChatEndpoint(completions),
+    )

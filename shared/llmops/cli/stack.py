@@ -1,0 +1,82 @@
+"""Where CLI commands act: the local stack (via its state dir) or a deployed CloudFormation stack.
+
+Every admin command takes `--state-dir` or `--stack`; this module turns either into table names and
+boto3 clients so commands never care which one they talk to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from llmops.config.env import Settings
+from llmops.config.tables import TABLES
+
+__all__ = ["LOCAL_STATE_FILE", "StackConnection", "connect", "local_table_name"]
+
+LOCAL_STATE_FILE = "local.json"
+LOCAL_REGION = "us-east-1"
+
+
+def local_table_name(logical_name: str) -> str:
+    return f"llmops-local-{logical_name}"
+
+
+@dataclass(slots=True)
+class StackConnection:
+    settings: Settings
+    region: str
+    endpoint_url: str | None = None  # set for the local stack only
+    local_state: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        if self.endpoint_url is None:
+            return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto accepts any credentials
+        )
+
+
+def _local(state_dir: Path) -> StackConnection:
+    state_file = state_dir / LOCAL_STATE_FILE
+    if not state_file.exists():
+        raise FileNotFoundError(
+            f"No local stack state at {state_file}. Start one with `llmops serve --state-dir {state_dir}`."
+        )
+    state = json.loads(state_file.read_text())
+    names = {spec.env_var.removeprefix("LLMOPS_").lower(): local_table_name(spec.logical_name) for spec in TABLES}
+    return StackConnection(
+        settings=Settings.model_validate(names),
+        region=LOCAL_REGION,
+        endpoint_url=str(state["aws_endpoint_url"]),
+        local_state=state,
+    )
+
+
+def _deployed(stack_name: str, region: str | None) -> StackConnection:
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or LOCAL_REGION
+    cfn = boto3.client("cloudformation", region_name=region)
+    stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    # The CDK stack exports each table name as an output named after its env var (see infra/).
+    names = {
+        spec.env_var.removeprefix("LLMOPS_").lower(): outputs[spec.env_var.replace("_", "")]
+        for spec in TABLES
+        if spec.env_var.replace("_", "") in outputs
+    }
+    return StackConnection(settings=Settings.model_validate(names), region=region)
+
+
+def connect(state_dir: Path | None = None, stack: str | None = None, region: str | None = None) -> StackConnection:
+    if stack:
+        return _deployed(stack, region)
+    return _local(state_dir or Path(".llmops"))

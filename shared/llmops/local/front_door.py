@@ -1,0 +1,140 @@
+"""The local API Gateway: turns HTTP requests into REST API proxy events, runs the real authorizer,
+then the real gateway handler, and writes the proxy result back as HTTP.
+
+It mirrors what the deployed API does: `/health` needs no key, everything under `/v1` goes through
+the authorizer (with a result cache like API Gateway's), and an authorizer refusal is a 401 in the
+OpenAI error shape, as the CDK stack's UNAUTHORIZED gateway response renders it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from llmops.local.lambda_runtime import invoke, load_handler_module
+
+__all__ = ["FrontDoor", "UNAUTHORIZED_BODY"]
+
+UNAUTHORIZED_BODY = {
+    "error": {
+        "message": "Missing or invalid API key. Pass it as 'Authorization: Bearer <key>'.",
+        "type": "invalid_request_error",
+        "code": "invalid_api_key",
+        "param": None,
+    }
+}
+STAGE = "local"
+_METHOD_ARN = "arn:aws:execute-api:us-east-1:000000000000:local/{stage}/{method}{path}"
+
+
+class FrontDoor:
+    def __init__(self, authorizer_cache_ttl_s: float = 60.0, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+        self._gateway = load_handler_module("gateway")
+        self._authorizer = load_handler_module("authorizer")
+        self._cache_ttl_s = authorizer_cache_ttl_s
+        self._max_body_bytes = max_body_bytes  # API Gateway's own hard payload limit is 10 MB
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self.handle(request)
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        body = request.get_data(cache=False)
+        if len(body) > self._max_body_bytes:
+            return _json_response(413, {"error": {"message": "Request entity too large.",
+                                                  "type": "invalid_request_error",
+                                                  "code": "request_too_large", "param": None}})
+        event = self._event(request, body)
+        if request.path != "/health":
+            context = self._authorize(event)
+            if context is None:
+                return _json_response(401, UNAUTHORIZED_BODY)
+            event["requestContext"]["authorizer"] = context
+        result = invoke(self._gateway, event, "llmops-gateway")
+        return _proxy_response(result)
+
+    def _authorize(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        header = next((v for k, v in event["headers"].items() if k.lower() == "authorization"), "")
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(header)
+            if cached and now - cached[0] < self._cache_ttl_s:
+                return cached[1]
+        auth_event = {
+            "type": "REQUEST",
+            "methodArn": _METHOD_ARN.format(stage=STAGE, method=event["httpMethod"], path=event["path"]),
+            "headers": event["headers"],
+            "requestContext": event["requestContext"],
+        }
+        try:
+            policy = invoke(self._authorizer, auth_event, "llmops-authorizer")
+        except PermissionError:
+            return None
+        context = {**policy.get("context", {}), "principalId": policy["principalId"]}
+        with self._lock:
+            self._cache[header] = (now, context)
+        return context
+
+    @staticmethod
+    def _event(request: Request, body: bytes) -> dict[str, Any]:
+        headers = dict(request.headers.items())
+        try:
+            text, is_base64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, is_base64 = base64.b64encode(body).decode("ascii"), True
+        query = {k: v for k, v in request.args.items()} or None
+        request_id = str(uuid.uuid4())
+        proxy = request.path.removeprefix("/v1/") if request.path.startswith("/v1/") else None
+        return {
+            "resource": "/v1/{proxy+}" if proxy is not None else request.path,
+            "path": request.path,
+            "httpMethod": request.method,
+            "headers": headers,
+            "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers.keys()},  # noqa: SIM118
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args} or None,
+            "pathParameters": {"proxy": proxy} if proxy is not None else None,
+            "stageVariables": None,
+            "requestContext": {
+                "accountId": "000000000000",
+                "apiId": "local",
+                "stage": STAGE,
+                "requestId": request_id,
+                "extendedRequestId": request_id,
+                "httpMethod": request.method,
+                "path": f"/{STAGE}{request.path}",
+                "resourcePath": "/v1/{proxy+}" if proxy is not None else request.path,
+                "protocol": "HTTP/1.1",
+                "requestTimeEpoch": int(time.time() * 1000),
+                "identity": {"sourceIp": request.remote_addr or "127.0.0.1", "userAgent": request.user_agent.string},
+            },
+            "body": text or None,
+            "isBase64Encoded": is_base64,
+        }
+
+
+def _json_response(status: int, payload: Any) -> Response:
+    return Response(json.dumps(payload), status=status, content_type="application/json")
+
+
+def _proxy_response(result: dict[str, Any]) -> Response:
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+    response = Response(data, status=int(result.get("statusCode", 502)))
+    for name, value in (result.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        response.headers.remove(name)
+        for value in values:
+            response.headers.add(name, str(value))
+    return response

@@ -1,0 +1,54 @@
+"""Runs the real Lambda handler modules in-process, the way the Lambda runtime would.
+
+Handlers live in functions/<name>/handler.py (not a package), so they are loaded by file path
+under a unique module name, once, exactly like a warm Lambda container.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = ["FUNCTIONS_DIR", "LocalLambdaContext", "load_handler_module"]
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
+
+
+@dataclass(slots=True)
+class LocalLambdaContext:
+    """The attributes Powertools reads from a Lambda context object."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def load_handler_module(name: str, functions_dir: Path = FUNCTIONS_DIR) -> ModuleType:
+    module_name = f"llmops_function_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = functions_dir / name / "handler.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load Lambda handler {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def invoke(module: ModuleType, event: dict[str, Any], function_name: str) -> Any:
+    return module.handler(event, LocalLambdaContext(function_name=function_name))

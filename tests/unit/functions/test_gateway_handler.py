@@ -1,0 +1,192 @@
+"""The gateway handler end to end on API Gateway proxy events, with scripted providers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from llmops.adapters.dynamodb.route_source import FileRouteSource
+from llmops.application.wiring import build_gateway
+from llmops.config.env import Settings
+from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
+from llmops.domain.errors import ProviderError, ProviderFailureKind
+from llmops.domain.routing import Provider, Target
+from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
+
+
+class EchoProvider:
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+        self.calls: list[str] = []
+
+    def complete(self, target: Target, request: ChatRequest) -> Completion:
+        self.calls.append(target.id)
+        if target.id in self.failing:
+            raise ProviderError(ProviderFailureKind.THROTTLED, "throttled", target_id=target.id)
+        return Completion("Hello there, this is a deterministic answer.", FinishReason.STOP, Usage(12, 8))
+
+
+@pytest.fixture
+def provider() -> EchoProvider:
+    return EchoProvider()
+
+
+@pytest.fixture
+def gateway(provider: EchoProvider) -> Iterator[ModuleType]:
+    module = load_handler_module("gateway")
+    module._runtime = build_gateway(
+        Settings(max_body_bytes=4096),
+        routes=FileRouteSource(),
+        providers={Provider.BEDROCK: provider, Provider.SAGEMAKER: provider},
+    )
+    yield module
+    module._runtime = None
+
+
+def _invoke(module: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    result = module.handler(event, LocalLambdaContext("gateway"))
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    for k, values in (result.get("multiValueHeaders") or {}).items():
+        headers[k.lower()] = values[-1]
+    body = result["body"]
+    if headers.get("content-type", "").startswith("application/json"):
+        body = json.loads(body)
+    return result["statusCode"], headers, body
+
+
+def _with_body(event: dict[str, Any], body: Any) -> dict[str, Any]:
+    return {**event, "body": body if isinstance(body, str) else json.dumps(body)}
+
+
+def test_chat_completion_has_openai_shape_and_provenance(gateway: ModuleType, load_event: Any) -> None:
+    status, headers, body = _invoke(gateway, load_event("chat_completion"))
+    assert status == 200
+    assert body["object"] == "chat.completion"
+    assert body["model"] == "chat-default"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": body["choices"][0]["message"]
+                                             ["content"], "refusal": None}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}
+    assert headers["x-request-id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    assert headers["x-llmops-route"] == "chat-default"
+    assert headers["x-llmops-target"] == "bedrock:anthropic.claude-3-5-haiku-20241022-v1:0"
+    assert float(headers["x-llmops-cost-usd"]) > 0
+
+
+def test_streaming_returns_well_formed_sse(gateway: ModuleType, load_event: Any) -> None:
+    status, headers, body = _invoke(gateway, load_event("chat_completion_stream"))
+    assert status == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    events = [line.removeprefix("data: ") for line in body.split("\n\n") if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "Hello there, this is a deterministic answer."
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["total_tokens"] == 20
+
+
+def test_models_lists_aliases(gateway: ModuleType, load_event: Any) -> None:
+    status, _, body = _invoke(gateway, load_event("list_models"))
+    assert status == 200
+    assert {m["id"] for m in body["data"]} >= {"chat-default", "llama3-8b"}
+
+
+def test_health_needs_no_tenant(gateway: ModuleType, load_event: Any) -> None:
+    status, _, body = _invoke(gateway, load_event("health"))
+    assert (status, body) == (200, {"status": "ok"})
+
+
+def test_throttled_primary_falls_back(gateway: ModuleType, provider: EchoProvider, load_event: Any) -> None:
+    provider.failing.add("bedrock-claude-haiku")
+    status, headers, _ = _invoke(gateway, load_event("chat_completion"))
+    assert status == 200
+    assert headers["x-llmops-target"] == "bedrock:amazon.nova-lite-v1:0"
+    assert provider.calls == ["bedrock-claude-haiku", "bedrock-nova-lite"]
+
+
+def test_all_targets_throttled_is_503_with_retry_after(
+    gateway: ModuleType, provider: EchoProvider, load_event: Any
+) -> None:
+    provider.failing.update({"bedrock-claude-haiku", "bedrock-nova-lite"})
+    status, headers, body = _invoke(gateway, load_event("chat_completion"))
+    assert status == 503
+    assert headers["retry-after"] == "1"
+    assert "chat-default" in body["error"]["message"]
+
+
+BAD_BODIES = [
+    ("{not json", 400, None, "invalid_json"),
+    ({"messages": [{"role": "user", "content": "x"}]}, 400, "model", "missing_required_parameter"),
+    ({"model": "chat-default", "messages": []}, 400, "messages", "invalid_value"),
+    ({"model": "chat-default", "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role",
+     "invalid_value"),
+    ({"model": "chat-default", "messages": "hello"}, 400, "messages", "invalid_value"),
+    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, 400,
+     "temperature", "invalid_value"),
+    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "n": 2}, 400, "n",
+     "invalid_request"),
+    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
+     400, "tools", "invalid_request"),
+    ({"model": "chat-default", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "http://x"}}]}]}, 400, "messages[0].content[0]",
+     "invalid_request"),
+    ({"model": "chat-default", "messages": [{"role": "system", "content": "only system"}]}, 400, "messages",
+     "invalid_request"),
+    ({"model": "gpt-unknown", "messages": [{"role": "user", "content": "x"}]}, 404, "model", "model_not_found"),
+    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "max_tokens": 10_000_000}, 400,
+     "max_tokens", "context_length_exceeded"),
+    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "bogus": 1}, 400, "bogus",
+     "unknown_parameter"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "param", "code"), BAD_BODIES)
+def test_bad_input_gets_openai_error_shape(
+    gateway: ModuleType, load_event: Any, body: Any, status: int, param: str | None, code: str
+) -> None:
+    got_status, _, got = _invoke(gateway, _with_body(load_event("chat_completion"), body))
+    assert got_status == status, got
+    assert set(got["error"]) == {"message", "type", "code", "param"}
+    assert got["error"]["code"] == code
+    assert got["error"]["param"] == param
+
+
+def test_oversized_body_is_413(gateway: ModuleType, load_event: Any) -> None:
+    big = {"model": "chat-default", "messages": [{"role": "user", "content": "x" * 5000}]}
+    status, headers, body = _invoke(gateway, _with_body(load_event("chat_completion"), big))
+    assert status == 413
+    assert body["error"]["code"] == "request_too_large"
+    assert headers["x-request-id"]
+
+
+def test_missing_tenant_context_is_401(gateway: ModuleType, load_event: Any) -> None:
+    event = load_event("chat_completion")
+    event["requestContext"]["authorizer"] = None
+    status, _, body = _invoke(gateway, event)
+    assert status == 401
+    assert body["error"]["code"] == "invalid_api_key"
+
+
+def test_unknown_route_is_openai_404(gateway: ModuleType, load_event: Any) -> None:
+    status, _, body = _invoke(gateway, {**load_event("list_models"), "path": "/v1/nope"})
+    assert status == 404
+    assert body["error"]["code"] == "not_found"
+
+
+def test_unexpected_failure_is_500_without_details(
+    gateway: ModuleType, provider: EchoProvider, load_event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(target: Target, request: ChatRequest) -> Completion:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(provider, "complete", explode)
+    status, _, body = _invoke(gateway, load_event("chat_completion"))
+    assert status == 500
+    assert "secret" not in json.dumps(body)
+    assert body["error"]["code"] == "internal_error"
