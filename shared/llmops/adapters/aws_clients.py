@@ -1,0 +1,134 @@
+"""boto3 clients built once per Lambda container, with explicit timeouts and standard retries.
+
+Endpoints are not configured here on purpose: botocore already honours `AWS_ENDPOINT_URL` and
+`AWS_ENDPOINT_URL_<SERVICE_ID>` (e.g. `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`,
+`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`), which is how the local stack points these unchanged clients
+at moto and the model emulators.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+from llmops.domain.errors import ProviderFailureKind
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+__all__ = [
+    "bedrock_runtime",
+    "clear_client_cache",
+    "client",
+    "sagemaker_runtime",
+    "transport_failure_kind",
+]
+
+_CacheKey = tuple[str, float, float, int, "str | None", "str | None", "str | None"]
+_clients: dict[_CacheKey, BaseClient] = {}
+_lock = threading.Lock()
+
+
+def _endpoint_env(service: str) -> tuple[str | None, str | None]:
+    # Part of the cache key so a process that re-points the endpoint (tests, `llmops serve` restarts)
+    # never reuses a client bound to the old address.
+    service_var = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_").replace(" ", "_")
+    return os.environ.get(service_var), os.environ.get("AWS_ENDPOINT_URL")
+
+
+def client(
+    service: str,
+    *,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    max_attempts: int,
+    region: str | None = None,
+) -> BaseClient:
+    """A cached boto3 client for `service`; the same settings return the same client object.
+
+    `max_attempts` is the total number of calls including the first (1 disables retries).
+    """
+    endpoint, any_endpoint = _endpoint_env(service)
+    settings = (connect_timeout_s, read_timeout_s, max_attempts)
+    key: _CacheKey = (service, *settings, region, endpoint, any_endpoint)
+    with _lock:
+        cached = _clients.get(key)
+        if cached is not None:
+            return cached
+        config = Config(
+            # total_max_attempts counts the first call; botocore's `max_attempts` key would mean
+            # *retries* and silently add one more call than the setting says.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            tcp_keepalive=True,
+        )
+        created: BaseClient = boto3.session.Session().client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            config=config,
+        )
+        _clients[key] = created
+        return created
+
+
+def bedrock_runtime(
+    *, connect_timeout_s: float, read_timeout_s: float, max_attempts: int, region: str | None = None
+) -> BedrockRuntimeClient:
+    return cast(
+        "BedrockRuntimeClient",
+        client(
+            "bedrock-runtime",
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            max_attempts=max_attempts,
+            region=region,
+        ),
+    )
+
+
+def sagemaker_runtime(
+    *, connect_timeout_s: float, read_timeout_s: float, max_attempts: int, region: str | None = None
+) -> SageMakerRuntimeClient:
+    return cast(
+        "SageMakerRuntimeClient",
+        client(
+            "sagemaker-runtime",
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            max_attempts=max_attempts,
+            region=region,
+        ),
+    )
+
+
+def clear_client_cache() -> None:
+    with _lock:
+        _clients.clear()
+
+
+def transport_failure_kind(exc: BaseException) -> ProviderFailureKind | None:
+    """The failure kind of a botocore transport or client-side error, or None for anything else.
+
+    Order matters: ConnectTimeoutError is a subclass of EndpointConnectionError.
+    """
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return ProviderFailureKind.TIMEOUT
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
+        return ProviderFailureKind.UNAVAILABLE
+    if isinstance(exc, ParamValidationError):
+        return ProviderFailureKind.INVALID_REQUEST
+    return None

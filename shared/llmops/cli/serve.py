@@ -1,0 +1,51 @@
+"""`llmops serve`: the local stack in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from llmops.local.stack import LocalStack, LocalStackOptions
+
+console = Console(stderr=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface for the front door.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the front door (0 picks a free one).")] = 8080,
+    state_dir: Annotated[Path, typer.Option(help="Where local.json is written.")] = Path(".llmops"),
+    forward_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) the emulators forward to."),
+    ] = None,
+    routes_file: Annotated[Path | None, typer.Option(help="Route config to seed instead of the bundled one.")] = None,
+) -> None:
+    """Start moto, the Bedrock and SageMaker runtime emulators and the API front door."""
+    options = LocalStackOptions(host=host, port=port, state_dir=state_dir, forward_url=forward_url)
+    if routes_file is not None:
+        options.routes_file = routes_file
+    stack = LocalStack(options)
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    with console.status("Starting the local stack..."):
+        state = stack.start()
+    console.print(f"[bold green]llmops local stack ready[/] at [cyan]{state['base_url']}[/]")
+    console.print(f"  API key: [yellow]{state['api_key']}[/]  tenant: {state['tenant']}")
+    console.print(f"  AWS (moto): {state['aws_endpoint_url']}  state: {state_dir / 'local.json'}")
+    console.print("  Try: curl -s -H \"Authorization: Bearer $KEY\" " + state["base_url"] + "/models")
+    try:
+        stopping.wait()
+    finally:
+        console.print("Stopping...")
+        stack.stop()

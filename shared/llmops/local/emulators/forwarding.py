@@ -1,0 +1,127 @@
+"""Forwarding emulated model calls to an OpenAI-compatible server the user already runs.
+
+With a forwarder configured (e.g. a local vLLM or ollama), the emulators keep speaking the AWS wire
+protocols to the gateway but the text comes from a real model. Chat payloads go to
+`{base}/chat/completions`; TGI's raw templated prompts go to `{base}/completions`, since re-wrapping a
+rendered prompt in a chat message would apply a chat template twice.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmops.local.emulators.answers import EmulatedFinish, Generation, estimate_tokens
+
+__all__ = ["ForwardingError", "OpenAICompatibleForwarder"]
+
+_FINISH = {"length": EmulatedFinish.LENGTH, "stop": EmulatedFinish.END}
+
+
+class ForwardingError(Exception):
+    """The upstream server failed; `status` is its HTTP status (502 unreachable, 504 timed out)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAICompatibleForwarder:
+    base_url: str  # e.g. "http://127.0.0.1:11434/v1"
+    model: str | None = None  # the upstream model name; None sends the emulated model id unchanged
+    api_key: str | None = None
+    timeout_s: float = 120.0
+
+    def chat(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, str]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+    ) -> Generation:
+        body = self._body(model, max_tokens, temperature, top_p, stop)
+        body["messages"] = [dict(m) for m in messages]
+        doc = self._post("/chat/completions", body)
+        prompt_text = "".join(str(m.get("content", "")) for m in messages)
+        try:
+            choice = doc["choices"][0]
+            text = str((choice.get("message") or {}).get("content") or "")
+            return self._generation(doc, choice, text, prompt_text)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise ForwardingError(502, "upstream answered an unexpected chat document") from exc
+
+    def complete_prompt(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+    ) -> Generation:
+        body = self._body(model, max_tokens, temperature, top_p, stop)
+        body["prompt"] = prompt
+        doc = self._post("/completions", body)
+        try:
+            choice = doc["choices"][0]
+            return self._generation(doc, choice, str(choice.get("text") or ""), prompt)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise ForwardingError(502, "upstream answered an unexpected completion document") from exc
+
+    def _body(
+        self,
+        model: str,
+        max_tokens: int | None,
+        temperature: float | None,
+        top_p: float | None,
+        stop: Sequence[str],
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model or model, "stream": False}
+        optional = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if stop:
+            body["stop"] = list(stop)
+        return body
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> Any:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = self.base_url.rstrip("/") + path
+        if not url.startswith(("http://", "https://")):
+            raise ForwardingError(502, "forwarding base URL must be http(s)")
+        data = json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 (scheme checked)
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise ForwardingError(exc.code, f"upstream answered HTTP {exc.code}") from exc
+        except TimeoutError as exc:
+            raise ForwardingError(504, "upstream timed out") from exc
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise ForwardingError(504, "upstream timed out") from exc
+            raise ForwardingError(502, f"upstream unreachable: {exc.reason}") from exc
+        except ValueError as exc:
+            raise ForwardingError(502, "upstream answered with invalid JSON") from exc
+
+    @staticmethod
+    def _generation(doc: Any, choice: Any, text: str, prompt_text: str) -> Generation:
+        usage = doc.get("usage") or {}
+        return Generation(
+            text=text,
+            finish=_FINISH.get(str(choice.get("finish_reason")), EmulatedFinish.END),
+            input_tokens=int(usage.get("prompt_tokens") or estimate_tokens(prompt_text)),
+            output_tokens=int(usage.get("completion_tokens") or len(text.split())),
+        )

@@ -1,0 +1,135 @@
+"""`llmops serve`: moto, the model runtime emulators and the front door, wired like the cloud stack.
+
+Everything a deployed stack gets from CDK (tables, env vars, seeded routes, a dev tenant and key)
+comes from the same definitions here, so the handlers cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops.adapters.dynamodb.provisioning import create_tables
+from llmops.adapters.dynamodb.route_items import table_items
+from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, load_route_document
+from llmops.cli.stack import LOCAL_REGION, LOCAL_STATE_FILE, local_table_name
+from llmops.config.env import EnvVar
+from llmops.config.tables import TABLES
+from llmops.domain.keys import generate_api_key
+from llmops.local.aws_emulation import MotoService
+from llmops.domain.routing import RouteTable
+from llmops.local.emulators import BedrockRuntimeEmulator, OpenAICompatibleForwarder, SageMakerRuntimeEmulator
+from llmops.local.front_door import FrontDoor
+from llmops.local.wsgi_server import LoopbackServer
+
+__all__ = ["DEV_TENANT", "LocalStack", "LocalStackOptions"]
+
+DEV_TENANT = "dev"
+log = logging.getLogger("llmops.local")
+
+
+@dataclass(slots=True)
+class LocalStackOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: Path = Path(".llmops")
+    routes_file: Path = DEFAULT_ROUTES_FILE
+    forward_url: str | None = None  # an OpenAI-compatible server the emulators forward to
+    config_ttl_s: float = 2.0
+    authorizer_cache_ttl_s: float = 60.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def _environment(options: LocalStackOptions, moto_url: str, bedrock_url: str, sagemaker_url: str) -> dict[str, str]:
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
+        "POWERTOOLS_SERVICE_NAME": "llmops-gateway",
+        "POWERTOOLS_METRICS_NAMESPACE": "LLMOps",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        EnvVar.STAGE: "local",
+        EnvVar.CONFIG_TTL_S: str(options.config_ttl_s),
+        EnvVar.KEY_PEPPER: secrets.token_hex(16),
+        # A timeout fault in the emulators must surface as a timeout, not a minute-long hang.
+        EnvVar.PROVIDER_READ_TIMEOUT_S: "5",
+        EnvVar.PROVIDER_CONNECT_TIMEOUT_S: "1",
+    }
+    env.update({spec.env_var: local_table_name(spec.logical_name) for spec in TABLES})
+    env.update(options.extra_env)
+    return env
+
+
+class LocalStack:
+    def __init__(self, options: LocalStackOptions) -> None:
+        self.options = options
+        table = RouteTable.from_document(load_route_document(options.routes_file))
+        forwarder = OpenAICompatibleForwarder(options.forward_url) if options.forward_url else None
+        self._moto = MotoService()
+        self._bedrock = LoopbackServer(BedrockRuntimeEmulator.from_route_table(table, forwarder=forwarder))
+        self._sagemaker = LoopbackServer(SageMakerRuntimeEmulator.from_route_table(table, forwarder=forwarder))
+        self._front: LoopbackServer | None = None
+        self.state: dict[str, Any] = {}
+
+    def start(self) -> dict[str, Any]:
+        self._moto.start()
+        self._bedrock.start()
+        self._sagemaker.start()
+        os.environ.update(_environment(self.options, self._moto.url, self._bedrock.url, self._sagemaker.url))
+        self._provision()
+        api_key = self._seed_dev_key()
+        front = FrontDoor(authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s)
+        self._front = LoopbackServer(front, host=self.options.host, port=self.options.port)
+        self._front.start()
+        self.state = {
+            "base_url": f"{self._front.url}/v1",
+            "api_key": api_key,
+            "tenant": DEV_TENANT,
+            "aws_endpoint_url": self._moto.url,
+            "bedrock_runtime_url": self._bedrock.url,
+            "sagemaker_runtime_url": self._sagemaker.url,
+            "pid": os.getpid(),
+        }
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        state_file = self.options.state_dir / LOCAL_STATE_FILE
+        state_file.write_text(json.dumps(self.state, indent=2))
+        state_file.chmod(0o600)  # holds a working API key
+        return self.state
+
+    def _provision(self) -> None:
+        from llmops.adapters import aws_clients  # noqa: PLC0415 - after endpoints are set
+
+        dynamodb = aws_clients.client("dynamodb", connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
+        create_tables(dynamodb, {spec.logical_name: local_table_name(spec.logical_name) for spec in TABLES})
+        routes_table = local_table_name("Routes")
+        for item in table_items(load_route_document(self.options.routes_file)):
+            dynamodb.put_item(TableName=routes_table, Item=item)
+
+    def _seed_dev_key(self) -> str:
+        from llmops.application.wiring import build_key_store  # noqa: PLC0415
+        from llmops.config.env import Settings  # noqa: PLC0415
+
+        raw_key = generate_api_key()
+        build_key_store(Settings.from_env()).seed(raw_key, DEV_TENANT, time.time())
+        return raw_key
+
+    def stop(self) -> None:
+        for server in (self._front, self._sagemaker, self._bedrock):
+            if server is not None:
+                server.stop()
+        self._moto.stop()
+        state_file = self.options.state_dir / LOCAL_STATE_FILE
+        if state_file.exists():
+            state_file.unlink()
