@@ -55,7 +55,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [
-                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": _stage_arn(event["methodArn"])}
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": _stage_arn(event["methodArn"]),
+                }
             ],
         },
         "context": to_authorizer_context(tenant),

@@ -64,15 +64,19 @@ def chat_completions(body: ChatCompletionRequest) -> Response[str]:
     return _respond(runtime().chat.handle(body, _tenant(), _request_id()))
 
 
-@app.exception_handler(GatewayError)
-def gateway_error(error: GatewayError) -> Response[str]:
+def _refuse(error: GatewayError) -> Response[str]:
     logger.info("request refused", extra={"status": error.status, "error_code": error.code})
     return _respond(ApiResponse.error(error))
 
 
-@app.exception_handler(RequestValidationError)
+@app.exception_handler(GatewayError)  # type: ignore[untyped-decorator]
+def gateway_error(error: GatewayError) -> Response[str]:
+    return _refuse(error)
+
+
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def invalid_request(error: RequestValidationError) -> Response[str]:
-    return gateway_error(validation_error(list(error.errors())))
+    return _refuse(validation_error(list(error.errors())))
 
 
 @app.not_found
@@ -80,7 +84,7 @@ def not_found(_: Exception) -> Response[str]:
     return _respond(ApiResponse.error(GatewayError("Unknown route.", status=404, code="not_found")))
 
 
-@app.exception_handler(Exception)
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def unexpected(error: Exception) -> Response[str]:
     # The type name is safe to log; the message may echo user input, so it is not logged.
     logger.error("unhandled error", extra={"error_type": type(error).__name__})
@@ -97,4 +101,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request_id = str((event.get("requestContext") or {}).get("requestId", "local"))
         error = RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
         return ApiResponse.error(error, {"x-request-id": request_id}).to_proxy_result()
-    return app.resolve(event, context)
+    return app.resolve(_as_json(event), context)
+
+
+def _as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """Every route speaks JSON: a body sent as form data (curl -d) is parsed as JSON, not as a form."""
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    headers["Content-Type"] = "application/json"
+    multi["Content-Type"] = ["application/json"]
+    return {**event, "headers": headers, "multiValueHeaders": multi}

@@ -42,5 +42,6 @@ class ChatEndpoint:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             text = sse_stream(completion_id, created, request.model, result.completion, include_usage)
             return ApiResponse(200, text, EVENT_STREAM, {**headers, "Cache-Control": "no-cache"})
-        return ApiResponse.json(200, chat_completion(completion_id, created, request.model, result.completion),
-                                headers)
+        return ApiResponse.json(
+            200, chat_completion(completion_id, created, request.model, result.completion), headers
+        )

@@ -74,22 +74,37 @@ def sse_stream(
     if include_usage:
         u = completion.usage
         parts.append(
-            chunk({}, None, {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-                             "total_tokens": u.total_tokens})
+            chunk(
+                {},
+                None,
+                {
+                    "prompt_tokens": u.input_tokens,
+                    "completion_tokens": u.output_tokens,
+                    "total_tokens": u.total_tokens,
+                },
+            )
         )
     parts.append("data: [DONE]\n\n")
     return "".join(parts)
 
 
 def error_body(error: GatewayError) -> dict[str, Any]:
-    return {"error": {"message": error.message, "type": error.error_type, "code": error.code,
-                      "param": error.param}}
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.error_type,
+            "code": error.code,
+            "param": error.param,
+        }
+    }
 
 
 def _param_from_location(loc: tuple[Any, ...]) -> str | None:
     path = [p for p in loc if p != "body"]
     # pydantic adds union member names (e.g. 'str', 'list[ContentPart]') to locations; drop them.
-    path = [p for p in path if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"}))]
+    path = [
+        p for p in path if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"}))
+    ]
     if not path:
         return None
     text = ""
@@ -109,14 +124,20 @@ def validation_error(errors: list[Mapping[str, Any]]) -> GatewayError:
         return BadRequestError("The request body is not valid JSON.", code="invalid_json")
     param = _param_from_location(loc)
     if kind == "missing":
-        return BadRequestError(f"Missing required parameter: '{param}'.", param=param,
-                               code="missing_required_parameter")
+        return BadRequestError(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
     if kind == "extra_forbidden":
-        return BadRequestError(f"Unrecognized request argument supplied: {param}", param=param,
-                               code="unknown_parameter")
+        return BadRequestError(
+            f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter"
+        )
     if kind == "literal_error" and param and param.endswith(".role"):
-        return BadRequestError(f"Invalid value for '{param}': supported roles are system, developer, "
-                               "user and assistant.", param=param, code="invalid_value")
+        return BadRequestError(
+            f"Invalid value for '{param}': supported roles are system, developer, user and assistant.",
+            param=param,
+            code="invalid_value",
+        )
     message = str(first.get("msg", "invalid value"))
-    return BadRequestError(f"Invalid value for '{param or 'body'}': {message}.", param=param,
-                           code="invalid_value")
+    return BadRequestError(
+        f"Invalid value for '{param or 'body'}': {message}.", param=param, code="invalid_value"
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 from llmops.adapters import aws_clients
 from llmops.adapters.bedrock.client import BedrockConverseProvider
+from llmops.adapters.dynamodb.key_store import DynamoKeyStore
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
 from llmops.application.chat_endpoint import ChatEndpoint
@@ -21,7 +22,7 @@ from llmops.domain.completions import CompletionService
 from llmops.domain.ports import ChatProvider, RouteSource
 from llmops.domain.routing import Provider
 
-__all__ = ["GatewayRuntime", "build_gateway"]
+__all__ = ["AuthorizerRuntime", "GatewayRuntime", "build_authorizer", "build_gateway", "build_key_store"]
 
 
 @dataclass(slots=True)
@@ -39,7 +40,9 @@ def _control_plane_client(service: str) -> Callable[[], Any]:
 
 def build_route_source(settings: Settings) -> RouteSource:
     if settings.routes_table:
-        return DynamoRouteSource(_control_plane_client("dynamodb"), settings.routes_table, settings.config_ttl_s)
+        return DynamoRouteSource(
+            _control_plane_client("dynamodb"), settings.routes_table, settings.config_ttl_s
+        )
     return FileRouteSource(Path(settings.routes_file)) if settings.routes_file else FileRouteSource()
 
 
@@ -73,3 +76,17 @@ def build_gateway(
         completions=completions,
         chat=ChatEndpoint(completions),
     )
+
+
+@dataclass(slots=True)
+class AuthorizerRuntime:
+    settings: Settings
+    keys: DynamoKeyStore
+
+
+def build_key_store(settings: Settings) -> DynamoKeyStore:
+    return DynamoKeyStore(_control_plane_client("dynamodb")(), settings.keys_table, settings.key_pepper)
+
+
+def build_authorizer(settings: Settings) -> AuthorizerRuntime:
+    return AuthorizerRuntime(settings=settings, keys=build_key_store(settings))

@@ -115,8 +115,9 @@ class RouteTable:
         route = self.routes.get(alias)
         if route is None or (allowed is not None and "*" not in allowed and alias not in allowed):
             # The same answer for "unknown" and "not yours" so keys cannot probe other tenants' aliases.
-            raise ModelNotFoundError(f"The model '{alias}' does not exist or you do not have access to it.",
-                                     param="model")
+            raise ModelNotFoundError(
+                f"The model '{alias}' does not exist or you do not have access to it.", param="model"
+            )
         return route
 
     def aliases(self, allowed: Sequence[str] | None = None) -> list[str]:
@@ -229,9 +230,8 @@ class CircuitBreaker:
         state = self._states.get(target_id)
         if state is None or state.opened_at is None:
             return False
-        if now - state.opened_at >= self.cooldown_s:
-            return False  # half-open: let the next request probe it
-        return True
+        # After the cooldown the breaker is half-open: the next request probes the target.
+        return now - state.opened_at < self.cooldown_s
 
     def record_success(self, target_id: str) -> None:
         self._states.pop(target_id, None)

@@ -35,11 +35,21 @@ class SerializedWsgi:
             return list(self._app(environ, start_response))
 
 
+class _QuietMotoRequestHandler(MotoRequestHandler):
+    """moto's handler logs every request; the local stack's console is for the gateway."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
 class MotoService:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, serialized: bool = True) -> None:
         app: WsgiApp = DomainDispatcherApplication(create_backend_app)
         self._server = LoopbackServer(
-            SerializedWsgi(app) if serialized else app, host=host, port=port, request_handler=MotoRequestHandler
+            SerializedWsgi(app) if serialized else app,
+            host=host,
+            port=port,
+            request_handler=_QuietMotoRequestHandler,
         )
 
     @property
@@ -54,11 +64,13 @@ class MotoService:
         return self
 
     def _configure(self, config: dict[str, Any]) -> None:
-        request = urllib.request.Request(  # noqa: S310 - loopback URL we just bound
-            f"{self.url}/moto-api/config", data=json.dumps(config).encode(), method="POST",
+        request = urllib.request.Request(
+            f"{self.url}/moto-api/config",
+            data=json.dumps(config).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5):
             pass
 
     def stop(self) -> None:

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from llmops.local.lambda_runtime import invoke, load_handler_module
 
-__all__ = ["FrontDoor", "UNAUTHORIZED_BODY"]
+__all__ = ["UNAUTHORIZED_BODY", "FrontDoor"]
 
 UNAUTHORIZED_BODY = {
     "error": {
@@ -51,9 +51,17 @@ class FrontDoor:
     def handle(self, request: Request) -> Response:
         body = request.get_data(cache=False)
         if len(body) > self._max_body_bytes:
-            return _json_response(413, {"error": {"message": "Request entity too large.",
-                                                  "type": "invalid_request_error",
-                                                  "code": "request_too_large", "param": None}})
+            return _json_response(
+                413,
+                {
+                    "error": {
+                        "message": "Request entity too large.",
+                        "type": "invalid_request_error",
+                        "code": "request_too_large",
+                        "param": None,
+                    }
+                },
+            )
         event = self._event(request, body)
         if request.path != "/health":
             context = self._authorize(event)
@@ -116,7 +124,10 @@ class FrontDoor:
                 "resourcePath": "/v1/{proxy+}" if proxy is not None else request.path,
                 "protocol": "HTTP/1.1",
                 "requestTimeEpoch": int(time.time() * 1000),
-                "identity": {"sourceIp": request.remote_addr or "127.0.0.1", "userAgent": request.user_agent.string},
+                "identity": {
+                    "sourceIp": request.remote_addr or "127.0.0.1",
+                    "userAgent": request.user_agent.string,
+                },
             },
             "body": text or None,
             "isBase64Encoded": is_base64,

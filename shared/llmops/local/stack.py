@@ -22,8 +22,8 @@ from llmops.cli.stack import LOCAL_REGION, LOCAL_STATE_FILE, local_table_name
 from llmops.config.env import EnvVar
 from llmops.config.tables import TABLES
 from llmops.domain.keys import generate_api_key
-from llmops.local.aws_emulation import MotoService
 from llmops.domain.routing import RouteTable
+from llmops.local.aws_emulation import MotoService
 from llmops.local.emulators import BedrockRuntimeEmulator, OpenAICompatibleForwarder, SageMakerRuntimeEmulator
 from llmops.local.front_door import FrontDoor
 from llmops.local.wsgi_server import LoopbackServer
@@ -111,7 +111,7 @@ class LocalStack:
     def _provision(self) -> None:
         from llmops.adapters import aws_clients  # noqa: PLC0415 - after endpoints are set
 
-        dynamodb = aws_clients.client("dynamodb", connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
+        dynamodb: Any = aws_clients.client("dynamodb", connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
         create_tables(dynamodb, {spec.logical_name: local_table_name(spec.logical_name) for spec in TABLES})
         routes_table = local_table_name("Routes")
         for item in table_items(load_route_document(self.options.routes_file)):

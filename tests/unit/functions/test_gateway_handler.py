@@ -67,8 +67,11 @@ def test_chat_completion_has_openai_shape_and_provenance(gateway: ModuleType, lo
     assert status == 200
     assert body["object"] == "chat.completion"
     assert body["model"] == "chat-default"
-    assert body["choices"][0]["message"] == {"role": "assistant", "content": body["choices"][0]["message"]
-                                             ["content"], "refusal": None}
+    assert body["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": body["choices"][0]["message"]["content"],
+        "refusal": None,
+    }
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}
     assert headers["x-request-id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
@@ -124,25 +127,70 @@ BAD_BODIES = [
     ("{not json", 400, None, "invalid_json"),
     ({"messages": [{"role": "user", "content": "x"}]}, 400, "model", "missing_required_parameter"),
     ({"model": "chat-default", "messages": []}, 400, "messages", "invalid_value"),
-    ({"model": "chat-default", "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role",
-     "invalid_value"),
+    (
+        {"model": "chat-default", "messages": [{"role": "wizard", "content": "x"}]},
+        400,
+        "messages[0].role",
+        "invalid_value",
+    ),
     ({"model": "chat-default", "messages": "hello"}, 400, "messages", "invalid_value"),
-    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, 400,
-     "temperature", "invalid_value"),
-    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "n": 2}, 400, "n",
-     "invalid_request"),
-    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
-     400, "tools", "invalid_request"),
-    ({"model": "chat-default", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "http://x"}}]}]}, 400, "messages[0].content[0]",
-     "invalid_request"),
-    ({"model": "chat-default", "messages": [{"role": "system", "content": "only system"}]}, 400, "messages",
-     "invalid_request"),
-    ({"model": "gpt-unknown", "messages": [{"role": "user", "content": "x"}]}, 404, "model", "model_not_found"),
-    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "max_tokens": 10_000_000}, 400,
-     "max_tokens", "context_length_exceeded"),
-    ({"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "bogus": 1}, 400, "bogus",
-     "unknown_parameter"),
+    (
+        {"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
+        400,
+        "temperature",
+        "invalid_value",
+    ),
+    (
+        {"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "n": 2},
+        400,
+        "n",
+        "invalid_request",
+    ),
+    (
+        {
+            "model": "chat-default",
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function"}],
+        },
+        400,
+        "tools",
+        "invalid_request",
+    ),
+    (
+        {
+            "model": "chat-default",
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}
+            ],
+        },
+        400,
+        "messages[0].content[0]",
+        "invalid_request",
+    ),
+    (
+        {"model": "chat-default", "messages": [{"role": "system", "content": "only system"}]},
+        400,
+        "messages",
+        "invalid_request",
+    ),
+    (
+        {"model": "gpt-unknown", "messages": [{"role": "user", "content": "x"}]},
+        404,
+        "model",
+        "model_not_found",
+    ),
+    (
+        {"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "max_tokens": 10_000_000},
+        400,
+        "max_tokens",
+        "context_length_exceeded",
+    ),
+    (
+        {"model": "chat-default", "messages": [{"role": "user", "content": "x"}], "bogus": 1},
+        400,
+        "bogus",
+        "unknown_parameter",
+    ),
 ]
 
 
