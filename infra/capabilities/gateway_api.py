@@ -1,0 +1,332 @@
+"""The request path: REST API, API-key authorizer and the gateway Lambda behind `/v1/{proxy+}`.
+
+Errors API Gateway produces itself (bad key, throttling, unknown path, timeouts) are rewritten into
+the OpenAI error shape, so callers see one error contract whether or not the Lambda ran.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.capabilities.key_pepper import KeyPepper
+from infra.capabilities.model_access import grant_model_invoke
+from infra.capabilities.python_function import FunctionSpec, PythonFunction, retention
+from infra.capabilities.tables import TableAccess, Tables
+from infra.config import GatewayConfig
+from infra.nag import acknowledge
+
+__all__ = ["AUTHORIZER_CACHE_TTL_S", "AUTHORIZER_TABLES", "GATEWAY_TABLES", "GatewayApi", "access_log_format"]
+
+AUTHORIZER_CACHE_TTL_S = 60
+
+# Least privilege per table. Audit is read/write because records are hash-chained per shard (the
+# writer reads the previous head); Feedback reads its own records to de-duplicate.
+GATEWAY_TABLES: Mapping[str, TableAccess] = {
+    "Routes": TableAccess.READ,
+    "ApiKeys": TableAccess.READ,
+    "Quotas": TableAccess.READ_WRITE,
+    "Usage": TableAccess.READ_WRITE,
+    "Audit": TableAccess.READ_WRITE,
+    "Prompts": TableAccess.READ,
+    "Feedback": TableAccess.READ_WRITE,
+    "ResponseCache": TableAccess.READ_WRITE,
+}
+AUTHORIZER_TABLES: Mapping[str, TableAccess] = {"ApiKeys": TableAccess.READ}
+
+# Fields chosen to answer "who called what, how did it end, how long did it take" with no bodies.
+_ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTimeEpoch",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "path": "$context.path",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatencyMs": "$context.responseLatency",
+    "integrationLatencyMs": "$context.integration.latency",
+    "integrationStatus": "$context.integration.status",
+    "principalId": "$context.authorizer.principalId",
+    "tenantId": "$context.authorizer.tenant_id",
+    "authorizerLatencyMs": "$context.authorizer.latency",
+    "authorizerError": "$context.authorizer.error",
+    "errorType": "$context.error.responseType",
+    "errorMessage": "$context.error.message",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+
+
+def access_log_format() -> str:
+    return json.dumps(_ACCESS_LOG_FIELDS, separators=(",", ":"))
+
+
+def _openai_error(message: str, error_type: str, code: str) -> dict[str, str]:
+    body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
+    return {"application/json": json.dumps(body, separators=(",", ":"))}
+
+
+# (response type, status override or None, message, OpenAI type, code, extra headers)
+_GATEWAY_RESPONSES: tuple[tuple[apigw.ResponseType, str | None, str, str, str, dict[str, str]], ...] = (
+    (
+        apigw.ResponseType.UNAUTHORIZED,
+        "401",
+        "Incorrect or missing API key. Send 'Authorization: Bearer <key>'.",
+        "invalid_request_error",
+        "invalid_api_key",
+        {},
+    ),
+    (
+        apigw.ResponseType.ACCESS_DENIED,
+        "403",
+        "This API key may not call this endpoint.",
+        "invalid_request_error",
+        "permission_denied",
+        {},
+    ),
+    # API Gateway answers 403 "Missing Authentication Token" for paths it does not know.
+    (
+        apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+        "404",
+        "Unknown path. Every route is under /v1.",
+        "invalid_request_error",
+        "not_found",
+        {},
+    ),
+    (
+        apigw.ResponseType.THROTTLED,
+        "429",
+        "Too many requests to the gateway; retry after a short wait.",
+        "requests",
+        "rate_limit_exceeded",
+        {"Retry-After": "'1'"},
+    ),
+    (
+        apigw.ResponseType.REQUEST_TOO_LARGE,
+        "413",
+        "Request body too large.",
+        "invalid_request_error",
+        "request_too_large",
+        {},
+    ),
+    (
+        apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+        "400",
+        "Missing or invalid request parameters.",
+        "invalid_request_error",
+        "invalid_request",
+        {},
+    ),
+    (
+        apigw.ResponseType.BAD_REQUEST_BODY,
+        "400",
+        "Invalid request body.",
+        "invalid_request_error",
+        "invalid_request",
+        {},
+    ),
+    (
+        apigw.ResponseType.INTEGRATION_TIMEOUT,
+        "504",
+        "The model did not answer in time.",
+        "api_error",
+        "timeout",
+        {},
+    ),
+    (
+        apigw.ResponseType.AUTHORIZER_FAILURE,
+        "503",
+        "Authentication is temporarily unavailable.",
+        "api_error",
+        "service_unavailable",
+        {},
+    ),
+    (
+        apigw.ResponseType.DEFAULT_4_XX,
+        None,
+        "Invalid request.",
+        "invalid_request_error",
+        "invalid_request",
+        {},
+    ),
+    (
+        apigw.ResponseType.DEFAULT_5_XX,
+        None,
+        "The gateway failed to answer.",
+        "api_error",
+        "internal_error",
+        {},
+    ),
+)
+
+
+class GatewayApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: GatewayConfig,
+        tables: Tables,
+        layer: lambda_.ILayerVersion,
+        key_pepper: KeyPepper,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+
+        self.gateway = PythonFunction(
+            self,
+            "Gateway",
+            config=config,
+            layer=layer,
+            spec=FunctionSpec(
+                directory="gateway",
+                service="gateway",
+                description="llmops gateway: OpenAI-compatible request path",
+                memory_mb=config.gateway_memory_mb,
+                timeout_s=config.gateway_timeout_s,
+                reserved_concurrency=config.gateway_reserved_concurrency,
+                environment={
+                    # Leave the handler time to answer with an OpenAI-shaped 504 before Lambda
+                    # (or API Gateway's 29 s) cuts the connection.
+                    "LLMOPS_PROVIDER_READ_TIMEOUT_S": str(max(config.gateway_timeout_s - 5, 1)),
+                },
+            ),
+        )
+        tables.grant(self.gateway.function, GATEWAY_TABLES)
+        grant_model_invoke(self.gateway.role, config)
+
+        self.authorizer = PythonFunction(
+            self,
+            "Authorizer",
+            config=config,
+            layer=layer,
+            spec=FunctionSpec(
+                directory="authorizer",
+                service="authorizer",
+                description="llmops authorizer: API key to tenant context",
+                memory_mb=512,
+                timeout_s=10,
+                reserved_concurrency=config.authorizer_reserved_concurrency,
+            ),
+        )
+        tables.grant(self.authorizer.function, AUTHORIZER_TABLES)
+        key_pepper.inject(self.authorizer.function)
+
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=retention(config.retention_days),
+            removal_policy=cdk.RemovalPolicy.RETAIN if config.is_prod else cdk.RemovalPolicy.DESTROY,
+        )
+        self.api = self._rest_api(config)
+        self._routes()
+        self._gateway_responses()
+
+    def _rest_api(self, config: GatewayConfig) -> apigw.RestApi:
+        api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"llmops-gateway-{config.stage.value}",
+            description="llmops gateway: OpenAI-compatible API under /v1",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=(cdk.RemovalPolicy.RETAIN if config.is_prod else cdk.RemovalPolicy.DESTROY),
+            deploy_options=apigw.StageOptions(
+                stage_name=config.stage.value,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(access_log_format()),
+                throttling_rate_limit=config.throttle_rate_limit,
+                throttling_burst_limit=config.throttle_burst_limit,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                # Execution logs with data tracing would hold request and response bodies.
+                data_trace_enabled=False,
+            ),
+        )
+        acknowledge(
+            api,
+            (
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "The account-level API Gateway logging role needs exactly this AWS-maintained policy.",
+            ),
+            (
+                "AwsSolutions-APIG3",
+                "No WAF in the core stack: every route needs an API key checked by the authorizer, stage "
+                "throttling and per-key quotas apply; attach an org-wide WAF (Firewall Manager) if required.",
+            ),
+        )
+        return api
+
+    def _routes(self) -> None:
+        authorizer = apigw.TokenAuthorizer(
+            self,
+            "ApiKeyAuthorizer",
+            handler=self.authorizer.function,
+            identity_source=apigw.IdentitySource.header("Authorization"),
+            results_cache_ttl=cdk.Duration.seconds(AUTHORIZER_CACHE_TTL_S),
+            # Malformed headers are refused by API Gateway without invoking the authorizer.
+            validation_regex=r"^[Bb]earer \S+$",
+        )
+        validator = apigw.RequestValidator(
+            self,
+            "Validator",
+            rest_api=self.api,
+            validate_request_parameters=True,
+            # The gateway validates bodies itself (one place for OpenAI-compatible error details);
+            # API Gateway validates a body only where a method declares a model.
+            validate_request_body=True,
+        )
+        integration = apigw.LambdaIntegration(self.gateway.function, proxy=True)
+
+        v1 = self.api.root.add_resource("v1")
+        proxy = v1.add_resource("{proxy+}")
+        self.proxy_method = proxy.add_method(
+            "ANY",
+            integration,
+            authorizer=authorizer,
+            authorization_type=apigw.AuthorizationType.CUSTOM,
+            request_validator=validator,
+            request_parameters={"method.request.header.Authorization": True},
+        )
+        acknowledge(
+            self.proxy_method,
+            (
+                "AwsSolutions-COG4",
+                "Callers authenticate with gateway API keys, checked by the Lambda authorizer.",
+            ),
+        )
+
+        health = self.api.root.add_resource("health")
+        self.health_method = health.add_method("GET", integration, authorization_type=apigw.AuthorizationType.NONE)
+        acknowledge(
+            self.health_method,
+            ("AwsSolutions-APIG4", "GET /health is public by contract: load balancers and uptime checks."),
+            ("AwsSolutions-COG4", "GET /health is public by contract: load balancers and uptime checks."),
+        )
+
+    def _gateway_responses(self) -> None:
+        for response_type, status, message, error_type, code, headers in _GATEWAY_RESPONSES:
+            options: dict[str, Any] = {
+                "type": response_type,
+                "templates": _openai_error(message, error_type, code),
+                "response_headers": {"Content-Type": "'application/json'", **headers},
+            }
+            if status is not None:
+                options["status_code"] = status
+            self.api.add_gateway_response(f"{response_type.response_type.title().replace('_', '')}Response", **options)
+
+    @property
+    def url(self) -> str:
+        return self.api.url

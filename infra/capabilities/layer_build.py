@@ -1,0 +1,235 @@
+"""Builds the shared Lambda layer directory without Docker: pip for arm64 wheels plus the llmops package.
+
+The layer holds the runtime dependencies from pyproject.toml (minus what the Lambda Python runtime
+already ships) and `shared/llmops` without the CLI and the local stack. The pip-installed
+dependencies are cached by a hash of the pinned requirements and the target platform, so repeated
+synths copy a directory instead of calling pip; the package itself is copied fresh each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import distributions
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+__all__ = [
+    "LAMBDA_PLATFORM_ARGS",
+    "RUNTIME_PROVIDED",
+    "LayerBuild",
+    "LayerBuildError",
+    "runtime_requirements",
+]
+
+# Bump when the layout or the build steps change, so old cache entries stop matching.
+_BUILD_FORMAT = "3"
+
+LAMBDA_PLATFORM_ARGS: tuple[str, ...] = (
+    "--platform",
+    "manylinux2014_aarch64",
+    "--implementation",
+    "cp",
+    "--python-version",
+    "3.12",
+    "--only-binary=:all:",
+)
+
+# The python3.12 runtime ships boto3 and its dependency tree. Copies in the layer would shadow
+# them (/opt/python precedes /var/runtime on sys.path) and could pair a new botocore with the
+# runtime's boto3; aws-xray-sdk drags botocore in, so these are pruned after install.
+RUNTIME_PROVIDED = frozenset(
+    canonicalize_name(name)
+    for name in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+)
+
+_PACKAGE_EXCLUDES = frozenset({"cli", "local", "__pycache__"})
+
+# A new entry per change of requirements; keep the most recent few (one is ~17 MB).
+_CACHE_ENTRIES_KEPT = 4
+
+
+class LayerBuildError(RuntimeError):
+    """The layer could not be built; the message says what to do about it."""
+
+
+def _locked_versions(uv_lock: Path) -> dict[str, str]:
+    if not uv_lock.is_file():
+        return {}
+    lock = tomllib.loads(uv_lock.read_text(encoding="utf-8"))
+    return {canonicalize_name(pkg["name"]): str(pkg["version"]) for pkg in lock.get("package", [])}
+
+
+def runtime_requirements(pyproject: Path, uv_lock: Path | None = None) -> tuple[str, ...]:
+    """`[project].dependencies` minus runtime-provided packages, pinned to uv.lock when it has them.
+
+    Pinning the top-level packages keeps the layer on the versions the tests ran against
+    (pydantic pins pydantic-core exactly, so the compiled part follows).
+    """
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    locked = _locked_versions(uv_lock) if uv_lock is not None else {}
+    pinned: list[str] = []
+    for spec in project.get("dependencies", []):
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        if name in RUNTIME_PROVIDED:
+            continue
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        version = locked.get(name)
+        pinned.append(f"{req.name}{extras}=={version}" if version else str(req))
+    return tuple(sorted(pinned))
+
+
+def _package_files(package_dir: Path) -> list[Path]:
+    files: list[Path] = []
+    for path in sorted(package_dir.rglob("*")):
+        relative = path.relative_to(package_dir)
+        if any(part in _PACKAGE_EXCLUDES for part in relative.parts) or path.suffix == ".pyc":
+            continue
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def _has_pip(python: str) -> bool:
+    probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False)  # noqa: S603 - fixed argv
+    return probe.returncode == 0
+
+
+def _pip_command() -> list[str]:
+    # The project venv is made by uv and has no pip; any pip can install foreign-platform wheels.
+    override = os.environ.get("LLMOPS_PIP")
+    if override:
+        return override.split()
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    for candidate in ("python3", "python"):
+        found = shutil.which(candidate)
+        if found and _has_pip(found):
+            return [found, "-m", "pip"]
+    raise LayerBuildError(
+        "no pip found to build the Lambda layer: install pip for python3, set LLMOPS_PIP "
+        "(e.g. 'python3 -m pip'), or synth with -c bundleDependencies=false for a template-only check"
+    )
+
+
+def _prune_runtime_provided(site_dir: Path) -> None:
+    for dist in distributions(path=[str(site_dir)]):
+        if canonicalize_name(dist.metadata["Name"]) not in RUNTIME_PROVIDED:
+            continue
+        for record in dist.files or ():
+            target = site_dir / record
+            if target.is_file():
+                target.unlink()
+    for leftover in [p for p in site_dir.iterdir() if p.is_dir()]:
+        if not any(f.is_file() for f in leftover.rglob("*")):
+            shutil.rmtree(leftover)
+    shutil.rmtree(site_dir / "bin", ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerBuild:
+    """Everything that determines the layer's content; `build_into` is deterministic in it."""
+
+    package_dir: Path
+    requirements: tuple[str, ...]
+    cache_root: Path
+    install_requirements: bool = True
+    platform_args: tuple[str, ...] = field(default=LAMBDA_PLATFORM_ARGS)
+
+    def dependencies_hash(self) -> str:
+        digest = hashlib.sha256()
+        for part in (_BUILD_FORMAT, *self.platform_args, *self.requirements):
+            digest.update(part.encode() + b"\0")
+        return digest.hexdigest()
+
+    def input_hash(self) -> str:
+        """Changes whenever the layer's content would: the CDK asset hash."""
+        digest = hashlib.sha256()
+        digest.update(f"{self.install_requirements}:{self.dependencies_hash()}".encode())
+        for path in _package_files(self.package_dir):
+            digest.update(path.relative_to(self.package_dir).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+    def build_into(self, output_dir: Path) -> Path | None:
+        """Fill `output_dir` with `python/...`; returns the dependency cache entry used, if any."""
+        site_dir = output_dir / "python"
+        site_dir.mkdir(parents=True, exist_ok=True)
+        dependencies: Path | None = None
+        if self.install_requirements and self.requirements:
+            dependencies = self._cached_dependencies()
+            shutil.copytree(dependencies, site_dir, dirs_exist_ok=True)
+        # The package is copied fresh every time: it is small and changes with every edit.
+        self._copy_package(site_dir / self.package_dir.name)
+        return dependencies
+
+    def _cached_dependencies(self) -> Path:
+        cached = self.cache_root / f"deps-{self.dependencies_hash()}"
+        if cached.is_dir():
+            return cached
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="building-", dir=self.cache_root))
+        try:
+            self._pip_install(staging, self.requirements)
+            _prune_runtime_provided(staging)
+            try:
+                staging.rename(cached)
+            except OSError:
+                # Another synth (e.g. a parallel test worker) finished the same entry first.
+                if not cached.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._evict_old_entries(keep=cached)
+        return cached
+
+    def _evict_old_entries(self, keep: Path) -> None:
+        entries = sorted(
+            (p for p in self.cache_root.glob("deps-*") if p.is_dir()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for stale in entries[_CACHE_ENTRIES_KEPT:]:
+            if stale != keep:
+                shutil.rmtree(stale, ignore_errors=True)
+
+    def _pip_install(self, site_dir: Path, requirements: Iterable[str]) -> None:
+        command = [
+            *_pip_command(),
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-compile",
+            "--no-warn-conflicts",
+            "--quiet",
+            *self.platform_args,
+            "--target",
+            str(site_dir),
+            *requirements,
+        ]
+        # argv built from fixed flags and this repository's own pyproject.toml / uv.lock.
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)  # noqa: S603
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip()[-2000:]
+            raise LayerBuildError(
+                "pip could not build the Lambda layer (is the package registry reachable?). "
+                "Synth with -c bundleDependencies=false to check templates offline.\n"
+                f"command: {' '.join(command)}\n{detail}"
+            )
+
+    def _copy_package(self, destination: Path) -> None:
+        for source in _package_files(self.package_dir):
+            target = destination / source.relative_to(self.package_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)

@@ -1,0 +1,87 @@
+"""IAM for calling models: Bedrock and SageMaker invoke rights scoped to the configured models only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+
+from infra.config import GatewayConfig
+from infra.nag import acknowledge
+
+__all__ = [
+    "BEDROCK_INVOKE_ACTIONS",
+    "SAGEMAKER_INVOKE_ACTIONS",
+    "bedrock_resource_arns",
+    "grant_model_invoke",
+    "sagemaker_endpoint_arn",
+]
+
+# Converse authorizes as InvokeModel, ConverseStream as InvokeModelWithResponseStream.
+BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+SAGEMAKER_INVOKE_ACTIONS = ("sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream")
+
+# Cross-region inference profile ids carry a geography prefix, e.g. "us.anthropic.claude-...".
+_PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
+
+
+def _is_inference_profile(model: str) -> bool:
+    return model.startswith(_PROFILE_PREFIXES)
+
+
+def bedrock_resource_arns(stack: cdk.Stack, model: str) -> list[str]:
+    """The ARNs an InvokeModel call for `model` (an id or an ARN) is authorized against."""
+    if model.startswith("arn:"):
+        return [model]
+    if _is_inference_profile(model):
+        # A profile routes to the foundation model in any region of its geography, and IAM
+        # checks both the profile and the underlying model.
+        base_model = model.split(".", 1)[1]
+        return [
+            stack.format_arn(service="bedrock", resource="inference-profile", resource_name=model),
+            f"arn:{stack.partition}:bedrock:*::foundation-model/{base_model}",
+        ]
+    return [stack.format_arn(service="bedrock", account="", resource="foundation-model", resource_name=model)]
+
+
+def sagemaker_endpoint_arn(stack: cdk.Stack, endpoint_name: str) -> str:
+    # SageMaker lower-cases endpoint names in ARNs.
+    return stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower())
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def grant_model_invoke(role: iam.IRole, config: GatewayConfig) -> None:
+    stack = cdk.Stack.of(role)
+    if config.bedrock_model_ids:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeConfiguredBedrockModels",
+                actions=list(BEDROCK_INVOKE_ACTIONS),
+                resources=_unique(arn for m in config.bedrock_model_ids for arn in bedrock_resource_arns(stack, m)),
+            )
+        )
+        profiles = [m for m in config.bedrock_model_ids if _is_inference_profile(m)]
+        acknowledge(
+            role,
+            *(
+                (
+                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/"
+                    f"{m.split('.', 1)[1]}]",
+                    "Cross-region inference profiles invoke the model in any region of the geography; "
+                    "the model is fixed, only the region is open.",
+                )
+                for m in profiles
+            ),
+        )
+    if config.sagemaker_endpoint_names:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeConfiguredSageMakerEndpoints",
+                actions=list(SAGEMAKER_INVOKE_ACTIONS),
+                resources=_unique(sagemaker_endpoint_arn(stack, n) for n in config.sagemaker_endpoint_names),
+            )
+        )

@@ -1,0 +1,61 @@
+"""The gateway stack: wires the capability constructs together and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.capabilities.alerting import Alerting
+from infra.capabilities.gateway_api import GatewayApi
+from infra.capabilities.key_pepper import KeyPepper
+from infra.capabilities.lambda_layer import SharedLayer, shared_layer_build
+from infra.capabilities.route_seed import RouteSeed
+from infra.capabilities.tables import Tables
+from infra.config import GatewayConfig, routes_document
+
+__all__ = ["GatewayStack"]
+
+
+class GatewayStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: GatewayConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"llmops-gateway ({config.stage.value}): OpenAI-compatible LLM gateway",
+            termination_protection=config.is_prod,
+            **kwargs,
+        )
+        self.config = config
+        self.alerting = Alerting(self, "Alerting", config=config)
+        self.tables = Tables(self, "Tables", config=config)
+        self.key_pepper = KeyPepper(self, "KeyPepper", config=config)
+        self.shared_code = SharedLayer(
+            self, "SharedCode", build=shared_layer_build(install_requirements=config.bundle_dependencies)
+        )
+        self.gateway = GatewayApi(
+            self,
+            "Gateway",
+            config=config,
+            tables=self.tables,
+            layer=self.shared_code.layer,
+            key_pepper=self.key_pepper,
+        )
+        self.route_seed = RouteSeed(self, "RouteSeed", tables=self.tables, document=routes_document(), config=config)
+        self._outputs()
+
+    def _outputs(self) -> None:
+        cdk.CfnOutput(
+            self, "KeyPepperSecretArn", value=self.key_pepper.secret.secret_arn, description="for llmops keys create"
+        )
+        cdk.CfnOutput(self, "OnCallTopicArn", value=self.alerting.topic.topic_arn)
+        cdk.CfnOutput(self, "ApiUrl", value=self.gateway.url, description="API Gateway stage URL")
+        cdk.CfnOutput(
+            self,
+            "OpenAIBaseUrl",
+            value=f"{self.gateway.url}v1",
+            description="base_url for OpenAI SDKs",
+        )
+        for logical_name, table in self.tables.tables.items():
+            cdk.CfnOutput(self, f"{logical_name}TableName", value=table.table_name)

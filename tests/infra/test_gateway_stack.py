@@ -1,0 +1,336 @@
+"""The synthesized gateway stack, for dev and prod: security properties, wiring, cdk-nag, cfn-lint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aws_cdk import assertions
+from cfnlint.api import ManualArgs, lint
+
+from infra.capabilities.gateway_api import AUTHORIZER_CACHE_TTL_S
+from infra.config import GatewayConfig, routes_document
+from llmops.adapters.dynamodb.route_items import table_items
+from llmops.config.tables import TABLES
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cdk-synth")]
+
+# CDK itself emits DependsOn on a function's role next to the GetAtt of that role.
+CFN_LINT_IGNORED = ["W3005"]
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def synth(request: pytest.FixtureRequest, synthesized: Any) -> Any:
+    return synthesized(request.param)
+
+
+@pytest.fixture(scope="module")
+def template(synth: Any) -> assertions.Template:
+    return assertions.Template.from_json(synth.template)
+
+
+def _table_resource(synth: Any, logical_name: str) -> dict[str, Any]:
+    ref = synth.template["Outputs"][f"{logical_name}TableName"]["Value"]["Ref"]
+    resource: dict[str, Any] = synth.template["Resources"][ref]
+    return resource
+
+
+def _function(synth: Any, service: str) -> dict[str, Any]:
+    for resource in synth.resources("AWS::Lambda::Function").values():
+        variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+        if variables.get("POWERTOOLS_SERVICE_NAME") == service:
+            return resource
+    raise AssertionError(f"no function for service {service}")
+
+
+def _statements(synth: Any) -> Iterator[dict[str, Any]]:
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        yield from policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _render(value: Any) -> str:
+    """A readable string for an ARN expression: Fn::Join flattened, pseudo parameters named."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_render(p) for p in parts)
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    if "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    return json.dumps(value)
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def test_every_shared_table_is_deployed_with_its_keys_indexes_and_ttl(synth: Any) -> None:
+    for spec in TABLES:
+        props = _table_resource(synth, spec.logical_name)["Properties"]
+        keys = {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]}
+        expected = {spec.partition_key.name: "HASH"}
+        if spec.sort_key:
+            expected[spec.sort_key.name] = "RANGE"
+        assert keys == expected, spec.logical_name
+        assert {i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])} == {i.name for i in spec.indexes}
+        assert {a["AttributeName"] for a in props["AttributeDefinitions"]} == {
+            a.name for a in spec.attribute_definitions()
+        }
+        if spec.ttl_attribute:
+            assert props["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+        else:
+            assert "TimeToLiveSpecification" not in props
+
+
+def test_tables_are_on_demand_recoverable_and_encrypted_with_one_rotating_key(synth: Any) -> None:
+    keys = synth.resources("AWS::KMS::Key")
+    assert all(key["Properties"]["EnableKeyRotation"] is True for key in keys.values())
+    key_refs = set()
+    for spec in TABLES:
+        props = _table_resource(synth, spec.logical_name)["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        sse = props["SSESpecification"]
+        assert (sse["SSEEnabled"], sse["SSEType"]) == (True, "KMS")
+        key_refs.add(sse["KMSMasterKeyId"]["Fn::GetAtt"][0])
+    assert len(key_refs) == 1
+    assert key_refs <= keys.keys()
+
+
+def test_prod_tables_are_protected_and_dev_tables_disposable(synth: Any) -> None:
+    prod = synth.stage == "prod"
+    for spec in TABLES:
+        table = _table_resource(synth, spec.logical_name)
+        assert table["Properties"].get("DeletionProtectionEnabled", False) is prod
+        assert table["DeletionPolicy"] == ("Retain" if prod else "Delete")
+    for key in synth.resources("AWS::KMS::Key").values():
+        assert key["DeletionPolicy"] == ("Retain" if prod else "Delete")
+
+
+# --- functions --------------------------------------------------------------------------------
+
+
+def test_functions_run_python312_on_arm64_traced_with_the_shared_layer(synth: Any) -> None:
+    (layer_id,) = synth.resources("AWS::Lambda::LayerVersion")
+    for service in ("gateway", "authorizer"):
+        props = _function(synth, service)["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["Handler"] == "handler.handler"
+        assert props["Layers"] == [{"Ref": layer_id}]
+        assert "LogGroup" in props["LoggingConfig"]
+        variables = props["Environment"]["Variables"]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "LLMOps"
+        assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+        assert variables["LLMOPS_STAGE"] == synth.stage
+
+
+def test_log_groups_keep_logs_for_the_stage_retention(template: assertions.Template, synth: Any) -> None:
+    days = 365 if synth.stage == "prod" else 30
+    for log_group in synth.resources("AWS::Logs::LogGroup").values():
+        assert log_group["Properties"]["RetentionInDays"] == days
+
+
+def test_gateway_function_is_told_every_table(synth: Any) -> None:
+    variables = _function(synth, "gateway")["Properties"]["Environment"]["Variables"]
+    for spec in TABLES:
+        assert variables[spec.env_var] == {"Ref": _ref_of(synth, spec.logical_name)}
+
+
+def test_authorizer_sees_only_the_keys_table(synth: Any) -> None:
+    variables = _function(synth, "authorizer")["Properties"]["Environment"]["Variables"]
+    assert {k for k in variables if k.endswith("_TABLE")} == {"LLMOPS_KEYS_TABLE"}
+
+
+def _ref_of(synth: Any, logical_name: str) -> str:
+    ref: str = synth.template["Outputs"][f"{logical_name}TableName"]["Value"]["Ref"]
+    return ref
+
+
+# --- API --------------------------------------------------------------------------------------
+
+
+def test_api_stage_logs_access_as_json_traces_and_throttles(synth: Any) -> None:
+    ((_, stage),) = synth.resources("AWS::ApiGateway::Stage").items()
+    props = stage["Properties"]
+    assert props["StageName"] == synth.stage
+    assert props["TracingEnabled"] is True
+    access_log = props["AccessLogSetting"]
+    fields = json.loads(access_log["Format"])
+    assert {"requestId", "status", "principalId", "responseLatencyMs"} <= fields.keys()
+    assert "log-group" in _render(access_log["DestinationArn"])
+    (settings,) = props["MethodSettings"]
+    defaults = GatewayConfig()
+    assert settings["ThrottlingRateLimit"] == defaults.throttle_rate_limit
+    assert settings["ThrottlingBurstLimit"] == defaults.throttle_burst_limit
+    assert settings["DataTraceEnabled"] is False
+
+
+def test_api_is_regional_without_cors(synth: Any) -> None:
+    ((_, api),) = synth.resources("AWS::ApiGateway::RestApi").items()
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert not [
+        m for m in synth.resources("AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "OPTIONS"
+    ]
+
+
+def test_authorizer_is_a_cached_token_authorizer_on_the_authorization_header(
+    template: assertions.Template,
+) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGateway::Authorizer",
+        {
+            "Type": "TOKEN",
+            "IdentitySource": "method.request.header.Authorization",
+            "AuthorizerResultTtlInSeconds": AUTHORIZER_CACHE_TTL_S,
+        },
+    )
+
+
+def test_v1_proxy_needs_the_authorizer_and_health_is_public(synth: Any) -> None:
+    resources = synth.resources("AWS::ApiGateway::Resource")
+    path_of = {rid: r["Properties"]["PathPart"] for rid, r in resources.items()}
+    methods = {
+        (path_of[m["Properties"]["ResourceId"]["Ref"]], m["Properties"]["HttpMethod"]): m["Properties"]
+        for m in synth.resources("AWS::ApiGateway::Method").values()
+    }
+    assert set(methods) == {("{proxy+}", "ANY"), ("health", "GET")}
+    proxy, health = methods[("{proxy+}", "ANY")], methods[("health", "GET")]
+    assert proxy["AuthorizationType"] == "CUSTOM"
+    assert proxy["Integration"]["Type"] == "AWS_PROXY"
+    assert health["AuthorizationType"] == "NONE"
+    (proxy_resource,) = [r for r in resources.values() if r["Properties"]["PathPart"] == "{proxy+}"]
+    assert path_of[proxy_resource["Properties"]["ParentId"]["Ref"]] == "v1"
+
+
+def test_api_gateway_errors_use_the_openai_error_shape(synth: Any) -> None:
+    responses = synth.resources("AWS::ApiGateway::GatewayResponse")
+    by_type = {r["Properties"]["ResponseType"]: r["Properties"] for r in responses.values()}
+    assert {"UNAUTHORIZED", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= by_type.keys()
+    assert by_type["UNAUTHORIZED"]["StatusCode"] == "401"
+    assert by_type["THROTTLED"]["StatusCode"] == "429"
+    for props in by_type.values():
+        error = json.loads(props["ResponseTemplates"]["application/json"])["error"]
+        assert set(error) == {"message", "type", "code", "param"}
+    assert json.loads(by_type["UNAUTHORIZED"]["ResponseTemplates"]["application/json"])["error"]["code"] == (
+        "invalid_api_key"
+    )
+
+
+# --- IAM --------------------------------------------------------------------------------------
+
+
+def test_bedrock_invoke_is_scoped_to_the_configured_models(synth: Any) -> None:
+    expected = {
+        f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{m}"
+        for m in GatewayConfig().bedrock_model_ids
+    }
+    bedrock = [s for s in _statements(synth) if any(a.startswith("bedrock:") for a in _as_list(s["Action"]))]
+    assert len(bedrock) == 1
+    assert set(_as_list(bedrock[0]["Action"])) == {
+        "bedrock:InvokeModel",
+        "bedrock:InvokeModelWithResponseStream",
+    }
+    assert {_render(r) for r in _as_list(bedrock[0]["Resource"])} == expected
+
+
+def test_sagemaker_invoke_is_scoped_to_the_configured_endpoints(synth: Any) -> None:
+    sagemaker = [s for s in _statements(synth) if any(a.startswith("sagemaker:") for a in _as_list(s["Action"]))]
+    assert len(sagemaker) == 1
+    resources = {_render(r) for r in _as_list(sagemaker[0]["Resource"])}
+    assert resources == {
+        f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:endpoint/{name}"
+        for name in GatewayConfig().sagemaker_endpoint_names
+    }
+
+
+def test_no_statement_uses_wildcard_resources_or_actions_except_xray(synth: Any) -> None:
+    for statement in _statements(synth):
+        actions = _as_list(statement["Action"])
+        assert not any(a == "*" or a.endswith(":*") for a in actions), statement
+        if "*" in _as_list(statement["Resource"]):
+            assert {a.split(":")[0] for a in actions} == {"xray"}, statement
+
+
+def test_dynamodb_access_names_tables_and_the_route_table_is_read_only_for_the_gateway(synth: Any) -> None:
+    routes_ref = _ref_of(synth, "Routes")
+    gateway_role = _function(synth, "gateway")["Properties"]["Role"]["Fn::GetAtt"][0]
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = _as_list(statement["Action"])
+            if not any(a.startswith("dynamodb:") for a in actions):
+                continue
+            rendered = [_render(r) for r in _as_list(statement["Resource"])]
+            assert all("${Tables" in r for r in rendered), statement
+            writes = {
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            }
+            if {"Ref": gateway_role} in policy["Properties"]["Roles"] and writes & set(actions):
+                assert not any(r == f"${{{routes_ref}.Arn}}" for r in rendered), statement
+
+
+# --- route seeding ----------------------------------------------------------------------------
+
+
+def test_route_seed_writes_every_item_of_routes_json(synth: Any) -> None:
+    written: list[dict[str, Any]] = []
+    for resource in synth.resources("Custom::AWS").values():
+        call = json.loads(_render(resource["Properties"]["Create"]))
+        assert call["service"] == "DynamoDB"
+        assert call["action"] == "batchWriteItem"
+        ((table, requests),) = call["parameters"]["RequestItems"].items()
+        assert table == "${" + _ref_of(synth, "Routes") + "}"
+        written.extend(r["PutRequest"]["Item"] for r in requests)
+    assert written == table_items(routes_document())
+
+
+# --- policy checks ----------------------------------------------------------------------------
+
+
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(synth: Any) -> None:
+    (report,) = [r for r in synth.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    findings = [(v["ruleName"], [c["constructPath"] for c in v["violatingConstructs"]]) for v in report["violations"]]
+    assert findings == []
+    for acknowledged in report.get("suppressedViolations", []):
+        assert len(acknowledged["reason"]) > 30, acknowledged["ruleName"]
+
+
+def test_cfn_lint_is_clean(synth: Any) -> None:
+    matches = lint(
+        synth.template_path.read_text(),
+        config=ManualArgs(ignore_checks=CFN_LINT_IGNORED, regions=["us-east-1", "eu-west-1"]),
+    )
+    assert [f"{m.rule.id} {m.message}" for m in matches] == []
+
+
+# --- alerting ---------------------------------------------------------------------------------
+
+
+def test_on_call_topic_is_encrypted_tls_only_and_cloudwatch_can_publish(synth: Any) -> None:
+    ((_, topic),) = synth.resources("AWS::SNS::Topic").items()
+    key_ref = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key_policy = synth.template["Resources"][key_ref]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} for s in key_policy)
+    ((_, topic_policy),) = synth.resources("AWS::SNS::TopicPolicy").items()
+    (deny,) = [s for s in topic_policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_authorizer_gets_the_generated_pepper_by_dynamic_reference(synth: Any) -> None:
+    ((secret_id, secret),) = synth.resources("AWS::SecretsManager::Secret").items()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] == 64
+    assert secret["DeletionPolicy"] == ("Retain" if synth.stage == "prod" else "Delete")
+    pepper = _function(synth, "authorizer")["Properties"]["Environment"]["Variables"]["LLMOPS_KEY_PEPPER"]
+    assert _render(pepper) == "{{resolve:secretsmanager:${" + secret_id + "}:SecretString:::}}"
+    assert "LLMOPS_KEY_PEPPER" not in _function(synth, "gateway")["Properties"]["Environment"]["Variables"]
