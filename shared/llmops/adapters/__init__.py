@@ -1,0 +1,1 @@
+"""Adapters: AWS and model backends behind the domain ports."""

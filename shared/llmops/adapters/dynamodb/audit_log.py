@@ -1,0 +1,205 @@
+"""The hash-chained audit trail on DynamoDB: the `AuditLog` port.
+
+A write reads its shard's head (one strongly consistent GetItem) and commits entry + head move +
+request sentinel in one TransactWriteItems call. If another writer moved the head first, the
+head's condition fails and the write re-reads the head and chains again (bounded). A failed
+write is retried, then handed to `dead_letter` (the SQS queue drained by `llmops audit replay`),
+whose replay calls `write_once`: the sentinel turns a second copy into `DUPLICATE`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from llmops.adapters.dynamodb.audit_items import (
+    ENTRY_INDEX,
+    HEAD_INDEX,
+    HEAD_SK,
+    SENTINEL_INDEX,
+    entry_pk,
+    entry_sk,
+    entry_transaction,
+    head_from_item,
+    sentinel_key,
+    stored_entry_from_item,
+)
+from llmops.adapters.dynamodb.quota_items import cancellation_codes
+from llmops.domain.audit import (
+    DEFAULT_SHARDS,
+    AuditRecord,
+    AuditWriteOutcome,
+    StoredEntry,
+    VerifyReport,
+    chain_entry,
+    shard_for,
+    verify_shard,
+)
+
+__all__ = ["BY_REQUEST_INDEX", "AuditWriteFailedError", "DynamoAuditLog"]
+
+BY_REQUEST_INDEX = "by-request"
+
+_log = logging.getLogger(__name__)
+
+_MAX_BACKOFF_S = 0.2
+
+
+class AuditWriteFailedError(Exception):
+    pass
+
+
+class DynamoAuditLog:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        shards: int = DEFAULT_SHARDS,
+        chain_attempts: int = 8,
+        dead_letter: Callable[[AuditRecord], None] | None = None,
+        backoff_s: float = 0.005,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
+        self._client = client
+        self._table = table
+        self._shards = shards
+        self._attempts = max(1, chain_attempts)
+        self._dead_letter = dead_letter
+        self._backoff_s = backoff_s
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._write_calls = 0
+
+    @property
+    def write_calls(self) -> int:
+        return self._write_calls
+
+    def write(self, record: AuditRecord) -> AuditWriteOutcome:
+        """Writes the record or, failing that, dead-letters it; raises only if both fail."""
+        try:
+            return self.write_once(record)
+        except (ClientError, BotoCoreError, AuditWriteFailedError) as exc:
+            if self._dead_letter is None:
+                raise
+            _log.error(
+                "audit write failed; dead-lettering it",
+                extra={
+                    "tenant": record.tenant_id,
+                    "request_id": record.request_id,
+                    "error": type(exc).__name__,
+                },
+            )
+            self._dead_letter(record)
+            return AuditWriteOutcome.DEAD_LETTERED
+
+    def write_once(self, record: AuditRecord) -> AuditWriteOutcome:
+        """WRITTEN, or DUPLICATE if this request id is already in the trail; raises on failure."""
+        shard = shard_for(record.request_id, self._shards)
+        pk = entry_pk(record.tenant_id, shard)
+        for attempt in range(self._attempts):
+            head_item = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": HEAD_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+            head = head_from_item(head_item)
+            entry = chain_entry(record, shard, head)
+            with self._lock:
+                self._write_calls += 1
+            try:
+                self._client.transact_write_items(TransactItems=entry_transaction(self._table, entry, head))
+                return AuditWriteOutcome.WRITTEN
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                codes = cancellation_codes(exc.response)
+                if len(codes) > SENTINEL_INDEX and codes[SENTINEL_INDEX] == "ConditionalCheckFailed":
+                    return AuditWriteOutcome.DUPLICATE
+                lost_race = any(
+                    len(codes) > i and codes[i] in ("ConditionalCheckFailed", "TransactionConflict")
+                    for i in (ENTRY_INDEX, HEAD_INDEX)
+                )
+                if not lost_race:
+                    raise
+            # Full jitter, capped: writers that lost the head race spread out instead of colliding again.
+            self._sleep(random.uniform(0, min(_MAX_BACKOFF_S, self._backoff_s * 2**attempt)))
+        raise AuditWriteFailedError(f"shard {shard} head kept moving after {self._attempts} attempts")
+
+    def get(self, tenant_id: str, request_id: str) -> AuditRecord | None:
+        sentinel = self._client.get_item(
+            TableName=self._table, Key=sentinel_key(tenant_id, request_id), ConsistentRead=True
+        ).get("Item")
+        if sentinel is None:
+            return None
+        shard, seq = int(sentinel["shard"]["N"]), int(sentinel["seq"]["N"])
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": entry_pk(tenant_id, shard)}, "sk": {"S": entry_sk(seq)}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        return _record(stored_entry_from_item(item), tenant_id)
+
+    def find_any_tenant(self, request_id: str) -> list[AuditRecord]:
+        """Operator lookup across tenants via the `by-request` index (admin CLI only)."""
+        page = self._client.query(
+            TableName=self._table,
+            IndexName=BY_REQUEST_INDEX,
+            KeyConditionExpression="request_id = :r",
+            ExpressionAttributeValues={":r": {"S": request_id}},
+        )
+        records = []
+        for item in page.get("Items", []):
+            entry = stored_entry_from_item(item)
+            record = _record(entry, entry.tenant_id)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def verify(self, tenant_id: str, now: float) -> VerifyReport:
+        report = VerifyReport(tenant_id=tenant_id)
+        for shard in range(self._shards):
+            head_item: dict[str, Any] | None = None
+            entries: list[StoredEntry] = []
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": entry_pk(tenant_id, shard)}},
+                "ConsistentRead": True,
+            }
+            while True:
+                page = self._client.query(**request)
+                for item in page.get("Items", []):
+                    if item["sk"]["S"] == HEAD_SK:
+                        head_item = item
+                    else:
+                        entries.append(stored_entry_from_item(item))
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            problems, expired = verify_shard(tenant_id, shard, entries, head_from_item(head_item), now)
+            report.shards += 1
+            report.records += len(entries)
+            report.expired_gaps += expired
+            report.problems.extend(problems)
+        return report
+
+
+def _record(entry: StoredEntry, tenant_id: str) -> AuditRecord | None:
+    try:
+        body = json.loads(entry.body)
+        record = AuditRecord.from_dict(body["record"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return record if record.tenant_id == tenant_id else None

@@ -1,0 +1,79 @@
+"""Exactness under concurrency: 16 clients race for a window that fits N; exactly N get in.
+
+Runs against a moto server whose request handling is serialized by one lock (see
+`SerializedMotoServer` in conftest): moto itself races concurrent conditional writes, which real
+DynamoDB does not, so without the lock the emulator - not the ledger - would overshoot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
+from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
+from llmops.domain.audit import AuditRecord, AuditWriteOutcome
+from llmops.domain.quotas import Demand, RateLimitExceededError, Reservation
+from llmops.domain.tenancy import Limits, TenantContext
+
+CLIENTS = 16
+ROUNDS = 20
+NOW = 1_800_000_010.0
+
+
+def race(ledger: DynamoQuotaLedger, ctx: TenantContext, demand: Demand, round_no: int) -> list[Reservation]:
+    barrier = threading.Barrier(CLIENTS)
+
+    def attempt(i: int) -> Reservation | None:
+        barrier.wait()
+        try:
+            return ledger.reserve(ctx, f"round{round_no}-client{i}", demand, NOW)
+        except RateLimitExceededError:
+            return None
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(attempt, range(CLIENTS)))
+    return [r for r in results if r is not None]
+
+
+def test_a_request_limit_admits_exactly_n(server_client: Callable[[str], Any], server_tables: dict[str, str]) -> None:
+    ledger = DynamoQuotaLedger(server_client("dynamodb"), server_tables["Quotas"], server_tables["Usage"])
+    for round_no in range(ROUNDS):
+        limit = 1 + round_no % 7  # 1..7, always below the 16 contenders
+        ctx = TenantContext("acme", f"rpm{round_no:05d}", limits=Limits(requests_per_minute=limit))
+        admitted = race(ledger, ctx, Demand(tokens=1, cost_nanos=0), round_no)
+        assert len(admitted) == limit, f"round {round_no}"
+        (status,) = ledger.usage(ctx, NOW)
+        assert status.used == limit
+
+
+def test_a_token_limit_admits_exactly_what_fits(
+    server_client: Callable[[str], Any], server_tables: dict[str, str]
+) -> None:
+    ledger = DynamoQuotaLedger(server_client("dynamodb"), server_tables["Quotas"], server_tables["Usage"])
+    for round_no in range(ROUNDS):
+        n = 3 + round_no % 5
+        ctx = TenantContext("acme", f"tpm{round_no:05d}", limits=Limits(tokens_per_minute=n * 100 + 99))
+        admitted = race(ledger, ctx, Demand(tokens=100, cost_nanos=0), round_no)
+        assert len(admitted) == n, f"round {round_no}"
+        (status,) = ledger.usage(ctx, NOW)
+        assert status.used == n * 100
+
+
+def test_concurrent_audit_writers_keep_every_chain_intact(
+    server_client: Callable[[str], Any], server_tables: dict[str, str]
+) -> None:
+    log = DynamoAuditLog(server_client("dynamodb"), server_tables["Audit"], shards=2, chain_attempts=64)
+    barrier = threading.Barrier(CLIENTS)
+
+    def write(i: int) -> AuditWriteOutcome:
+        barrier.wait()
+        return log.write(AuditRecord(f"req-{i}", "acme", "key00001", NOW, NOW + 1, 200))
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        outcomes = list(pool.map(write, range(CLIENTS * 2)))
+    assert outcomes == [AuditWriteOutcome.WRITTEN] * (CLIENTS * 2)
+    report = log.verify("acme", NOW)
+    assert report.ok and report.records == CLIENTS * 2
