@@ -1,0 +1,124 @@
+"""Guardrails: PII, secrets, prompt injection, deny lists, system-prompt leaks and grounding.
+
+Pure domain code (stdlib plus ``phonenumbers``), built to run on every request inside a Lambda.
+
+Pipeline
+========
+
+``GuardEngine(policy)`` runs, for one text:
+
+1. **Size limit** on the raw length (``max_input_chars`` / ``max_output_chars``): too large is an
+   ``INPUT_TOO_LARGE`` finding, blocked by default before any other work.
+2. **Unicode folding for detection** (:mod:`.normalization`): NFKC, zero-width / bidi / tag
+   characters (U+E0000-E007F) and combining marks dropped, accents stripped, Cyrillic and Greek
+   look-alikes folded to Latin. Detectors see the folded text; every finding is mapped back to
+   offsets in the caller's ORIGINAL text, and redaction edits the original.
+3. **Secrets** (:mod:`.secret_detectors`): AWS access key ids and secret keys (by context), PEM
+   private keys, JWTs, GitHub, Slack and vendor API keys, high-entropy values assigned to
+   password/secret/token/key names, bearer tokens, passwords in URLs.
+4. **PII** (:mod:`.pii_detectors`): EMAIL, PHONE_NUMBER (``phonenumbers``, leniency VALID, region US
+   plus +international), CREDIT_CARD (Luhn + IIN ranges), US_SSN (SSA validity rules), IBAN_CODE
+   (country length + mod 97), IP_ADDRESS (v4/v6 via ``ipaddress``), MAC_ADDRESS, UK_NINO (prefix
+   rules), UK_NHS (mod 11), and US_PASSPORT, US_DRIVER_LICENSE, DATE_OF_BIRTH only next to
+   context words.
+5. **Prompt injection** (input only, :mod:`.injection`): weighted signal families combined by a
+   logistic function into ``scores["prompt_injection"]`` in [0, 1]; base64/hex/rot13/leetspeak
+   payloads are decoded and rescored. Reported at ``injection_flag`` (log_only) and acted on with
+   the policy action at ``injection_block``.
+6. **Deny list** (:mod:`.deny_list`): tenant words (``DENIED_WORD``) and topics (``DENIED_TOPIC``,
+   detector ``deny_list:<topic>``).
+7. Output only: **system-prompt leak** (:mod:`.leakage`: canary token, 5-gram overlap) and
+   **grounding** when context is given (:mod:`.grounding`: ``GROUNDING`` / ``RELEVANCE`` scores).
+
+Then overlapping value findings (PII, secrets, pluggable types) are resolved deterministically
+(higher score, longer span, earlier start, type name), each finding gets its policy action, and
+masked spans become placeholders ``[EMAIL_1]``, numbered per type in order of appearance, the same
+value keeping the same placeholder within a request. ``block`` on a value also masks it, so a
+blocked text's ``redacted_text`` never contains the value. ``pseudonymize`` additionally records
+placeholder -> original in a :class:`PseudonymVault` that lives in the request's memory only; the
+chat path restores it in the completion *after* the output checks.
+
+Chat path::
+
+    engine = GuardEngine(GuardPolicy.from_mapping(tenant_policy_json))
+    verdict = engine.guard_input([m.content for m in messages])
+    verdict.raise_if_blocked()                    # GuardrailBlockedError: 400 content_blocked
+    canary = engine.system_prompt_canary()
+    system = embed_canary(system_prompt, canary)  # send `system` to the model
+    ... call the model with verdict.texts ...
+    out = engine.guard_output(completion, verdict.vault, system_prompt=system,
+                              context=context_docs, query=last_user_message)
+    out.raise_if_blocked()                        # or finish_reason=content_filter
+    return out.text                               # pseudonyms restored
+
+Policy format (JSON, per tenant; every field optional and layered over ``GuardPolicy.default()``)::
+
+    {
+      "actions":        {"EMAIL": "pseudonymize"},          # both directions
+      "input_actions":  {"GENERIC_SECRET": "block"},        # per-direction overrides
+      "output_actions": {"GROUNDING": "block"},
+      "default_action": "redact",                           # types no mapping names
+      "thresholds": {"injection_block": 0.8, "injection_flag": 0.5,
+                     "grounding": 0.6, "relevance": 0.5, "system_prompt_leak": 0.5},
+      "denied_words":  ["project falcon"],
+      "denied_topics": {"weapons": ["nerve agent", "bioweapon"]},
+      "max_input_chars": 100000, "max_output_chars": 200000,
+      "detectors": ["secrets", "pii", "injection", "deny_list", "grounding"],
+      "system_prompt_leak_check": true
+    }
+
+Actions are ``allow`` (not reported), ``log_only`` (reported, text untouched), ``redact``,
+``pseudonymize`` (input only; on output it acts as redact) and ``block``. Defaults: PII and secrets
+redact in both directions; PROMPT_INJECTION, DENIED_WORD, DENIED_TOPIC, SYSTEM_PROMPT_LEAK and
+INPUT_TOO_LARGE block; GROUNDING and RELEVANCE log_only (heuristic scores: opt in to blocking).
+``comprehend`` and ``bedrock_guardrail`` are accepted detector names for pluggable detectors
+passed as ``GuardEngine(policy, extra_detectors=[...])``; they are off by default.
+"""
+
+from __future__ import annotations
+
+from llmops.domain.guard.engine import (
+    GuardEngine,
+    GuardrailBlockedError,
+    InputVerdict,
+    OutputVerdict,
+    ScanResult,
+)
+from llmops.domain.guard.findings import (
+    ENTITY_TYPES,
+    PII_TYPES,
+    SECRET_TYPES,
+    Action,
+    BlockedBy,
+    Decision,
+    Detector,
+    Direction,
+    Finding,
+    FindingType,
+)
+from llmops.domain.guard.leakage import embed_canary, new_canary
+from llmops.domain.guard.policy import GuardPolicy, PolicyError
+from llmops.domain.guard.redaction import PseudonymVault
+
+__all__ = [
+    "ENTITY_TYPES",
+    "PII_TYPES",
+    "SECRET_TYPES",
+    "Action",
+    "BlockedBy",
+    "Decision",
+    "Detector",
+    "Direction",
+    "Finding",
+    "FindingType",
+    "GuardEngine",
+    "GuardPolicy",
+    "GuardrailBlockedError",
+    "InputVerdict",
+    "OutputVerdict",
+    "PolicyError",
+    "PseudonymVault",
+    "ScanResult",
+    "embed_canary",
+    "new_canary",
+]

@@ -1,0 +1,380 @@
+"""The guard engine: runs the detectors a policy enables and turns findings into one verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from llmops.domain.errors import ContentBlockedError
+from llmops.domain.guard.deny_list import DenyListDetector
+from llmops.domain.guard.findings import (
+    Action,
+    BlockedBy,
+    Decision,
+    Detector,
+    Direction,
+    Finding,
+    FindingType,
+    is_entity,
+)
+from llmops.domain.guard.grounding import assess_grounding
+from llmops.domain.guard.injection import InjectionScorer
+from llmops.domain.guard.leakage import canary_leak, new_canary, overlap_leak
+from llmops.domain.guard.normalization import normalize
+from llmops.domain.guard.pii_detectors import PiiDetector
+from llmops.domain.guard.policy import GuardPolicy
+from llmops.domain.guard.redaction import (
+    PlaceholderAllocator,
+    PseudonymVault,
+    apply_replacements,
+    resolve_overlaps,
+)
+from llmops.domain.guard.secret_detectors import SecretsDetector
+from llmops.domain.guard.text_view import TextView
+
+__all__ = ["GuardEngine", "GuardrailBlockedError", "InputVerdict", "OutputVerdict", "ScanResult"]
+
+# Stateless and safe to share: built once per Lambda container.
+_SECRETS: Final = SecretsDetector()
+_PII: Final = PiiDetector()
+_INJECTION: Final = InjectionScorer()
+_MASKING: Final = frozenset({Action.REDACT, Action.PSEUDONYMIZE})
+
+
+class GuardrailBlockedError(ContentBlockedError):
+    """400 `content_blocked`. The message names the guard that fired, never the offending text."""
+
+    def __init__(self, blocked_by: BlockedBy) -> None:
+        super().__init__(blocked_by.message, param="messages" if blocked_by.direction is Direction.INPUT else None)
+        self.blocked_by = blocked_by
+
+
+def _remap(finding: Finding, start: int, end: int) -> Finding:
+    return dataclasses.replace(finding, start=start, end=end)
+
+
+def _summary(decisions: Sequence[Decision], masked: bool) -> Action:
+    if any(d.action is Action.BLOCK for d in decisions):
+        return Action.BLOCK
+    return Action.REDACT if masked else Action.ALLOW
+
+
+def _blocked_by(decisions: Sequence[Decision], direction: Direction) -> BlockedBy | None:
+    blocks = [d.finding for d in decisions if d.action is Action.BLOCK]
+    if not blocks:
+        return None
+    top = min(blocks, key=lambda f: (-f.score, f.type, f.start))
+    return BlockedBy(top.type, top.detector, direction)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """Exactly the `/v1/guardrails/scan` response of DESIGN.md. `action` is allow, redact or block."""
+
+    action: Action
+    redacted_text: str
+    findings: tuple[Finding, ...]
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action.value,
+            "redacted_text": self.redacted_text,
+            "findings": [f.to_dict() for f in self.findings],
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InputVerdict:
+    """The input stage for a chat request. `texts` are safe to send to the model and to audit."""
+
+    action: Action  # allow | redact | block (pseudonymize counts as redact)
+    texts: tuple[str, ...]
+    findings: tuple[tuple[Finding, ...], ...]  # per message, in message order
+    decisions: tuple[Decision, ...]  # every reported finding with its action, for metrics
+    scores: dict[str, float]  # worst score over the messages
+    vault: PseudonymVault
+    blocked_by: BlockedBy | None
+
+    @property
+    def blocked(self) -> bool:
+        return self.blocked_by is not None
+
+    def raise_if_blocked(self) -> None:
+        if self.blocked_by is not None:
+            raise GuardrailBlockedError(self.blocked_by)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputVerdict:
+    """The output stage. `text` is what the caller may see: pseudonyms restored, "" when blocked."""
+
+    action: Action  # allow | redact | block
+    text: str
+    redacted_text: str  # before pseudonyms are restored: safe for the audit trail ("" if too large)
+    findings: tuple[Finding, ...]
+    decisions: tuple[Decision, ...]
+    scores: dict[str, float]
+    blocked_by: BlockedBy | None
+
+    @property
+    def blocked(self) -> bool:
+        return self.blocked_by is not None
+
+    def raise_if_blocked(self) -> None:
+        if self.blocked_by is not None:
+            raise GuardrailBlockedError(self.blocked_by)
+
+
+@dataclass(frozen=True, slots=True)
+class _Analysis:
+    action: Action
+    redacted_text: str
+    decisions: tuple[Decision, ...]
+    scores: dict[str, float]
+    blocked_by: BlockedBy | None
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(d.finding for d in self.decisions)
+
+
+class GuardEngine:
+    """Build once per policy (per tenant) and reuse; every method is safe to call concurrently."""
+
+    def __init__(self, policy: GuardPolicy | None = None, *, extra_detectors: Sequence[Detector] = ()) -> None:
+        self.policy = policy or GuardPolicy.default()
+        enabled = self.policy.detector_enabled
+        built_in: list[SecretsDetector | PiiDetector | DenyListDetector] = []
+        if enabled("secrets"):
+            built_in.append(_SECRETS)
+        if enabled("pii"):
+            built_in.append(_PII)
+        if enabled("deny_list"):
+            deny = DenyListDetector(self.policy.denied_words, self.policy.denied_topics)
+            if deny:
+                built_in.append(deny)
+        self._built_in = tuple(built_in)
+        self._extra = tuple(d for d in extra_detectors if enabled(d.name))
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def scan(
+        self, text: str, direction: Direction | str, context: Sequence[str] = (), *, query: str = ""
+    ) -> ScanResult:
+        """The `/v1/guardrails/scan` operation: one text, no pseudonym restoration."""
+        analysis = self._analyze(
+            text,
+            Direction(direction),
+            allocator=PlaceholderAllocator(),
+            vault=None,
+            context=context,
+            query=query,
+        )
+        return ScanResult(analysis.action, analysis.redacted_text, analysis.findings, analysis.scores)
+
+    def guard_input(self, texts: Sequence[str]) -> InputVerdict:
+        """Guard the message contents of a chat request, in order; placeholders are numbered across them."""
+        vault = PseudonymVault()
+        for text in texts:
+            vault.allocator.reserve_literals(text)
+        analyses = [self._analyze(t, Direction.INPUT, allocator=vault.allocator, vault=vault) for t in texts]
+        decisions = tuple(d for a in analyses for d in a.decisions)
+        scores: dict[str, float] = {}
+        for analysis in analyses:
+            for name, value in analysis.scores.items():
+                scores[name] = max(value, scores.get(name, 0.0))
+        masked = any(a.action is Action.REDACT for a in analyses)
+        return InputVerdict(
+            action=_summary(decisions, masked),
+            texts=tuple(a.redacted_text for a in analyses),
+            findings=tuple(a.findings for a in analyses),
+            decisions=decisions,
+            scores=scores,
+            vault=vault,
+            blocked_by=_blocked_by(decisions, Direction.INPUT),
+        )
+
+    def guard_output(
+        self,
+        text: str,
+        vault: PseudonymVault | None = None,
+        system_prompt: str = "",
+        context: Sequence[str] = (),
+        *,
+        query: str = "",
+    ) -> OutputVerdict:
+        """Check a completion, then restore pseudonyms (after the checks, so they are not leaks).
+
+        `system_prompt` is the one sent to the model, canary included; `context` the grounding
+        documents and `query` the last user message (for RELEVANCE).
+        """
+        vault = vault if vault is not None else PseudonymVault()
+        # New placeholders continue the request's numbering and never collide with pseudonyms.
+        allocator = vault.allocator.fork(vault.placeholders())
+        analysis = self._analyze(
+            text,
+            Direction.OUTPUT,
+            allocator=allocator,
+            vault=None,
+            context=context,
+            query=query,
+            system_prompt=system_prompt,
+        )
+        final = "" if analysis.action is Action.BLOCK else vault.restore(analysis.redacted_text)
+        return OutputVerdict(
+            action=analysis.action,
+            text=final,
+            redacted_text=analysis.redacted_text,
+            findings=analysis.findings,
+            decisions=analysis.decisions,
+            scores=analysis.scores,
+            blocked_by=analysis.blocked_by,
+        )
+
+    @staticmethod
+    def system_prompt_canary() -> str:
+        """A fresh canary token; see `llmops.domain.guard.leakage` for the protocol."""
+        return new_canary()
+
+    # -- pipeline ---------------------------------------------------------------------------------
+
+    def _analyze(
+        self,
+        text: str,
+        direction: Direction,
+        *,
+        allocator: PlaceholderAllocator,
+        vault: PseudonymVault | None,
+        context: Sequence[str] = (),
+        query: str = "",
+        system_prompt: str = "",
+    ) -> _Analysis:
+        policy = self.policy
+        limit = policy.max_input_chars if direction is Direction.INPUT else policy.max_output_chars
+        decisions: list[Decision] = []
+        if len(text) > limit:
+            # Checked on the raw length before any work, so a megabyte costs nothing to refuse.
+            too_large = Finding(FindingType.INPUT_TOO_LARGE, 0, len(text), 1.0, "size_limit")
+            action = policy.action_for(FindingType.INPUT_TOO_LARGE, direction)
+            if action is Action.BLOCK:
+                decision = Decision(too_large, Action.BLOCK)
+                return _Analysis(Action.BLOCK, "", (decision,), {}, _blocked_by([decision], direction))
+            if action is not Action.ALLOW:
+                decisions.append(Decision(too_large, Action.LOG_ONLY))
+
+        normalized = normalize(text)
+        folded = normalized.text
+        view = TextView(folded)
+        scores: dict[str, float] = {}
+        found: list[Finding] = []
+        for built_in in self._built_in:
+            found.extend(built_in.detect_view(view))
+        for detector in self._extra:
+            found.extend(detector.detect(folded))
+        if direction is Direction.INPUT:
+            if policy.detector_enabled("injection"):
+                found.extend(self._injection(view, scores))
+        else:
+            if policy.system_prompt_leak_check:
+                found.extend(self._leak(view, system_prompt, scores))
+            if context and policy.detector_enabled("grounding"):
+                found.extend(self._grounding(folded, context, query, scores))
+        if not normalized.is_identity:
+            found = [_remap(f, *normalized.to_original(f.start, f.end)) for f in found]
+
+        values = resolve_overlaps(f for f in found if is_entity(f.type))
+        for finding in values + [f for f in found if not is_entity(f.type)]:
+            action = self._action(finding, direction)
+            if action is not Action.ALLOW:
+                decisions.append(Decision(finding, action))
+        decisions.sort(key=lambda d: (d.finding.start, d.finding.end, d.finding.type))
+
+        action_of = {d.finding: d.action for d in decisions}
+        to_mask = resolve_overlaps(
+            d.finding
+            for d in decisions
+            if d.action in _MASKING or (d.action is Action.BLOCK and is_entity(d.finding.type))
+        )
+        replacements: list[tuple[int, int, str]] = []
+        for finding in to_mask:
+            original = text[finding.start : finding.end]
+            token = allocator.placeholder(finding.type, original)
+            if vault is not None and action_of[finding] is Action.PSEUDONYMIZE:
+                vault.remember(token, original)
+            replacements.append((finding.start, finding.end, token))
+        redacted = apply_replacements(text, replacements)
+        return _Analysis(
+            _summary(decisions, bool(replacements)),
+            redacted,
+            tuple(decisions),
+            scores,
+            _blocked_by(decisions, direction),
+        )
+
+    def _action(self, finding: Finding, direction: Direction) -> Action:
+        action = self.policy.action_for(finding.type, direction)
+        if finding.type == FindingType.PROMPT_INJECTION:
+            if action is not Action.ALLOW and finding.score < self.policy.injection_block_threshold:
+                return Action.LOG_ONLY
+        elif direction is Direction.OUTPUT and action is Action.PSEUDONYMIZE:
+            return Action.REDACT  # nothing would restore it: the caller gets a placeholder
+        return action
+
+    def _injection(self, view: TextView, scores: dict[str, float]) -> list[Finding]:
+        assessment = _INJECTION.assess_view(view)
+        scores["prompt_injection"] = assessment.score
+        if assessment.score < self.policy.injection_flag_threshold:
+            return []
+        return [
+            Finding(
+                FindingType.PROMPT_INJECTION,
+                assessment.start,
+                assessment.end,
+                assessment.score,
+                "injection.heuristic",
+            )
+        ]
+
+    def _leak(self, view: TextView, system_prompt: str, scores: dict[str, float]) -> list[Finding]:
+        leak = canary_leak(view.text) if "canary-" in view.lowered else None
+        detector = "leak.canary"
+        if leak is None and system_prompt:
+            leak = overlap_leak(view.text, system_prompt)
+            detector = "leak.overlap"
+        if system_prompt or leak is not None:
+            scores["system_prompt_leak"] = leak.score if leak else 0.0
+        if leak is None or leak.score < self.policy.system_prompt_leak_threshold:
+            return []
+        return [Finding(FindingType.SYSTEM_PROMPT_LEAK, leak.start, leak.end, leak.score, detector)]
+
+    def _grounding(self, folded: str, context: Sequence[str], query: str, scores: dict[str, float]) -> list[Finding]:
+        assessment = assess_grounding(folded, [normalize(c).text for c in context], normalize(query).text)
+        scores["grounding"] = assessment.grounding
+        found: list[Finding] = []
+        if assessment.grounding < self.policy.grounding_threshold:
+            found.append(
+                Finding(
+                    FindingType.GROUNDING,
+                    assessment.weakest_start,
+                    assessment.weakest_end,
+                    1.0 - assessment.grounding,
+                    "grounding.overlap",
+                )
+            )
+        if assessment.relevance is not None:
+            scores["relevance"] = assessment.relevance
+            if assessment.relevance < self.policy.relevance_threshold:
+                found.append(
+                    Finding(
+                        FindingType.RELEVANCE,
+                        0,
+                        len(folded),
+                        1.0 - assessment.relevance,
+                        "grounding.relevance",
+                    )
+                )
+        return found

@@ -1,0 +1,522 @@
+"""Prompt-injection and jailbreak scoring: weighted signals combined by a logistic function.
+
+Each signal is a family of phrasings (instruction override, system-prompt extraction, DAN-style
+personas, fake chat-template role tags, delimiter tricks...) with a weight in logit units. The
+score is ``sigmoid(BIAS + sum(weights of the distinct signals that fired))``: no signal gives
+~0.02, one weak signal stays below the flag threshold (0.5), one strong signal crosses the block
+threshold (0.8), and several medium ones together cross it too. Text hidden in base64, hex, rot13
+or leetspeak is decoded and scored with the same signals; hiding itself adds weight.
+
+Signals run on a lower-cased copy of the (already Unicode-folded) text and each has cheap substring
+pre-checks, so benign text pays for a few ``in`` tests and a handful of regex scans.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Final
+
+from llmops.domain.guard.text_view import TextView, byte_table, find_all, word_start
+
+__all__ = ["BIAS", "InjectionAssessment", "InjectionScorer", "Signal"]
+
+BIAS: Final = -4.0
+_MAX_DECODE_DEPTH: Final = 2
+_ENCODED_PAYLOAD: Final = "encoded_payload"
+_ENCODED_PAYLOAD_WEIGHT: Final = 2.5
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One family of phrasings. Gates keep benign text from paying for the regex at all.
+
+    * `starts`: the words a match begins with. The signal runs only if one of them is a word of the
+      text, and then the pattern is tried (anchored) only where those words occur.
+    * `requires`: at least one of these words must also be present.
+    * `phrases`: substrings of which one must be present; the pattern is then searched in full.
+    """
+
+    name: str
+    weight: float
+    pattern: re.Pattern[str]
+    starts: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()
+    case_sensitive: bool = False  # run on the text as is rather than lower-cased
+    start_set: frozenset[str] = field(init=False)
+    require_set: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start_set", frozenset(self.starts))
+        object.__setattr__(self, "require_set", frozenset(self.requires))
+
+
+def _rx(pattern: str, *, multiline: bool = False) -> re.Pattern[str]:
+    return re.compile(pattern, re.MULTILINE if multiline else 0)
+
+
+def _words(spaced: str) -> tuple[str, ...]:
+    return tuple(spaced.split())
+
+
+_OVERRIDE_VERB = (
+    r"(?:ignore|ignoring|disregard|forget|override|bypass|neglect|overlook|discard|abandon|set\s+aside"
+    r"|(?:do\s+not|don'?t|stop|no\s+longer)\s+(?:follow(?:ing)?|obey(?:ing)?|adher(?:e|ing)\s+to))"
+)
+_OVERRIDE_MODIFIER = (
+    r"(?:previous|prior|above|earlier|preceding|foregoing|initial|original|all|any|every|your|system"
+    r"|existing|old|former|given|these|those|default|current|safety|developer|openai|built-in|preset)"
+)
+_OVERRIDE_NOUN = (
+    r"(?:instructions?|directions?|directives?|prompts?|rules|guidelines?|commands?|orders|programming"
+    r"|guardrails?|restrictions?|constraints?|polic(?:y|ies)|training|context|conversations?|messages?"
+    r"|filters?|limitations?|safeguards?|settings|configuration|requests?|tasks?|text)"
+)
+_EXTRACTION_VERBS = _words(
+    "reveal print show display output repeat tell give leak share disclose dump write recite spell list echo "
+    "paste provide copy return expose what"
+)
+_NEGATIONS = _words("never not don dont do cannot can won will")
+
+SIGNALS: tuple[Signal, ...] = (
+    Signal(
+        "instruction_override",
+        6.5,
+        _rx(
+            _OVERRIDE_VERB + r"(?:\s+\w+){0,3}?\s+" + _OVERRIDE_MODIFIER
+            + r"(?:\s+[\w-]+){0,3}?\s+" + _OVERRIDE_NOUN + r"\b"
+            # the same in French, Spanish, Italian, German and Portuguese
+            r"|ignore[zr]?\s+(?:toutes\s+)?(?:les\s+)?(?:instructions|consignes|regles)\b"
+            r"|ignora(?:r)?\s+(?:todas\s+|tutte\s+)?(?:las\s+|le\s+)?(?:instrucciones|reglas|istruzioni|regole)\b"
+            r"|ignorier(?:e|en)?\s+(?:alle\s+)?(?:vorherigen\s+|bisherigen\s+)?(?:anweisungen|regeln|instruktionen)\b"
+            r"|ignore\s+(?:todas\s+)?(?:as\s+)?(?:instrucoes|regras)\b"
+        ),
+        starts=_words(
+            "ignore ignoring disregard forget override bypass neglect overlook discard abandon set do don dont "
+            "stop no ignorez ignorer ignora ignorar ignoriere ignorieren"
+        ),
+    ),
+    Signal(
+        "ignore_above",
+        4.0,
+        _rx(
+            r"(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+|anything\s+)?(?:of\s+)?"
+            r"(?:the\s+above|what\s+(?:i|you)\s+(?:said|told\s+you|were\s+told)|everything\s+(?:above|before)"
+            r"|the\s+(?:previous|prior)|above|previous|before|everything\s+you)\b"
+        ),
+        starts=_words("ignore disregard forget"),
+    ),
+    Signal(
+        "system_prompt_extraction",
+        6.5,
+        _rx(
+            r"(?:reveal|print|show|display|output|repeat|tell|give|leak|share|disclose|dump|write|recite"
+            r"|spell|list|echo|paste|provide|copy|return|expose|what(?:'s|\s+is|\s+are|\s+was|\s+were))\b"
+            r"(?:\s+[\w']+){0,5}?\s+(?:"
+            r"system\s+(?:prompt|message|instructions)|pre-?prompt|meta-?prompt"
+            r"|(?:initial|original|hidden|secret|developer|confidential|internal)\s+(?:prompt|instructions)"
+            r"|instructions\s+(?:you\s+(?:were|have\s+been)\s+given|given\s+to\s+you)"
+            r"|your\s+(?:\w+\s+)?(?:instructions|prompt))\b"
+        ),
+        starts=_EXTRACTION_VERBS,
+        requires=_words("prompt instructions preprompt pre metaprompt meta message"),
+    ),
+    Signal(
+        "context_extraction",
+        3.5,
+        _rx(
+            r"(?:repeat|print|output|reveal|show|write|copy|recite|echo|paste)\b(?:\s+[\w']+){0,4}?\s+"
+            r"(?:text|words|everything|content|instructions|prompt|message|initialization|lines?)\s+"
+            r"(?:above|before\s+this|preceding)"
+            r"|starting\s+with\s+[\"']?you\s+are\b"
+            r"|beginning\s+of\s+(?:this|the|our)\s+(?:conversation|prompt|chat|context)\b"
+        ),
+        starts=_words("repeat print output reveal show write copy recite echo paste starting beginning"),
+        requires=_words("above preceding before starting beginning initialization"),
+    ),
+    Signal(
+        "role_play",
+        3.0,
+        _rx(
+            r"(?:you\s+are\s+(?:now|going\s+to\s+be|no\s+longer)|you'?re\s+going\s+to\s+(?:act|pretend|be)"
+            r"|from\s+now\s+on,?\s+you|pretend\s+(?:to\s+be|you\s+are|that\s+you)|act\s+as\s+(?:if|though)\s+you"
+            r"|role-?play\s+as|play\s+the\s+role\s+of|you\s+will\s+now\s+(?:act|be|play|respond)"
+            r"|simulate\s+(?:a|an|being))\b"
+        ),
+        starts=_words("you youre from pretend act roleplay role play simulate"),
+        requires=_words("now going longer pretend act roleplay role play simulate"),
+    ),
+    Signal(
+        "unrestricted_persona",
+        5.0,
+        _rx(
+            r"(?:unfiltered|uncensored|unrestricted|unlimited|amoral|unethical|immoral|evil|jailbroken"
+            r"|rogue|unbound|limitless|no-?limits?)\s+(?:ai|assistant|chatbot|model|version|persona"
+            r"|character|bot|gpt|llm|entity|responses?|answers?)\b"
+            r"|jail-?break(?:ing|ed|s)?\b|jailbroken\b"
+            r"|(?:developer|dev|god|evil|opposite|sudo|dan|unrestricted|unfiltered|jailbreak)\s+mode\b"
+        ),
+        starts=_words(
+            "unfiltered uncensored unrestricted unlimited amoral unethical immoral evil jailbroken rogue unbound "
+            "limitless no jail jailbreak jailbreaking jailbreaked jailbreaks developer dev god opposite sudo dan"
+        ),
+        requires=_words(
+            "ai assistant chatbot model version persona character bot gpt llm entity response responses answer "
+            "answers jail jailbreak jailbreaking jailbreaked jailbreaks jailbroken mode"
+        ),
+    ),
+    Signal(
+        "dan_name",
+        5.0,
+        _rx(r"\bDAN\b|\bBetterDAN\b|\bAntiGPT\b|\bMongo\s+Tom\b"),
+        phrases=("DAN", "AntiGPT", "Mongo"),
+        case_sensitive=True,
+    ),
+    Signal(
+        "dan_template",
+        7.0,
+        _rx(r"\bdo\s+anything\s+now\b|always\s+intelligent\s+and\s+machiavellian|strive\s+to\s+avoid\s+norms"),
+        phrases=("anything now", "machiavellian", "avoid norms"),
+    ),
+    Signal(
+        "no_restrictions",
+        3.5,
+        _rx(
+            r"(?:without|no|free\s+(?:of|from)|not\s+bound\s+by|freed\s+from|break(?:ing)?\s+(?:free\s+)?(?:of|from)"
+            r"|(?:do\s+not|don'?t|doesn'?t|does\s+not|never)\s+(?:have\s+to\s+)?(?:follow|abide\s+by|obey|have"
+            r"|care\s+about)|bypass(?:ing)?|ignor(?:e|ing)|disabl(?:e|ed|ing)|remov(?:e|ed|ing)|lift(?:ed)?)"
+            r"\s+(?:any\s+|all\s+|the\s+|your\s+|its\s+|their\s+|of\s+)?(?:[\w-]+\s+){0,2}?"
+            r"(?:restrictions|limitations|filters?|filtering|censorship|guidelines|ethics|morals|morality"
+            r"|content\s+polic(?:y|ies)|safety\s+(?:guidelines|measures|protocols|filters?)|guardrails)\b"
+        ),
+        starts=_words(
+            "without no free not freed break breaking do don doesn does never bypass bypassing ignore ignoring "
+            "disable disabled disabling remove removed removing lift lifted"
+        ),
+        requires=_words(
+            "restrictions limitations filter filters filtering censorship guidelines ethics morals morality "
+            "policy policies safety guardrails"
+        ),
+    ),
+    Signal(
+        "compliance_coercion",
+        3.0,
+        _rx(
+            r"stay\s+in\s+character\b|break(?:ing)?\s+character\b"
+            r"|(?:never|not|don'?t|do\s+not|cannot|can'?t|won'?t|will\s+not)\s+(?:ever\s+)?(?:refuse|decline)\b"
+            r"|no\s+matter\s+how\s+(?:immoral|unethical|illegal|harmful|dangerous|offensive|inappropriate|explicit)"
+            r"|without\s+(?:any\s+)?(?:warnings?|disclaimers?|moralizing|moral\s+|ethical\s+)"
+            r"|(?:must|will|shall)\s+(?:always\s+)?(?:answer|comply\s+with|obey)\s+(?:any|every|all)\b"
+            r"|as\s+an\s+ai\s+with(?:out)?\s+(?:no\s+)?(?:restrictions|limits|filters)"
+            r"|(?:openai|anthropic)'?s?\s+(?:content\s+)?polic(?:y|ies)"
+            r"|have\s+been\s+freed\b|hypothetical\s+response\b"
+        ),
+        starts=_words("stay break breaking no without must shall as openai anthropic have hypothetical")
+        + _NEGATIONS,
+        requires=_words(
+            "character refuse decline matter warnings warning disclaimers disclaimer moralizing moral ethical "
+            "answer comply obey restrictions limits filters policy policies freed hypothetical"
+        ),
+    ),
+    Signal(
+        "fake_role_tag",
+        6.0,
+        _rx(
+            r"<\|(?:im_start|im_end|system|endoftext|user|assistant|eot_id|start_header_id|end_header_id"
+            r"|begin_of_text)\|>|\[/?inst\]|<</?sys>>|</?(?:system|sys|instructions?)>"
+        ),
+        phrases=("<|", "[inst", "[/inst", "<<sys", "<sys", "</sys", "<system", "</system", "<instruction", "</instr"),
+    ),
+    Signal(
+        "fake_system_turn",
+        4.5,
+        _rx(
+            r"^[ \t]*(?:#{1,4}[ \t]*|\[|\{|\*\*)?(?:system|admin|administrator|developer|root)[ \t]*"
+            r"(?:message|prompt|instructions?|override|note|update)?[ \t]*(?:\]|\}|\*\*)?[ \t]*:",
+            multiline=True,
+        ),
+        requires=_words("system admin administrator developer root"),
+        phrases=(":",),
+    ),
+    Signal(
+        "delimiter_phrase",
+        3.0,
+        _rx(
+            r"end\s+of\s+(?:the\s+)?(?:user\s+|system\s+)?(?:input|prompt|instructions|conversation|context"
+            r"|document|text|message)\b"
+            r"|(?:begin(?:ning)?|start)\s+(?:of\s+)?(?:the\s+)?(?:new|real|actual|true|updated)\s+"
+            r"(?:system\s+)?(?:instructions|prompt|task)\b"
+        ),
+        starts=_words("end begin beginning start"),
+        requires=_words("input prompt instructions conversation context document text message task"),
+    ),
+    Signal(
+        "delimiter_marker",
+        3.0,
+        _rx(
+            r"(?:-{3,}|={3,}|\*{3,}|#{3,}|\"{3,}|`{3,}|>{3,})[ \t]*"
+            r"(?:end|system|admin|new\s+instructions?|override)\b"
+        ),
+        requires=_words("end system admin new override"),
+        phrases=("---", "===", "***", "###", '"""', "```", ">>>"),
+    ),
+    Signal(
+        "new_instructions",
+        3.5,
+        _rx(
+            r"new\s+(?:instructions?|task|rules|directive|objective|prompt|orders)\s*:"
+            r"|your\s+(?:new|real|true|actual|only)\s+(?:task|instructions?|role|goal|purpose|objective|job)\b"
+            r"|(?:updated|revised|real|actual)\s+instructions\s*:"
+            r"|instead,?\s+(?:you\s+(?:will|must|should)\s+|just\s+)?(?:say|print|output|respond\s+with|reply\s+with)\b"
+        ),
+        starts=_words("new your updated revised real actual instead"),
+        requires=_words(
+            "instructions instruction task rules directive objective prompt orders role goal purpose job say print "
+            "output respond reply"
+        ),
+    ),
+    Signal(
+        "output_hijack",
+        2.0,
+        _rx(r"(?:just|only|simply)\s+(?:say|print|output|respond\s+with|reply\s+with)\b|say\s+(?:exactly|only)\b"),
+        starts=_words("just only simply say"),
+        requires=_words("say print output respond reply exactly"),
+    ),
+    Signal(
+        "attention_grab",
+        3.0,
+        _rx(
+            r"stop\s+everything\b|ignore\s+(?:this|the)\s+(?:and|,)"
+            r"|(?:important|urgent|attention)\s*(?:!{2,}|:)\s*(?:new\s+)?(?:instructions?|ignore|disregard|override)\b"
+        ),
+        starts=_words("stop ignore important urgent attention"),
+    ),
+    Signal(
+        "decode_request",
+        2.0,
+        _rx(
+            r"(?:decode|decrypt|decipher|translate|convert|interpret)\b(?:\s+[\w-]+){0,5}?\s+"
+            r"(?:base\s?64|b64|hex(?:adecimal)?|rot-?\s?13|caesar|morse|binary|ascii|leetspeak|leet|cipher)\b"
+            r"|(?:base64|hex|rot-?13)[\s-]*(?:encoded|encoding|string|text|payload)\b"
+        ),
+        starts=_words("decode decrypt decipher translate convert interpret base64 hex rot13 rot"),
+        requires=_words(
+            "base64 base b64 hex hexadecimal rot13 rot caesar morse binary ascii leetspeak leet cipher encoded encoding"
+        ),
+    ),
+    Signal(
+        "follow_decoded",
+        3.0,
+        _rx(
+            r"(?:follow|execute|obey|do|run|perform|carry\s+out|act\s+on)\s+(?:the\s+|these\s+|its\s+)?"
+            r"(?:decoded|hidden|encoded|embedded)\b"
+        ),
+        starts=_words("follow execute obey do run perform carry act"),
+        requires=_words("decoded hidden encoded embedded"),
+    ),
+)  # fmt: skip
+
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,8000}={0,2}")
+_HEX = re.compile(r"(?:(?:0x|\\x)?[0-9a-f]{2}[\s,:]?){12,4000}")
+_HEX_NOISE = re.compile(r"0x|\\x|[\s,:]")
+# rot13 spellings of the commonest English words and of injection vocabulary
+_ROT13_MARKERS = frozenset(
+    _words("gur naq lbh lbhe vtaber cerivbhf vafgehpgvbaf flfgrz cebzcg qvfertneq gung guvf jvgu sebz ner vf")
+)
+# Cheap shape tests before the regexes: one bytes.translate and a substring test each.
+_BASE64_SHAPE = byte_table(" ", a=string.ascii_lowercase + string.digits + "+/_-")
+_BASE64_RUN = b"a" * 16
+_HEX_SHAPE = byte_table("x", h="0123456789abcdef", s=" ,:")
+_HEX_RUN = b"h" * 24
+_HEX_PAIRS = b"hhs" * 12
+_LEET_SHAPE = byte_table(" ", l=string.ascii_lowercase, d="013457$")
+_LEET_RUN = b"ldl"
+_ROT13 = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
+)
+_LEET = str.maketrans("013457@$", "oieastas")
+_WORDISH = re.compile(r"[A-Za-z]{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionAssessment:
+    """The score, which signals fired, and the span of `text` that carried them ((0, 0) if none)."""
+
+    score: float
+    signals: tuple[str, ...]
+    start: int
+    end: int
+
+
+def _printable_text(raw: bytes) -> str | None:
+    """Decoded bytes that read as text (not a hash, image or ciphertext), else None."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text or sum(ch.isprintable() or ch in "\n\t\r" for ch in text) < 0.95 * len(text):
+        return None
+    if len(_WORDISH.findall(text)) < 2:
+        return None
+    return text
+
+
+def _decode_base64(blob: str) -> str | None:
+    stripped = blob.rstrip("=")
+    if len(stripped) % 4 == 1:
+        return None
+    padded = stripped + "=" * (-len(stripped) % 4)
+    try:
+        if "-" in padded or "_" in padded:
+            raw = base64.urlsafe_b64decode(padded)
+        else:
+            raw = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _printable_text(raw)
+
+
+def _decode_hex(blob: str) -> str | None:
+    digits = _HEX_NOISE.sub("", blob)
+    if len(digits) % 2:
+        digits = digits[:-1]
+    try:
+        return _printable_text(bytes.fromhex(digits))
+    except ValueError:
+        return None
+
+
+def _sigmoid(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+class InjectionScorer:
+    """Stateless; safe to share across requests."""
+
+    name = "injection"
+
+    def __init__(self, signals: tuple[Signal, ...] = SIGNALS, bias: float = BIAS) -> None:
+        self._signals = signals
+        self._bias = bias
+        # word -> indexes of the signals it gates, so a text only visits the signals its words can fire
+        by_word: dict[str, set[int]] = {}
+        for index, signal in enumerate(signals):
+            for word in signal.start_set or signal.require_set:
+                by_word.setdefault(word, set()).add(index)
+        self._by_word = {word: frozenset(indexes) for word, indexes in by_word.items()}
+        self._gate_words = frozenset(by_word)
+        self._ungated = frozenset(i for i, s in enumerate(signals) if not (s.start_set or s.require_set))
+
+    def assess(self, text: str) -> InjectionAssessment:
+        return self.assess_view(TextView(text))
+
+    def assess_view(self, view: TextView) -> InjectionAssessment:
+        fired: dict[str, tuple[float, int, int]] = {}
+        self._collect(view, fired, depth=0, span=None)
+        if not fired:
+            return InjectionAssessment(_sigmoid(self._bias), (), 0, 0)
+        logit = self._bias + sum(weight for weight, _, _ in fired.values())
+        start = min(s for _, s, _ in fired.values())
+        end = max(e for _, _, e in fired.values())
+        return InjectionAssessment(_sigmoid(logit), tuple(sorted(fired)), start, end)
+
+    def _collect(
+        self, view: TextView, fired: dict[str, tuple[float, int, int]], *, depth: int, span: tuple[int, int] | None
+    ) -> None:
+        """Add the signals in `view` to `fired`; `span` (when decoding) is where the blob sits."""
+        self._match_signals(view, view, fired, span)
+        if depth >= _MAX_DECODE_DEPTH:
+            return
+        text = view.text
+        lowered = view.lowered
+        for start, end, decoded in _decoded_payloads(view):
+            where = span or (start, end)
+            _fire(fired, _ENCODED_PAYLOAD, _ENCODED_PAYLOAD_WEIGHT, where)
+            self._collect(TextView(decoded), fired, depth=depth + 1, span=where)
+        if len(_ROT13_MARKERS & view.words) >= 2:
+            # rot13 and the leet table keep length, so spans in the decoded text are spans of the input
+            before = len(fired)
+            self._match_signals(view, TextView(lowered.translate(_ROT13)), fired, span)
+            if len(fired) > before:
+                _fire(fired, _ENCODED_PAYLOAD, _ENCODED_PAYLOAD_WEIGHT, span or (0, len(text)))
+        if view.ascii_lowered.translate(_LEET_SHAPE).count(_LEET_RUN) >= 2:
+            self._match_signals(view, TextView(lowered.translate(_LEET)), fired, span)
+
+    def _match_signals(
+        self,
+        original: TextView,
+        view: TextView,
+        fired: dict[str, tuple[float, int, int]],
+        span: tuple[int, int] | None,
+    ) -> None:
+        words = view.words
+        lowered = view.lowered
+        candidates = set(self._ungated)
+        for word in self._gate_words & words:
+            candidates |= self._by_word[word]
+        for index in sorted(candidates):
+            signal = self._signals[index]
+            if signal.name in fired:
+                continue
+            if signal.case_sensitive:
+                m = _search_gated(signal, original.text, words)
+            elif signal.starts:
+                m = _match_anchored(signal, lowered, words)
+            else:
+                m = _search_gated(signal, lowered, words)
+            if m is not None:
+                _fire(fired, signal.name, signal.weight, span or (m.start(), m.end()))
+
+
+def _match_anchored(signal: Signal, lowered: str, words: frozenset[str]) -> re.Match[str] | None:
+    if signal.require_set and signal.require_set.isdisjoint(words):
+        return None
+    present = signal.start_set & words
+    if not present:
+        return None
+    for start_word in signal.starts:  # tuple order, so the reported span is deterministic
+        if start_word not in present:
+            continue
+        for index in find_all(lowered, start_word):
+            if word_start(lowered, index):
+                m = signal.pattern.match(lowered, index)
+                if m is not None:
+                    return m
+    return None
+
+
+def _search_gated(signal: Signal, haystack: str, words: frozenset[str]) -> re.Match[str] | None:
+    if signal.require_set and signal.require_set.isdisjoint(words):
+        return None
+    if signal.phrases and not any(p in haystack for p in signal.phrases):
+        return None
+    return signal.pattern.search(haystack)
+
+
+def _decoded_payloads(view: TextView) -> list[tuple[int, int, str]]:
+    """(start, end, decoded text) of base64 and hex blobs that decode to readable text."""
+    out: list[tuple[int, int, str]] = []
+    ascii_lowered = view.ascii_lowered
+    if _BASE64_RUN in ascii_lowered.translate(_BASE64_SHAPE):
+        for m in _BASE64.finditer(view.text):
+            decoded = _decode_base64(m.group())
+            if decoded is not None:
+                out.append((m.start(), m.end(), decoded))
+    hex_shape = ascii_lowered.translate(_HEX_SHAPE)
+    if _HEX_RUN in hex_shape or _HEX_PAIRS in hex_shape or b"\\x" in ascii_lowered:
+        for m in _HEX.finditer(view.lowered):
+            decoded = _decode_hex(m.group())
+            if decoded is not None:
+                out.append((m.start(), m.end(), decoded))
+    return out
+
+
+def _fire(fired: dict[str, tuple[float, int, int]], name: str, weight: float, span: tuple[int, int]) -> None:
+    if name not in fired:
+        fired[name] = (weight, span[0], span[1])

@@ -1,0 +1,322 @@
+"""Pattern PII: formats validated by check digits, validity rules or nearby context words.
+
+Numbers that are ambiguous on their own (9-digit passports, driver licences, bare 9-digit SSNs,
+dates) are only reported next to a context phrase: the candidate must start within a few words
+after the phrase ("passport no. 123456789") or end just before it ("123456789 is my passport").
+Phone numbers go through `phonenumbers` (imported on first use: it costs ~50 ms to import).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+from llmops.domain.guard.checksums import (
+    IBAN_LENGTHS,
+    card_brand,
+    iban_valid,
+    luhn_valid,
+    nhs_valid,
+    ssn_valid,
+)
+from llmops.domain.guard.findings import Finding, FindingType
+from llmops.domain.guard.text_view import TextView, find_all
+
+__all__ = ["PiiDetector"]
+
+_PATTERN: Final = "pii.pattern"
+_CHECKSUM: Final = "pii.checksum"
+_CONTEXT: Final = "pii.context"
+_PHONENUMBERS: Final = "pii.phonenumbers"
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,63}(?![A-Za-z0-9-])"
+)
+_CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){11,22}(?!\d)")
+_SEPARATOR = re.compile(r"[ -]")
+_SSN_FORMATTED = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-]|\.\d)")
+_NINE_DIGITS = re.compile(r"(?<![\d-])\d{9}(?![\d-])")
+_SSN_CONTEXT = re.compile(r"\bssn\b|social\s+security|\bss\s?#|\bss\s+(?:no|number)\b|\btin\b", re.IGNORECASE)
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,34}")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?=[0-9A-Fa-f:]*[0-9A-Fa-f])(?:[0-9A-Fa-f]{0,4}:){2,7}"
+    r"(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[0-9A-Za-z]{1,16})?(?![\w:]|\.\d)"
+)
+_MAC = re.compile(r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:-])")
+_PASSPORT = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]\d{8}|\d{9})(?![A-Za-z0-9])")
+_PASSPORT_CONTEXT = re.compile(r"passport", re.IGNORECASE)
+_DRIVER_LICENSE = re.compile(r"(?<![A-Za-z0-9*-])(?:[A-Z]{1,2}-?)?\d(?:-?\d){4,15}(?:-?[A-Z]{1,2})?(?![A-Za-z0-9*-])")
+_DRIVER_LICENSE_CONTEXT = re.compile(
+    r"driver'?s?[\s-]{0,3}licen[cs]es?|driving\s+licen[cs]es?|\bDLN?\b|licen[cs]e\s*(?:no\b|number|#)",
+    re.IGNORECASE,
+)
+_UK_NINO = re.compile(
+    r"(?<![A-Za-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r"( ?)\d{2}\1\d{2}\1\d{2}\1[A-D](?![A-Za-z0-9])"
+)
+_UK_NHS = re.compile(r"(?<![\d-])\d{3}([ -]?)\d{3}\1\d{4}(?![\d-])")
+_NHS_CONTEXT = re.compile(r"\bnhs\b|health\s+service|patient", re.IGNORECASE)
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DATE = re.compile(
+    r"(?<![\w/.-])(?:"
+    r"\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})"
+    r"|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}"
+    r"|\d{1,2}(?:st|nd|rd|th)?\s{1,3}(?:of\s{1,3})?" + _MONTH + r"\.?,?\s{1,3}\d{4}"
+    r"|" + _MONTH + r"\.?\s{1,3}\d{1,2}(?:st|nd|rd|th)?,?\s{1,3}\d{4}"
+    r")(?![\w/]|[.-]\d)",
+    re.IGNORECASE,
+)
+_DOB_CONTEXT = re.compile(r"\bborn\b|\bbirth(?:day|date)?\b|\bdob\b|\bd\.o\.b\b", re.IGNORECASE)
+
+_CONTEXT_AFTER_CHARS = 40  # how far after a context phrase the value may start
+_CONTEXT_BEFORE_CHARS = 30  # how far before a context phrase the value may end
+
+_phonenumbers: Any = None
+
+
+def _phone_module() -> Any:
+    global _phonenumbers  # noqa: PLW0603 - a lazy import, cached for the life of the Lambda
+    if _phonenumbers is None:
+        import phonenumbers  # noqa: PLC0415
+
+        _phonenumbers = phonenumbers
+    return _phonenumbers
+
+
+def _near_context(text: str, context: re.Pattern[str], candidate: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """Per context phrase: the first candidate just after it, or else the last one just before it."""
+    for ctx in context.finditer(text):
+        after = candidate.search(text, ctx.end(), min(len(text), ctx.end() + _CONTEXT_AFTER_CHARS + 40))
+        if after is not None and after.start() - ctx.end() <= _CONTEXT_AFTER_CHARS:
+            yield after
+            continue
+        before_start = max(0, ctx.start() - _CONTEXT_BEFORE_CHARS - 40)
+        last = None
+        for m in candidate.finditer(text, before_start, ctx.start()):
+            last = m
+        if last is not None and ctx.start() - last.end() <= _CONTEXT_BEFORE_CHARS:
+            yield last
+
+
+class PiiDetector:
+    """All built-in PII patterns. Offsets are into the text it is given."""
+
+    name = "pii"
+
+    def __init__(self, default_region: str = "US") -> None:
+        self.default_region = default_region
+
+    def detect(self, text: str) -> list[Finding]:
+        return self.detect_view(TextView(text))
+
+    def detect_view(self, view: TextView) -> list[Finding]:
+        text = view.text
+        found: list[Finding] = []
+        if "@" in text:
+            self._emails(text, found)
+        if view.has_digit:
+            self._numbers(view, found)
+            self._context_numbers(view, found)
+        if ":" in text or "-" in text:
+            self._colon_hex(text, found)
+        return found
+
+    @staticmethod
+    def _emails(text: str, found: list[Finding]) -> None:
+        end_of_last = -1
+        for at in find_all(text, "@"):
+            if at < end_of_last:
+                continue
+            m = _EMAIL.search(text, max(0, at - 64), at + 256)
+            if m is not None and m.start() <= at < m.end():
+                found.append(Finding(FindingType.EMAIL, m.start(), m.end(), 0.95, _PATTERN))
+                end_of_last = m.end()
+
+    def _numbers(self, view: TextView, found: list[Finding]) -> None:
+        text = view.text
+        phone_windows: list[tuple[int, int]] = []
+        for start, end, digits in view.digit_clusters:
+            before = text[start - 1] if start else " "
+            if digits < 4 and not before.isupper() and before != " ":
+                continue  # too short for any number here, and no letter prefix (IBAN, NINO)
+            card = False
+            if digits >= 12:
+                for m in _CARD.finditer(text, start, end):
+                    card = self._card(m, found) or card
+            if digits >= 9:
+                for m in _SSN_FORMATTED.finditer(text, start, end):
+                    if ssn_valid(m.group(1) + m.group(3) + m.group(4)):
+                        found.append(Finding(FindingType.US_SSN, m.start(), m.end(), 0.85, _CHECKSUM))
+            if digits >= 10:
+                for m in _UK_NHS.finditer(text, start, end):
+                    if nhs_valid(m.group().replace(" ", "").replace("-", "")):
+                        window = text[max(0, m.start() - 60) : m.end() + 20]
+                        score = 0.95 if _NHS_CONTEXT.search(window) else 0.5
+                        found.append(Finding(FindingType.UK_NHS, m.start(), m.end(), score, _CHECKSUM))
+            if digits >= 4 and "." in text[start:end]:
+                for m in _IPV4.finditer(text, start, end):
+                    try:
+                        ipaddress.IPv4Address(m.group())
+                    except ValueError:
+                        continue
+                    found.append(Finding(FindingType.IP_ADDRESS, m.start(), m.end(), 0.9, _CHECKSUM))
+            if before.isupper() and start >= 2 and text[start - 2].isupper():
+                iban = _IBAN.match(text, start - 2)
+                if iban is not None:
+                    _iban(iban, found)
+            nino_start = start - 3 if start >= 3 and text[start - 1] == " " else start - 2
+            if nino_start >= 0 and text[nino_start].isupper():
+                nino = _UK_NINO.match(text, nino_start)
+                if nino is not None:
+                    found.append(Finding(FindingType.UK_NINO, nino.start(), nino.end(), 0.85, _PATTERN))
+            if digits >= 7 and not card:
+                window_start = start
+                while window_start > 0 and start - window_start < 2 and text[window_start - 1] in "+(":
+                    window_start -= 1
+                window_end = end + 1 if end < len(text) and text[end] == ")" else end
+                phone_windows.append((window_start, window_end))
+        if phone_windows:
+            self._phones(text, phone_windows, found)
+
+    def _phones(self, text: str, windows: list[tuple[int, int]], found: list[Finding]) -> None:
+        phonenumbers = _phone_module()
+        leniency = phonenumbers.Leniency.VALID
+        # ~40 us per candidate: a number repeated in the text (a signature, a table) is parsed once
+        parsed: dict[str, list[tuple[int, int]]] = {}
+        for window_start, window_end in windows:
+            window = text[window_start:window_end]
+            spans = parsed.get(window)
+            if spans is None:
+                matcher = phonenumbers.PhoneNumberMatcher(window, self.default_region, leniency)
+                spans = parsed[window] = [(m.start, m.end) for m in matcher]
+            found.extend(
+                Finding(FindingType.PHONE_NUMBER, window_start + s, window_start + e, 0.75, _PHONENUMBERS)
+                for s, e in spans
+            )
+
+    @staticmethod
+    def _card(match: re.Match[str], found: list[Finding]) -> bool:
+        raw = match.group()
+        groups = _SEPARATOR.split(raw)
+        if len(groups) > 1 and (len(groups[0]) != 4 or any(not 3 <= len(g) <= 6 for g in groups[1:-1])):
+            return False
+        if "-" in raw and " " in raw:
+            return False
+        # A trailing group may be a neighbouring number ("4111 1111 1111 1111 2031"): try without it.
+        for keep in range(len(groups), 0, -1):
+            digits = "".join(groups[:keep])
+            if len(digits) < 12:
+                return False
+            if len(digits) <= 19 and card_brand(digits) and luhn_valid(digits):
+                end = match.start() + len(" ".join(groups[:keep]))
+                found.append(Finding(FindingType.CREDIT_CARD, match.start(), end, 1.0, _CHECKSUM))
+                return True
+        return False
+
+    @staticmethod
+    def _colon_hex(text: str, found: list[Finding]) -> None:
+        """IPv6 and MAC addresses, looked for only around runs of ':' or '-'."""
+        if text.count(":") >= 2:
+            for window_start, window_end, count in _separator_groups(text, ":", 5):
+                if count >= 2:
+                    for m in _IPV6.finditer(text, window_start, window_end):
+                        try:
+                            ipaddress.IPv6Address(m.group())
+                        except ValueError:
+                            continue
+                        found.append(Finding(FindingType.IP_ADDRESS, m.start(), m.end(), 0.9, _CHECKSUM))
+                if count == 5:
+                    found.extend(
+                        Finding(FindingType.MAC_ADDRESS, m.start(), m.end(), 0.9, _PATTERN)
+                        for m in _MAC.finditer(text, window_start, window_end)
+                    )
+        if text.count("-") >= 5:
+            for window_start, window_end, count in _separator_groups(text, "-", 3):
+                if count == 5:
+                    found.extend(
+                        Finding(FindingType.MAC_ADDRESS, m.start(), m.end(), 0.9, _PATTERN)
+                        for m in _MAC.finditer(text, window_start, window_end)
+                    )
+
+    @staticmethod
+    def _context_numbers(view: TextView, found: list[Finding]) -> None:
+        text = view.text
+        lowered = view.lowered
+        if view.mentions("ssn", "ss", "social", "tin"):
+            for m in _near_context(text, _SSN_CONTEXT, _NINE_DIGITS):
+                if ssn_valid(m.group()):
+                    found.append(Finding(FindingType.US_SSN, m.start(), m.end(), 0.8, _CONTEXT))
+        if "passport" in lowered:
+            found.extend(
+                Finding(FindingType.US_PASSPORT, m.start(), m.end(), 0.8, _CONTEXT)
+                for m in _near_context(text, _PASSPORT_CONTEXT, _PASSPORT)
+            )
+        if "licen" in lowered or view.mentions("dl", "dln"):
+            found.extend(
+                Finding(FindingType.US_DRIVER_LICENSE, m.start(), m.end(), 0.8, _CONTEXT)
+                for m in _near_context(text, _DRIVER_LICENSE_CONTEXT, _DRIVER_LICENSE)
+            )
+        if "birth" in lowered or "d.o.b" in lowered or view.mentions("born", "dob"):
+            found.extend(
+                Finding(FindingType.DATE_OF_BIRTH, m.start(), m.end(), 0.85, _CONTEXT)
+                for m in _near_context(text, _DOB_CONTEXT, _DATE)
+            )
+
+
+_HEX_OR_SEPARATOR = frozenset("0123456789abcdefABCDEF:-")
+
+
+def _separator_groups(text: str, separator: str, max_gap: int) -> Iterator[tuple[int, int, int]]:
+    """Windows around runs of `separator` between hex digits, at most `max_gap` apart: (start, end, count)."""
+    size = len(text)
+    positions = [
+        p
+        for p in find_all(text, separator)
+        if (p > 0 and text[p - 1] in _HEX_OR_SEPARATOR) or (p < size - 1 and text[p + 1] in _HEX_OR_SEPARATOR)
+    ]
+    index = 0
+    while index < len(positions):
+        first = last = positions[index]
+        count = 1
+        index += 1
+        while index < len(positions) and positions[index] - last <= max_gap:
+            last = positions[index]
+            count += 1
+            index += 1
+        start = max(0, first - 5)
+        end = min(size, last + 21)  # room for a trailing hex group or an embedded IPv4
+        while start > 0 and not text[start - 1].isspace() and first - start < 48:
+            start -= 1
+        while end < size and not text[end].isspace() and end - last < 64:
+            end += 1
+        yield start, end, count
+
+
+def _iban(match: re.Match[str], found: list[Finding]) -> None:
+    """The regex over-reaches into following words: cut the candidate at its country's length."""
+    raw = match.group()
+    length = IBAN_LENGTHS.get(raw[:2])
+    if length is None:
+        return
+    taken = 0
+    end = 0
+    for index, char in enumerate(raw):
+        if char != " ":
+            taken += 1
+            if taken == length:
+                end = index + 1
+                break
+    if taken < length or (end < len(raw) and raw[end] != " "):
+        return
+    following = match.string[match.start() + end : match.start() + end + 1]
+    if following.isalnum():
+        return
+    if iban_valid(raw[:end].replace(" ", "")):
+        found.append(Finding(FindingType.IBAN_CODE, match.start(), match.start() + end, 1.0, _CHECKSUM))

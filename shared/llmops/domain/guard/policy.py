@@ -1,0 +1,260 @@
+"""Guard policy: per-type actions by direction, thresholds, deny lists, limits and enabled detectors.
+
+A tenant policy is stored as JSON and read with :meth:`GuardPolicy.from_mapping`, which layers it on
+top of the product default (so a tenant only writes what it changes) and reports every problem at
+once. See the package docstring for the format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from llmops.domain.guard.findings import PII_TYPES, SECRET_TYPES, Action, Direction, FindingType
+
+__all__ = [
+    "BUILTIN_DETECTORS",
+    "DEFAULT_DETECTORS",
+    "PLUGGABLE_DETECTORS",
+    "GuardPolicy",
+    "PolicyError",
+]
+
+BUILTIN_DETECTORS: Final = frozenset({"secrets", "pii", "injection", "deny_list", "grounding"})
+# Off by default; implemented by adapters and handed to GuardEngine(extra_detectors=...).
+PLUGGABLE_DETECTORS: Final = frozenset({"comprehend", "bedrock_guardrail"})
+DEFAULT_DETECTORS: Final = BUILTIN_DETECTORS
+# Findings about the text as a whole: masking their span would not help, so only these actions fit.
+_UNMASKABLE = frozenset(
+    {FindingType.PROMPT_INJECTION, FindingType.GROUNDING, FindingType.RELEVANCE, FindingType.INPUT_TOO_LARGE}
+)
+_TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_KEYS = frozenset(
+    {
+        "actions",
+        "input_actions",
+        "output_actions",
+        "default_action",
+        "thresholds",
+        "denied_words",
+        "denied_topics",
+        "max_input_chars",
+        "max_output_chars",
+        "detectors",
+        "system_prompt_leak_check",
+    }
+)
+_THRESHOLDS = {
+    "injection_block": "injection_block_threshold",
+    "injection_flag": "injection_flag_threshold",
+    "grounding": "grounding_threshold",
+    "relevance": "relevance_threshold",
+    "system_prompt_leak": "system_prompt_leak_threshold",
+}
+
+
+class PolicyError(ValueError):
+    """A tenant policy that cannot be used; `errors` lists every problem, each naming its field."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("invalid guard policy: " + "; ".join(self.errors))
+
+
+def _default_actions() -> dict[str, Action]:
+    actions: dict[str, Action] = dict.fromkeys(PII_TYPES, Action.REDACT)
+    # Secrets are masked both ways: refusing a completion because it contains an example key helps
+    # nobody, and the value never reaches the caller either way.
+    actions.update(dict.fromkeys(SECRET_TYPES, Action.REDACT))
+    actions.update(
+        {
+            FindingType.PROMPT_INJECTION: Action.BLOCK,
+            FindingType.DENIED_WORD: Action.BLOCK,
+            FindingType.DENIED_TOPIC: Action.BLOCK,
+            FindingType.SYSTEM_PROMPT_LEAK: Action.BLOCK,
+            FindingType.INPUT_TOO_LARGE: Action.BLOCK,
+            # Heuristic grounding is a signal for dashboards first; tenants opt in to blocking.
+            FindingType.GROUNDING: Action.LOG_ONLY,
+            FindingType.RELEVANCE: Action.LOG_ONLY,
+        }
+    )
+    return actions
+
+
+def _frozen(mapping: Mapping[str, Action]) -> Mapping[str, Action]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPolicy:
+    input_actions: Mapping[str, Action] = field(default_factory=lambda: _frozen(_default_actions()))
+    output_actions: Mapping[str, Action] = field(default_factory=lambda: _frozen(_default_actions()))
+    default_action: Action = Action.REDACT  # for types no mapping names (e.g. from pluggable detectors)
+    injection_block_threshold: float = 0.8
+    injection_flag_threshold: float = 0.5  # at or above: reported as log_only; below: not reported
+    grounding_threshold: float = 0.6
+    relevance_threshold: float = 0.5
+    system_prompt_leak_threshold: float = 0.5
+    denied_words: tuple[str, ...] = ()
+    denied_topics: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    max_input_chars: int = 100_000
+    max_output_chars: int = 200_000
+    enabled_detectors: frozenset[str] = DEFAULT_DETECTORS
+    system_prompt_leak_check: bool = True
+
+    @classmethod
+    def default(cls) -> GuardPolicy:
+        return cls()
+
+    def action_for(self, finding_type: str, direction: Direction) -> Action:
+        actions = self.input_actions if direction is Direction.INPUT else self.output_actions
+        return actions.get(finding_type, self.default_action)
+
+    def detector_enabled(self, name: str) -> bool:
+        return name in self.enabled_detectors
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, base: GuardPolicy | None = None) -> GuardPolicy:
+        """Layer a JSON-shaped tenant policy over `base` (the product default unless given)."""
+        base = base or cls.default()
+        if not isinstance(data, Mapping):
+            raise PolicyError([f"policy must be a JSON object, got {type(data).__name__}"])
+        errors: list[str] = [f"unknown field '{key}'" for key in sorted(set(data) - _KEYS, key=str)]
+        if errors:
+            errors.append("allowed fields: " + ", ".join(sorted(_KEYS)))
+
+        input_actions = dict(base.input_actions)
+        output_actions = dict(base.output_actions)
+        for key, targets in (
+            ("actions", (input_actions, output_actions)),
+            ("input_actions", (input_actions,)),
+            ("output_actions", (output_actions,)),
+        ):
+            for finding_type, action in _actions(data.get(key, {}), key, errors).items():
+                for target in targets:
+                    target[finding_type] = action
+        default_action = base.default_action
+        if "default_action" in data:
+            default_action = _action(data["default_action"], "default_action", errors) or default_action
+
+        values: dict[str, Any] = {
+            "input_actions": _frozen(input_actions),
+            "output_actions": _frozen(output_actions),
+            "default_action": default_action,
+        }
+        values.update(_thresholds(data.get("thresholds", {}), base, errors))
+        if "denied_words" in data:
+            values["denied_words"] = _strings(data["denied_words"], "denied_words", errors)
+        if "denied_topics" in data:
+            values["denied_topics"] = _topics(data["denied_topics"], errors)
+        for key in ("max_input_chars", "max_output_chars"):
+            if key in data:
+                value = data[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    errors.append(f"{key}: must be a positive integer, got {value!r}")
+                else:
+                    values[key] = value
+        if "detectors" in data:
+            names = _strings(data["detectors"], "detectors", errors)
+            unknown = sorted(set(names) - BUILTIN_DETECTORS - PLUGGABLE_DETECTORS)
+            if unknown:
+                known = ", ".join(sorted(BUILTIN_DETECTORS | PLUGGABLE_DETECTORS))
+                errors.append(f"detectors: unknown {', '.join(unknown)} (known: {known})")
+            values["enabled_detectors"] = frozenset(names)
+        if "system_prompt_leak_check" in data:
+            flag = data["system_prompt_leak_check"]
+            if not isinstance(flag, bool):
+                errors.append(f"system_prompt_leak_check: must be true or false, got {flag!r}")
+            else:
+                values["system_prompt_leak_check"] = flag
+
+        merged = {name: getattr(base, name) for name in base.__dataclass_fields__}
+        merged.update(values)
+        if merged["injection_flag_threshold"] > merged["injection_block_threshold"]:
+            errors.append("thresholds: injection_flag must not exceed injection_block")
+        if errors:
+            raise PolicyError(errors)
+        return cls(**merged)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The full policy in the `from_mapping` format (for storing or showing a resolved policy)."""
+        return {
+            "input_actions": {k: v.value for k, v in sorted(self.input_actions.items())},
+            "output_actions": {k: v.value for k, v in sorted(self.output_actions.items())},
+            "default_action": self.default_action.value,
+            "thresholds": {short: getattr(self, name) for short, name in _THRESHOLDS.items()},
+            "denied_words": list(self.denied_words),
+            "denied_topics": {k: list(v) for k, v in sorted(self.denied_topics.items())},
+            "max_input_chars": self.max_input_chars,
+            "max_output_chars": self.max_output_chars,
+            "detectors": sorted(self.enabled_detectors),
+            "system_prompt_leak_check": self.system_prompt_leak_check,
+        }
+
+
+def _action(value: Any, where: str, errors: list[str]) -> Action | None:
+    try:
+        return Action(value)
+    except ValueError:
+        choices = ", ".join(a.value for a in Action)
+        errors.append(f"{where}: {value!r} is not one of {choices}")
+        return None
+
+
+def _actions(value: Any, where: str, errors: list[str]) -> dict[str, Action]:
+    if not isinstance(value, Mapping):
+        errors.append(f"{where}: must be an object of finding type -> action")
+        return {}
+    out: dict[str, Action] = {}
+    for finding_type, raw in value.items():
+        path = f"{where}.{finding_type}"
+        if not isinstance(finding_type, str) or not _TYPE_NAME.match(finding_type):
+            errors.append(f"{path}: finding types are UPPER_SNAKE_CASE names such as EMAIL")
+            continue
+        action = _action(raw, path, errors)
+        if action is None:
+            continue
+        if finding_type in _UNMASKABLE and action in (Action.REDACT, Action.PSEUDONYMIZE):
+            errors.append(f"{path}: {finding_type} is about the whole text; use allow, log_only or block")
+            continue
+        out[finding_type] = action
+    return out
+
+
+def _thresholds(value: Any, base: GuardPolicy, errors: list[str]) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        errors.append("thresholds: must be an object")
+        return {}
+    out: dict[str, float] = {}
+    for key, raw in value.items():
+        name = _THRESHOLDS.get(key)
+        if name is None:
+            errors.append(f"thresholds.{key}: unknown (known: {', '.join(sorted(_THRESHOLDS))})")
+        elif isinstance(raw, bool) or not isinstance(raw, int | float) or not 0.0 <= raw <= 1.0:
+            errors.append(f"thresholds.{key}: must be a number between 0 and 1, got {raw!r}")
+        else:
+            out[name] = float(raw)
+    return out
+
+
+def _strings(value: Any, where: str, errors: list[str]) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+        errors.append(f"{where}: must be a list of non-empty strings")
+        return ()
+    return tuple(value)
+
+
+def _topics(value: Any, errors: list[str]) -> Mapping[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        errors.append("denied_topics: must be an object of topic name -> list of keywords")
+        return MappingProxyType({})
+    out: dict[str, tuple[str, ...]] = {}
+    for name, keywords in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            errors.append(f"denied_topics: topic names are 1-64 letters, digits, '_', '.' or '-': {name!r}")
+            continue
+        out[name] = _strings(keywords, f"denied_topics.{name}", errors)
+    return MappingProxyType(out)
