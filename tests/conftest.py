@@ -33,3 +33,25 @@ def load_event() -> Any:
         return event
 
     return _load
+
+
+@pytest.fixture
+def aws_settings() -> Any:
+    """moto in-process with every table and the audit DLQ; yields the Settings naming them."""
+    from moto import mock_aws
+
+    from llmops.adapters import aws_clients
+    from llmops.adapters.dynamodb.provisioning import create_tables
+    from llmops.config.env import Settings
+    from llmops.config.tables import TABLES
+    from llmops.local.naming import local_resource_name, local_table_name
+
+    with mock_aws():
+        aws_clients.clear_client_cache()
+        dynamodb = aws_clients.client("dynamodb", connect_timeout_s=1, read_timeout_s=5, max_attempts=2)
+        create_tables(dynamodb, {spec.logical_name: local_table_name(spec.logical_name) for spec in TABLES})
+        sqs: Any = aws_clients.client("sqs", connect_timeout_s=1, read_timeout_s=5, max_attempts=2)
+        queue_url = sqs.create_queue(QueueName=local_resource_name("audit-dlq"))["QueueUrl"]
+        names = {spec.env_var.removeprefix("LLMOPS_").lower(): local_table_name(spec.logical_name) for spec in TABLES}
+        yield Settings.model_validate({**names, "key_pepper": "test-pepper", "audit_dlq_url": queue_url})
+        aws_clients.clear_client_cache()

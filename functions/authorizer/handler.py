@@ -13,10 +13,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llmops.application.tenant_context import to_authorizer_context
 from llmops.application.wiring import AuthorizerRuntime, build_authorizer
 from llmops.config.env import Settings
 from llmops.domain.errors import GatewayError
+from llmops.domain.keys import authorizer_context
 
 logger = Logger()
 _runtime: AuthorizerRuntime | None = None
@@ -62,5 +62,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 }
             ],
         },
-        "context": to_authorizer_context(tenant),
+        "context": authorizer_context(tenant),
     }

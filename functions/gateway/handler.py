@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -9,13 +10,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from llmops.application.guardrails_api import ScanRequest, scan
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
 from llmops.application.rendering import validation_error
 from llmops.application.responses import ApiResponse
-from llmops.application.tenant_context import from_authorizer_context
 from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
 from llmops.domain.errors import GatewayError, RequestTooLargeError
+from llmops.domain.keys import InvalidApiKeyError, context_from_authorizer
 from llmops.domain.tenancy import TenantContext
 
 logger = Logger()
@@ -41,11 +43,23 @@ def _request_id() -> str:
     return str(app.current_event.request_context.request_id or "local")
 
 
+def _tenant_or_none(event: dict[str, Any]) -> TenantContext | None:
+    context = (event.get("requestContext") or {}).get("authorizer")
+    return context_from_authorizer(context) if context and context.get("tenant_id") else None
+
+
 def _tenant() -> TenantContext:
-    tenant = from_authorizer_context(app.current_event.request_context.authorizer.raw_event)
+    tenant = _tenant_or_none(app.current_event.raw_event)
     if tenant is None:
-        raise GatewayError("Missing or invalid API key.", status=401, code="invalid_api_key")
+        # Only reachable if the route was deployed without the authorizer: refuse, never guess.
+        raise InvalidApiKeyError()
     return tenant
+
+
+def _audit_refused_chat(event: dict[str, Any], request_id: str, refusal: GatewayError) -> None:
+    tenant = _tenant_or_none(event)
+    if tenant is not None and str(event.get("path", "")).endswith("/chat/completions"):
+        runtime().chat.record_refusal(tenant, request_id, refusal)
 
 
 @app.get("/health")
@@ -69,6 +83,23 @@ def _refuse(error: GatewayError) -> Response[str]:
     return _respond(ApiResponse.error(error))
 
 
+@app.post("/v1/guardrails/scan")
+def guardrails_scan(body: ScanRequest) -> dict[str, Any]:
+    return scan(runtime().guards(_tenant().policy), body)
+
+
+@app.get("/v1/usage")
+def usage() -> dict[str, Any]:
+    tenant = _tenant()
+    windows = runtime().ledger.usage(tenant, time.time())
+    return {
+        "object": "usage",
+        "tenant": tenant.tenant_id,
+        "key": tenant.key_id,
+        "windows": [w.to_json() for w in windows],
+    }
+
+
 @app.exception_handler(GatewayError)  # type: ignore[untyped-decorator]
 def gateway_error(error: GatewayError) -> Response[str]:
     return _refuse(error)
@@ -76,7 +107,9 @@ def gateway_error(error: GatewayError) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def invalid_request(error: RequestValidationError) -> Response[str]:
-    return _refuse(validation_error(list(error.errors())))
+    refusal = validation_error(list(error.errors()))
+    _audit_refused_chat(app.current_event.raw_event, _request_id(), refusal)
+    return _refuse(refusal)
 
 
 @app.not_found
@@ -100,6 +133,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Refused before JSON parsing so an oversized body costs no validation work.
         request_id = str((event.get("requestContext") or {}).get("requestId", "local"))
         error = RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+        _audit_refused_chat(event, request_id, error)
         return ApiResponse.error(error, {"x-request-id": request_id}).to_proxy_result()
     return app.resolve(_as_json(event), context)
 

@@ -98,9 +98,7 @@ def _set_faults(emulator_url: str, key: str, **plan: float) -> None:
         pass
 
 
-def test_throttled_primary_falls_back_to_secondary(
-    client: openai.OpenAI, local_stack: dict[str, Any]
-) -> None:
+def test_throttled_primary_falls_back_to_secondary(client: openai.OpenAI, local_stack: dict[str, Any]) -> None:
     bedrock = local_stack["bedrock_runtime_url"]
     _set_faults(bedrock, "anthropic.claude-3-5-haiku-20241022-v1:0", throttle_rate=1.0)
     try:

@@ -1,21 +1,84 @@
-"""The chat completion request path, stage by stage, as DESIGN.md orders it.
+"""The chat completion request path, stage by stage, in the order DESIGN.md gives:
 
-This is where the stages meet: parse -> route -> provider (with fallbacks) -> render. Guard,
-quota and audit stages plug in here as they land; each stage's latency is recorded by name.
+parse -> input guard -> route plan -> quota reserve -> provider (fallbacks) -> output guard
+-> restore pseudonyms -> quota settle -> audit -> render.
+
+Every request that reaches this endpoint leaves exactly one audit record, admitted or refused, and
+a reservation is always either settled or released.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from llmops.application.openai_schema import ChatCompletionRequest
 from llmops.application.rendering import chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
-from llmops.domain.completions import CompletionResult, CompletionService
+from llmops.domain.audit import AuditRecord, GuardVerdict, text_evidence
+from llmops.domain.chat import ChatRequest, Completion, Message, Role
+from llmops.domain.completions import CompletionResult, CompletionService, RoutePlan
+from llmops.domain.errors import GatewayError
+from llmops.domain.guard import Decision, GuardEngine, embed_canary
+from llmops.domain.quotas import (
+    Demand,
+    QuotaLedger,
+    Reservation,
+    UsageEntry,
+    actual_from_usage,
+    worst_case_demand,
+)
+from llmops.domain.routing import Provider
 from llmops.domain.tenancy import TenantContext
 
-__all__ = ["ChatEndpoint", "provenance_headers"]
+__all__ = ["AuditSink", "ChatEndpoint", "RequestTrace", "provenance_headers"]
+
+
+class AuditSink(Protocol):
+    def write(self, record: AuditRecord) -> object: ...
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """What the audit record and metrics need to know about one request, filled in stage by stage."""
+
+    request_id: str
+    tenant: TenantContext
+    started_at: float = field(default_factory=time.time)
+    status: int = 200
+    error_code: str | None = None
+    alias: str = ""
+    target: str = ""
+    variant: str = ""
+    provider: str = ""
+    attempts: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    streamed: bool = False
+    guard: list[GuardVerdict] = field(default_factory=list)
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    prompt_text: str | None = None  # guard-redacted, never raw
+    completion_text: str | None = None  # guard-redacted, never raw
+    settle_pending: bool = False
+
+    def record_result(self, result: CompletionResult) -> None:
+        self.stage_ms["provider"] = result.stage_ms.get("provider", 0.0)
+        self.alias, self.target = result.route.alias, result.target.id
+        self.provider = result.target.provider.value
+        self.variant = result.target.variant if result.target.provider is Provider.SAGEMAKER else ""
+        self.attempts = len(result.attempts)
+        self.input_tokens = result.completion.usage.input_tokens
+        self.output_tokens = result.completion.usage.output_tokens
+        self.cost_usd = result.cost_usd
+
+    def timed(self, stage: str, started: float) -> None:
+        self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + (time.perf_counter() - started) * 1000
 
 
 def provenance_headers(request_id: str, result: CompletionResult) -> dict[str, str]:
@@ -28,20 +91,167 @@ def provenance_headers(request_id: str, result: CompletionResult) -> dict[str, s
     }
 
 
+def _verdict(stage: str, action: str, decisions: Sequence[Decision]) -> GuardVerdict:
+    counts = Counter(d.finding.type for d in decisions)
+    return GuardVerdict(stage=stage, action=action, findings=dict(counts))
+
+
+def _demand(plan: RoutePlan, request: ChatRequest) -> Demand:
+    """Reserve for the dearest target the request may end up on, so a fallback never overshoots."""
+    demands = [worst_case_demand(request, target) for target in plan.targets]
+    return Demand(tokens=max(d.tokens for d in demands), cost_nanos=max(d.cost_nanos for d in demands))
+
+
 @dataclass(slots=True)
 class ChatEndpoint:
     completions: CompletionService
+    guards: Callable[[str], GuardEngine]  # policy name -> engine
+    ledger: QuotaLedger
+    audit: AuditSink
+    audit_pepper: str
+    on_finished: Callable[[RequestTrace], None] = lambda _trace: None
 
     def handle(self, body: ChatCompletionRequest, tenant: TenantContext, request_id: str) -> ApiResponse:
-        request = body.to_domain()
-        result = self.completions.complete(request, tenant)
-        created = int(time.time())
-        completion_id = f"chatcmpl-{request_id}"
-        headers = provenance_headers(request_id, result)
-        if request.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            text = sse_stream(completion_id, created, request.model, result.completion, include_usage)
-            return ApiResponse(200, text, EVENT_STREAM, {**headers, "Cache-Control": "no-cache"})
-        return ApiResponse.json(
-            200, chat_completion(completion_id, created, request.model, result.completion), headers
+        trace = RequestTrace(request_id=request_id, tenant=tenant)
+        try:
+            return self._handle(body, trace)
+        except GatewayError as error:
+            trace.status, trace.error_code = error.status, error.code
+            raise
+        except Exception:
+            trace.status, trace.error_code = 500, "internal_error"
+            raise
+        finally:
+            self.record(trace)
+
+    def record_refusal(self, tenant: TenantContext, request_id: str, error: GatewayError) -> None:
+        """Audits a chat request refused before it reached `handle` (schema validation, size)."""
+        self.record(RequestTrace(request_id, tenant, status=error.status, error_code=error.code))
+
+    def record(self, trace: RequestTrace) -> None:
+        """Writes the audit record; the audit log retries and dead-letters, so nothing is dropped."""
+        self.audit.write(
+            AuditRecord(
+                request_id=trace.request_id,
+                tenant_id=trace.tenant.tenant_id,
+                key_prefix=trace.tenant.key_id,
+                started_at=trace.started_at,
+                finished_at=time.time(),
+                status=trace.status,
+                error_code=trace.error_code,
+                alias=trace.alias,
+                target=trace.target,
+                variant=trace.variant,
+                guard=tuple(trace.guard),
+                input_tokens=trace.input_tokens,
+                output_tokens=trace.output_tokens,
+                cost_usd=trace.cost_usd,
+                stage_ms=dict(trace.stage_ms),
+                streamed=trace.streamed,
+                prompt=text_evidence(trace.prompt_text, trace.tenant.audit_text, self.audit_pepper),
+                completion=text_evidence(trace.completion_text, trace.tenant.audit_text, self.audit_pepper),
+                settle_pending=trace.settle_pending,
+                retention_days=trace.tenant.audit_retention_days,
+            )
         )
+        self.on_finished(trace)
+
+    def _handle(self, body: ChatCompletionRequest, trace: RequestTrace) -> ApiResponse:
+        tenant = trace.tenant
+        started = time.perf_counter()
+        request = body.to_domain()
+        trace.alias, trace.streamed = request.model, request.stream
+        trace.timed("parse", started)
+
+        started = time.perf_counter()
+        engine = self.guards(tenant.policy)
+        verdict = engine.guard_input([m.content for m in request.messages])
+        trace.guard.append(_verdict("input", verdict.action.value, verdict.decisions))
+        trace.prompt_text = "\n".join(verdict.texts)
+        trace.timed("input_guard", started)
+        verdict.raise_if_blocked()
+        guarded, system_prompt = _guarded_request(request, verdict.texts, self.audit_pepper)
+
+        started = time.perf_counter()
+        plan = self.completions.plan(guarded, tenant)
+        reservation = self.ledger.reserve(tenant, trace.request_id, _demand(plan, guarded), time.time())
+        trace.timed("quota_reserve", started)
+
+        result = self._call_model(plan, guarded, reservation, trace)
+        usage = result.completion.usage
+
+        started = time.perf_counter()
+        last_user = next((m.content for m in reversed(guarded.messages) if m.role is Role.USER), "")
+        output = engine.guard_output(
+            result.completion.text, verdict.vault, system_prompt, body.context or (), query=last_user
+        )
+        trace.guard.append(_verdict("output", output.action.value, output.decisions))
+        trace.completion_text = output.redacted_text
+        trace.timed("output_guard", started)
+
+        # The model ran and the tokens were spent, so usage is settled even if the output is blocked.
+        started = time.perf_counter()
+        now = time.time()
+        outcome = self.ledger.settle(
+            reservation,
+            actual_from_usage(result.target, usage),
+            UsageEntry.for_request(tenant.tenant_id, result.route.alias, result.target, usage, now),
+            now,
+        )
+        trace.settle_pending = not outcome.applied
+        trace.timed("quota_settle", started)
+        output.raise_if_blocked()
+
+        started = time.perf_counter()
+        completion = replace(result.completion, text=output.text)
+        response = _render(body, request, trace.request_id, completion, provenance_headers(trace.request_id, result))
+        trace.timed("render", started)
+        return response
+
+    def _call_model(
+        self, plan: RoutePlan, request: ChatRequest, reservation: Reservation, trace: RequestTrace
+    ) -> CompletionResult:
+        try:
+            result = self.completions.execute(plan, request)
+        except GatewayError as error:
+            trace.attempts = len(getattr(error, "attempts", ()))
+            self._release(reservation, trace)
+            raise
+        except Exception:
+            self._release(reservation, trace)
+            raise
+        trace.record_result(result)
+        return result
+
+    def _release(self, reservation: Reservation, trace: RequestTrace) -> None:
+        outcome = self.ledger.release(reservation, time.time())
+        trace.settle_pending = not outcome.applied
+
+
+def _stable_canary(secret: str, system_prompt: str) -> str:
+    """A canary that is secret (keyed) yet stable per system prompt, so identical requests stay
+    identical for deterministic models and the response cache; see guard.leakage for the protocol."""
+    digest = hmac.new(secret.encode(), system_prompt.encode(), hashlib.sha256).hexdigest()
+    return f"llmops-canary-{digest[:16]}"
+
+
+def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: str) -> tuple[ChatRequest, str]:
+    """The request the model sees: redacted messages, and a canary in the system prompt if it has one."""
+    messages = [Message(m.role, text) for m, text in zip(request.messages, texts, strict=True)]
+    system_prompt = "\n\n".join(m.content for m in messages if m.role is Role.SYSTEM)
+    if system_prompt:
+        system_prompt = embed_canary(system_prompt, _stable_canary(canary_secret, system_prompt))
+        messages = [Message(Role.SYSTEM, system_prompt), *(m for m in messages if m.role is not Role.SYSTEM)]
+    return replace(request, messages=tuple(messages)), system_prompt
+
+
+def _render(
+    body: ChatCompletionRequest, request: ChatRequest, request_id: str, completion: Completion, headers: dict[str, str]
+) -> ApiResponse:
+    created = int(time.time())
+    completion_id = f"chatcmpl-{request_id}"
+    if request.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        text = sse_stream(completion_id, created, request.model, completion, include_usage)
+        return ApiResponse(200, text, EVENT_STREAM, {**headers, "Cache-Control": "no-cache"})
+    return ApiResponse.json(200, chat_completion(completion_id, created, request.model, completion), headers)

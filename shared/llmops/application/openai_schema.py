@@ -89,9 +89,7 @@ class ChatCompletionRequest(BaseModel):
             role = Role.SYSTEM if message.role == "developer" else Role(message.role)
             messages.append(Message(role=role, content=_text_of(message.content, index)))
         if not any(m.role is not Role.SYSTEM for m in messages):
-            raise BadRequestError(
-                "messages must contain at least one user or assistant message.", param="messages"
-            )
+            raise BadRequestError("messages must contain at least one user or assistant message.", param="messages")
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return ChatRequest(
             model=self.model,
@@ -112,9 +110,7 @@ class ChatCompletionRequest(BaseModel):
             if getattr(self, name) is not None:
                 raise BadRequestError(f"'{name}' is not supported yet by this gateway.", param=name)
         if self.response_format is not None and self.response_format.get("type", "text") != "text":
-            raise BadRequestError(
-                "Only response_format {'type': 'text'} is supported.", param="response_format"
-            )
+            raise BadRequestError("Only response_format {'type': 'text'} is supported.", param="response_format")
         if self.logprobs:
             raise BadRequestError("logprobs are not supported.", param="logprobs")
 

@@ -49,9 +49,7 @@ def _pieces(text: str) -> Iterator[str]:
         start = end
 
 
-def sse_stream(
-    completion_id: str, created: int, model: str, completion: Completion, include_usage: bool
-) -> str:
+def sse_stream(completion_id: str, created: int, model: str, completion: Completion, include_usage: bool) -> str:
     """The whole SSE body at once: REST API Lambda proxy integrations cannot stream (see README)."""
 
     def chunk(delta: Mapping[str, Any], finish: str | None, usage: Mapping[str, int] | None = None) -> str:
@@ -102,9 +100,7 @@ def error_body(error: GatewayError) -> dict[str, Any]:
 def _param_from_location(loc: tuple[Any, ...]) -> str | None:
     path = [p for p in loc if p != "body"]
     # pydantic adds union member names (e.g. 'str', 'list[ContentPart]') to locations; drop them.
-    path = [
-        p for p in path if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"}))
-    ]
+    path = [p for p in path if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"}))]
     if not path:
         return None
     text = ""
@@ -138,6 +134,4 @@ def validation_error(errors: list[Mapping[str, Any]]) -> GatewayError:
             code="invalid_value",
         )
     message = str(first.get("msg", "invalid value"))
-    return BadRequestError(
-        f"Invalid value for '{param or 'body'}': {message}.", param=param, code="invalid_value"
-    )
+    return BadRequestError(f"Invalid value for '{param or 'body'}': {message}.", param=param, code="invalid_value")

@@ -13,10 +13,14 @@ from typing import Any
 
 from llmops.adapters import aws_clients
 from llmops.adapters.bedrock.client import BedrockConverseProvider
+from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.key_store import DynamoKeyStore
+from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
+from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
 from llmops.application.chat_endpoint import ChatEndpoint
+from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
 from llmops.domain.completions import CompletionService
 from llmops.domain.ports import ChatProvider, RouteSource
@@ -30,6 +34,9 @@ class GatewayRuntime:
     settings: Settings
     routes: RouteSource
     completions: CompletionService
+    guards: GuardPolicies
+    ledger: DynamoQuotaLedger
+    audit: DynamoAuditLog
     chat: ChatEndpoint
 
 
@@ -40,9 +47,7 @@ def _control_plane_client(service: str) -> Callable[[], Any]:
 
 def build_route_source(settings: Settings) -> RouteSource:
     if settings.routes_table:
-        return DynamoRouteSource(
-            _control_plane_client("dynamodb"), settings.routes_table, settings.config_ttl_s
-        )
+        return DynamoRouteSource(_control_plane_client("dynamodb"), settings.routes_table, settings.config_ttl_s)
     return FileRouteSource(Path(settings.routes_file)) if settings.routes_file else FileRouteSource()
 
 
@@ -70,11 +75,21 @@ def build_gateway(
 ) -> GatewayRuntime:
     route_source = routes or build_route_source(settings)
     completions = CompletionService(routes=route_source, providers=providers or build_providers(settings))
+    dynamodb = _control_plane_client("dynamodb")()
+    dead_letters = DeadLetterQueue(_control_plane_client("sqs")(), settings.audit_dlq_url)
+    ledger = DynamoQuotaLedger(
+        dynamodb, settings.quotas_table, settings.usage_table, on_settle_failure=dead_letters.send_settlement
+    )
+    audit = DynamoAuditLog(dynamodb, settings.audit_table, dead_letter=dead_letters.send_audit)
+    guards = GuardPolicies.from_json(settings.guard_policies)
     return GatewayRuntime(
         settings=settings,
         routes=route_source,
         completions=completions,
-        chat=ChatEndpoint(completions),
+        guards=guards,
+        ledger=ledger,
+        audit=audit,
+        chat=ChatEndpoint(completions, guards, ledger, audit, audit_pepper=settings.key_pepper),
     )
 
 

@@ -22,13 +22,9 @@ def serve(
     state_dir: Annotated[Path, typer.Option(help="Where local.json is written.")] = Path(".llmops"),
     forward_url: Annotated[
         str | None,
-        typer.Option(
-            help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) the emulators forward to."
-        ),
+        typer.Option(help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) the emulators forward to."),
     ] = None,
-    routes_file: Annotated[
-        Path | None, typer.Option(help="Route config to seed instead of the bundled one.")
-    ] = None,
+    routes_file: Annotated[Path | None, typer.Option(help="Route config to seed instead of the bundled one.")] = None,
 ) -> None:
     """Start moto, the Bedrock and SageMaker runtime emulators and the API front door."""
     options = LocalStackOptions(host=host, port=port, state_dir=state_dir, forward_url=forward_url)

@@ -16,15 +16,9 @@ import boto3
 
 from llmops.config.env import Settings
 from llmops.config.tables import TABLES
+from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_table_name
 
-__all__ = ["LOCAL_STATE_FILE", "StackConnection", "connect", "local_table_name"]
-
-LOCAL_STATE_FILE = "local.json"
-LOCAL_REGION = "us-east-1"
-
-
-def local_table_name(logical_name: str) -> str:
-    return f"llmops-local-{logical_name}"
+__all__ = ["StackConnection", "connect"]
 
 
 @dataclass(slots=True)

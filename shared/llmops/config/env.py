@@ -35,6 +35,8 @@ class EnvVar(StrEnum):
     PROVIDER_MAX_ATTEMPTS = "LLMOPS_PROVIDER_MAX_ATTEMPTS"
     KEY_PEPPER = "LLMOPS_KEY_PEPPER"
     ROUTES_FILE = "LLMOPS_ROUTES_FILE"
+    AUDIT_DLQ_URL = "LLMOPS_AUDIT_DLQ_URL"
+    GUARD_POLICIES = "LLMOPS_GUARD_POLICIES"
 
 
 # Keeps table env var names and table definitions from drifting apart.
@@ -60,11 +62,11 @@ class Settings(BaseModel):
     provider_max_attempts: int = Field(default=2, ge=1, le=5)
     key_pepper: str = ""
     routes_file: str = ""
+    audit_dlq_url: str = ""
+    guard_policies: str = ""  # JSON: {"policy-name": {...GuardPolicy fields...}}, layered on the default
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        values = {
-            var.name.lower(): env[var.value] for var in EnvVar if var.value in env and env[var.value] != ""
-        }
+        values = {var.name.lower(): env[var.value] for var in EnvVar if var.value in env and env[var.value] != ""}
         return cls.model_validate(values)

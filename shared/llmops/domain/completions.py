@@ -25,7 +25,7 @@ from llmops.domain.routing import (
 )
 from llmops.domain.tenancy import TenantContext
 
-__all__ = ["Attempt", "CompletionResult", "CompletionService"]
+__all__ = ["Attempt", "CompletionResult", "CompletionService", "RoutePlan"]
 
 _STATUS_BY_FAILURE = {
     ProviderFailureKind.THROTTLED: 503,
@@ -55,6 +55,14 @@ class CompletionResult:
         return len(self.attempts) > 1
 
 
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """The targets one request will try, in order, before any money is spent."""
+
+    route: Route
+    targets: tuple[Target, ...]
+
+
 @dataclass(slots=True)
 class CompletionService:
     routes: RouteSource
@@ -63,42 +71,44 @@ class CompletionService:
     clock: Callable[[], float] = time.monotonic
     draw: Callable[[], float] = default_draw
 
-    def resolve(self, request: ChatRequest, tenant: TenantContext) -> Route:
-        return self.routes.current().route(request.model, tenant.allowed_models)
-
-    def complete(self, request: ChatRequest, tenant: TenantContext) -> CompletionResult:
+    def plan(self, request: ChatRequest, tenant: TenantContext) -> RoutePlan:
         table = self.routes.current()
         route = table.route(request.model, tenant.allowed_models)
         order = attempt_order(route, self.draw(), lambda t: self.breaker.is_open(t, self.clock()))
-        # max_tokens is checked against the first choice: fallbacks with smaller windows are skipped
-        # below instead of failing a request the primary could serve.
+        # max_tokens is checked against the first choice; fallbacks that cannot honour it are
+        # dropped instead of failing a request the first choice could serve.
         check_output_budget(table.targets[order[0]], request.max_tokens)
+        targets = tuple(
+            table.targets[t]
+            for t in order
+            if request.max_tokens is None or request.max_tokens <= table.targets[t].max_output_tokens
+        )
+        return RoutePlan(route, targets)
 
+    def complete(self, request: ChatRequest, tenant: TenantContext) -> CompletionResult:
+        return self.execute(self.plan(request, tenant), request)
+
+    def execute(self, plan: RoutePlan, request: ChatRequest) -> CompletionResult:
         attempts: list[Attempt] = []
         last: ProviderError | None = None
-        for target_id in order:
-            target = table.targets[target_id]
-            if request.max_tokens is not None and request.max_tokens > target.max_output_tokens:
-                continue
+        for target in plan.targets:
             started = self.clock()
             try:
                 completion = self.providers[target.provider].complete(target, request)
             except ProviderError as exc:
-                elapsed = (self.clock() - started) * 1000
-                attempts.append(Attempt(target_id, exc.kind.value, elapsed))
+                attempts.append(Attempt(target.id, exc.kind.value, (self.clock() - started) * 1000))
                 if not exc.retryable:
                     raise BadRequestError(
-                        f"The model behind '{route.alias}' rejected the request: {exc.message}",
+                        f"The model behind '{plan.route.alias}' rejected the request: {exc.message}",
                     ) from exc
-                self.breaker.record_failure(target_id, self.clock())
+                self.breaker.record_failure(target.id, self.clock())
                 last = exc
                 continue
-            elapsed = (self.clock() - started) * 1000
-            attempts.append(Attempt(target_id, "ok", elapsed))
-            self.breaker.record_success(target_id)
+            attempts.append(Attempt(target.id, "ok", (self.clock() - started) * 1000))
+            self.breaker.record_success(target.id)
             return CompletionResult(
                 completion=completion,
-                route=route,
+                route=plan.route,
                 target=target,
                 cost_usd=cost_usd(target, completion.usage),
                 attempts=tuple(attempts),
@@ -107,11 +117,10 @@ class CompletionService:
 
         kind = last.kind if last else ProviderFailureKind.UNAVAILABLE
         raise UpstreamUnavailableError(
-            f"All targets for model '{route.alias}' failed (last failure: {kind.value}). "
+            f"All targets for model '{plan.route.alias}' failed (last failure: {kind.value}). "
             "Retry later or use another model.",
             status=_STATUS_BY_FAILURE.get(kind, 502),
-            code={"throttled": "upstream_throttled", "timeout": "upstream_timeout"}.get(
-                kind.value, "upstream_error"
-            ),
+            code={"throttled": "upstream_throttled", "timeout": "upstream_timeout"}.get(kind.value, "upstream_error"),
             retry_after_s=1 if kind is ProviderFailureKind.THROTTLED else None,
+            attempts=tuple(attempts),
         )

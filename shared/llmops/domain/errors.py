@@ -7,6 +7,7 @@ should reach the caller: anything unexpected becomes a 500-class `internal_error
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "BadRequestError",
@@ -74,6 +75,10 @@ class UpstreamUnavailableError(GatewayError):
     status = 502
     error_type = "api_error"
     code = "upstream_error"
+
+    def __init__(self, message: str, *, attempts: tuple[object, ...] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.attempts = attempts  # what each target answered, for the audit record and metrics
 
 
 class ProviderFailureKind(StrEnum):

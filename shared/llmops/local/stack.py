@@ -18,7 +18,6 @@ from typing import Any
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.adapters.dynamodb.route_items import table_items
 from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, load_route_document
-from llmops.cli.stack import LOCAL_REGION, LOCAL_STATE_FILE, local_table_name
 from llmops.config.env import EnvVar
 from llmops.config.tables import TABLES
 from llmops.domain.keys import generate_api_key
@@ -26,6 +25,7 @@ from llmops.domain.routing import RouteTable
 from llmops.local.aws_emulation import MotoService
 from llmops.local.emulators import BedrockRuntimeEmulator, OpenAICompatibleForwarder, SageMakerRuntimeEmulator
 from llmops.local.front_door import FrontDoor
+from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_resource_name, local_table_name
 from llmops.local.wsgi_server import LoopbackServer
 
 __all__ = ["DEV_TENANT", "LocalStack", "LocalStackOptions"]
@@ -89,6 +89,7 @@ class LocalStack:
         self._sagemaker.start()
         os.environ.update(_environment(self.options, self._moto.url, self._bedrock.url, self._sagemaker.url))
         self._provision()
+        os.environ[EnvVar.AUDIT_DLQ_URL] = self._create_audit_dead_letter_queue()
         api_key = self._seed_dev_key()
         front = FrontDoor(authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s)
         self._front = LoopbackServer(front, host=self.options.host, port=self.options.port)
@@ -101,6 +102,9 @@ class LocalStack:
             "bedrock_runtime_url": self._bedrock.url,
             "sagemaker_runtime_url": self._sagemaker.url,
             "pid": os.getpid(),
+            # The admin CLI needs these to hash new keys and drain the audit DLQ of this stack.
+            "key_pepper": os.environ[EnvVar.KEY_PEPPER],
+            "audit_dlq_url": os.environ[EnvVar.AUDIT_DLQ_URL],
         }
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
         state_file = self.options.state_dir / LOCAL_STATE_FILE
@@ -116,6 +120,12 @@ class LocalStack:
         routes_table = local_table_name("Routes")
         for item in table_items(load_route_document(self.options.routes_file)):
             dynamodb.put_item(TableName=routes_table, Item=item)
+
+    def _create_audit_dead_letter_queue(self) -> str:
+        from llmops.adapters import aws_clients  # noqa: PLC0415 - after endpoints are set
+
+        sqs: Any = aws_clients.client("sqs", connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
+        return str(sqs.create_queue(QueueName=local_resource_name("audit-dlq"))["QueueUrl"])
 
     def _seed_dev_key(self) -> str:
         from llmops.application.wiring import build_key_store  # noqa: PLC0415

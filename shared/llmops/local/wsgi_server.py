@@ -57,9 +57,7 @@ class LoopbackServer:
     def start(self) -> LoopbackServer:
         if self._server is not None:
             return self
-        server = make_server(
-            self.host, self._port, self.app, threaded=True, request_handler=self._request_handler
-        )
+        server = make_server(self.host, self._port, self.app, threaded=True, request_handler=self._request_handler)
         # A short poll interval keeps stop(), which waits for the next poll, fast.
         thread = threading.Thread(
             target=server.serve_forever,

@@ -43,9 +43,7 @@ def test_max_tokens_truncates_and_stop_sequences_cut(bedrock_emulator: Emulator,
     assert truncated["stopReason"] == "max_tokens"
     assert truncated["usage"]["outputTokens"] == 3
     assert truncated["output"]["message"]["content"][0]["text"] == "Emulated answer from"
-    stopped = client.converse(
-        modelId=HAIKU, messages=[user("hello")], inferenceConfig={"stopSequences": [":"]}
-    )
+    stopped = client.converse(modelId=HAIKU, messages=[user("hello")], inferenceConfig={"stopSequences": [":"]})
     assert stopped["stopReason"] == "stop_sequence"
     # The model id's own ":0" is the first ":" in the answer.
     expected = "Emulated answer from " + HAIKU.split(":", maxsplit=1)[0]
@@ -53,9 +51,7 @@ def test_max_tokens_truncates_and_stop_sequences_cut(bedrock_emulator: Emulator,
 
 
 def test_model_ids_with_colons_and_arns_survive_url_encoding(boto_client: Any) -> None:
-    arn = (
-        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
-    )
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
     app = BedrockRuntimeEmulator()  # accepts any model id
     with LoopbackServer(app) as server:
         resp = boto_client("bedrock-runtime", server.url).converse(modelId=arn, messages=[user("hi")])
@@ -138,7 +134,5 @@ def test_standard_retries_see_throttles_as_retryable(bedrock_emulator: Emulator,
     app, server = bedrock_emulator
     app.faults.set(HAIKU, FaultSpec(throttle_rate=1.0))
     with pytest.raises(ClientError):
-        boto_client("bedrock-runtime", server.url, max_attempts=2).converse(
-            modelId=HAIKU, messages=[user("x")]
-        )
+        boto_client("bedrock-runtime", server.url, max_attempts=2).converse(modelId=HAIKU, messages=[user("x")])
     assert app.faults.stats()[HAIKU]["throttled"] == 2

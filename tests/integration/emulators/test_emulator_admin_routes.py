@@ -18,9 +18,7 @@ NOVA = "amazon.nova-lite-v1:0"
 
 def call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -32,9 +30,7 @@ def test_set_faults_over_http_then_see_stats_then_reset(
     bedrock_emulator: tuple[BedrockRuntimeEmulator, LoopbackServer], boto_client: Any
 ) -> None:
     _, server = bedrock_emulator
-    status, doc = call(
-        f"{server.url}/_emulator/faults", "POST", {"key": NOVA, "throttle_rate": 1.0, "seed": 3}
-    )
+    status, doc = call(f"{server.url}/_emulator/faults", "POST", {"key": NOVA, "throttle_rate": 1.0, "seed": 3})
     assert status == 200
     assert doc["faults"][NOVA]["throttle_rate"] == 1.0
     client = boto_client("bedrock-runtime", server.url)

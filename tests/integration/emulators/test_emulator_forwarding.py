@@ -78,9 +78,7 @@ def test_bedrock_converse_is_forwarded_as_chat(upstream: tuple[FakeOpenAI, str],
     assert (body["max_tokens"], body["temperature"]) == (2, 0.5)
 
 
-def test_sagemaker_tgi_prompt_is_forwarded_as_completion(
-    upstream: tuple[FakeOpenAI, str], boto_client: Any
-) -> None:
+def test_sagemaker_tgi_prompt_is_forwarded_as_completion(upstream: tuple[FakeOpenAI, str], boto_client: Any) -> None:
     fake, base = upstream
     app = SageMakerRuntimeEmulator(forwarder=OpenAICompatibleForwarder(base, timeout_s=5))
     with LoopbackServer(app) as server:
@@ -95,9 +93,7 @@ def test_sagemaker_tgi_prompt_is_forwarded_as_completion(
     assert fake.requests[0][1]["prompt"] == "[INST] hi [/INST]"
 
 
-def test_upstream_failures_map_to_provider_error_shapes(
-    upstream: tuple[FakeOpenAI, str], boto_client: Any
-) -> None:
+def test_upstream_failures_map_to_provider_error_shapes(upstream: tuple[FakeOpenAI, str], boto_client: Any) -> None:
     fake, base = upstream
     fake.fail_with = 500
     sagemaker = SageMakerRuntimeEmulator(forwarder=OpenAICompatibleForwarder(base, timeout_s=5))
@@ -123,7 +119,5 @@ def test_unreachable_upstream_is_a_model_error(boto_client: Any) -> None:
     with LoopbackServer(app) as server:
         client = boto_client("sagemaker-runtime", server.url)
         with pytest.raises(client.exceptions.ModelError) as info:
-            client.invoke_endpoint(
-                EndpointName="ep", Body=json.dumps({"inputs": "x"}), ContentType="application/json"
-            )
+            client.invoke_endpoint(EndpointName="ep", Body=json.dumps({"inputs": "x"}), ContentType="application/json")
     assert info.value.response["OriginalStatusCode"] == 502

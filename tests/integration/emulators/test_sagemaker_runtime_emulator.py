@@ -39,9 +39,7 @@ def test_openai_dialect_with_target_variant(sagemaker_emulator: Emulator, boto_c
     assert resp["InvokedProductionVariant"] == "candidate"
     assert doc["object"] == "chat.completion"
     choice = doc["choices"][0]
-    assert choice["message"]["content"].startswith(
-        f"Emulated answer from {LLAMA}/candidate: Capital of France?"
-    )
+    assert choice["message"]["content"].startswith(f"Emulated answer from {LLAMA}/candidate: Capital of France?")
     assert choice["finish_reason"] == "stop"
     assert doc["usage"]["completion_tokens"] == len(choice["message"]["content"].split())
     assert app.faults.stats()[f"{LLAMA}/candidate"]["ok"] == 1
@@ -75,18 +73,12 @@ def test_tgi_dialect_echoes_the_last_user_turn_and_keeps_stop_sequences(
     doc, resp = invoke(client, MISTRAL, {"inputs": prompt, "parameters": {"details": True}})
     assert resp["InvokedProductionVariant"] == "AllTraffic"
     assert isinstance(doc, list)
-    assert doc[0]["generated_text"].startswith(
-        f"Emulated answer from {MISTRAL}/AllTraffic: Capital of France?"
-    )
+    assert doc[0]["generated_text"].startswith(f"Emulated answer from {MISTRAL}/AllTraffic: Capital of France?")
     assert doc[0]["details"]["finish_reason"] == "eos_token"
-    stopped, _ = invoke(
-        client, MISTRAL, {"inputs": prompt, "parameters": {"details": True, "stop": ["answer"]}}
-    )
+    stopped, _ = invoke(client, MISTRAL, {"inputs": prompt, "parameters": {"details": True, "stop": ["answer"]}})
     assert stopped[0]["generated_text"] == "Emulated answer"
     assert stopped[0]["details"]["finish_reason"] == "stop_sequence"
-    short, _ = invoke(
-        client, MISTRAL, {"inputs": prompt, "parameters": {"details": True, "max_new_tokens": 1}}
-    )
+    short, _ = invoke(client, MISTRAL, {"inputs": prompt, "parameters": {"details": True, "max_new_tokens": 1}})
     assert (short[0]["generated_text"], short[0]["details"]["finish_reason"]) == ("Emulated", "length")
 
 

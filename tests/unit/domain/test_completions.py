@@ -57,8 +57,9 @@ def test_primary_answers_and_cost_is_priced() -> None:
     assert not result.fell_back
 
 
-@pytest.mark.parametrize("kind", [ProviderFailureKind.THROTTLED, ProviderFailureKind.UNAVAILABLE,
-                                  ProviderFailureKind.TIMEOUT])
+@pytest.mark.parametrize(
+    "kind", [ProviderFailureKind.THROTTLED, ProviderFailureKind.UNAVAILABLE, ProviderFailureKind.TIMEOUT]
+)
 def test_retryable_failure_falls_back(kind: ProviderFailureKind) -> None:
     provider = ScriptedProvider({"sm-llama3-8b-primary": kind})
     result = _service(provider).complete(_request("llama3-8b"), TENANT)
@@ -75,8 +76,11 @@ def test_invalid_request_does_not_fall_back() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "status"),
-    [(ProviderFailureKind.THROTTLED, 503), (ProviderFailureKind.UNAVAILABLE, 502),
-     (ProviderFailureKind.TIMEOUT, 504)],
+    [
+        (ProviderFailureKind.THROTTLED, 503),
+        (ProviderFailureKind.UNAVAILABLE, 502),
+        (ProviderFailureKind.TIMEOUT, 504),
+    ],
 )
 def test_all_targets_failing_maps_to_5xx_naming_alias(kind: ProviderFailureKind, status: int) -> None:
     provider = ScriptedProvider({"bedrock-claude-haiku": kind, "bedrock-nova-lite": kind})
@@ -107,8 +111,9 @@ def test_canary_weight_sends_share_of_traffic_to_candidate() -> None:
 
     provider = ScriptedProvider()
     draws = iter(i / 100 for i in range(100))
-    service = CompletionService(Source(), {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider},
-                                draw=lambda: next(draws))
+    service = CompletionService(
+        Source(), {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider}, draw=lambda: next(draws)
+    )
     targets = [service.complete(_request("llama3-8b"), TENANT).target.id for _ in range(100)]
     assert targets.count("sm-llama3-8b-candidate") == 25
 

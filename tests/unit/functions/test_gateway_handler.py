@@ -36,10 +36,10 @@ def provider() -> EchoProvider:
 
 
 @pytest.fixture
-def gateway(provider: EchoProvider) -> Iterator[ModuleType]:
+def gateway(provider: EchoProvider, aws_settings: Settings) -> Iterator[ModuleType]:
     module = load_handler_module("gateway")
     module._runtime = build_gateway(
-        Settings(max_body_bytes=4096),
+        aws_settings.model_copy(update={"max_body_bytes": 4096}),
         routes=FileRouteSource(),
         providers={Provider.BEDROCK: provider, Provider.SAGEMAKER: provider},
     )
@@ -159,9 +159,7 @@ BAD_BODIES = [
     (
         {
             "model": "chat-default",
-            "messages": [
-                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}
-            ],
+            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}],
         },
         400,
         "messages[0].content[0]",

@@ -43,9 +43,7 @@ def json_response(doc: Any, status: int = 200, headers: Mapping[str, str] | None
 class EmulatorApp:
     """Base WSGI app. Subclasses implement `handle` for the service's own routes."""
 
-    def __init__(
-        self, *, faults: FaultPlan | None = None, forwarder: OpenAICompatibleForwarder | None = None
-    ) -> None:
+    def __init__(self, *, faults: FaultPlan | None = None, forwarder: OpenAICompatibleForwarder | None = None) -> None:
         self.faults = faults if faults is not None else FaultPlan()
         self.forwarder = forwarder
         self._wake_lock = threading.Lock()

@@ -58,9 +58,7 @@ class BedrockRuntimeEmulator(EmulatorApp):
         return cls(known_models=models, **kwargs)
 
     def service_error(self, status: int, code: str, message: str, **fields: Any) -> Response:
-        return json_response(
-            {"message": message, **fields}, status, {"x-amzn-ErrorType": f"{code}{_ERROR_NAMESPACE}"}
-        )
+        return json_response({"message": message, **fields}, status, {"x-amzn-ErrorType": f"{code}{_ERROR_NAMESPACE}"})
 
     def register(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         model_id = doc.get("model_id")
@@ -83,9 +81,7 @@ class BedrockRuntimeEmulator(EmulatorApp):
 
         decision = self.apply_faults([model_id])
         if decision.outcome is Outcome.THROTTLED:
-            return self.service_error(
-                429, "ThrottlingException", "Too many requests, please wait before trying again."
-            )
+            return self.service_error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
         if decision.outcome is Outcome.ERROR:
             return self._fault_error(decision.error_status, model_id)
 
@@ -108,9 +104,7 @@ class BedrockRuntimeEmulator(EmulatorApp):
 
     def _generate(self, model_id: str, body: Mapping[str, Any]) -> Generation:
         system = "\n\n".join(block["text"] for block in body.get("system", []) if "text" in block)
-        turns = [
-            (m["role"], "\n\n".join(b["text"] for b in m["content"] if "text" in b)) for m in body["messages"]
-        ]
+        turns = [(m["role"], "\n\n".join(b["text"] for b in m["content"] if "text" in b)) for m in body["messages"]]
         config = body.get("inferenceConfig") or {}
         stop = [str(s) for s in config.get("stopSequences", [])]
         if self.forwarder is not None:
@@ -149,9 +143,7 @@ class BedrockRuntimeEmulator(EmulatorApp):
 
     def _forwarding_error(self, exc: ForwardingError, model_id: str) -> Response:
         if exc.status == 429:
-            return self.service_error(
-                429, "ThrottlingException", "Too many requests, please wait before trying again."
-            )
+            return self.service_error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
         if exc.status == 504:
             return self.service_error(408, "ModelTimeoutException", "The model timed out.")
         if 400 <= exc.status < 500:
@@ -169,8 +161,7 @@ class BedrockRuntimeEmulator(EmulatorApp):
 
 _MALFORMED = "Malformed input request, please reformat your input and try again."
 _STARTS_WITH_USER = (
-    "A conversation must start with a user message. "
-    "Try again with a conversation that starts with a user message."
+    "A conversation must start with a user message. Try again with a conversation that starts with a user message."
 )
 _ALTERNATE = (
     "A conversation must alternate between user and assistant roles. "

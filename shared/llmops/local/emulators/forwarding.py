@@ -101,9 +101,9 @@ class OpenAICompatibleForwarder:
         if not url.startswith(("http://", "https://")):
             raise ForwardingError(502, "forwarding base URL must be http(s)")
         data = json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310
+        req = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 (scheme checked)
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             raise ForwardingError(exc.code, f"upstream answered HTTP {exc.code}") from exc

@@ -108,9 +108,7 @@ class SageMakerRuntimeEmulator(EmulatorApp):
         # SageMaker does for endpoints that do not exist (or were deleted after a canary).
         self._endpoints: dict[str, EndpointConfig] | None = dict(endpoints) if endpoints is not None else None
         self._endpoints_lock = threading.Lock()
-        self._routes = Map(
-            [Rule("/endpoints/<endpoint_name>/invocations", methods=["POST"], endpoint="invoke")]
-        )
+        self._routes = Map([Rule("/endpoints/<endpoint_name>/invocations", methods=["POST"], endpoint="invoke")])
 
     @classmethod
     def from_route_table(cls, table: RouteTable, **kwargs: Any) -> SageMakerRuntimeEmulator:
@@ -125,8 +123,7 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             if target.variant and target.variant not in names:
                 names.append(target.variant)
         endpoints = {
-            name: EndpointConfig(payload_format=fmt, variants=tuple(variants[name]))
-            for name, fmt in formats.items()
+            name: EndpointConfig(payload_format=fmt, variants=tuple(variants[name])) for name, fmt in formats.items()
         }
         return cls(endpoints=endpoints, **kwargs)
 
@@ -156,9 +153,7 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             known = self._endpoints
             config = known.get(endpoint) if known is not None else EndpointConfig()
         if config is None:
-            return self.service_error(
-                400, "ValidationError", f"Endpoint {endpoint} of account {_ACCOUNT} not found."
-            )
+            return self.service_error(400, "ValidationError", f"Endpoint {endpoint} of account {_ACCOUNT} not found.")
         if requested_variant and config.variants and requested_variant not in config.variants:
             return self.service_error(
                 400,
@@ -225,9 +220,7 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             raise _ContainerError(400, "max_tokens must be at least 1")
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else [str(s) for s in stop]
-        contents = [
-            (str(m.get("role")), str(m.get("content") or "")) for m in messages if isinstance(m, dict)
-        ]
+        contents = [(str(m.get("role")), str(m.get("content") or "")) for m in messages if isinstance(m, dict)]
         sampling = _Sampling(max_tokens, _number(body.get("temperature")), _number(body.get("top_p")), stop)
         generation = self._generate_chat(label, contents, sampling)
         return {
@@ -305,11 +298,11 @@ class SageMakerRuntimeEmulator(EmulatorApp):
     def _generate_prompt(self, label: str, prompt: str, sampling: _Sampling) -> Generation:
         forwarder = self.forwarder
         if forwarder is not None:
-            return _forwarded(
-                lambda: forwarder.complete_prompt(model=label, prompt=prompt, **sampling.as_kwargs())
-            )
+            return _forwarded(lambda: forwarder.complete_prompt(model=label, prompt=prompt, **sampling.as_kwargs()))
         turns = [next(g for g in m.groups() if g is not None) for m in _USER_TURN.finditer(prompt)]
-        last_user = turns[-1].strip() if turns else prompt
+        # Templates without a system role (Mistral) prepend the system text to the first user turn,
+        # separated by a blank line: answer the user's own words, as a model would.
+        last_user = turns[-1].strip().split("\n\n")[-1] if turns else prompt
         return generate_answer(
             model=label,
             last_user_text=last_user,

@@ -1,0 +1,27 @@
+"""`POST /v1/guardrails/scan`: the guard engine on one text, exactly per DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmops.domain.guard import GuardEngine
+
+__all__ = ["ScanRequest", "scan"]
+
+MAX_CONTEXT_DOCUMENTS = 64
+
+
+class ScanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    direction: Literal["input", "output"] = "input"
+    context: Annotated[list[str] | None, Field(max_length=MAX_CONTEXT_DOCUMENTS)] = None
+    query: str | None = Field(default=None, description="The question the text answers, for RELEVANCE.")
+
+
+def scan(engine: GuardEngine, body: ScanRequest) -> dict[str, Any]:
+    result = engine.scan(body.text, body.direction, body.context or (), query=body.query or "")
+    return result.to_dict()
