@@ -50,12 +50,8 @@ def test_clients_are_cached_per_service_and_settings() -> None:
 def test_service_endpoint_env_var_is_honoured_by_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://127.0.0.1:4599")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://127.0.0.1:4600")
-    bedrock = aws_clients.bedrock_runtime(
-        connect_timeout_s=1, read_timeout_s=1, max_attempts=1, region="us-east-1"
-    )
-    sagemaker = aws_clients.sagemaker_runtime(
-        connect_timeout_s=1, read_timeout_s=1, max_attempts=1, region="us-east-1"
-    )
+    bedrock = aws_clients.bedrock_runtime(connect_timeout_s=1, read_timeout_s=1, max_attempts=1, region="us-east-1")
+    sagemaker = aws_clients.sagemaker_runtime(connect_timeout_s=1, read_timeout_s=1, max_attempts=1, region="us-east-1")
     assert bedrock.meta.endpoint_url == "http://127.0.0.1:4599"
     assert sagemaker.meta.endpoint_url == "http://127.0.0.1:4600"
 

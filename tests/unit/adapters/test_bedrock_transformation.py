@@ -39,9 +39,7 @@ def test_minimal_request_has_model_and_messages_only() -> None:
 
 
 def test_system_messages_become_system_blocks_in_order() -> None:
-    req = to_converse_request(
-        TARGET, chat((Role.SYSTEM, "be brief"), (Role.USER, "hi"), (Role.SYSTEM, "be kind"))
-    )
+    req = to_converse_request(TARGET, chat((Role.SYSTEM, "be brief"), (Role.USER, "hi"), (Role.SYSTEM, "be kind")))
     assert req["system"] == [{"text": "be brief"}, {"text": "be kind"}]
     assert req["messages"] == [{"role": "user", "content": [{"text": "hi"}]}]
 
@@ -139,9 +137,7 @@ def test_malformed_response_is_an_unavailable_provider_error() -> None:
         ("SomethingNew", None, ProviderFailureKind.UNAVAILABLE),
     ],
 )
-def test_error_codes_map_to_failure_kinds(
-    code: str, status: int | None, expected: ProviderFailureKind
-) -> None:
+def test_error_codes_map_to_failure_kinds(code: str, status: int | None, expected: ProviderFailureKind) -> None:
     assert failure_kind(code, status) is expected
 
 

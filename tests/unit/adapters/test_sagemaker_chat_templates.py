@@ -42,9 +42,7 @@ def test_mistral_folds_system_into_first_user_turn() -> None:
 
 
 def test_mistral_merges_consecutive_turns_to_keep_alternation() -> None:
-    prompt = render_prompt(
-        "mistral", (Message(Role.USER, "a"), Message(Role.USER, "b"), Message(Role.ASSISTANT, " "))
-    )
+    prompt = render_prompt("mistral", (Message(Role.USER, "a"), Message(Role.USER, "b"), Message(Role.ASSISTANT, " ")))
     assert prompt == "[INST] a\n\nb [/INST]"
 
 

@@ -110,9 +110,7 @@ def openai_doc(finish: str, content: str | None = "Paris.") -> bytes:
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "model": "llama3",
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
             "usage": {"prompt_tokens": 20, "completion_tokens": 2, "total_tokens": 22},
         }
     ).encode()
@@ -169,9 +167,7 @@ def test_tgi_input_tokens_come_from_prefill_when_present_else_estimate() -> None
 
 
 def test_tgi_strips_the_matched_stop_sequence() -> None:
-    completion = from_invoke_endpoint_response(
-        TGI_TARGET, chat(stop=("END",)), tgi_doc("Paris END", "stop_sequence")
-    )
+    completion = from_invoke_endpoint_response(TGI_TARGET, chat(stop=("END",)), tgi_doc("Paris END", "stop_sequence"))
     assert completion.text == "Paris "
 
 

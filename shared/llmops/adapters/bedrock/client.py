@@ -59,9 +59,7 @@ class BedrockConverseProvider:
             ) from exc
         except BotoCoreError as exc:
             kind = transport_failure_kind(exc) or ProviderFailureKind.UNAVAILABLE
-            raise ProviderError(
-                kind, f"Bedrock call failed: {type(exc).__name__}", target_id=target.id
-            ) from exc
+            raise ProviderError(kind, f"Bedrock call failed: {type(exc).__name__}", target_id=target.id) from exc
         try:
             return from_converse_response(response)  # type: ignore[arg-type]
         except ProviderError as exc:

@@ -137,9 +137,7 @@ def from_converse_response(resp: Mapping[str, Any]) -> Completion:
         input_tokens = int(usage.get("inputTokens", 0))
         output_tokens = int(usage.get("outputTokens", 0))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ProviderError(
-            ProviderFailureKind.UNAVAILABLE, "Bedrock returned a malformed Converse response"
-        ) from exc
+        raise ProviderError(ProviderFailureKind.UNAVAILABLE, "Bedrock returned a malformed Converse response") from exc
     extra: dict[str, Any] = {"stop_reason": stop_reason}
     latency = (resp.get("metrics") or {}).get("latencyMs")
     if latency is not None:

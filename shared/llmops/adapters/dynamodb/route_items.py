@@ -41,9 +41,7 @@ def _decode(attr: AttributeValue) -> Any:
     ((kind, value),) = attr.items()
     if kind == "N":
         number = float(value)
-        return (
-            int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-        )
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
     if kind == "M":
         return {k: _decode(v) for k, v in value.items()}
     if kind == "L":

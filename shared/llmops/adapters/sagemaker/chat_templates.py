@@ -26,8 +26,7 @@ def _chatml(messages: Sequence[Message]) -> str:
 
 def _llama3(messages: Sequence[Message]) -> str:
     turns = "".join(
-        f"<|start_header_id|>{m.role.value}<|end_header_id|>\n\n{m.content.strip()}<|eot_id|>"
-        for m in messages
+        f"<|start_header_id|>{m.role.value}<|end_header_id|>\n\n{m.content.strip()}<|eot_id|>" for m in messages
     )
     return f"{turns}<|start_header_id|>assistant<|end_header_id|>\n\n"
 
@@ -51,8 +50,7 @@ def _mistral(messages: Sequence[Message]) -> str:
         else:
             turns[first_user] = (Role.USER, f"{system}\n\n{turns[first_user][1]}")
     return "".join(
-        f"[INST] {text.strip()} [/INST]" if role is Role.USER else f"{text.strip()}</s>"
-        for role, text in turns
+        f"[INST] {text.strip()} [/INST]" if role is Role.USER else f"{text.strip()}</s>" for role, text in turns
     )
 
 

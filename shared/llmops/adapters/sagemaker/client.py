@@ -66,7 +66,5 @@ class SageMakerEndpointProvider:
             ) from exc
         except BotoCoreError as exc:
             transport = transport_failure_kind(exc) or ProviderFailureKind.UNAVAILABLE
-            raise ProviderError(
-                transport, f"SageMaker call failed: {type(exc).__name__}", target_id=target.id
-            ) from exc
+            raise ProviderError(transport, f"SageMaker call failed: {type(exc).__name__}", target_id=target.id) from exc
         return from_invoke_endpoint_response(target, request, body)
