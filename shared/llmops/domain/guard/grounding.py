@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["GroundingAssessment", "assess_grounding", "stem"]
 
@@ -43,6 +44,7 @@ _SUFFIXES = ("ational", "ization", "fulness", "ousness", "iveness", "ations", "a
              "ingly", "ings", "ing", "edly", "ies", "ied", "ers", "er", "ed", "ly", "es", "s")  # fmt: skip
 
 
+@lru_cache(maxsize=16_384)
 def stem(word: str) -> str:
     """A deliberately light suffix stripper: matches 'launched' with 'launch', 'cities' with 'city'."""
     if len(word) <= 3 or word[0].isdigit():

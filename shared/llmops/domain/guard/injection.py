@@ -106,8 +106,8 @@ SIGNALS: tuple[Signal, ...] = (
         4.0,
         _rx(
             r"(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+|anything\s+)?(?:of\s+)?"
-            r"(?:the\s+above|what\s+(?:i|you)\s+(?:said|told\s+you|were\s+told)|everything\s+(?:above|before)"
-            r"|the\s+(?:previous|prior)|above|previous|before|everything\s+you)\b"
+            r"(?:(?:the\s+)?above|what\s+(?:i|you)\s+(?:said|told\s+you|were\s+told)|everything\s+(?:above|before)"
+            r"|everything\s+you|(?:the\s+)?(?:previous|prior|preceding)(?:\s+ones)?(?=\s*(?:[.,;:!]|and\b|$)))\b"
         ),
         starts=_words("ignore disregard forget"),
     ),
@@ -115,13 +115,17 @@ SIGNALS: tuple[Signal, ...] = (
         "system_prompt_extraction",
         6.5,
         _rx(
+            # "your ... prompt/instructions" after any request verb
             r"(?:reveal|print|show|display|output|repeat|tell|give|leak|share|disclose|dump|write|recite"
             r"|spell|list|echo|paste|provide|copy|return|expose|what(?:'s|\s+is|\s+are|\s+was|\s+were))\b"
             r"(?:\s+[\w']+){0,5}?\s+(?:"
-            r"system\s+(?:prompt|message|instructions)|pre-?prompt|meta-?prompt"
-            r"|(?:initial|original|hidden|secret|developer|confidential|internal)\s+(?:prompt|instructions)"
-            r"|instructions\s+(?:you\s+(?:were|have\s+been)\s+given|given\s+to\s+you)"
-            r"|your\s+(?:\w+\s+)?(?:instructions|prompt))\b"
+            r"(?:your|ur)\s+(?:[\w-]+\s+){0,2}?(?:system\s+)?(?:prompt|instructions|pre-?prompt|directives)"
+            r"|(?:initial|original|hidden|secret|developer|confidential|internal)\s+(?:system\s+)?(?:prompt|instructions)"
+            r"|instructions\s+(?:you\s+(?:were|have\s+been)\s+given|given\s+to\s+you))\b"
+            # "the system prompt" only after a verb that asks for its text
+            r"|(?:reveal|print|show|display|output|repeat|leak|disclose|dump|recite|echo|expose|paste|copy)\b"
+            r"(?:\s+[\w']+){0,3}?\s+the\s+(?:full\s+|entire\s+|complete\s+|exact\s+|current\s+)?"
+            r"(?:system\s+(?:prompt|message|instructions)|pre-?prompt|meta-?prompt)\b"
         ),
         starts=_EXTRACTION_VERBS,
         requires=_words("prompt instructions preprompt pre metaprompt meta message"),
@@ -158,21 +162,27 @@ SIGNALS: tuple[Signal, ...] = (
             r"(?:unfiltered|uncensored|unrestricted|unlimited|amoral|unethical|immoral|evil|jailbroken"
             r"|rogue|unbound|limitless|no-?limits?)\s+(?:ai|assistant|chatbot|model|version|persona"
             r"|character|bot|gpt|llm|entity|responses?|answers?)\b"
-            r"|jail-?break(?:ing|ed|s)?\b|jailbroken\b"
-            r"|(?:developer|dev|god|evil|opposite|sudo|dan|unrestricted|unfiltered|jailbreak)\s+mode\b"
+            r"|(?:developer|dev|god|evil|opposite|sudo|dan|unrestricted|unfiltered|jailbreak|jailbroken)\s+mode\b"
         ),
         starts=_words(
             "unfiltered uncensored unrestricted unlimited amoral unethical immoral evil jailbroken rogue unbound "
-            "limitless no jail jailbreak jailbreaking jailbreaked jailbreaks developer dev god opposite sudo dan"
+            "limitless no jailbreak developer dev god opposite sudo dan"
         ),
         requires=_words(
             "ai assistant chatbot model version persona character bot gpt llm entity response responses answer "
-            "answers jail jailbreak jailbreaking jailbreaked jailbreaks jailbroken mode"
+            "answers mode"
         ),
     ),
     Signal(
+        # talking about jailbreaks is common and mostly harmless; it only adds to other signals
+        "jailbreak_mention",
+        2.5,
+        _rx(r"jail-?break(?:ing|ed|s)?\b|jailbroken\b"),
+        starts=_words("jail jailbreak jailbreaking jailbreaked jailbreaks jailbroken"),
+    ),
+    Signal(
         "dan_name",
-        5.0,
+        3.5,
         _rx(r"\bDAN\b|\bBetterDAN\b|\bAntiGPT\b|\bMongo\s+Tom\b"),
         phrases=("DAN", "AntiGPT", "Mongo"),
         case_sensitive=True,

@@ -35,6 +35,7 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,63}(?![A-Za-z0-9-])"
 )
+_EMAIL_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){11,22}(?!\d)")
 _SEPARATOR = re.compile(r"[ -]")
 _SSN_FORMATTED = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-]|\.\d)")
@@ -75,6 +76,7 @@ _DATE = re.compile(
 )
 _DOB_CONTEXT = re.compile(r"\bborn\b|\bbirth(?:day|date)?\b|\bdob\b|\bd\.o\.b\b", re.IGNORECASE)
 
+_PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
 _CONTEXT_AFTER_CHARS = 40  # how far after a context phrase the value may start
 _CONTEXT_BEFORE_CHARS = 30  # how far before a context phrase the value may end
 
@@ -91,18 +93,28 @@ def _phone_module() -> Any:
 
 
 def _near_context(text: str, context: re.Pattern[str], candidate: re.Pattern[str]) -> Iterator[re.Match[str]]:
-    """Per context phrase: the first candidate just after it, or else the last one just before it."""
+    """Per context phrase: the first candidate just after it, or else the last one just before it.
+
+    A placeholder between the phrase and the candidate means the value was already masked: the
+    candidate is some other number, as in "passport [US_PASSPORT_1], ref 123456789".
+    """
     for ctx in context.finditer(text):
         after = candidate.search(text, ctx.end(), min(len(text), ctx.end() + _CONTEXT_AFTER_CHARS + 40))
         if after is not None and after.start() - ctx.end() <= _CONTEXT_AFTER_CHARS:
-            yield after
+            if not _has_placeholder(text, ctx.end(), after.start()):
+                yield after
             continue
         before_start = max(0, ctx.start() - _CONTEXT_BEFORE_CHARS - 40)
         last = None
         for m in candidate.finditer(text, before_start, ctx.start()):
             last = m
-        if last is not None and ctx.start() - last.end() <= _CONTEXT_BEFORE_CHARS:
+        near = last is not None and ctx.start() - last.end() <= _CONTEXT_BEFORE_CHARS
+        if last is not None and near and not _has_placeholder(text, last.end(), ctx.start()):
             yield last
+
+
+def _has_placeholder(text: str, start: int, end: int) -> bool:
+    return "[" in text[start:end] and _PLACEHOLDER.search(text, start, end) is not None
 
 
 class PiiDetector:
@@ -130,12 +142,15 @@ class PiiDetector:
 
     @staticmethod
     def _emails(text: str, found: list[Finding]) -> None:
-        end_of_last = -1
+        end_of_last = 0
         for at in find_all(text, "@"):
             if at < end_of_last:
                 continue
-            m = _EMAIL.search(text, max(0, at - 64), at + 256)
-            if m is not None and m.start() <= at < m.end():
+            start = at
+            while start > end_of_last and at - start < 64 and text[start - 1] in _EMAIL_LOCAL_CHARS:
+                start -= 1
+            m = _EMAIL.match(text, start)
+            if m is not None:
                 found.append(Finding(FindingType.EMAIL, m.start(), m.end(), 0.95, _PATTERN))
                 end_of_last = m.end()
 

@@ -210,7 +210,7 @@ def test_uk_nhs_context_raises_score() -> None:
 def test_fullwidth_digits_are_folded_before_detection() -> None:
     from llmops.domain.guard import GuardEngine
 
-    text = "card ４１１１１１１１１１１１１１１１ ok"  # noqa: RUF001 - fullwidth digits on purpose
+    text = "card " + "".join(chr(0xFF10 + int(d)) for d in "4111111111111111") + " ok"  # fullwidth digits
     result = GuardEngine().scan(text, "input")
     assert [f.type for f in result.findings] == [FindingType.CREDIT_CARD]
     assert result.redacted_text == "card [CREDIT_CARD_1] ok"
