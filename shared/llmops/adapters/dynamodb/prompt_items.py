@@ -1,0 +1,144 @@
+"""Pure mapping between prompt versions / labels and Prompts table items (low-level JSON).
+
+One partition per prompt, `pk = prompt#<id>`:
+- `sk = v#<0000001>`: an immutable version (zero-padded so versions sort numerically; the newest
+  is the last item of a descending `begins_with(sk, "v#")` query).
+- `sk = label#<name>`: a label -> version, with the versions it pointed at before (`history`,
+  oldest first) so a rollback can step back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from llmops.domain.prompts import LabelState, PromptParameters, PromptVersion
+
+__all__ = [
+    "LABEL_SK_PREFIX",
+    "PROMPT_PK_PREFIX",
+    "VERSION_SK_PREFIX",
+    "label_from_item",
+    "label_item",
+    "label_sk",
+    "prompt_id_from_pk",
+    "prompt_pk",
+    "version_from_item",
+    "version_item",
+    "version_sk",
+]
+
+PROMPT_PK_PREFIX = "prompt#"
+VERSION_SK_PREFIX = "v#"
+LABEL_SK_PREFIX = "label#"
+
+AttributeValue = dict[str, Any]
+Item = dict[str, AttributeValue]
+
+
+def prompt_pk(prompt_id: str) -> str:
+    return f"{PROMPT_PK_PREFIX}{prompt_id}"
+
+
+def prompt_id_from_pk(pk: str) -> str:
+    return pk.removeprefix(PROMPT_PK_PREFIX)
+
+
+def version_sk(version: int) -> str:
+    return f"{VERSION_SK_PREFIX}{version:07d}"
+
+
+def label_sk(label: str) -> str:
+    return f"{LABEL_SK_PREFIX}{label}"
+
+
+def _num(value: float) -> AttributeValue:
+    return {"N": str(value) if isinstance(value, int) else str(Decimal(repr(value)))}
+
+
+def _float(attr: AttributeValue) -> float:
+    return float(attr["N"])
+
+
+def _parameters_attr(params: PromptParameters) -> AttributeValue:
+    fields: dict[str, AttributeValue] = {}
+    if params.temperature is not None:
+        fields["temperature"] = _num(params.temperature)
+    if params.top_p is not None:
+        fields["top_p"] = _num(params.top_p)
+    if params.max_tokens is not None:
+        fields["max_tokens"] = _num(params.max_tokens)
+    if params.stop:
+        fields["stop"] = {"L": [{"S": s} for s in params.stop]}
+    return {"M": fields}
+
+
+def _parameters(attr: AttributeValue | None) -> PromptParameters:
+    values: Mapping[str, AttributeValue] = (attr or {}).get("M", {})
+    return PromptParameters(
+        temperature=_float(values["temperature"]) if "temperature" in values else None,
+        top_p=_float(values["top_p"]) if "top_p" in values else None,
+        max_tokens=int(values["max_tokens"]["N"]) if "max_tokens" in values else None,
+        stop=tuple(s["S"] for s in values.get("stop", {}).get("L", [])),
+    )
+
+
+def version_item(version: PromptVersion) -> Item:
+    item: Item = {
+        "pk": {"S": prompt_pk(version.prompt_id)},
+        "sk": {"S": version_sk(version.version)},
+        "prompt_id": {"S": version.prompt_id},
+        "version": _num(version.version),
+        "template": {"S": version.template},
+        "variables": {"L": [{"S": v} for v in version.variables]},
+        "parameters": _parameters_attr(version.parameters),
+        "author": {"S": version.author},
+        "change_note": {"S": version.change_note},
+        "created_at": _num(version.created_at),
+        "fingerprint": {"S": version.fingerprint},
+    }
+    if version.model is not None:
+        item["model"] = {"S": version.model}
+    if version.system is not None:
+        item["system"] = {"S": version.system}
+    return item
+
+
+def version_from_item(item: Mapping[str, AttributeValue]) -> PromptVersion:
+    return PromptVersion(
+        prompt_id=item["prompt_id"]["S"],
+        version=int(item["version"]["N"]),
+        template=item["template"]["S"],
+        variables=tuple(v["S"] for v in item.get("variables", {}).get("L", [])),
+        model=item["model"]["S"] if "model" in item else None,
+        parameters=_parameters(item.get("parameters")),
+        system=item["system"]["S"] if "system" in item else None,
+        author=item.get("author", {}).get("S", ""),
+        change_note=item.get("change_note", {}).get("S", ""),
+        created_at=_float(item["created_at"]) if "created_at" in item else 0.0,
+    )
+
+
+def label_item(state: LabelState) -> Item:
+    return {
+        "pk": {"S": prompt_pk(state.prompt_id)},
+        "sk": {"S": label_sk(state.label)},
+        "prompt_id": {"S": state.prompt_id},
+        "label": {"S": state.label},
+        "version": _num(state.version),
+        "history": {"L": [_num(v) for v in state.history]},
+        "updated_at": _num(state.updated_at),
+        "updated_by": {"S": state.updated_by},
+    }
+
+
+def label_from_item(item: Mapping[str, AttributeValue]) -> LabelState:
+    return LabelState(
+        prompt_id=item["prompt_id"]["S"],
+        label=item["label"]["S"],
+        version=int(item["version"]["N"]),
+        history=tuple(int(v["N"]) for v in item.get("history", {}).get("L", [])),
+        updated_at=_float(item["updated_at"]) if "updated_at" in item else 0.0,
+        updated_by=item.get("updated_by", {}).get("S", ""),
+    )
