@@ -22,6 +22,7 @@ from infra.capabilities.python_function import FunctionSpec, PythonFunction, ret
 from infra.capabilities.tables import TableAccess, Tables
 from infra.config import GatewayConfig
 from infra.nag import acknowledge
+from llmops.config.env import EnvVar
 
 __all__ = ["AUTHORIZER_CACHE_TTL_S", "AUTHORIZER_TABLES", "GATEWAY_TABLES", "GatewayApi", "access_log_format"]
 
@@ -198,7 +199,7 @@ class GatewayApi(Construct):
                 environment={
                     # Leave the handler time to answer with an OpenAI-shaped 504 before Lambda
                     # (or API Gateway's 29 s) cuts the connection.
-                    "LLMOPS_PROVIDER_READ_TIMEOUT_S": str(max(config.gateway_timeout_s - 5, 1)),
+                    EnvVar.PROVIDER_READ_TIMEOUT_S: str(max(config.gateway_timeout_s - 5, 1)),
                 },
             ),
         )
@@ -221,6 +222,7 @@ class GatewayApi(Construct):
         )
         tables.grant(self.authorizer.function, AUTHORIZER_TABLES)
         key_pepper.inject(self.authorizer.function)
+        key_pepper.inject(self.gateway.function)
 
         self.access_logs = logs.LogGroup(
             self,

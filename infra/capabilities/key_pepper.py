@@ -1,9 +1,7 @@
 """The secret pepper API keys are hashed with (`LLMOPS_KEY_PEPPER`), generated at deploy time.
 
-The value never appears in the template: CloudFormation resolves a Secrets Manager dynamic
-reference into the authorizer's environment. It is visible in that function's configuration to
-principals allowed `lambda:GetFunctionConfiguration`. Reading it from Secrets Manager at cold
-start would close that, but it needs the runtime to accept a secret ARN instead of the value.
+The value never appears in the template nor in any function's configuration: the functions get
+the secret's ARN and read it once per container at cold start (llmops.application.wiring).
 
 Losing or rotating the pepper invalidates every issued key, hence RETAIN in prod and no rotation.
 """
@@ -17,10 +15,9 @@ from constructs import Construct
 
 from infra.config import GatewayConfig
 from infra.nag import acknowledge
+from llmops.config.env import EnvVar
 
-__all__ = ["PEPPER_ENV_VAR", "KeyPepper"]
-
-PEPPER_ENV_VAR = "LLMOPS_KEY_PEPPER"
+__all__ = ["KeyPepper"]
 
 
 class KeyPepper(Construct):
@@ -45,4 +42,5 @@ class KeyPepper(Construct):
         )
 
     def inject(self, function: lambda_.Function) -> None:
-        function.add_environment(PEPPER_ENV_VAR, self.secret.secret_value.unsafe_unwrap())
+        function.add_environment(EnvVar.KEY_PEPPER_SECRET_ARN, self.secret.secret_arn)
+        self.secret.grant_read(function)

@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.capabilities.alerting import Alerting
+from infra.capabilities.audit_dead_letters import AuditDeadLetters
 from infra.capabilities.gateway_api import GatewayApi
 from infra.capabilities.key_pepper import KeyPepper
 from infra.capabilities.lambda_layer import SharedLayer, shared_layer_build
@@ -42,6 +43,8 @@ class GatewayStack(cdk.Stack):
             layer=self.shared_code.layer,
             key_pepper=self.key_pepper,
         )
+        self.audit_dead_letters = AuditDeadLetters(self, "AuditDeadLetters", config=config)
+        self.audit_dead_letters.attach(self.gateway.gateway.function)
         self.route_seed = RouteSeed(self, "RouteSeed", tables=self.tables, document=routes_document(), config=config)
         self._outputs()
 
@@ -50,6 +53,7 @@ class GatewayStack(cdk.Stack):
             self, "KeyPepperSecretArn", value=self.key_pepper.secret.secret_arn, description="for llmops keys create"
         )
         cdk.CfnOutput(self, "OnCallTopicArn", value=self.alerting.topic.topic_arn)
+        cdk.CfnOutput(self, "AuditDeadLetterQueueUrl", value=self.audit_dead_letters.queue.queue_url)
         cdk.CfnOutput(self, "ApiUrl", value=self.gateway.url, description="API Gateway stage URL")
         cdk.CfnOutput(
             self,

@@ -327,10 +327,11 @@ def test_on_call_topic_is_encrypted_tls_only_and_cloudwatch_can_publish(synth: A
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_authorizer_gets_the_generated_pepper_by_dynamic_reference(synth: Any) -> None:
+def test_functions_get_the_pepper_secret_arn_never_its_value(synth: Any) -> None:
     ((secret_id, secret),) = synth.resources("AWS::SecretsManager::Secret").items()
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] == 64
     assert secret["DeletionPolicy"] == ("Retain" if synth.stage == "prod" else "Delete")
-    pepper = _function(synth, "authorizer")["Properties"]["Environment"]["Variables"]["LLMOPS_KEY_PEPPER"]
-    assert _render(pepper) == "{{resolve:secretsmanager:${" + secret_id + "}:SecretString:::}}"
-    assert "LLMOPS_KEY_PEPPER" not in _function(synth, "gateway")["Properties"]["Environment"]["Variables"]
+    for name in ("authorizer", "gateway"):
+        variables = _function(synth, name)["Properties"]["Environment"]["Variables"]
+        assert "LLMOPS_KEY_PEPPER" not in variables
+        assert variables["LLMOPS_KEY_PEPPER_SECRET_ARN"] == {"Ref": secret_id}

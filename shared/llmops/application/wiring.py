@@ -45,6 +45,16 @@ def _control_plane_client(service: str) -> Callable[[], Any]:
     return partial(aws_clients.client, service, connect_timeout_s=1.0, read_timeout_s=3.0, max_attempts=3)
 
 
+def resolve_pepper(settings: Settings) -> Settings:
+    """The HMAC pepper for API keys, audit hashes and canaries, read from Secrets Manager once per
+    container so the value never sits in the function's configuration."""
+    if settings.key_pepper or not settings.key_pepper_secret_arn:
+        return settings
+    secrets = _control_plane_client("secretsmanager")()
+    value = secrets.get_secret_value(SecretId=settings.key_pepper_secret_arn)["SecretString"]
+    return settings.model_copy(update={"key_pepper": value})
+
+
 def build_route_source(settings: Settings) -> RouteSource:
     if settings.routes_table:
         return DynamoRouteSource(_control_plane_client("dynamodb"), settings.routes_table, settings.config_ttl_s)
@@ -73,6 +83,7 @@ def build_gateway(
     routes: RouteSource | None = None,
     providers: dict[Provider, ChatProvider] | None = None,
 ) -> GatewayRuntime:
+    settings = resolve_pepper(settings)
     route_source = routes or build_route_source(settings)
     completions = CompletionService(routes=route_source, providers=providers or build_providers(settings))
     dynamodb = _control_plane_client("dynamodb")()
@@ -100,6 +111,7 @@ class AuthorizerRuntime:
 
 
 def build_key_store(settings: Settings) -> DynamoKeyStore:
+    settings = resolve_pepper(settings)
     return DynamoKeyStore(_control_plane_client("dynamodb")(), settings.keys_table, settings.key_pepper)
 
 

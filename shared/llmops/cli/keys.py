@@ -56,6 +56,9 @@ def _store(state_dir: Path, stack: str | None, region: str | None) -> DynamoKeyS
 
 def _pepper(conn: StackConnection) -> str:
     pepper = os.environ.get("LLMOPS_KEY_PEPPER") or conn.settings.key_pepper or conn.local_state.get("key_pepper")
+    if not pepper and conn.settings.key_pepper_secret_arn:
+        secret = conn.client("secretsmanager").get_secret_value(SecretId=conn.settings.key_pepper_secret_arn)
+        pepper = secret["SecretString"]
     if not pepper:
         _fail("no key pepper: set LLMOPS_KEY_PEPPER to the value the gateway's authorizer uses")
     return str(pepper)

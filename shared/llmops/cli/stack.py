@@ -61,12 +61,16 @@ def _deployed(stack_name: str, region: str | None) -> StackConnection:
     cfn = boto3.client("cloudformation", region_name=region)
     stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    # The CDK stack exports each table name as an output named after its env var (see infra/).
-    names = {
-        spec.env_var.removeprefix("LLMOPS_").lower(): outputs[spec.env_var.replace("_", "")]
+    # The CDK stack outputs each table as `<LogicalName>TableName` (infra/stacks/gateway_stack.py).
+    names: dict[str, str] = {
+        spec.env_var.removeprefix("LLMOPS_").lower(): outputs[f"{spec.logical_name}TableName"]
         for spec in TABLES
-        if spec.env_var.replace("_", "") in outputs
+        if f"{spec.logical_name}TableName" in outputs
     }
+    if "AuditDeadLetterQueueUrl" in outputs:
+        names["audit_dlq_url"] = outputs["AuditDeadLetterQueueUrl"]
+    if "KeyPepperSecretArn" in outputs:
+        names["key_pepper_secret_arn"] = outputs["KeyPepperSecretArn"]
     return StackConnection(settings=Settings.model_validate(names), region=region)
 
 

@@ -34,6 +34,7 @@ class EnvVar(StrEnum):
     PROVIDER_READ_TIMEOUT_S = "LLMOPS_PROVIDER_READ_TIMEOUT_S"
     PROVIDER_MAX_ATTEMPTS = "LLMOPS_PROVIDER_MAX_ATTEMPTS"
     KEY_PEPPER = "LLMOPS_KEY_PEPPER"
+    KEY_PEPPER_SECRET_ARN = "LLMOPS_KEY_PEPPER_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
     ROUTES_FILE = "LLMOPS_ROUTES_FILE"
     AUDIT_DLQ_URL = "LLMOPS_AUDIT_DLQ_URL"
     GUARD_POLICIES = "LLMOPS_GUARD_POLICIES"
@@ -60,7 +61,8 @@ class Settings(BaseModel):
     provider_connect_timeout_s: float = Field(default=2.0, gt=0)
     provider_read_timeout_s: float = Field(default=60.0, gt=0)
     provider_max_attempts: int = Field(default=2, ge=1, le=5)
-    key_pepper: str = ""
+    key_pepper: str = ""  # local stack and tests; deployed stacks use key_pepper_secret_arn
+    key_pepper_secret_arn: str = ""
     routes_file: str = ""
     audit_dlq_url: str = ""
     guard_policies: str = ""  # JSON: {"policy-name": {...GuardPolicy fields...}}, layered on the default
