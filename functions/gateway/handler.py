@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from llmops.application.feedback_api import FeedbackRequest, record_feedback
 from llmops.application.guardrails_api import ScanRequest, scan
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
 from llmops.application.rendering import validation_error
@@ -75,7 +76,13 @@ def list_models() -> ModelList:
 
 @app.post("/v1/chat/completions")
 def chat_completions(body: ChatCompletionRequest) -> Response[str]:
-    return _respond(runtime().chat.handle(body, _tenant(), _request_id()))
+    return _respond(runtime().chat.handle(body, _tenant(), _request_id(), app.current_event.headers))
+
+
+@app.post("/v1/feedback")
+def feedback(body: FeedbackRequest) -> dict[str, Any]:
+    tenant, rt = _tenant(), runtime()
+    return record_feedback(body, tenant, rt.audit_lookup, rt.feedback, rt.guards(tenant.policy))
 
 
 def _refuse(error: GatewayError) -> Response[str]:

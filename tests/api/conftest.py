@@ -52,3 +52,36 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 @pytest.fixture
 def client(local_stack: dict[str, Any]) -> openai.OpenAI:
     return openai.OpenAI(base_url=local_stack["base_url"], api_key=local_stack["api_key"], max_retries=0)
+
+
+@pytest.fixture
+def llmops_cli(local_stack: dict[str, Any]) -> Any:
+    """Runs an `llmops` admin command against the running local stack and returns its stdout."""
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(LLMOPS), *args, "--state-dir", local_stack["state_dir"]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"llmops {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def new_key(llmops_cli: Any, local_stack: dict[str, Any]) -> Any:
+    """Creates a key with the given `llmops keys create` options; returns (raw key, client)."""
+
+    def create(tenant: str, *options: str) -> tuple[str, openai.OpenAI]:
+        out = llmops_cli("keys", "create", "--tenant", tenant, *options, "--json").stdout
+        raw = json.loads(out)["api_key"]
+        return raw, openai.OpenAI(base_url=local_stack["base_url"], api_key=raw, max_retries=0)
+
+    return create

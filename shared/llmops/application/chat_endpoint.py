@@ -1,7 +1,10 @@
 """The chat completion request path, stage by stage, in the order DESIGN.md gives:
 
-parse -> input guard -> route plan -> quota reserve -> provider (fallbacks) -> output guard
--> restore pseudonyms -> quota settle -> audit -> render.
+parse -> prompt template -> input guard -> route plan -> cache lookup -> quota reserve
+-> provider (fallbacks) -> output guard -> restore pseudonyms -> quota settle -> audit -> render.
+
+A registered prompt template is applied first; deterministic requests may be answered from the
+response cache after the input guard (a blocked request is never served from cache).
 
 Every request that reaches this endpoint leaves exactly one audit record, admitted or refused, and
 a reservation is always either settled or released.
@@ -13,11 +16,11 @@ import hashlib
 import hmac
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from llmops.application.openai_schema import ChatCompletionRequest
+from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
 from llmops.application.rendering import chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
 from llmops.domain.audit import AuditRecord, GuardVerdict, text_evidence
@@ -25,6 +28,7 @@ from llmops.domain.chat import ChatRequest, Completion, Message, Role
 from llmops.domain.completions import CompletionResult, CompletionService, RoutePlan
 from llmops.domain.errors import GatewayError
 from llmops.domain.guard import Decision, GuardEngine, embed_canary
+from llmops.domain.prompts import PromptRef, ResolvedPrompt, apply_prompt
 from llmops.domain.quotas import (
     Demand,
     QuotaLedger,
@@ -33,14 +37,27 @@ from llmops.domain.quotas import (
     actual_from_usage,
     worst_case_demand,
 )
+from llmops.domain.response_cache import (
+    CacheDecision,
+    CacheEntry,
+    CacheStatus,
+    ResponseCache,
+    cache_decision,
+    cache_key,
+    storable,
+)
 from llmops.domain.routing import Provider
 from llmops.domain.tenancy import TenantContext
 
-__all__ = ["AuditSink", "ChatEndpoint", "RequestTrace", "provenance_headers"]
+__all__ = ["AuditSink", "ChatEndpoint", "PromptResolver", "RequestTrace", "provenance_headers"]
 
 
 class AuditSink(Protocol):
     def write(self, record: AuditRecord) -> object: ...
+
+
+class PromptResolver(Protocol):
+    def resolve(self, ref: PromptRef) -> ResolvedPrompt: ...
 
 
 @dataclass(slots=True)
@@ -61,6 +78,8 @@ class RequestTrace:
     output_tokens: int = 0
     cost_usd: float = 0.0
     streamed: bool = False
+    cache: str = ""  # hit | miss | bypass, empty when the request never got that far
+    prompt_version: str | None = None  # "id@version" of a registered template
     guard: list[GuardVerdict] = field(default_factory=list)
     stage_ms: dict[str, float] = field(default_factory=dict)
     prompt_text: str | None = None  # guard-redacted, never raw
@@ -109,12 +128,20 @@ class ChatEndpoint:
     ledger: QuotaLedger
     audit: AuditSink
     audit_pepper: str
+    prompts: PromptResolver
+    cache: ResponseCache
     on_finished: Callable[[RequestTrace], None] = lambda _trace: None
 
-    def handle(self, body: ChatCompletionRequest, tenant: TenantContext, request_id: str) -> ApiResponse:
+    def handle(
+        self,
+        body: ChatCompletionRequest,
+        tenant: TenantContext,
+        request_id: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> ApiResponse:
         trace = RequestTrace(request_id=request_id, tenant=tenant)
         try:
-            return self._handle(body, trace)
+            return self._handle(body, trace, headers or {})
         except GatewayError as error:
             trace.status, trace.error_code = error.status, error.code
             raise
@@ -148,6 +175,8 @@ class ChatEndpoint:
                 cost_usd=trace.cost_usd,
                 stage_ms=dict(trace.stage_ms),
                 streamed=trace.streamed,
+                cache_hit=trace.cache == CacheStatus.HIT,
+                prompt_version=trace.prompt_version,
                 prompt=text_evidence(trace.prompt_text, trace.tenant.audit_text, self.audit_pepper),
                 completion=text_evidence(trace.completion_text, trace.tenant.audit_text, self.audit_pepper),
                 settle_pending=trace.settle_pending,
@@ -156,10 +185,11 @@ class ChatEndpoint:
         )
         self.on_finished(trace)
 
-    def _handle(self, body: ChatCompletionRequest, trace: RequestTrace) -> ApiResponse:
+    def _handle(self, body: ChatCompletionRequest, trace: RequestTrace, headers: Mapping[str, str]) -> ApiResponse:
         tenant = trace.tenant
         started = time.perf_counter()
-        request = body.to_domain()
+        request = self._with_prompt(body, body.to_domain(), trace)
+        require_conversation(request)
         trace.alias, trace.streamed = request.model, request.stream
         trace.timed("parse", started)
 
@@ -169,15 +199,23 @@ class ChatEndpoint:
         trace.guard.append(_verdict("input", verdict.action.value, verdict.decisions))
         trace.prompt_text = "\n".join(verdict.texts)
         trace.timed("input_guard", started)
-        verdict.raise_if_blocked()
+        verdict.raise_if_blocked()  # a blocked request is never answered, not even from cache
         guarded, system_prompt = _guarded_request(request, verdict.texts, self.audit_pepper)
 
-        started = time.perf_counter()
         plan = self.completions.plan(guarded, tenant)
-        reservation = self.ledger.reserve(tenant, trace.request_id, _demand(plan, guarded), time.time())
+        decision, key, cached = self._look_up(guarded, plan, headers, trace)
+
+        started = time.perf_counter()
+        # A hit still counts as a request against the rate limits, but spends no tokens or money.
+        demand = Demand(tokens=0, cost_nanos=0) if cached else _demand(plan, guarded)
+        reservation = self.ledger.reserve(tenant, trace.request_id, demand, time.time())
         trace.timed("quota_reserve", started)
 
-        result = self._call_model(plan, guarded, reservation, trace)
+        if cached is not None:
+            result = _cached_result(plan, cached)
+            trace.record_result(result)
+        else:
+            result = self._call_model(plan, guarded, reservation, trace)
         usage = result.completion.usage
 
         started = time.perf_counter()
@@ -202,11 +240,34 @@ class ChatEndpoint:
         trace.timed("quota_settle", started)
         output.raise_if_blocked()
 
+        if cached is None and decision.write and storable(result.completion):
+            started = time.perf_counter()
+            # Stored as the model answered, in placeholder space: the cache never holds raw PII.
+            self.cache.put(CacheEntry.from_completion(key, tenant.tenant_id, result.target.id, result.completion, now))
+            trace.timed("cache_store", started)
+
         started = time.perf_counter()
-        completion = replace(result.completion, text=output.text)
-        response = _render(body, request, trace.request_id, completion, provenance_headers(trace.request_id, result))
+        response = _render(body, request, trace, replace(result.completion, text=output.text), result)
         trace.timed("render", started)
         return response
+
+    def _look_up(
+        self, request: ChatRequest, plan: RoutePlan, headers: Mapping[str, str], trace: RequestTrace
+    ) -> tuple[CacheDecision, str, CacheEntry | None]:
+        started = time.perf_counter()
+        decision = cache_decision(request, headers, allow_stream=True)
+        key = cache_key(trace.tenant.tenant_id, request, plan.targets[0].id) if decision.read or decision.write else ""
+        cached = self.cache.get(trace.tenant.tenant_id, key, time.time()) if decision.read else None
+        trace.cache = CacheStatus.HIT if cached else decision.status_if_not_hit
+        trace.timed("cache_lookup", started)
+        return decision, key, cached
+
+    def _with_prompt(self, body: ChatCompletionRequest, request: ChatRequest, trace: RequestTrace) -> ChatRequest:
+        if body.prompt is None:
+            return request
+        version, rendered = self.prompts.resolve(PromptRef.parse(body.prompt))
+        trace.prompt_version = version.ref
+        return apply_prompt(request, version, rendered)
 
     def _call_model(
         self, plan: RoutePlan, request: ChatRequest, reservation: Reservation, trace: RequestTrace
@@ -228,6 +289,13 @@ class ChatEndpoint:
         trace.settle_pending = not outcome.applied
 
 
+def _cached_result(plan: RoutePlan, entry: CacheEntry) -> CompletionResult:
+    target = next((t for t in plan.targets if t.id == entry.target_id), plan.targets[0])
+    return CompletionResult(
+        completion=entry.to_completion(), route=plan.route, target=target, cost_usd=0.0, attempts=()
+    )
+
+
 def _stable_canary(secret: str, system_prompt: str) -> str:
     """A canary that is secret (keyed) yet stable per system prompt, so identical requests stay
     identical for deterministic models and the response cache; see guard.leakage for the protocol."""
@@ -246,10 +314,18 @@ def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: 
 
 
 def _render(
-    body: ChatCompletionRequest, request: ChatRequest, request_id: str, completion: Completion, headers: dict[str, str]
+    body: ChatCompletionRequest,
+    request: ChatRequest,
+    trace: RequestTrace,
+    completion: Completion,
+    result: CompletionResult,
 ) -> ApiResponse:
+    headers = provenance_headers(trace.request_id, result)
+    headers["x-llmops-cache"] = trace.cache
+    if trace.prompt_version:
+        headers["x-llmops-prompt"] = trace.prompt_version
     created = int(time.time())
-    completion_id = f"chatcmpl-{request_id}"
+    completion_id = f"chatcmpl-{trace.request_id}"
     if request.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         text = sse_stream(completion_id, created, request.model, completion, include_usage)

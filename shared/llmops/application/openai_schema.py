@@ -20,6 +20,7 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "ModelList",
+    "require_conversation",
 ]
 
 MAX_STOP_SEQUENCES = 4
@@ -50,7 +51,8 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Annotated[str, Field(min_length=1, max_length=256)]
-    messages: Annotated[list[ChatMessageIn], Field(min_length=1, max_length=2048)]
+    # May be empty only when `prompt` names a registered template that supplies the messages.
+    messages: Annotated[list[ChatMessageIn], Field(max_length=2048)]
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     top_p: Annotated[float | None, Field(gt=0, le=1)] = None
     max_tokens: Annotated[int | None, Field(ge=1)] = None
@@ -72,7 +74,9 @@ class ChatCompletionRequest(BaseModel):
     function_call: Any | None = None
     response_format: dict[str, Any] | None = None
     logprobs: bool | None = None
-    # llmops extensions (see README): grounding documents for the output guard.
+    # llmops extensions (see README): a registered prompt template, and grounding documents for
+    # the output guard.
+    prompt: dict[str, Any] | None = None
     context: Annotated[list[str] | None, Field(max_length=64)] = None
 
     @field_validator("stop")
@@ -88,8 +92,8 @@ class ChatCompletionRequest(BaseModel):
         for index, message in enumerate(self.messages):
             role = Role.SYSTEM if message.role == "developer" else Role(message.role)
             messages.append(Message(role=role, content=_text_of(message.content, index)))
-        if not any(m.role is not Role.SYSTEM for m in messages):
-            raise BadRequestError("messages must contain at least one user or assistant message.", param="messages")
+        if not messages and self.prompt is None:
+            raise BadRequestError("messages must not be empty.", param="messages")
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return ChatRequest(
             model=self.model,
@@ -113,6 +117,12 @@ class ChatCompletionRequest(BaseModel):
             raise BadRequestError("Only response_format {'type': 'text'} is supported.", param="response_format")
         if self.logprobs:
             raise BadRequestError("logprobs are not supported.", param="logprobs")
+
+
+def require_conversation(request: ChatRequest) -> None:
+    """After any prompt template is applied, there must be something for the model to answer."""
+    if not any(m.role is not Role.SYSTEM for m in request.messages):
+        raise BadRequestError("messages must contain at least one user or assistant message.", param="messages")
 
 
 def _text_of(content: str | list[ContentPart], index: int) -> str:

@@ -14,12 +14,16 @@ from typing import Any
 from llmops.adapters import aws_clients
 from llmops.adapters.bedrock.client import BedrockConverseProvider
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
+from llmops.adapters.dynamodb.cache_store import DynamoResponseCache
+from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
 from llmops.adapters.dynamodb.key_store import DynamoKeyStore
+from llmops.adapters.dynamodb.prompt_store import CachedPromptResolver, DynamoPromptStore
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
 from llmops.application.chat_endpoint import ChatEndpoint
+from llmops.application.feedback_api import AuditRecordLookup
 from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
 from llmops.domain.completions import CompletionService
@@ -37,6 +41,8 @@ class GatewayRuntime:
     guards: GuardPolicies
     ledger: DynamoQuotaLedger
     audit: DynamoAuditLog
+    audit_lookup: AuditRecordLookup
+    feedback: DynamoFeedbackStore
     chat: ChatEndpoint
 
 
@@ -93,6 +99,16 @@ def build_gateway(
     )
     audit = DynamoAuditLog(dynamodb, settings.audit_table, dead_letter=dead_letters.send_audit)
     guards = GuardPolicies.from_json(settings.guard_policies)
+    prompts = CachedPromptResolver(DynamoPromptStore(dynamodb, settings.prompts_table), ttl_s=settings.config_ttl_s)
+    chat = ChatEndpoint(
+        completions,
+        guards,
+        ledger,
+        audit,
+        audit_pepper=settings.key_pepper,
+        prompts=prompts,
+        cache=DynamoResponseCache(dynamodb, settings.cache_table),
+    )
     return GatewayRuntime(
         settings=settings,
         routes=route_source,
@@ -100,7 +116,9 @@ def build_gateway(
         guards=guards,
         ledger=ledger,
         audit=audit,
-        chat=ChatEndpoint(completions, guards, ledger, audit, audit_pepper=settings.key_pepper),
+        audit_lookup=AuditRecordLookup(audit),
+        feedback=DynamoFeedbackStore(dynamodb, settings.feedback_table),
+        chat=chat,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import audit, emulator, keys, serve, usage
+from llmops.cli import audit, canary, emulator, keys, prompts, retrain, serve, usage
 
 app = typer.Typer(
     name="llmops",
@@ -16,6 +16,9 @@ app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys", help="Create, list, revoke and rotate API keys; tenant-wide limits.")
 app.add_typer(usage.app, name="usage", help="Spend and tokens by alias and day.")
 app.add_typer(audit.app, name="audit", help="Verify, show and replay the hash-chained audit trail.")
+app.add_typer(prompts.app, name="prompts", help="Versioned prompt templates: push, label, diff, roll back, test.")
+app.add_typer(canary.app, name="canary", help="Canary promotion with automatic rollback (Step Functions).")
+app.add_typer(retrain.app, name="retrain", help="The retraining trigger workflow.")
 app.add_typer(emulator.app, name="emulator", help="Set latency and faults on the local model emulators.")
 
 if __name__ == "__main__":

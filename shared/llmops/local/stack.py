@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmops.adapters import aws_clients
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.adapters.dynamodb.route_items import table_items
 from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, load_route_document
@@ -26,6 +27,7 @@ from llmops.local.aws_emulation import MotoService
 from llmops.local.emulators import BedrockRuntimeEmulator, OpenAICompatibleForwarder, SageMakerRuntimeEmulator
 from llmops.local.front_door import FrontDoor
 from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_resource_name, local_table_name
+from llmops.local.workflows import provision_workflows
 from llmops.local.wsgi_server import LoopbackServer
 
 __all__ = ["DEV_TENANT", "LocalStack", "LocalStackOptions"]
@@ -72,6 +74,11 @@ def _environment(options: LocalStackOptions, moto_url: str, bedrock_url: str, sa
     return env
 
 
+def _local_client(service: str) -> Any:
+    """A client for moto; call only after `_environment` has pointed the AWS endpoints at it."""
+    return aws_clients.client(service, connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
+
+
 class LocalStack:
     def __init__(self, options: LocalStackOptions) -> None:
         self.options = options
@@ -90,6 +97,7 @@ class LocalStack:
         os.environ.update(_environment(self.options, self._moto.url, self._bedrock.url, self._sagemaker.url))
         self._provision()
         os.environ[EnvVar.AUDIT_DLQ_URL] = self._create_audit_dead_letter_queue()
+        workflows = provision_workflows(_local_client, os.environ, load_route_document(self.options.routes_file))
         api_key = self._seed_dev_key()
         front = FrontDoor(authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s)
         self._front = LoopbackServer(front, host=self.options.host, port=self.options.port)
@@ -105,6 +113,7 @@ class LocalStack:
             # The admin CLI needs these to hash new keys and drain the audit DLQ of this stack.
             "key_pepper": os.environ[EnvVar.KEY_PEPPER],
             "audit_dlq_url": os.environ[EnvVar.AUDIT_DLQ_URL],
+            "workflows": workflows,
         }
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
         state_file = self.options.state_dir / LOCAL_STATE_FILE
@@ -113,18 +122,14 @@ class LocalStack:
         return self.state
 
     def _provision(self) -> None:
-        from llmops.adapters import aws_clients  # noqa: PLC0415 - after endpoints are set
-
-        dynamodb: Any = aws_clients.client("dynamodb", connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
+        dynamodb = _local_client("dynamodb")
         create_tables(dynamodb, {spec.logical_name: local_table_name(spec.logical_name) for spec in TABLES})
         routes_table = local_table_name("Routes")
         for item in table_items(load_route_document(self.options.routes_file)):
             dynamodb.put_item(TableName=routes_table, Item=item)
 
     def _create_audit_dead_letter_queue(self) -> str:
-        from llmops.adapters import aws_clients  # noqa: PLC0415 - after endpoints are set
-
-        sqs: Any = aws_clients.client("sqs", connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
+        sqs = _local_client("sqs")
         return str(sqs.create_queue(QueueName=local_resource_name("audit-dlq"))["QueueUrl"])
 
     def _seed_dev_key(self) -> str:

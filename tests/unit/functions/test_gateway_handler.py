@@ -126,7 +126,7 @@ def test_all_targets_throttled_is_503_with_retry_after(
 BAD_BODIES = [
     ("{not json", 400, None, "invalid_json"),
     ({"messages": [{"role": "user", "content": "x"}]}, 400, "model", "missing_required_parameter"),
-    ({"model": "chat-default", "messages": []}, 400, "messages", "invalid_value"),
+    ({"model": "chat-default", "messages": []}, 400, "messages", "invalid_request"),
     (
         {"model": "chat-default", "messages": [{"role": "wizard", "content": "x"}]},
         400,

@@ -1,0 +1,355 @@
+"""`llmops canary start|status|approve|abort`: promote a target behind an alias, gated on SLO alarms.
+
+The work happens in the canary state machine (`llmops/workflows/canary.asl.json`); these commands
+start it, read its history, answer its approval requests and abort it. Aborting stops the
+execution and then restores the baseline weights itself, because a stopped execution runs no
+rollback states.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from llmops.adapters.dynamodb.route_items import ROUTE_PK, TARGET_PK, document_from_items
+from llmops.cli.stack import StackConnection, connect
+from llmops.local.workflows import (
+    OUTPUT_ARTIFACT_BUCKET,
+    OUTPUT_CANARY_ARN,
+    OUTPUT_RETRAINING_ARN,
+    local_artifact_bucket,
+    local_state_machine_name,
+)
+from llmops.workflows import CANARY, RETRAINING
+from llmops.workflows.canary_input import CanaryInput, canary_input_for_targets, execution_name
+from llmops.workflows.canary_rollback import endpoint_rollback_request, route_rollback_request
+from llmops.workflows.history import canary_progress, pending_approval_token
+
+__all__ = [
+    "AbortResult",
+    "abort_canary",
+    "app",
+    "approve_canary",
+    "route_document",
+    "workflow_outputs",
+]
+
+app = typer.Typer(help="Promote a candidate behind an alias in gated steps; roll back on breach.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+
+StateDir = Annotated[Path, typer.Option("--state-dir", help="Local stack state directory.")]
+StackName = Annotated[str | None, typer.Option("--stack", help="Deployed CloudFormation stack name.")]
+Region = Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Execution = Annotated[str, typer.Argument(help="Execution ARN (or name, for the local stack).")]
+
+_DEFAULT_STATE = Path(".llmops")
+_ENDPOINT_RETRIES = 12  # an endpoint mid-update rejects weight changes for a minute or so
+
+
+def _fail(message: str, code: int = 2) -> Any:
+    errors.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def workflow_outputs(conn: StackConnection, stack: str | None) -> dict[str, str]:
+    """State machine ARNs and the artifact bucket: stack outputs, or looked up by name locally."""
+    if stack:
+        cfn = conn.client("cloudformation")
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    names = {
+        local_state_machine_name(CANARY): OUTPUT_CANARY_ARN,
+        local_state_machine_name(RETRAINING): OUTPUT_RETRAINING_ARN,
+    }
+    outputs: dict[str, str] = {}
+    for page in conn.client("stepfunctions").get_paginator("list_state_machines").paginate():
+        for machine in page.get("stateMachines", []):
+            if machine["name"] in names:
+                outputs[names[machine["name"]]] = machine["stateMachineArn"]
+    outputs[OUTPUT_ARTIFACT_BUCKET] = local_artifact_bucket()
+    return outputs
+
+
+def _state_machine_arn(conn: StackConnection, stack: str | None, output: str) -> str:
+    arn = workflow_outputs(conn, stack).get(output)
+    if not arn:
+        where = f"stack {stack}" if stack else "the local stack"
+        _fail(f"{where} has no {output}; is the workflows capability deployed (or `llmops serve` running)?")
+    return str(arn)
+
+
+def _execution_arn(conn: StackConnection, stack: str | None, execution: str) -> str:
+    if execution.startswith("arn:"):
+        return execution
+    machine = _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN)
+    return machine.replace(":stateMachine:", ":execution:", 1) + f":{execution}"
+
+
+def route_document(dynamodb: Any, routes_table: str) -> dict[str, Any]:
+    """Targets and routes as the gateway sees them now (the Routes table, not routes.json)."""
+    items: list[dict[str, Any]] = []
+    for pk in (TARGET_PK, ROUTE_PK):
+        paginator = dynamodb.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=routes_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        ):
+            items.extend(page.get("Items", []))
+    return document_from_items(items)
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page.get("events", []))
+    return events
+
+
+@dataclass(frozen=True, slots=True)
+class AbortResult:
+    execution_arn: str
+    status_before: str
+    stopped: bool
+    canary: CanaryInput
+
+
+def abort_canary(
+    sfn: Any,
+    dynamodb: Any,
+    sagemaker: Any,
+    execution_arn: str,
+    routes_table: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AbortResult:
+    """Stops the execution (if it still runs) and puts all traffic back on the baseline.
+
+    Rolls back even when the execution has already ended: after a promotion that is the instant
+    rollback the kept baseline exists for.
+    """
+    described = sfn.describe_execution(executionArn=execution_arn)
+    canary = CanaryInput.from_execution_input(json.loads(described["input"]))
+    status = str(described["status"])
+    stopped = False
+    if status == "RUNNING":
+        sfn.stop_execution(
+            executionArn=execution_arn,
+            error="CanaryAborted",
+            cause=f"Aborted by an operator; alias {canary.alias} restored to baseline {canary.baseline.target}.",
+        )
+        stopped = True
+    # After the stop, so no step of the execution can write weights after ours.
+    dynamodb.update_item(**route_rollback_request(canary, routes_table))
+    endpoint_request = endpoint_rollback_request(canary)
+    if endpoint_request is not None:
+        for attempt in range(_ENDPOINT_RETRIES):
+            try:
+                sagemaker.update_endpoint_weights_and_capacities(**endpoint_request)
+                break
+            except sagemaker.exceptions.ClientError:
+                if attempt == _ENDPOINT_RETRIES - 1:
+                    raise
+                sleep(5.0)
+    return AbortResult(execution_arn=execution_arn, status_before=status, stopped=stopped, canary=canary)
+
+
+def approve_canary(sfn: Any, execution_arn: str, reject: bool = False) -> bool:
+    """Answers the execution's pending approval request; False when none is pending."""
+    token = pending_approval_token(_history(sfn, execution_arn))
+    if token is None:
+        return False
+    if reject:
+        sfn.send_task_failure(taskToken=token, error="ApprovalRejected", cause="Rejected by an operator.")
+    else:
+        sfn.send_task_success(taskToken=token, output=json.dumps({"approved": True}))
+    return True
+
+
+def _steps(raw: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in raw.split(",") if p.strip())
+    except ValueError:
+        return _fail("--steps takes comma-separated integer percentages, e.g. 5,25,50,100")  # type: ignore[no-any-return]
+
+
+@app.command("start")
+def start(
+    alias: Annotated[str, typer.Option("--alias", help="The route alias to move.")],
+    baseline: Annotated[str, typer.Option("--baseline", help="Target id serving the alias now.")],
+    candidate: Annotated[str, typer.Option("--candidate", help="Target id to promote.")],
+    steps: Annotated[str, typer.Option("--steps", help="Candidate percentages; the last must be 100.")] = "5,25,50,100",
+    bake_seconds: Annotated[int, typer.Option("--bake-seconds", help="Bake time per step.")] = 600,
+    gate: Annotated[
+        list[str] | None, typer.Option("--gate", help="CloudWatch alarm gating each step (repeat).")
+    ] = None,
+    gate_poll_seconds: Annotated[int, typer.Option("--gate-poll-seconds", help="How often gates are read.")] = 60,
+    approval: Annotated[bool, typer.Option("--approval", help="Wait for `canary approve` between steps.")] = False,
+    keep_baseline_seconds: Annotated[
+        int, typer.Option("--keep-baseline-seconds", help="Keep watching the gates after promotion.")
+    ] = 0,
+    name: Annotated[str | None, typer.Option("--name", help="Execution name (default: derived).")] = None,
+    as_json: AsJson = False,
+    state_dir: StateDir = _DEFAULT_STATE,
+    stack: StackName = None,
+    region: Region = None,
+) -> None:
+    """Start a canary moving ALIAS from BASELINE to CANDIDATE."""
+    conn = connect(state_dir, stack, region)
+    machine = _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN)
+    document = route_document(conn.client("dynamodb"), conn.settings.routes_table)
+    if alias not in document["routes"]:
+        _fail(f"no route named {alias!r} in {conn.settings.routes_table}")
+    try:
+        canary = canary_input_for_targets(
+            document["targets"],
+            alias,
+            baseline,
+            candidate,
+            steps=_steps(steps),
+            bake_seconds=bake_seconds,
+            gate_poll_seconds=gate_poll_seconds,
+            gates=tuple(gate or ()),
+            approval=approval,
+            baseline_keep_seconds=keep_baseline_seconds,
+        )
+    except (ValidationError, ValueError) as exc:
+        _fail(str(exc))
+    if not canary.gates:
+        errors.print("[yellow]warning:[/] no --gate alarms: this canary is a timed rollout that never rolls back.")
+    execution = conn.client("stepfunctions").start_execution(
+        stateMachineArn=machine,
+        name=name or execution_name(CANARY, alias),
+        input=json.dumps(canary.to_execution_input()),
+    )
+    if as_json:
+        console.print_json(
+            json.dumps({"execution_arn": execution["executionArn"], "input": canary.to_execution_input()})
+        )
+        return
+    console.print(
+        f"Started canary [cyan]{execution['executionArn']}[/]\n"
+        f"{canary.provider} canary on {alias}: {baseline} -> {candidate}, steps {list(canary.steps)}"
+    )
+
+
+def _list(sfn: Any, machine: str, as_json: bool) -> None:
+    executions = sfn.list_executions(stateMachineArn=machine, maxResults=20).get("executions", [])
+    rows = [
+        {"name": e["name"], "status": e["status"], "started": str(e["startDate"]), "arn": e["executionArn"]}
+        for e in executions
+    ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="Canary executions")
+    for column in ("name", "status", "started"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["status"], row["started"])
+    console.print(table)
+
+
+@app.command("status")
+def status(
+    execution: Annotated[str | None, typer.Argument(help="Execution ARN or name; omit to list recent ones.")] = None,
+    as_json: AsJson = False,
+    state_dir: StateDir = _DEFAULT_STATE,
+    stack: StackName = None,
+    region: Region = None,
+) -> None:
+    """Show a canary's progress and the alias's live weights, or list recent canaries."""
+    conn = connect(state_dir, stack, region)
+    sfn = conn.client("stepfunctions")
+    if execution is None:
+        _list(sfn, _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN), as_json)
+        return
+    arn = _execution_arn(conn, stack, execution)
+    described = sfn.describe_execution(executionArn=arn)
+    canary = CanaryInput.from_execution_input(json.loads(described["input"]))
+    progress = canary_progress(_history(sfn, arn))
+    route = route_document(conn.client("dynamodb"), conn.settings.routes_table)["routes"].get(canary.alias, {})
+    weights = {t["target"]: t["weight"] for t in route.get("targets", [])}
+    report = {
+        "execution_arn": arn,
+        "status": described["status"],
+        "alias": canary.alias,
+        "provider": canary.provider,
+        "baseline": canary.baseline.target,
+        "candidate": canary.candidate.target,
+        "steps": list(canary.steps),
+        "current_step_percent": progress.percent,
+        "current_state": progress.state,
+        "awaiting_approval": progress.state == "RequestApproval" and described["status"] == "RUNNING",
+        "route_weights": weights,
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+    }
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    console.print(
+        f"[bold]{report['status']}[/] {canary.alias}: {canary.baseline.target} -> {canary.candidate.target} "
+        f"({canary.provider}), step {progress.percent}% of {list(canary.steps)}, state {progress.state}"
+    )
+    console.print(f"route weights now: {weights}")
+    if report["error"]:
+        console.print(f"[red]{report['error']}[/]: {report['cause']}")
+
+
+@app.command("approve")
+def approve(
+    execution: Execution,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject: the canary rolls back.")] = False,
+    state_dir: StateDir = _DEFAULT_STATE,
+    stack: StackName = None,
+    region: Region = None,
+) -> None:
+    """Approve (or reject) the next step of a canary started with --approval."""
+    conn = connect(state_dir, stack, region)
+    arn = _execution_arn(conn, stack, execution)
+    if not approve_canary(conn.client("stepfunctions"), arn, reject=reject):
+        _fail("the execution is not waiting for an approval", code=1)
+    console.print("Rejected: the canary rolls back." if reject else "Approved: the canary moves to its next step.")
+
+
+@app.command("abort")
+def abort(
+    execution: Execution,
+    as_json: AsJson = False,
+    state_dir: StateDir = _DEFAULT_STATE,
+    stack: StackName = None,
+    region: Region = None,
+) -> None:
+    """Stop a canary and put all of the alias's traffic back on the baseline."""
+    conn = connect(state_dir, stack, region)
+    arn = _execution_arn(conn, stack, execution)
+    result = abort_canary(
+        conn.client("stepfunctions"), conn.client("dynamodb"), conn.client("sagemaker"), arn, conn.settings.routes_table
+    )
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "execution_arn": result.execution_arn,
+                    "status_before": result.status_before,
+                    "stopped": result.stopped,
+                    "alias": result.canary.alias,
+                    "baseline": result.canary.baseline.target,
+                }
+            )
+        )
+        return
+    what = "Stopped the execution and restored" if result.stopped else f"Execution was {result.status_before}; restored"
+    console.print(f"{what} alias {result.canary.alias} to baseline {result.canary.baseline.target} (100%).")

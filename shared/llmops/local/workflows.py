@@ -1,0 +1,196 @@
+"""The workflows half of the local stack: the two state machines in moto, and what they act on.
+
+`provision_workflows` creates, from the same ASL files CDK deploys, everything a deployed stack
+gets from its workflow constructs: an execution role (moto wants one, and ignores it), the
+notification topic, the artifact bucket, the SageMaker pipeline and model package group the
+retraining machine drives, and SageMaker endpoints for the route targets that name a variant, so
+a local SageMaker canary has real (moto) variant weights to move. Idempotent.
+
+The returned names use the deployed stack's output keys, so the CLI reads either the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from llmops.config.env import EnvVar
+from llmops.workflows import CANARY, RETRAINING, load_definition
+
+__all__ = [
+    "LOCAL_PREFIX",
+    "OUTPUT_ARTIFACT_BUCKET",
+    "OUTPUT_CANARY_ARN",
+    "OUTPUT_MODEL_PACKAGE_GROUP",
+    "OUTPUT_NOTIFICATION_TOPIC",
+    "OUTPUT_PIPELINE_NAME",
+    "OUTPUT_RETRAINING_ARN",
+    "local_artifact_bucket",
+    "local_state_machine_name",
+    "provision_workflows",
+]
+
+LOCAL_PREFIX = "llmops-local"
+
+# Stack output keys (the CDK stack exports the same names).
+OUTPUT_CANARY_ARN = "CanaryStateMachineArn"
+OUTPUT_RETRAINING_ARN = "RetrainingStateMachineArn"
+OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
+OUTPUT_ARTIFACT_BUCKET = "ArtifactBucket"
+OUTPUT_PIPELINE_NAME = "PipelineName"
+OUTPUT_MODEL_PACKAGE_GROUP = "ModelPackageGroupName"
+
+ClientFactory = Callable[[str], Any]
+
+_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+# A pipeline that declares the parameters the retraining machine passes; moto never runs steps.
+_PIPELINE_DEFINITION = {
+    "Version": "2020-12-01",
+    "Parameters": [
+        {"Name": "TrainingDataS3Uri", "Type": "String"},
+        {"Name": "ModelOutputS3Uri", "Type": "String"},
+    ],
+    "Steps": [],
+}
+_LOCAL_INSTANCE_TYPE = "ml.g4dn.xlarge"  # moto validates instance types; nothing runs on it
+
+
+def local_state_machine_name(workflow: str, prefix: str = LOCAL_PREFIX) -> str:
+    return f"{prefix}-{workflow}"
+
+
+def local_artifact_bucket(prefix: str = LOCAL_PREFIX) -> str:
+    return f"{prefix}-artifacts"
+
+
+def _role(iam: Any, name: str) -> str:
+    try:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(_TRUST_POLICY))["Role"]["Arn"])
+
+
+def _bucket(s3: Any, name: str) -> str:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=name)
+    return name
+
+
+def _pipeline(sagemaker: Any, name: str, role_arn: str) -> str:
+    existing = {p["PipelineName"] for p in sagemaker.list_pipelines().get("PipelineSummaries", [])}
+    if name not in existing:
+        sagemaker.create_pipeline(
+            PipelineName=name,
+            PipelineDefinition=json.dumps(_PIPELINE_DEFINITION),
+            RoleArn=role_arn,
+            PipelineDescription="Local stand-in for the fine-tuning pipeline (moto marks executions Succeeded).",
+        )
+    return name
+
+
+def _model_package_group(sagemaker: Any, name: str) -> str:
+    existing = {
+        g["ModelPackageGroupName"]
+        for g in sagemaker.list_model_package_groups().get("ModelPackageGroupSummaryList", [])
+    }
+    if name not in existing:
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=name, ModelPackageGroupDescription="Retrained candidates awaiting approval."
+        )
+    return name
+
+
+def _variant_endpoints(routes_document: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """endpoint name -> {variant: initial weight}, from the route targets that name a variant."""
+    weights: dict[str, float] = {}
+    for route in routes_document.get("routes", {}).values():
+        for entry in route.get("targets", []):
+            weights[str(entry["target"])] = float(entry.get("weight", 1))
+    endpoints: dict[str, dict[str, float]] = {}
+    for target_id, spec in routes_document.get("targets", {}).items():
+        if spec.get("provider") == "sagemaker" and spec.get("variant") and spec.get("endpoint_name"):
+            variants = endpoints.setdefault(str(spec["endpoint_name"]), {})
+            variants[str(spec["variant"])] = weights.get(target_id, 0.0)
+    return endpoints
+
+
+def _endpoints(sagemaker: Any, routes_document: Mapping[str, Any], role_arn: str) -> None:
+    existing = {e["EndpointName"] for e in sagemaker.list_endpoints().get("Endpoints", [])}
+    for endpoint, variants in _variant_endpoints(routes_document).items():
+        if endpoint in existing:
+            continue
+        production_variants = []
+        for variant, weight in sorted(variants.items()):
+            model = f"{endpoint}-{variant}"[:63]
+            sagemaker.create_model(
+                ModelName=model, ExecutionRoleArn=role_arn, PrimaryContainer={"Image": "local/emulated:latest"}
+            )
+            production_variants.append(
+                {
+                    "VariantName": variant,
+                    "ModelName": model,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": _LOCAL_INSTANCE_TYPE,
+                    "InitialVariantWeight": weight,
+                }
+            )
+        sagemaker.create_endpoint_config(EndpointConfigName=endpoint, ProductionVariants=production_variants)
+        sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+
+
+def _state_machine(sfn: Any, name: str, definition: str, role_arn: str) -> str:
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page.get("stateMachines", []):
+            if machine["name"] == name:
+                arn = str(machine["stateMachineArn"])
+                sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role_arn)
+                return arn
+    return str(sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)["stateMachineArn"])
+
+
+def provision_workflows(
+    client_factory: ClientFactory,
+    env: Mapping[str, str],
+    routes_document: Mapping[str, Any] | None = None,
+    prefix: str = LOCAL_PREFIX,
+) -> dict[str, str]:
+    """Creates the workflow resources in moto and returns them under the stack output keys.
+
+    `client_factory(service)` returns a boto3 client pointed at moto; `env` is the local stack's
+    environment (the Routes table name comes from `LLMOPS_ROUTES_TABLE`); `routes_document` (the
+    routes.json contents) decides which SageMaker endpoints and variants to create.
+    """
+    routes_table = env.get(EnvVar.ROUTES_TABLE.value) or f"{prefix}-Routes"
+    role_arn = _role(client_factory("iam"), f"{prefix}-workflows")
+    topic_arn = str(client_factory("sns").create_topic(Name=f"{prefix}-notifications")["TopicArn"])
+    bucket = _bucket(client_factory("s3"), local_artifact_bucket(prefix))
+    sagemaker = client_factory("sagemaker")
+    pipeline = _pipeline(sagemaker, f"{prefix}-fine-tuning", role_arn)
+    group = _model_package_group(sagemaker, f"{prefix}-candidates")
+    if routes_document is not None:
+        _endpoints(sagemaker, routes_document, role_arn)
+
+    sfn = client_factory("stepfunctions")
+    canary = load_definition(CANARY, {"RoutesTable": routes_table, "NotificationTopicArn": topic_arn})
+    retraining = load_definition(
+        RETRAINING,
+        {
+            "ArtifactBucket": bucket,
+            "PipelineName": pipeline,
+            "ModelPackageGroupName": group,
+            "NotificationTopicArn": topic_arn,
+        },
+    )
+    return {
+        OUTPUT_CANARY_ARN: _state_machine(sfn, local_state_machine_name(CANARY, prefix), canary, role_arn),
+        OUTPUT_RETRAINING_ARN: _state_machine(sfn, local_state_machine_name(RETRAINING, prefix), retraining, role_arn),
+        OUTPUT_NOTIFICATION_TOPIC: topic_arn,
+        OUTPUT_ARTIFACT_BUCKET: bucket,
+        OUTPUT_PIPELINE_NAME: pipeline,
+        OUTPUT_MODEL_PACKAGE_GROUP: group,
+    }

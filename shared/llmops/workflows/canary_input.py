@@ -1,0 +1,179 @@
+"""The canary state machine's input, validated before any traffic moves.
+
+`CanaryInput` is what an operator (or the model-approval rule) asks for; `to_execution_input()`
+is what `canary.asl.json` reads. The expansion happens here because ASL can add but not subtract:
+each step carries both weights, and the gate poll interval is clamped so a bake of N seconds is
+polled at least once.
+
+Weights are integers that sum to 100 for each step: route weights are relative and the SageMaker
+variant weights are too, so percent and weight coincide for a two-target split.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "CanaryInput",
+    "TargetRef",
+    "canary_input_for_targets",
+    "execution_name",
+]
+
+DEFAULT_STEPS: tuple[int, ...] = (5, 25, 50, 100)
+_MAX_GATES = 100  # DescribeAlarms takes at most 100 alarm names
+_DAY_S = 86_400
+
+AliasName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+TargetId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+AlarmName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+VariantName = Annotated[str, StringConstraints(pattern=r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$")]
+EndpointName = Annotated[str, StringConstraints(pattern=r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$")]
+
+
+class TargetRef(BaseModel):
+    """A route target id and, for a SageMaker canary, its production variant."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: TargetId
+    variant: VariantName = ""
+
+
+class CanaryInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alias: AliasName
+    baseline: TargetRef
+    candidate: TargetRef
+    provider: Literal["sagemaker", "routes"] = "routes"
+    endpoint_name: EndpointName = ""
+    steps: tuple[int, ...] = DEFAULT_STEPS
+    bake_seconds: int = Field(default=600, ge=0, le=7 * _DAY_S)
+    gate_poll_seconds: int = Field(default=60, ge=1, le=_DAY_S)
+    gates: tuple[AlarmName, ...] = Field(default=(), max_length=_MAX_GATES)
+    approval: bool = False
+    approval_timeout_seconds: int = Field(default=_DAY_S, ge=1, le=30 * _DAY_S)
+    baseline_keep_seconds: int = Field(default=0, ge=0, le=30 * _DAY_S)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CanaryInput:
+        if self.baseline.target == self.candidate.target:
+            raise ValueError("baseline and candidate must be different targets")
+        if not self.steps:
+            raise ValueError("steps must not be empty")
+        if any(not 1 <= p <= 100 for p in self.steps):
+            raise ValueError("each step is a candidate percentage from 1 to 100")
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ValueError("steps must increase strictly")
+        if self.steps[-1] != 100:
+            raise ValueError("the last step must be 100 (promotion)")
+        if len(set(self.gates)) != len(self.gates):
+            raise ValueError("gate alarm names must be unique")
+        if self.provider == "sagemaker":
+            if not self.endpoint_name:
+                raise ValueError("a sagemaker canary needs endpoint_name")
+            if not self.baseline.variant or not self.candidate.variant:
+                raise ValueError("a sagemaker canary needs the baseline and candidate variant names")
+            if self.baseline.variant == self.candidate.variant:
+                raise ValueError("baseline and candidate must be different variants")
+        return self
+
+    def to_execution_input(self) -> dict[str, Any]:
+        """The JSON document `canary.asl.json` expects as execution input."""
+        return {
+            "alias": self.alias,
+            "provider": self.provider,
+            "baseline": self.baseline.model_dump(),
+            "candidate": self.candidate.model_dump(),
+            "endpoint_name": self.endpoint_name,
+            "steps": [{"percent": p, "candidate_weight": p, "baseline_weight": 100 - p} for p in self.steps],
+            "bake_seconds": self.bake_seconds,
+            # Never poll slower than the bake lasts (and not at all for a zero bake).
+            "gate_poll_seconds": min(self.gate_poll_seconds, self.bake_seconds),
+            "hold_poll_seconds": min(self.gate_poll_seconds, self.baseline_keep_seconds),
+            "gates": list(self.gates),
+            "approval": self.approval,
+            "approval_timeout_seconds": self.approval_timeout_seconds,
+            "baseline_keep_seconds": self.baseline_keep_seconds,
+        }
+
+    @classmethod
+    def from_execution_input(cls, document: Mapping[str, Any]) -> CanaryInput:
+        """Reads back what `to_execution_input` wrote (e.g. from DescribeExecution, for abort)."""
+        return cls(
+            alias=document["alias"],
+            baseline=TargetRef.model_validate(document["baseline"]),
+            candidate=TargetRef.model_validate(document["candidate"]),
+            provider=document.get("provider", "routes"),
+            endpoint_name=document.get("endpoint_name", ""),
+            steps=tuple(int(s["percent"]) for s in document["steps"]),
+            bake_seconds=int(document.get("bake_seconds", 0)),
+            gate_poll_seconds=max(1, int(document.get("gate_poll_seconds", 1))),
+            gates=tuple(document.get("gates", ())),
+            approval=bool(document.get("approval", False)),
+            approval_timeout_seconds=int(document.get("approval_timeout_seconds", _DAY_S)),
+            baseline_keep_seconds=int(document.get("baseline_keep_seconds", 0)),
+        )
+
+
+def canary_input_for_targets(
+    targets: Mapping[str, Mapping[str, Any]],
+    alias: str,
+    baseline: str,
+    candidate: str,
+    **options: Any,
+) -> CanaryInput:
+    """Builds the input from the route document's target specs (routes.json `targets`).
+
+    Two variants of the same SageMaker endpoint make a `sagemaker` canary (the endpoint's own
+    weights move as well as the route's); anything else (Bedrock to Bedrock, or mixed) is a
+    `routes` canary that only moves route weights.
+    """
+    missing = [t for t in (baseline, candidate) if t not in targets]
+    if missing:
+        raise ValueError(f"unknown target(s): {', '.join(missing)}")
+    base, cand = targets[baseline], targets[candidate]
+    same_endpoint = (
+        base.get("provider") == "sagemaker"
+        and cand.get("provider") == "sagemaker"
+        and base.get("endpoint_name")
+        and base.get("endpoint_name") == cand.get("endpoint_name")
+        and base.get("variant")
+        and cand.get("variant")
+    )
+    if same_endpoint:
+        return CanaryInput(
+            alias=alias,
+            provider="sagemaker",
+            endpoint_name=str(base["endpoint_name"]),
+            baseline=TargetRef(target=baseline, variant=str(base["variant"])),
+            candidate=TargetRef(target=candidate, variant=str(cand["variant"])),
+            **options,
+        )
+    return CanaryInput(
+        alias=alias,
+        provider="routes",
+        baseline=TargetRef(target=baseline),
+        candidate=TargetRef(target=candidate),
+        **options,
+    )
+
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def execution_name(kind: str, subject: str, now: datetime | None = None) -> str:
+    """A unique, readable Step Functions execution name: `canary-<alias>-20261122T181611Z`.
+
+    Execution names allow 80 characters of [A-Za-z0-9_-]; the subject is squeezed to fit.
+    """
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    safe = _NAME_UNSAFE.sub("-", subject).strip("-")[: 80 - len(kind) - len(stamp) - 2] or "run"
+    return f"{kind}-{safe}-{stamp}"

@@ -1,0 +1,67 @@
+"""The retraining state machine's input.
+
+The dataset is exported before the execution starts (by `llmops retrain start` or the scheduled
+job, with `llmops.domain.finetune_export`) and staged at `dataset_key` in the artifact bucket. The
+state machine then copies it into the run's own prefix, so each run's training data is immutable
+and named after the execution:
+
+    s3://<artifact bucket>/retraining/<execution name>/train.jsonl     (training data)
+    s3://<artifact bucket>/retraining/<execution name>/manifest.json   (why the run started)
+    s3://<artifact bucket>/retraining/<execution name>/model/          (pipeline output)
+
+The SageMaker pipeline must declare the parameters `TrainingDataS3Uri` and `ModelOutputS3Uri` and
+write `model.tar.gz` under the latter; the state machine registers that artifact.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = ["RetrainingInput", "Signals", "Thresholds"]
+
+S3Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()=-][A-Za-z0-9!_.*'()/=+-]{0,1023}$")]
+
+
+class Signals(BaseModel):
+    """What the trigger observed; both are in [0, 1]."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    negative_feedback_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    drift_score: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class Thresholds(BaseModel):
+    """A run starts when any signal reaches its threshold (or `force` is set)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    negative_feedback_rate: float = Field(default=0.15, ge=0.0, le=1.0)
+    drift_score: float = Field(default=0.3, ge=0.0, le=1.0)
+
+
+class RetrainingInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trigger: Literal["schedule", "feedback", "drift", "manual"] = "manual"
+    alias: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+    baseline_target: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    dataset_key: S3Key
+    inference_image: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    signals: Signals = Signals()
+    thresholds: Thresholds = Thresholds()
+    force: bool = False
+    poll_seconds: int = Field(default=60, ge=0, le=3600)
+
+    def exceeds_thresholds(self) -> bool:
+        """The same decision as the state machine's `CheckThresholds` choice, for the CLI to preview."""
+        return (
+            self.force
+            or self.signals.negative_feedback_rate >= self.thresholds.negative_feedback_rate
+            or self.signals.drift_score >= self.thresholds.drift_score
+        )
+
+    def to_execution_input(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

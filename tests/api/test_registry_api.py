@@ -1,0 +1,97 @@
+"""Prompt templates by label without a redeploy, and the response cache, through the openai SDK."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local_stack")]
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_CONFIG_TTL_S = 2.0  # LocalStackOptions.config_ttl_s
+
+
+def _push(llmops_cli: Any, tmp_path: Path, prompt_id: str, template: str) -> int:
+    doc = yaml.safe_load((ROOT / "docs/prompts/support-answer.yaml").read_text())
+    doc["id"], doc["template"] = prompt_id, template
+    path = tmp_path / f"{prompt_id}-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = llmops_cli("prompts", "push", str(path), "--json").stdout
+    return int(json.loads(out)["version"])
+
+
+def test_label_move_changes_the_version_used_without_redeploy(
+    client: openai.OpenAI, llmops_cli: Any, tmp_path: Path
+) -> None:
+    prompt_id = f"support-{uuid.uuid4().hex[:6]}"
+    v1 = _push(llmops_cli, tmp_path, prompt_id, "Question: {{ question }}")
+    v2 = _push(llmops_cli, tmp_path, prompt_id, "Please answer briefly: {{ question }}")
+    variables = {"product": "Acme Cloud", "tone": "friendly", "question": "How do refunds work?"}
+
+    def ask() -> Any:
+        return client.chat.completions.with_raw_response.create(
+            model="@prompt",
+            messages=[],
+            extra_body={"prompt": {"id": prompt_id, "label": "production", "variables": variables}},
+        )
+
+    llmops_cli("prompts", "label", "set", prompt_id, "production", str(v1))
+    assert ask().headers["x-llmops-prompt"] == f"{prompt_id}@{v1}"
+    llmops_cli("prompts", "label", "set", prompt_id, "production", str(v2))
+    time.sleep(LOCAL_CONFIG_TTL_S + 0.5)
+    assert ask().headers["x-llmops-prompt"] == f"{prompt_id}@{v2}"
+    llmops_cli("prompts", "rollback", prompt_id, "production")
+    time.sleep(LOCAL_CONFIG_TTL_S + 0.5)
+    assert ask().headers["x-llmops-prompt"] == f"{prompt_id}@{v1}"
+
+
+def test_missing_template_variable_is_a_400_naming_it(client: openai.OpenAI, llmops_cli: Any, tmp_path: Path) -> None:
+    prompt_id = f"strict-{uuid.uuid4().hex[:6]}"
+    version = _push(llmops_cli, tmp_path, prompt_id, "Q: {{ question }}")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="chat-default",
+            messages=[],
+            extra_body={"prompt": {"id": prompt_id, "version": version, "variables": {"product": "x"}}},
+        )
+    assert err.value.param == "prompt.variables"
+    assert "question" in err.value.message
+
+
+def _emulator_calls(local_stack: dict[str, Any]) -> int:
+    with urllib.request.urlopen(f"{local_stack['bedrock_runtime_url']}/_emulator/stats", timeout=5) as response:
+        stats = json.loads(response.read())["calls"]
+    return sum(int(per_key["calls"]) for per_key in stats.values())
+
+
+def test_second_identical_deterministic_request_is_a_cache_hit(
+    client: openai.OpenAI, local_stack: dict[str, Any]
+) -> None:
+    messages: Any = [{"role": "user", "content": f"Cache me {uuid.uuid4().hex}"}]
+    first = client.chat.completions.with_raw_response.create(model="nova-lite", messages=messages, temperature=0)
+    assert first.headers["x-llmops-cache"] == "miss"
+    calls = _emulator_calls(local_stack)
+    second = client.chat.completions.with_raw_response.create(model="nova-lite", messages=messages, temperature=0)
+    assert second.headers["x-llmops-cache"] == "hit"
+    assert _emulator_calls(local_stack) == calls, "a cache hit must not call the model"
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert float(second.headers["x-llmops-cost-usd"]) == 0.0
+    bypass = client.chat.completions.with_raw_response.create(
+        model="nova-lite", messages=messages, temperature=0, extra_headers={"x-llmops-cache": "bypass"}
+    )
+    assert bypass.headers["x-llmops-cache"] == "bypass"
+
+
+def test_non_deterministic_requests_are_not_cached(client: openai.OpenAI) -> None:
+    messages: Any = [{"role": "user", "content": f"Be creative {uuid.uuid4().hex}"}]
+    for _ in range(2):
+        raw = client.chat.completions.with_raw_response.create(model="nova-lite", messages=messages, temperature=0.9)
+        assert raw.headers["x-llmops-cache"] == "bypass"
