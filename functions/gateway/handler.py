@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from llmops.application.chat_endpoint import RequestTrace
 from llmops.application.feedback_api import FeedbackRequest, record_feedback
 from llmops.application.guardrails_api import ScanRequest, scan
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
@@ -20,6 +21,7 @@ from llmops.config.env import Settings
 from llmops.domain.errors import GatewayError, RequestTooLargeError
 from llmops.domain.keys import InvalidApiKeyError, context_from_authorizer
 from llmops.domain.tenancy import TenantContext
+from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
 
 logger = Logger()
 tracer = Tracer()
@@ -31,8 +33,12 @@ _runtime: GatewayRuntime | None = None
 def runtime() -> GatewayRuntime:
     global _runtime  # noqa: PLW0603 - one composition root per Lambda container, built on first use
     if _runtime is None:
-        _runtime = build_gateway(Settings.from_env())
+        _runtime = build_gateway(Settings.from_env(), on_finished=_emit_metrics)
     return _runtime
+
+
+def _emit_metrics(trace: RequestTrace) -> None:
+    emit_request_metrics(metrics, trace, attempts=trace.provider_attempts)
 
 
 def _respond(result: ApiResponse) -> Response[str]:
@@ -82,7 +88,9 @@ def chat_completions(body: ChatCompletionRequest) -> Response[str]:
 @app.post("/v1/feedback")
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
     tenant, rt = _tenant(), runtime()
-    return record_feedback(body, tenant, rt.audit_lookup, rt.feedback, rt.guards(tenant.policy))
+    recorded = record_feedback(body, tenant, rt.audit_lookup, rt.feedback, rt.guards(tenant.policy))
+    emit_feedback_metrics(metrics, recorded)
+    return recorded.to_public_dict()
 
 
 def _refuse(error: GatewayError) -> Response[str]:
@@ -133,7 +141,7 @@ def unexpected(error: Exception) -> Response[str]:
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     limit = runtime().settings.max_body_bytes
     if len(event.get("body") or "") > limit:

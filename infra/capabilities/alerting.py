@@ -44,7 +44,7 @@ class Alerting(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self._action = cloudwatch_actions.SnsAction(self.topic)
 
-    def notify(self, alarm: cloudwatch.Alarm, *, on_ok: bool = True) -> None:
+    def notify(self, alarm: cloudwatch.AlarmBase, *, on_ok: bool = True) -> None:
         """Page on ALARM (and tell on-call when it clears, unless `on_ok` is False)."""
         alarm.add_alarm_action(self._action)
         if on_ok:

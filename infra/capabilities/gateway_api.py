@@ -32,7 +32,6 @@ AUTHORIZER_CACHE_TTL_S = 60
 # writer reads the previous head); Feedback reads its own records to de-duplicate.
 GATEWAY_TABLES: Mapping[str, TableAccess] = {
     "Routes": TableAccess.READ,
-    "ApiKeys": TableAccess.READ,
     "Quotas": TableAccess.READ_WRITE,
     "Usage": TableAccess.READ_WRITE,
     "Audit": TableAccess.READ_WRITE,

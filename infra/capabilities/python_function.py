@@ -17,11 +17,12 @@ from constructs import Construct
 
 from infra.config import REPO_ROOT, GatewayConfig
 from infra.nag import acknowledge
+from llmops.observability.metrics import NAMESPACE
 
 __all__ = ["FUNCTIONS_DIR", "METRICS_NAMESPACE", "FunctionSpec", "PythonFunction", "retention"]
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-METRICS_NAMESPACE = "LLMOps"
+METRICS_NAMESPACE = NAMESPACE  # the metric catalogue is the one source of the namespace
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,

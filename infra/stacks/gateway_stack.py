@@ -7,8 +7,10 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
+from infra.capabilities.alarms import Alarms
 from infra.capabilities.alerting import Alerting
 from infra.capabilities.audit_dead_letters import AuditDeadLetters
+from infra.capabilities.dashboards import Dashboards
 from infra.capabilities.gateway_api import GatewayApi
 from infra.capabilities.key_pepper import KeyPepper
 from infra.capabilities.lambda_layer import SharedLayer, shared_layer_build
@@ -46,7 +48,34 @@ class GatewayStack(cdk.Stack):
         self.audit_dead_letters = AuditDeadLetters(self, "AuditDeadLetters", config=config)
         self.audit_dead_letters.attach(self.gateway.gateway.function)
         self.route_seed = RouteSeed(self, "RouteSeed", tables=self.tables, document=routes_document(), config=config)
+        self._observability(config)
         self._outputs()
+
+    def _observability(self, config: GatewayConfig) -> None:
+        functions = {"gateway": self.gateway.gateway.function, "authorizer": self.gateway.authorizer.function}
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            config=config,
+            alerting=self.alerting,
+            api=self.gateway.api,
+            functions=functions,
+            routes=routes_document(),
+        )
+        self.alarms.add_dlq_depth_alarm(self.audit_dead_letters.queue, name="audit")
+        self.dashboards = Dashboards(
+            self,
+            "Dashboards",
+            config=config,
+            alarms=self.alarms,
+            api=self.gateway.api,
+            functions=functions,
+            gateway_logs=self.gateway.gateway.log_group,
+            routes=routes_document(),
+        )
+        # Named by the runbooks' Logs Insights queries.
+        cdk.CfnOutput(self, "GatewayLogGroupName", value=self.gateway.gateway.log_group.log_group_name)
+        cdk.CfnOutput(self, "ApiAccessLogGroupName", value=self.gateway.access_logs.log_group_name)
 
     def _outputs(self) -> None:
         cdk.CfnOutput(

@@ -25,7 +25,7 @@ from llmops.application.rendering import chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
 from llmops.domain.audit import AuditRecord, GuardVerdict, text_evidence
 from llmops.domain.chat import ChatRequest, Completion, Message, Role
-from llmops.domain.completions import CompletionResult, CompletionService, RoutePlan
+from llmops.domain.completions import Attempt, CompletionResult, CompletionService, RoutePlan
 from llmops.domain.errors import GatewayError
 from llmops.domain.guard import Decision, GuardEngine, embed_canary
 from llmops.domain.prompts import PromptRef, ResolvedPrompt, apply_prompt
@@ -74,6 +74,7 @@ class RequestTrace:
     variant: str = ""
     provider: str = ""
     attempts: int = 0
+    provider_attempts: tuple[Attempt, ...] = ()  # per-target outcomes, for the canary gates' metrics
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -92,6 +93,7 @@ class RequestTrace:
         self.provider = result.target.provider.value
         self.variant = result.target.variant if result.target.provider is Provider.SAGEMAKER else ""
         self.attempts = len(result.attempts)
+        self.provider_attempts = result.attempts
         self.input_tokens = result.completion.usage.input_tokens
         self.output_tokens = result.completion.usage.output_tokens
         self.cost_usd = result.cost_usd
@@ -275,7 +277,8 @@ class ChatEndpoint:
         try:
             result = self.completions.execute(plan, request)
         except GatewayError as error:
-            trace.attempts = len(getattr(error, "attempts", ()))
+            trace.provider_attempts = tuple(getattr(error, "attempts", ()))
+            trace.attempts = len(trace.provider_attempts)
             self._release(reservation, trace)
             raise
         except Exception:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
-from llmops.domain.feedback import AuditSummary, FeedbackStore, submit_feedback
+from llmops.domain.feedback import AuditSummary, Feedback, FeedbackStore, submit_feedback
 from llmops.domain.guard import GuardEngine
 from llmops.domain.tenancy import TenantContext
 
@@ -50,8 +50,8 @@ class AuditRecordLookup:
 
 def record_feedback(
     body: FeedbackRequest, tenant: TenantContext, audit: AuditRecordLookup, store: FeedbackStore, guard: GuardEngine
-) -> dict[str, Any]:
-    feedback = submit_feedback(
+) -> Feedback:
+    return submit_feedback(
         body.model_dump(exclude_none=True),
         tenant,
         audit,
@@ -60,4 +60,3 @@ def record_feedback(
         redact=lambda text: guard.scan(text, "input").redacted_text,
         now=time.time(),
     )
-    return feedback.to_public_dict()

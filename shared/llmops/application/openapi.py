@@ -1,0 +1,287 @@
+"""The gateway's published OpenAPI document, generated from the handler's resolver.
+
+Powertools derives request schemas from the route signatures, but it cannot know what the
+gateway promises beyond them: the bearer authentication in front of every `/v1` route, the
+OpenAI error shape for every 4xx and 5xx (validation errors are 400s here, never FastAPI-style
+422s), and the bodies of routes that return a prebuilt `Response` (chat completions answer JSON or
+SSE). This module layers those promises on top, so the document clients and the fuzzer read is
+the contract in DESIGN.md, not a guess from type hints.
+
+The resolver is passed in (rather than imported) because the handler lives outside the package;
+`llmops.local.lambda_runtime.load_handler_module("gateway").app` is the usual argument.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+__all__ = [
+    "BEARER_SCHEME",
+    "DOCUMENTED_ERRORS",
+    "ERROR_SCHEMA_NAME",
+    "PUBLIC_ROUTES",
+    "openapi_document",
+    "resolver_routes",
+]
+
+BEARER_SCHEME = "bearerAuth"
+ERROR_SCHEMA_NAME = "ErrorResponse"
+PUBLIC_ROUTES = frozenset({("GET", "/health")})
+
+_JSON = "application/json"
+_SSE = "text/event-stream"
+
+# The statuses each route may answer besides 200 (DESIGN.md, "Errors"). Every /v1 route can be
+# refused by the authorizer (401), and any route can fail unexpectedly (a 500 that is still in the
+# OpenAI shape); the fuzz tests assert separately that no 5xx ever happens on valid traffic.
+_AUTHENTICATED_ERRORS = (401, 500)
+_BODY_ERRORS = (400, 413)
+DOCUMENTED_ERRORS: Mapping[tuple[str, str], tuple[int, ...]] = {
+    ("GET", "/health"): (500,),
+    ("GET", "/v1/models"): _AUTHENTICATED_ERRORS,
+    ("GET", "/v1/usage"): (*_AUTHENTICATED_ERRORS, 503),
+    ("POST", "/v1/guardrails/scan"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS),
+    ("POST", "/v1/feedback"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 404, 503),
+    ("POST", "/v1/chat/completions"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 403, 404, 429, 502, 503, 504),
+}
+_DEFAULT_ERRORS = (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS)
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request (OpenAI `invalid_request_error`; `param` names the offending field).",
+    401: "Missing, malformed, revoked or expired API key (`invalid_api_key`).",
+    403: "The key may not use this model.",
+    404: "Unknown model (`model_not_found`) or resource.",
+    413: "Request body too large (`request_too_large`).",
+    429: "A rate window (`rate_limit_exceeded`) or budget (`insufficient_quota`) is full.",
+    500: "Unexpected failure (`internal_error`), never with details.",
+    502: "Every target of the alias failed with a model or service error (`upstream_error`).",
+    503: "Every target was throttled (`upstream_throttled`) or quota accounting is unavailable.",
+    504: "Every target timed out (`upstream_timeout`).",
+}
+
+_NULLABLE_STRING: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": ERROR_SCHEMA_NAME,
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code", "param"],
+            "additionalProperties": False,
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": _NULLABLE_STRING,
+                "param": _NULLABLE_STRING,
+            },
+        }
+    },
+}
+
+_TOKEN_USAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+    "properties": {
+        "prompt_tokens": {"type": "integer", "minimum": 0},
+        "completion_tokens": {"type": "integer", "minimum": 0},
+        "total_tokens": {"type": "integer", "minimum": 0},
+    },
+}
+
+_CHAT_COMPLETION: dict[str, Any] = {
+    "title": "ChatCompletion",
+    "type": "object",
+    "required": ["id", "object", "created", "model", "choices", "usage"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "chat.completion"},
+        "created": {"type": "integer"},
+        "model": {"type": "string"},
+        "choices": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["index", "message", "finish_reason"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "message": {
+                        "type": "object",
+                        "required": ["role", "content"],
+                        "properties": {
+                            "role": {"const": "assistant"},
+                            "content": _NULLABLE_STRING,
+                            "refusal": _NULLABLE_STRING,
+                        },
+                    },
+                    "finish_reason": {"enum": ["stop", "length", "content_filter"]},
+                    "logprobs": {"type": "null"},
+                },
+            },
+        },
+        "usage": _TOKEN_USAGE,
+    },
+}
+
+_SCAN_RESPONSE: dict[str, Any] = {
+    "title": "ScanResponse",
+    "type": "object",
+    "required": ["action", "redacted_text", "findings", "scores"],
+    "properties": {
+        "action": {"enum": ["allow", "redact", "block"]},
+        "redacted_text": {"type": "string"},
+        "findings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "start", "end", "score", "detector"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "start": {"type": "integer", "minimum": 0},
+                    "end": {"type": "integer", "minimum": 0},
+                    "score": {"type": "number", "minimum": 0, "maximum": 1},
+                    "detector": {"type": "string"},
+                },
+            },
+        },
+        "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+}
+
+_USAGE_REPORT: dict[str, Any] = {
+    "title": "UsageReport",
+    "type": "object",
+    "required": ["object", "tenant", "key", "windows"],
+    "properties": {
+        "object": {"const": "usage"},
+        "tenant": {"type": "string"},
+        "key": {"type": "string"},
+        "windows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["scope", "window", "unit", "limit", "used", "remaining", "resets_at"],
+                "properties": {
+                    "scope": {"enum": ["key", "tenant"]},
+                    "window": {"enum": ["rpm", "tpm", "tpd", "usd_month"]},
+                    "description": {"type": "string"},
+                    "unit": {"type": "string"},
+                    "limit": {"type": "number", "minimum": 0},
+                    "used": {"type": "number", "minimum": 0},
+                    "remaining": {"type": "number", "minimum": 0},
+                    "resets_at": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+
+_HEALTH: dict[str, Any] = {
+    "title": "Health",
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"const": "ok"}},
+}
+
+# Success bodies the handler's return annotations cannot express; keyed like DOCUMENTED_ERRORS.
+_SUCCESS_CONTENT: Mapping[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/health"): {_JSON: {"schema": _HEALTH}},
+    ("POST", "/v1/chat/completions"): {
+        _JSON: {"schema": _CHAT_COMPLETION},
+        # `stream: true`: the whole SSE body at once (REST API proxy integrations cannot stream).
+        _SSE: {"schema": {"type": "string"}},
+    },
+    ("POST", "/v1/guardrails/scan"): {_JSON: {"schema": _SCAN_RESPONSE}},
+    ("GET", "/v1/usage"): {_JSON: {"schema": _USAGE_REPORT}},
+}
+
+_STRING_HEADER: dict[str, Any] = {"schema": {"type": "string"}}
+_SUCCESS_HEADERS: Mapping[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/chat/completions"): {
+        name: {**_STRING_HEADER, "required": True}
+        for name in ("x-request-id", "x-llmops-route", "x-llmops-target", "x-llmops-cost-usd")
+    },
+}
+
+# Explicit examples: fuzzers run these first, so the success path is always exercised.
+_REQUEST_EXAMPLES: Mapping[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/chat/completions"): {
+        "model": "chat-default",
+        "messages": [{"role": "user", "content": "Say hello in five words."}],
+        "max_tokens": 64,
+    },
+    ("POST", "/v1/guardrails/scan"): {"text": "Mail jane.doe@example.com about the order.", "direction": "input"},
+}
+
+_POWERTOOLS_ONLY_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+
+
+def resolver_routes(resolver: ApiGatewayResolver) -> set[tuple[str, str]]:
+    """(METHOD, path) of every route registered on the resolver."""
+    routes = [*resolver._static_routes, *resolver._dynamic_routes]
+    return {(str(route.method).upper(), str(route.path)) for route in routes}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _ERROR_DESCRIPTIONS.get(status, "Error in the OpenAI shape."),
+        "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}}},
+    }
+    if status in _RETRY_AFTER_STATUSES:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        }
+    return response
+
+
+def _document_operation(key: tuple[str, str], operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.pop("422", None)  # validation failures are OpenAI-shaped 400s, never 422s
+    success = responses.setdefault("200", {"description": "Successful Response"})
+    if key in _SUCCESS_CONTENT:
+        success["content"] = copy.deepcopy(_SUCCESS_CONTENT[key])
+    if key in _SUCCESS_HEADERS:
+        success["headers"] = copy.deepcopy(_SUCCESS_HEADERS[key])
+    for status in DOCUMENTED_ERRORS.get(key, _DEFAULT_ERRORS):
+        responses[str(status)] = _error_response(status)
+    if key in _REQUEST_EXAMPLES and "requestBody" in operation:
+        media = operation["requestBody"].setdefault("content", {}).setdefault(_JSON, {})
+        media["example"] = copy.deepcopy(_REQUEST_EXAMPLES[key])
+    operation["security"] = [] if key in PUBLIC_ROUTES else [{BEARER_SCHEME: []}]
+
+
+def openapi_document(
+    resolver: ApiGatewayResolver, *, title: str = "llmops-gateway", version: str = "1.0.0"
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route on `resolver`, with auth, errors and bodies filled in."""
+    raw = resolver.get_openapi_json_schema(
+        title=title,
+        version=version,
+        description="OpenAI-compatible LLMOps gateway: chat completions, guardrails, usage and feedback.",
+        security_schemes={BEARER_SCHEME: HTTPBearer(bearerFormat="API key")},
+        security=[{BEARER_SCHEME: []}],
+    )
+    document: dict[str, Any] = json.loads(raw)
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                _document_operation((method.upper(), path), operation)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in _POWERTOOLS_ONLY_SCHEMAS:
+        schemas.pop(name, None)
+    schemas[ERROR_SCHEMA_NAME] = copy.deepcopy(_ERROR_SCHEMA)
+    return document

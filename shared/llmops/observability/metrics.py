@@ -1,0 +1,296 @@
+"""The metric catalogue: every metric the gateway emits, with its unit and dimension sets.
+
+One source of truth for the runtime emitter (`llmops.observability.emit`) and the CDK alarms and
+dashboards (`infra.capabilities.alarms`, `infra.capabilities.dashboards`): a metric or dimension
+that is not declared here is neither emitted nor alarmed on.
+
+Names. Where the OpenTelemetry GenAI semantic conventions define a metric, its name is used
+verbatim: CloudWatch metric names may be any printable ASCII (1-255 chars) and dimension names any
+ASCII not starting with ':', so dots are kept and no mapping is needed:
+
+    gen_ai.client.token.usage          tokens per request, dimension gen_ai.token.type = input|output
+    gen_ai.client.operation.duration   time spent calling the model provider (Bedrock, SageMaker)
+    gen_ai.server.request.duration     the gateway's own request duration (it is the GenAI server
+                                       its callers see)
+
+`gen_ai.server.time_to_first_token` is not emitted: the gateway buffers the model's answer (the
+output guard runs on the whole completion before the first byte goes out), so the first token
+reaches the caller with the last one and the request duration already measures it.
+OpenTelemetry's unit for durations is seconds and for tokens `{token}`; CloudWatch has no token
+unit, so tokens are `Count`. Everything else is ours, in CloudWatch's CamelCase.
+
+Dimensions are bounded by construction: service, alias and target (only after routing resolved
+them to configured names), status class, guard stage and type, quota reason, stage and
+token type. Tenant, key, user and request ids never become dimensions; the per-request EMF record
+carries the request id as a property so a metric can be traced back to the request in Logs
+Insights without creating a metric per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "CACHE_HITS",
+    "CACHE_MISSES",
+    "CATALOGUE",
+    "COST_USD",
+    "ERRORS",
+    "FALLBACKS",
+    "FEEDBACK",
+    "FEEDBACK_NEGATIVE",
+    "FORBIDDEN_DIMENSIONS",
+    "GATEWAY_SERVICE",
+    "GUARD_BLOCKS",
+    "GUARD_BYPASSES",
+    "GUARD_FINDINGS",
+    "GUARD_REDACTIONS",
+    "NAMESPACE",
+    "OPERATION_DURATION",
+    "PROVIDER_CALLS",
+    "PROVIDER_ERRORS",
+    "PROVIDER_THROTTLES",
+    "QUOTA_REJECTIONS",
+    "REQUESTS",
+    "REQUEST_DURATION",
+    "ROUTING_FAILURES",
+    "STAGE_DURATION",
+    "TOKEN_USAGE",
+    "Dim",
+    "GuardStage",
+    "GuardType",
+    "MetricSpec",
+    "QuotaReason",
+    "RequestStage",
+    "StatusClass",
+    "TokenType",
+    "Unit",
+    "metric_spec",
+    "status_class",
+]
+
+NAMESPACE = "LLMOps"
+# The `service` dimension value of every gateway metric; alarms select on it, so it is fixed here
+# rather than read from POWERTOOLS_SERVICE_NAME.
+GATEWAY_SERVICE = "gateway"
+
+
+class Unit(StrEnum):
+    """The CloudWatch units the catalogue uses (values are CloudWatch's spelling)."""
+
+    COUNT = "Count"
+    SECONDS = "Seconds"
+    MILLISECONDS = "Milliseconds"
+    NONE = "None"
+
+
+class Dim(StrEnum):
+    SERVICE = "service"
+    ALIAS = "alias"  # the route alias the caller asked for (OpenAI `model`), once resolved
+    TARGET = "target"  # the configured target that served (or was tried for) the request
+    STATUS_CLASS = "status_class"
+    GUARD_STAGE = "guard_stage"
+    GUARD_TYPE = "guard_type"
+    QUOTA_REASON = "reason"
+    STAGE = "stage"
+    TOKEN_TYPE = "gen_ai.token.type"  # noqa: S105 - a dimension name, not a secret
+
+
+# Never a dimension: unbounded, or identifying a customer. Tests check alarms and the emitter.
+FORBIDDEN_DIMENSIONS = frozenset({"tenant", "tenant_id", "key", "key_id", "api_key", "user", "request_id"})
+
+
+class StatusClass(StrEnum):
+    SUCCESS = "2xx"
+    CLIENT_ERROR = "4xx"
+    SERVER_ERROR = "5xx"
+
+
+def status_class(status: int) -> StatusClass:
+    if status >= 500:
+        return StatusClass.SERVER_ERROR
+    if status >= 400:
+        return StatusClass.CLIENT_ERROR
+    return StatusClass.SUCCESS
+
+
+class TokenType(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+class GuardStage(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+class GuardType(StrEnum):
+    """Finding types grouped into guard families, so the dimension stays bounded."""
+
+    PII = "pii"
+    SECRET = "secret"  # noqa: S105 - a category name, not a secret
+    PROMPT_INJECTION = "prompt_injection"
+    DENIED_TOPIC = "denied_topic"
+    DENIED_WORD = "denied_word"
+    SYSTEM_PROMPT_LEAK = "system_prompt_leak"
+    GROUNDING = "grounding"
+    RELEVANCE = "relevance"
+    INPUT_TOO_LARGE = "input_too_large"
+    OTHER = "other"
+
+
+class QuotaReason(StrEnum):
+    RATE_LIMIT = "rate_limit_exceeded"
+    INSUFFICIENT_QUOTA = "insufficient_quota"
+
+
+class RequestStage(StrEnum):
+    """The request-path stages `RequestTrace.stage_ms` times (llmops.application.chat_endpoint)."""
+
+    PARSE = "parse"
+    INPUT_GUARD = "input_guard"
+    CACHE_LOOKUP = "cache_lookup"
+    QUOTA_RESERVE = "quota_reserve"
+    PROVIDER = "provider"
+    OUTPUT_GUARD = "output_guard"
+    QUOTA_SETTLE = "quota_settle"
+    CACHE_STORE = "cache_store"
+    RENDER = "render"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    unit: Unit
+    description: str
+    # Every dimension combination the metric is published under; each one is its own CloudWatch
+    # metric, so alarms must select exactly one of these.
+    dimension_sets: tuple[tuple[Dim, ...], ...]
+    # True for 0/1 per request: Average is then a rate (e.g. the fallback rate).
+    per_request_flag: bool = False
+
+    def has_dimensions(self, names: frozenset[str] | set[str]) -> bool:
+        return any(set(dims) == set(names) for dims in self.dimension_sets)
+
+
+_S = Dim.SERVICE
+_REQUEST_SETS: tuple[tuple[Dim, ...], ...] = ((_S,), (_S, Dim.ALIAS), (_S, Dim.TARGET))
+_PROVIDER_SETS: tuple[tuple[Dim, ...], ...] = ((_S,), (_S, Dim.TARGET))
+_GUARD_SETS: tuple[tuple[Dim, ...], ...] = ((_S,), (_S, Dim.GUARD_STAGE), (_S, Dim.ALIAS), (_S, Dim.TARGET))
+
+
+def _request_flag(name: str, description: str) -> MetricSpec:
+    return MetricSpec(name, Unit.COUNT, description, _REQUEST_SETS, per_request_flag=True)
+
+
+REQUESTS = MetricSpec("Requests", Unit.COUNT, "Chat completion requests that reached the gateway.", _REQUEST_SETS)
+ERRORS = MetricSpec(
+    "Errors",
+    Unit.COUNT,
+    "Requests answered with a 4xx or 5xx, by status class (5xx spends the availability budget).",
+    ((_S, Dim.STATUS_CLASS), (_S, Dim.ALIAS, Dim.STATUS_CLASS), (_S, Dim.TARGET, Dim.STATUS_CLASS)),
+)
+REQUEST_DURATION = MetricSpec(
+    "gen_ai.server.request.duration",
+    Unit.SECONDS,
+    "Gateway request duration, from the handler receiving the request to the audit record.",
+    _REQUEST_SETS,
+)
+OPERATION_DURATION = MetricSpec(
+    "gen_ai.client.operation.duration",
+    Unit.SECONDS,
+    "Duration of one model call (one attempt) to Bedrock or SageMaker.",
+    _PROVIDER_SETS,
+)
+TOKEN_USAGE = MetricSpec(
+    "gen_ai.client.token.usage",
+    Unit.COUNT,
+    "Tokens billed per request, by gen_ai.token.type (input or output).",
+    ((_S, Dim.TOKEN_TYPE), (_S, Dim.ALIAS, Dim.TOKEN_TYPE), (_S, Dim.TARGET, Dim.TOKEN_TYPE)),
+)
+STAGE_DURATION = MetricSpec(
+    "StageDuration",
+    Unit.MILLISECONDS,
+    "Time spent in one request-path stage (parse, guards, cache, quota, provider, render).",
+    ((_S, Dim.STAGE),),
+)
+COST_USD = MetricSpec("CostUSD", Unit.NONE, "Model cost of the request in US dollars (list price).", _REQUEST_SETS)
+FALLBACKS = _request_flag("Fallbacks", "1 when the request was served by a fallback target, else 0.")
+ROUTING_FAILURES = _request_flag("RoutingFailures", "1 when every target of the alias failed, else 0.")
+GUARD_BYPASSES = _request_flag(
+    "GuardBypasses", "1 when a completion was returned without an output guard verdict (must stay 0)."
+)
+CACHE_HITS = _request_flag("CacheHits", "1 when the response came from the response cache.")
+CACHE_MISSES = _request_flag("CacheMisses", "1 when the cache was consulted and had no answer.")
+PROVIDER_CALLS = MetricSpec("ProviderCalls", Unit.COUNT, "Model calls (attempts, fallbacks included).", _PROVIDER_SETS)
+PROVIDER_ERRORS = MetricSpec(
+    "ProviderErrors",
+    Unit.COUNT,
+    "Model calls that failed with a 5xx-class error or a timeout.",
+    _PROVIDER_SETS,
+)
+PROVIDER_THROTTLES = MetricSpec("ProviderThrottles", Unit.COUNT, "Model calls the provider throttled.", _PROVIDER_SETS)
+GUARD_BLOCKS = MetricSpec(
+    "GuardBlocks",
+    Unit.COUNT,
+    "Guard verdicts that blocked the prompt or the completion (by type: the types found in it).",
+    (*_GUARD_SETS, (_S, Dim.GUARD_STAGE, Dim.GUARD_TYPE)),
+)
+GUARD_REDACTIONS = MetricSpec(
+    "GuardRedactions",
+    Unit.COUNT,
+    "Guard verdicts that redacted or pseudonymized part of the text.",
+    _GUARD_SETS,
+)
+GUARD_FINDINGS = MetricSpec(
+    "GuardFindings",
+    Unit.COUNT,
+    "Findings reported by the guards, by stage and guard type.",
+    ((_S, Dim.GUARD_STAGE, Dim.GUARD_TYPE),),
+)
+QUOTA_REJECTIONS = MetricSpec(
+    "QuotaRejections",
+    Unit.COUNT,
+    "Requests refused with 429 by a rate limit or an exhausted quota, by reason.",
+    ((_S,), (_S, Dim.QUOTA_REASON)),
+)
+FEEDBACK = MetricSpec("Feedback", Unit.COUNT, "Feedback ratings received.", _REQUEST_SETS)
+FEEDBACK_NEGATIVE = MetricSpec(
+    "FeedbackNegative",
+    Unit.COUNT,
+    "1 for a negative rating (thumbs down, 1 or 2 of 5), else 0: Average is the negative rate.",
+    _REQUEST_SETS,
+    per_request_flag=True,
+)
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    REQUESTS,
+    ERRORS,
+    REQUEST_DURATION,
+    OPERATION_DURATION,
+    TOKEN_USAGE,
+    STAGE_DURATION,
+    COST_USD,
+    FALLBACKS,
+    ROUTING_FAILURES,
+    GUARD_BYPASSES,
+    CACHE_HITS,
+    CACHE_MISSES,
+    PROVIDER_CALLS,
+    PROVIDER_ERRORS,
+    PROVIDER_THROTTLES,
+    GUARD_BLOCKS,
+    GUARD_REDACTIONS,
+    GUARD_FINDINGS,
+    QUOTA_REJECTIONS,
+    FEEDBACK,
+    FEEDBACK_NEGATIVE,
+)
+
+_BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The catalogue entry for a metric name; KeyError for a metric the gateway does not emit."""
+    return _BY_NAME[name]
