@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +14,7 @@ from rich.table import Table
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
+from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
 from llmops.domain.audit import AuditRecord
 from llmops.domain.quotas import PendingSettlement
@@ -27,19 +27,12 @@ app = typer.Typer(help="Verify the tamper-evident audit trail, show records, rep
 console = Console()
 errors = Console(stderr=True)
 
-StateDir = Annotated[Path, typer.Option("--state-dir", help="Local stack state directory.")]
-StackName = Annotated[str | None, typer.Option("--stack", help="Deployed CloudFormation stack name.")]
-Region = Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-_DEFAULT_STATE = Path(".llmops")
-
 
 @app.command("verify")
 def verify(
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant id.")],
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -83,7 +76,7 @@ def show(
     request_id: Annotated[str, typer.Argument(help="The x-request-id of the request.")],
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only look in this tenant's trail.")] = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -128,7 +121,7 @@ def replay(
     ] = None,
     max_messages: Annotated[int, typer.Option("--max", min=1, help="Stop after this many messages.")] = 10_000,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:

@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmops.adapters.dynamodb.route_items import ROUTE_PK, TARGET_PK, document_from_items
+from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import StackConnection, connect
 from llmops.local.workflows import (
     OUTPUT_ARTIFACT_BUCKET,
@@ -47,13 +47,8 @@ app = typer.Typer(help="Promote a candidate behind an alias in gated steps; roll
 console = Console()
 errors = Console(stderr=True)
 
-StateDir = Annotated[Path, typer.Option("--state-dir", help="Local stack state directory.")]
-StackName = Annotated[str | None, typer.Option("--stack", help="Deployed CloudFormation stack name.")]
-Region = Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Execution = Annotated[str, typer.Argument(help="Execution ARN (or name, for the local stack).")]
 
-_DEFAULT_STATE = Path(".llmops")
 _ENDPOINT_RETRIES = 12  # an endpoint mid-update rejects weight changes for a minute or so
 
 
@@ -201,7 +196,7 @@ def start(
     ] = 0,
     name: Annotated[str | None, typer.Option("--name", help="Execution name (default: derived).")] = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -265,7 +260,7 @@ def _list(sfn: Any, machine: str, as_json: bool) -> None:
 def status(
     execution: Annotated[str | None, typer.Argument(help="Execution ARN or name; omit to list recent ones.")] = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -312,7 +307,7 @@ def status(
 def approve(
     execution: Execution,
     reject: Annotated[bool, typer.Option("--reject", help="Reject: the canary rolls back.")] = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -328,7 +323,7 @@ def approve(
 def abort(
     execution: Execution,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:

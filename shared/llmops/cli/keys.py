@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from llmops.adapters.dynamodb.key_store import DynamoKeyStore
+from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir, Tenant
 from llmops.cli.stack import StackConnection, connect
 from llmops.domain.keys import (
     ApiKeyRecord,
@@ -33,17 +34,10 @@ app = typer.Typer(help="Create, list, revoke and rotate API keys; set tenant-wid
 console = Console()
 errors = Console(stderr=True)
 
-StateDir = Annotated[Path, typer.Option("--state-dir", help="Local stack state directory.")]
-StackName = Annotated[str | None, typer.Option("--stack", help="Deployed CloudFormation stack name.")]
-Region = Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")]
-Tenant = Annotated[str, typer.Option("--tenant", help="Tenant id.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Rpm = Annotated[int | None, typer.Option("--rpm", help="Requests per minute (0 = unlimited).")]
 Tpm = Annotated[int | None, typer.Option("--tpm", help="Tokens per minute (0 = unlimited).")]
 Tpd = Annotated[int | None, typer.Option("--tokens-per-day", help="Tokens per day (0 = unlimited).")]
 Budget = Annotated[float | None, typer.Option("--monthly-budget-usd", help="USD per calendar month (UTC).")]
-
-_DEFAULT_STATE = Path(".llmops")
 
 
 def _store(state_dir: Path, stack: str | None, region: str | None) -> DynamoKeyStore:
@@ -131,7 +125,7 @@ def create(
     expires_in_days: Annotated[float | None, typer.Option("--expires-in-days", help="Key lifetime.")] = None,
     label: Annotated[str, typer.Option("--label", help="A note to recognise the key by.")] = "",
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -158,7 +152,7 @@ def create(
 def list_keys(
     tenant: Tenant,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -189,7 +183,7 @@ def revoke(
     prefix: Annotated[str, typer.Argument(help="The key's 8-character prefix.")],
     tenant: Tenant,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -213,7 +207,7 @@ def rotate(
         float, typer.Option("--grace-seconds", help="Keep the old key valid this long (0 = revoke now).")
     ] = 0,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -242,7 +236,7 @@ def tenant_policy(
         TextRetention | None, typer.Option("--audit-text", help="What the audit trail keeps of prompt text.")
     ] = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import audit, canary, emulator, keys, prompts, retrain, serve, usage
+from llmops.cli import audit, canary, emulator, evaluate, keys, prompts, retrain, serve, usage
 
 app = typer.Typer(
     name="llmops",
@@ -19,6 +19,7 @@ app.add_typer(audit.app, name="audit", help="Verify, show and replay the hash-ch
 app.add_typer(prompts.app, name="prompts", help="Versioned prompt templates: push, label, diff, roll back, test.")
 app.add_typer(canary.app, name="canary", help="Canary promotion with automatic rollback (Step Functions).")
 app.add_typer(retrain.app, name="retrain", help="The retraining trigger workflow.")
+app.add_typer(evaluate.app, name="eval", help="Evaluate the guardrails on public data, next to Presidio.")
 app.add_typer(emulator.app, name="emulator", help="Set latency and faults on the local model emulators.")
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
+from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
 from llmops.domain.prompts import (
     CheckResult,
@@ -52,17 +53,11 @@ app.add_typer(label_app, name="label")
 console = Console()
 errors = Console(stderr=True)
 
-StateDir = Annotated[Path, typer.Option("--state-dir", help="Local stack state directory.")]
-StackName = Annotated[str | None, typer.Option("--stack", help="Deployed CloudFormation stack name.")]
-Region = Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 PromptId = Annotated[str, typer.Argument(help="Prompt id.")]
 Actor = Annotated[str | None, typer.Option("--actor", help="Who made the change (default: the OS user).")]
 PromptFile = Annotated[
     Path, typer.Argument(help="Prompt file (YAML or JSON).", exists=True, dir_okay=False, readable=True)
 ]
-
-_DEFAULT_STATE = Path(".llmops")
 
 
 def _fail(message: str, code: int = 2) -> Any:
@@ -162,7 +157,7 @@ def push(
     note: Annotated[str | None, typer.Option("--note", help="Change note (overrides the file's).")] = None,
     author: Annotated[str | None, typer.Option("--author", help="Author (overrides the file's).")] = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -200,7 +195,7 @@ def push(
 @app.command("list")
 def list_prompts(
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -236,7 +231,7 @@ def show(
     version: Annotated[int | None, typer.Option("--version", min=1, help="Version number.")] = None,
     label: Annotated[str | None, typer.Option("--label", help="Label name.")] = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -274,7 +269,7 @@ def diff_versions(
     prompt_id: PromptId,
     a: Annotated[str, typer.Argument(help="Version number or label.")],
     b: Annotated[str, typer.Argument(help="Version number or label.")],
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -294,7 +289,7 @@ def label_set(
     version: Annotated[int, typer.Argument(min=1, help="Version the label should point at.")],
     actor: Actor = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -316,7 +311,7 @@ def label_set(
 def label_list(
     prompt_id: PromptId,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -340,7 +335,7 @@ def rollback(
     label: Annotated[str, typer.Argument(help="Label to move back.")],
     actor: Actor = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -448,7 +443,7 @@ def test(
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="LLMOPS_API_KEY", help="Gateway API key.")] = None,
     timeout_s: Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds.")] = 60.0,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:

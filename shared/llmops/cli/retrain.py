@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmops.cli.canary import workflow_outputs
+from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
 from llmops.local.workflows import OUTPUT_ARTIFACT_BUCKET, OUTPUT_RETRAINING_ARN
 from llmops.workflows import RETRAINING
@@ -29,13 +30,6 @@ __all__ = ["app", "staging_key"]
 app = typer.Typer(help="Start the retraining trigger and follow its runs.", no_args_is_help=True)
 console = Console()
 errors = Console(stderr=True)
-
-StateDir = Annotated[Path, typer.Option("--state-dir", help="Local stack state directory.")]
-StackName = Annotated[str | None, typer.Option("--stack", help="Deployed CloudFormation stack name.")]
-Region = Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-_DEFAULT_STATE = Path(".llmops")
 
 
 def _fail(message: str, code: int = 2) -> Any:
@@ -60,7 +54,7 @@ def start(
     trigger: Annotated[str, typer.Option("--trigger", help="schedule | feedback | drift | manual")] = "manual",
     poll_seconds: Annotated[int, typer.Option("--poll-seconds", help="Pipeline status poll interval.")] = 60,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
@@ -114,7 +108,7 @@ def _trigger(value: str) -> Literal["schedule", "feedback", "drift", "manual"]:
 def status(
     execution: Annotated[str | None, typer.Argument(help="Execution ARN; omit to list recent runs.")] = None,
     as_json: AsJson = False,
-    state_dir: StateDir = _DEFAULT_STATE,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:

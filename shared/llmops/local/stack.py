@@ -25,6 +25,7 @@ from llmops.domain.keys import generate_api_key
 from llmops.domain.routing import RouteTable
 from llmops.local.aws_emulation import MotoService
 from llmops.local.emulators import BedrockRuntimeEmulator, OpenAICompatibleForwarder, SageMakerRuntimeEmulator
+from llmops.local.emulators.guardrail_services import GuardrailServicesEmulator
 from llmops.local.front_door import FrontDoor
 from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_resource_name, local_table_name
 from llmops.local.workflows import provision_workflows
@@ -58,6 +59,7 @@ def _environment(options: LocalStackOptions, moto_url: str, bedrock_url: str, sa
         "AWS_ENDPOINT_URL": moto_url,
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_url,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
+        "AWS_ENDPOINT_URL_COMPREHEND": bedrock_url,
         "POWERTOOLS_SERVICE_NAME": "llmops-gateway",
         "POWERTOOLS_METRICS_NAMESPACE": "LLMOps",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -85,7 +87,11 @@ class LocalStack:
         table = RouteTable.from_document(load_route_document(options.routes_file))
         forwarder = OpenAICompatibleForwarder(options.forward_url) if options.forward_url else None
         self._moto = MotoService()
-        self._bedrock = LoopbackServer(BedrockRuntimeEmulator.from_route_table(table, forwarder=forwarder))
+        # One server answers Bedrock Runtime (Converse, ApplyGuardrail) and Comprehend's
+        # DetectPiiEntities, so the pluggable guard detectors work locally too.
+        self._bedrock = LoopbackServer(
+            GuardrailServicesEmulator(fallback=BedrockRuntimeEmulator.from_route_table(table, forwarder=forwarder))
+        )
         self._sagemaker = LoopbackServer(SageMakerRuntimeEmulator.from_route_table(table, forwarder=forwarder))
         self._front: LoopbackServer | None = None
         self.state: dict[str, Any] = {}
