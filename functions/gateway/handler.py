@@ -33,7 +33,7 @@ _runtime: GatewayRuntime | None = None
 def runtime() -> GatewayRuntime:
     global _runtime  # noqa: PLW0603 - one composition root per Lambda container, built on first use
     if _runtime is None:
-        _runtime = build_gateway(Settings.from_env(), on_finished=_emit_metrics)
+        _runtime = build_gateway(Settings.from_env(), on_finished=_emit_metrics, spans=tracer.provider.in_subsegment)
     return _runtime
 
 

@@ -16,8 +16,10 @@ import hashlib
 import hmac
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Protocol
 
 from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
@@ -49,7 +51,10 @@ from llmops.domain.response_cache import (
 from llmops.domain.routing import Provider
 from llmops.domain.tenancy import TenantContext
 
-__all__ = ["AuditSink", "ChatEndpoint", "PromptResolver", "RequestTrace", "provenance_headers"]
+__all__ = ["AuditSink", "ChatEndpoint", "PromptResolver", "RequestTrace", "SpanFactory", "provenance_headers"]
+
+
+SpanFactory = Callable[[str], AbstractContextManager[object]]
 
 
 class AuditSink(Protocol):
@@ -98,8 +103,15 @@ class RequestTrace:
         self.output_tokens = result.completion.usage.output_tokens
         self.cost_usd = result.cost_usd
 
-    def timed(self, stage: str, started: float) -> None:
-        self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+    @contextmanager
+    def stage(self, spans: SpanFactory, name: str) -> Iterator[None]:
+        """Times one stage of the request path into `stage_ms` and traces it as a subsegment."""
+        started = time.perf_counter()
+        try:
+            with spans(name):
+                yield
+        finally:
+            self.stage_ms[name] = self.stage_ms.get(name, 0.0) + (time.perf_counter() - started) * 1000
 
 
 def provenance_headers(request_id: str, result: CompletionResult) -> dict[str, str]:
@@ -133,6 +145,8 @@ class ChatEndpoint:
     prompts: PromptResolver
     cache: ResponseCache
     on_finished: Callable[[RequestTrace], None] = lambda _trace: None
+    # Opens a tracing subsegment per stage (Powertools Tracer in Lambda); no-op by default.
+    spans: SpanFactory = lambda _name: nullcontext()
 
     def handle(
         self,
@@ -188,80 +202,74 @@ class ChatEndpoint:
         self.on_finished(trace)
 
     def _handle(self, body: ChatCompletionRequest, trace: RequestTrace, headers: Mapping[str, str]) -> ApiResponse:
-        tenant = trace.tenant
-        started = time.perf_counter()
-        request = self._with_prompt(body, body.to_domain(), trace)
-        require_conversation(request)
-        trace.alias, trace.streamed = request.model, request.stream
-        trace.timed("parse", started)
+        tenant, stage = trace.tenant, partial(trace.stage, self.spans)
+        with stage("parse"):
+            request = self._with_prompt(body, body.to_domain(), trace)
+            require_conversation(request)
+            trace.alias, trace.streamed = request.model, request.stream
 
-        started = time.perf_counter()
-        engine = self.guards(tenant.policy)
-        verdict = engine.guard_input([m.content for m in request.messages])
-        trace.guard.append(_verdict("input", verdict.action.value, verdict.decisions))
-        trace.prompt_text = "\n".join(verdict.texts)
-        trace.timed("input_guard", started)
+        with stage("input_guard"):
+            engine = self.guards(tenant.policy)
+            verdict = engine.guard_input([m.content for m in request.messages])
+            trace.guard.append(_verdict("input", verdict.action.value, verdict.decisions))
+            trace.prompt_text = "\n".join(verdict.texts)
         verdict.raise_if_blocked()  # a blocked request is never answered, not even from cache
         guarded, system_prompt = _guarded_request(request, verdict.texts, self.audit_pepper)
 
-        plan = self.completions.plan(guarded, tenant)
-        decision, key, cached = self._look_up(guarded, plan, headers, trace)
+        with stage("route"):
+            plan = self.completions.plan(guarded, tenant)
+        with stage("cache_lookup"):
+            decision, key, cached = self._look_up(guarded, plan, headers, trace)
 
-        started = time.perf_counter()
-        # A hit still counts as a request against the rate limits, but spends no tokens or money.
-        demand = Demand(tokens=0, cost_nanos=0) if cached else _demand(plan, guarded)
-        reservation = self.ledger.reserve(tenant, trace.request_id, demand, time.time())
-        trace.timed("quota_reserve", started)
+        with stage("quota_reserve"):
+            # A hit still counts as a request against the rate limits, but spends no tokens or money.
+            demand = Demand(tokens=0, cost_nanos=0) if cached else _demand(plan, guarded)
+            reservation = self.ledger.reserve(tenant, trace.request_id, demand, time.time())
 
         if cached is not None:
             result = _cached_result(plan, cached)
             trace.record_result(result)
         else:
-            result = self._call_model(plan, guarded, reservation, trace)
+            with self.spans("provider"):
+                result = self._call_model(plan, guarded, reservation, trace)
         usage = result.completion.usage
 
-        started = time.perf_counter()
-        last_user = next((m.content for m in reversed(guarded.messages) if m.role is Role.USER), "")
-        output = engine.guard_output(
-            result.completion.text, verdict.vault, system_prompt, body.context or (), query=last_user
-        )
-        trace.guard.append(_verdict("output", output.action.value, output.decisions))
-        trace.completion_text = output.redacted_text
-        trace.timed("output_guard", started)
+        with stage("output_guard"):
+            last_user = next((m.content for m in reversed(guarded.messages) if m.role is Role.USER), "")
+            output = engine.guard_output(
+                result.completion.text, verdict.vault, system_prompt, body.context or (), query=last_user
+            )
+            trace.guard.append(_verdict("output", output.action.value, output.decisions))
+            trace.completion_text = output.redacted_text
 
         # The model ran and the tokens were spent, so usage is settled even if the output is blocked.
-        started = time.perf_counter()
-        now = time.time()
-        outcome = self.ledger.settle(
-            reservation,
-            actual_from_usage(result.target, usage),
-            UsageEntry.for_request(tenant.tenant_id, result.route.alias, result.target, usage, now),
-            now,
-        )
-        trace.settle_pending = not outcome.applied
-        trace.timed("quota_settle", started)
+        with stage("quota_settle"):
+            now = time.time()
+            outcome = self.ledger.settle(
+                reservation,
+                actual_from_usage(result.target, usage),
+                UsageEntry.for_request(tenant.tenant_id, result.route.alias, result.target, usage, now),
+                now,
+            )
+            trace.settle_pending = not outcome.applied
         output.raise_if_blocked()
 
         if cached is None and decision.write and storable(result.completion):
-            started = time.perf_counter()
-            # Stored as the model answered, in placeholder space: the cache never holds raw PII.
-            self.cache.put(CacheEntry.from_completion(key, tenant.tenant_id, result.target.id, result.completion, now))
-            trace.timed("cache_store", started)
+            with stage("cache_store"):
+                # Stored as the model answered, in placeholder space: the cache never holds raw PII.
+                entry = CacheEntry.from_completion(key, tenant.tenant_id, result.target.id, result.completion, now)
+                self.cache.put(entry)
 
-        started = time.perf_counter()
-        response = _render(body, request, trace, replace(result.completion, text=output.text), result)
-        trace.timed("render", started)
-        return response
+        with stage("render"):
+            return _render(body, request, trace, replace(result.completion, text=output.text), result)
 
     def _look_up(
         self, request: ChatRequest, plan: RoutePlan, headers: Mapping[str, str], trace: RequestTrace
     ) -> tuple[CacheDecision, str, CacheEntry | None]:
-        started = time.perf_counter()
         decision = cache_decision(request, headers, allow_stream=True)
         key = cache_key(trace.tenant.tenant_id, request, plan.targets[0].id) if decision.read or decision.write else ""
         cached = self.cache.get(trace.tenant.tenant_id, key, time.time()) if decision.read else None
         trace.cache = CacheStatus.HIT if cached else decision.status_if_not_hit
-        trace.timed("cache_lookup", started)
         return decision, key, cached
 
     def _with_prompt(self, body: ChatCompletionRequest, request: ChatRequest, trace: RequestTrace) -> ChatRequest:

@@ -22,7 +22,7 @@ from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
-from llmops.application.chat_endpoint import ChatEndpoint, RequestTrace
+from llmops.application.chat_endpoint import ChatEndpoint, RequestTrace, SpanFactory
 from llmops.application.feedback_api import AuditRecordLookup
 from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
@@ -89,6 +89,7 @@ def build_gateway(
     routes: RouteSource | None = None,
     providers: dict[Provider, ChatProvider] | None = None,
     on_finished: Callable[[RequestTrace], None] | None = None,
+    spans: SpanFactory | None = None,
 ) -> GatewayRuntime:
     settings = resolve_pepper(settings)
     route_source = routes or build_route_source(settings)
@@ -112,6 +113,8 @@ def build_gateway(
     )
     if on_finished is not None:
         chat.on_finished = on_finished
+    if spans is not None:
+        chat.spans = spans
     return GatewayRuntime(
         settings=settings,
         routes=route_source,
