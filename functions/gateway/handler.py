@@ -18,7 +18,7 @@ from llmops.application.rendering import validation_error
 from llmops.application.responses import ApiResponse
 from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
-from llmops.domain.errors import GatewayError, RequestTooLargeError
+from llmops.domain.errors import BadRequestError, GatewayError, RequestTooLargeError
 from llmops.domain.keys import InvalidApiKeyError, context_from_authorizer
 from llmops.domain.tenancy import TenantContext
 from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
@@ -123,6 +123,17 @@ def gateway_error(error: GatewayError) -> Response[str]:
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def invalid_request(error: RequestValidationError) -> Response[str]:
     refusal = validation_error(list(error.errors()))
+    _audit_refused_chat(app.current_event.raw_event, _request_id(), refusal)
+    return _refuse(refusal)
+
+
+@app.exception_handler([RecursionError, UnicodeDecodeError])  # type: ignore[untyped-decorator]
+def unparsable_body(_: Exception) -> Response[str]:
+    # Raised while the resolver decodes or parses the body: nesting beyond the JSON parser's depth,
+    # or bytes that are not UTF-8.
+    refusal = BadRequestError(
+        "The request body is not valid JSON (invalid UTF-8 or nested too deeply).", code="invalid_json"
+    )
     _audit_refused_chat(app.current_event.raw_event, _request_id(), refusal)
     return _refuse(refusal)
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,38 +12,15 @@ from typing import Any
 import openai
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-LLMOPS = Path(sys.executable).parent / "llmops"
+from tests.local_stack_process import LLMOPS, ROOT, start_llmops_serve, stop_llmops_serve
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state_dir = tmp_path_factory.mktemp("llmops-state")
-    log = (state_dir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [str(LLMOPS), "serve", "--port", "0", "--state-dir", str(state_dir)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))},
-    )
-    state_file = state_dir / "local.json"
-    deadline = time.monotonic() + 60
-    while not state_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"llmops serve did not start:\n{(state_dir / 'serve.log').read_text()}")
-        time.sleep(0.1)
-    state: dict[str, Any] = json.loads(state_file.read_text())
-    state["state_dir"] = str(state_dir)
+    process, state = start_llmops_serve(tmp_path_factory.mktemp("llmops-state"))
     yield state
-    process.send_signal(signal.SIGTERM)
-    try:
-        assert process.wait(timeout=20) == 0, "llmops serve did not exit cleanly on SIGTERM"
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert not state_file.exists(), "local.json should be removed on shutdown"
+    assert stop_llmops_serve(process) == 0, "llmops serve did not exit cleanly on SIGTERM"
+    assert not (Path(state["state_dir"]) / "local.json").exists(), "local.json should be removed on shutdown"
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ parameter, instead of silently ignoring what the caller asked for.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -91,17 +92,26 @@ class ChatCompletionRequest(BaseModel):
         messages: list[Message] = []
         for index, message in enumerate(self.messages):
             role = Role.SYSTEM if message.role == "developer" else Role(message.role)
-            messages.append(Message(role=role, content=_text_of(message.content, index)))
+            text = _text_of(message.content, index)
+            if not text.strip():
+                raise BadRequestError(
+                    f"messages[{index}].content must not be empty.", param=f"messages[{index}].content"
+                )
+            messages.append(Message(role=role, content=text))
         if not messages and self.prompt is None:
             raise BadRequestError("messages must not be empty.", param="messages")
-        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        first_turn = next((m for m in messages if m.role is not Role.SYSTEM), None)
+        if first_turn is not None and first_turn.role is Role.ASSISTANT:
+            # Bedrock and most chat templates require the conversation to open with the user.
+            raise BadRequestError("The first non-system message must be from the user.", param="messages")
+        stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return ChatRequest(
             model=self.model,
             messages=tuple(messages),
             max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
-            stop=stop,
+            stop=tuple(_valid_text(s) for s in stops if s),  # an empty stop sequence would stop at once
             user=self.user,
             stream=self.stream,
             metadata=dict(self.metadata or {}),
@@ -125,9 +135,18 @@ def require_conversation(request: ChatRequest) -> None:
         raise BadRequestError("messages must contain at least one user or assistant message.", param="messages")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(text: str) -> str:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800") that no UTF-8 encoder accepts: they become
+    U+FFFD, as a UTF-8 decoder would render them, so hashing, token counting and providers work."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _text_of(content: str | list[ContentPart], index: int) -> str:
     if isinstance(content, str):
-        return content
+        return _valid_text(content)
     texts: list[str] = []
     for part_index, part in enumerate(content):
         if part.type != "text" or part.text is None:
@@ -136,7 +155,7 @@ def _text_of(content: str | list[ContentPart], index: int) -> str:
                 param=f"messages[{index}].content[{part_index}]",
             )
         texts.append(part.text)
-    return "".join(texts)
+    return _valid_text("".join(texts))
 
 
 class ErrorBody(BaseModel):

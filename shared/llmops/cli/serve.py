@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from llmops.config.env import EnvVar
 from llmops.local.stack import LocalStack, LocalStackOptions
 
 console = Console(stderr=True)
@@ -25,9 +26,18 @@ def serve(
         typer.Option(help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) the emulators forward to."),
     ] = None,
     routes_file: Annotated[Path | None, typer.Option(help="Route config to seed instead of the bundled one.")] = None,
+    provider_read_timeout_s: Annotated[
+        float, typer.Option(min=0.1, help="How long the gateway waits for a model before trying the next target.")
+    ] = 5.0,
 ) -> None:
     """Start moto, the Bedrock and SageMaker runtime emulators and the API front door."""
-    options = LocalStackOptions(host=host, port=port, state_dir=state_dir, forward_url=forward_url)
+    options = LocalStackOptions(
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        forward_url=forward_url,
+        extra_env={EnvVar.PROVIDER_READ_TIMEOUT_S: str(provider_read_timeout_s)},
+    )
     if routes_file is not None:
         options.routes_file = routes_file
     stack = LocalStack(options)

@@ -4,6 +4,10 @@ then the real gateway handler, and writes the proxy result back as HTTP.
 It mirrors what the deployed API does: `/health` needs no key, everything under `/v1` goes through
 the authorizer (with a result cache like API Gateway's), and an authorizer refusal is a 401 in the
 OpenAI error shape, as the CDK stack's UNAUTHORIZED gateway response renders it.
+
+Each handler runs one event at a time, as a Lambda container does. That is not only faithful but
+required: Powertools keeps the current event (and the metric set) in class attributes, so two
+events in one process at once would read each other's request id and tenant.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class FrontDoor:
         self._max_body_bytes = max_body_bytes  # API Gateway's own hard payload limit is 10 MB
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._gateway_container = threading.Lock()
+        self._authorizer_container = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -68,7 +74,8 @@ class FrontDoor:
             if context is None:
                 return _json_response(401, UNAUTHORIZED_BODY)
             event["requestContext"]["authorizer"] = context
-        result = invoke(self._gateway, event, "llmops-gateway")
+        with self._gateway_container:
+            result = invoke(self._gateway, event, "llmops-gateway")
         return _proxy_response(result)
 
     def _authorize(self, event: dict[str, Any]) -> dict[str, Any] | None:
@@ -85,7 +92,8 @@ class FrontDoor:
             "requestContext": event["requestContext"],
         }
         try:
-            policy = invoke(self._authorizer, auth_event, "llmops-authorizer")
+            with self._authorizer_container:
+                policy = invoke(self._authorizer, auth_event, "llmops-authorizer")
         except PermissionError:
             return None
         context = {**policy.get("context", {}), "principalId": policy["principalId"]}

@@ -11,6 +11,8 @@ from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, R
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.routing import Target
 
+BEDROCK_MAX_TEMPERATURE = 1.0
+
 __all__ = [
     "ERROR_KINDS",
     "FINISH_REASONS",
@@ -117,7 +119,8 @@ def to_converse_request(target: Target, request: ChatRequest) -> dict[str, Any]:
     if request.max_tokens is not None:
         inference["maxTokens"] = request.max_tokens
     if request.temperature is not None:
-        inference["temperature"] = request.temperature
+        # OpenAI's scale is 0..2, Converse's 0..1: above 1 is "as random as the model allows".
+        inference["temperature"] = min(request.temperature, BEDROCK_MAX_TEMPERATURE)
     if request.top_p is not None:
         inference["topP"] = request.top_p
     if request.stop:
