@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from llmops.evaluation import DEFAULT_CACHE_DIR, EvalCache, EvalOptions, run_guardrails_eval, write_report
 from llmops.evaluation.cache import CacheError
+from llmops.evaluation.corpora import SPLITS
 
 __all__ = ["app"]
 
@@ -54,6 +56,15 @@ def _progress() -> Iterator[_RichPhases]:
         yield _RichPhases(progress)
 
 
+class Split(StrEnum):
+    ALL = "all"
+    DEV = "dev"
+    TEST = "test"
+
+
+assert {s.value for s in Split} == set(SPLITS)
+
+
 @app.command("guardrails")
 def guardrails(
     benign: Annotated[
@@ -74,6 +85,13 @@ def guardrails(
         bool, typer.Option("--examples", help="Quote missed attacks and blocked benign prompts in the report.")
     ] = False,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
+    split: Annotated[
+        Split,
+        typer.Option(
+            "--split",
+            help="Which half of the attack and benign prompts (by a hash of the text): tune on dev, report test.",
+        ),
+    ] = Split.ALL,
 ) -> None:
     """Download the corpora (cached), run our guard engine and Presidio, write report.md, results.json
     and PNG plots. Exit 0 whether or not the targets are met: this is a benchmark, not a test."""
@@ -86,6 +104,7 @@ def guardrails(
         latency_docs=latency_docs,
         repeat=repeat,
         examples=examples,
+        split=split.value,
     )
     try:
         with _progress() as phases:

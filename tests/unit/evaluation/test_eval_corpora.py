@@ -168,3 +168,25 @@ def test_samples_and_kilobyte_documents(tmp_path: Path) -> None:
     assert all(len(d.encode("utf-8")) <= 50 for d in documents)
     assert all(len(d.encode("utf-8")) >= 49 for d in documents)  # at most one cut character dropped
     assert kilobyte_documents([], count=2) == []
+
+
+def test_held_out_split_is_deterministic_disjoint_and_complete() -> None:
+    from llmops.evaluation.corpora import in_split
+
+    texts = [f"prompt number {i}" for i in range(400)]
+    dev = {t for t in texts if in_split(t, "dev")}
+    test = {t for t in texts if in_split(t, "test")}
+    assert dev.isdisjoint(test)
+    assert dev | test == set(texts)
+    assert 150 < len(dev) < 250  # about half
+    assert all(in_split(t, "all") for t in texts)
+    assert dev == {t for t in texts if in_split(t, "dev")}
+
+
+def test_unknown_split_is_refused() -> None:
+    import pytest
+
+    from llmops.evaluation.corpora import in_split
+
+    with pytest.raises(ValueError, match="split"):
+        in_split("x", "train")

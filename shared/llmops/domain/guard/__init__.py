@@ -16,15 +16,20 @@ Pipeline
 3. **Secrets** (:mod:`.secret_detectors`): AWS access key ids and secret keys (by context), PEM
    private keys, JWTs, GitHub, Slack and vendor API keys, high-entropy values assigned to
    password/secret/token/key names, bearer tokens, passwords in URLs.
-4. **PII** (:mod:`.pii_detectors`): EMAIL, PHONE_NUMBER (``phonenumbers``, leniency VALID, region US
-   plus +international), CREDIT_CARD (Luhn + IIN ranges), US_SSN (SSA validity rules), IBAN_CODE
+4. **PII** (:mod:`.pii_detectors`): EMAIL, PHONE_NUMBER (a shape pre-filter on digit clusters, then
+   ``phonenumbers`` metadata: valid in the default region US; with a trunk "0", valid in one of a
+   set of countries; with "+"/"00", valid or possible for its country code; otherwise only next to
+   a phone word, such as "call", "mobile", "fax", "office"), CREDIT_CARD (Luhn + IIN ranges, or
+   Luhn next to a card word), US_SSN (SSA validity rules), IBAN_CODE
    (country length + mod 97), IP_ADDRESS (v4/v6 via ``ipaddress``), MAC_ADDRESS, UK_NINO (prefix
    rules), UK_NHS (mod 11), and US_PASSPORT, US_DRIVER_LICENSE, DATE_OF_BIRTH only next to
    context words.
 5. **Prompt injection** (input only, :mod:`.injection`): weighted signal families combined by a
    logistic function into ``scores["prompt_injection"]`` in [0, 1]; base64/hex/rot13/leetspeak
    payloads are decoded and rescored. Reported at ``injection_flag`` (log_only) and acted on with
-   the policy action at ``injection_block``.
+   the policy action at ``injection_block``. The bias (-3.6) puts the default block threshold 0.8
+   where no single weak or medium signal blocks and any two of weight >= 2.5 do; it was chosen on
+   the dev half of the attack corpora (see docs/guardrails-eval.md), where the FPR is 0%.
 6. **Deny list** (:mod:`.deny_list`): tenant words (``DENIED_WORD``) and topics (``DENIED_TOPIC``,
    detector ``deny_list:<topic>``).
 7. Output only: **system-prompt leak** (:mod:`.leakage`: canary token, 5-gram overlap) and

@@ -42,8 +42,8 @@ def card_brand(digits: str) -> str | None:
         return "discover"
     if (300 <= int(digits[:3]) <= 305 or two in (36, 38, 39)) and 14 <= length <= 19:
         return "diners"
-    if 3528 <= four <= 3589 and 16 <= length <= 19:
-        return "jcb"
+    if (3528 <= four <= 3589 and 16 <= length <= 19) or (four in (1800, 2131) and length == 15):
+        return "jcb"  # 1800 and 2131: JCB's original 15-digit ranges
     if two == 62 and 16 <= length <= 19:
         return "unionpay"
     if (four in (5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763) or two in (50, 56, 57, 58)) and (

@@ -223,6 +223,21 @@ def _fold_run(run: str) -> str | None:
 def normalize(text: str) -> NormalizedText:
     if text.isascii():
         return NormalizedText(text, text)
+    # When every character folds to exactly one (accents, look-alikes), offsets are unchanged and no
+    # offset map is needed: only the non-ASCII runs are translated (a str.translate over the whole
+    # text would walk every ASCII character through the dict too).
+    same_length: list[str] = []
+    position = 0
+    for match in _NON_ASCII_RUN.finditer(text):
+        folded_run = _fold_run(match.group())
+        if folded_run is None:
+            break
+        same_length.append(text[position : match.start()])
+        same_length.append(folded_run)
+        position = match.end()
+    else:
+        same_length.append(text[position:])
+        return NormalizedText(text, "".join(same_length))
     pieces: list[str] = []
     starts: array[int] = array("q")
     ends: array[int] = array("q")

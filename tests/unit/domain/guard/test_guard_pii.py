@@ -46,9 +46,52 @@ def test_phone_found(text: str, expected: str) -> None:
     assert spans(text, FindingType.PHONE_NUMBER) == [expected]
 
 
-@pytest.mark.parametrize("text", ["call (123) 456-7890", "dial 555-0100", "in 2024 we sold 1500 units"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # numbers other countries dial with a trunk "0", valid there though not in the US
+        ("ring 07700 316 475 after six", "07700 316 475"),
+        ("Phone: 06-82237745", "06-82237745"),
+        ("my number is (07700)553419", "(07700)553419"),
+        # no trunk prefix and not valid in the US: a phone only next to a phone word
+        ("Mobile: 730 064 218", "730 064 218"),
+        ("call me at 96 466712", "96 466712"),
+        ("9380 6377 office", "9380 6377"),
+        # US-shaped with an unassigned area code: a phone when the text says so (was UK_NHS)
+        ("call me at 196-655-3307", "196-655-3307"),
+        ("fax 042 507 6350", "042 507 6350"),
+        ("call (123) 456-7890", "(123) 456-7890"),
+        ("dial 555-0100", "555-0100"),
+        # an explicit country code written in groups is a phone even if unassigned
+        ("+41 (0)39 471 36 93", "+41 (0)39 471 36 93"),
+        # a literal "\n" from pasted JSON does not hide the context word
+        ("Name: Ann\\nPhone: 250-889-4404", "250-889-4404"),
+    ],
+)
+def test_phone_found_by_region_or_context(text: str, expected: str) -> None:
+    assert spans(text, FindingType.PHONE_NUMBER) == [expected]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ref (123) 456-7890",  # no phone word, and not a valid US number
+        "ticket 555-0100",
+        "in 2024 we sold 1500 units",
+        "the order 730 064 218 shipped",  # no trunk prefix, no phone word
+        "version 1.2.3 released on 2024-05-06",
+        "pi is 3.14159265",
+        "coordinates 48.8566, 2.3522",
+    ],
+)
 def test_phone_not_found(text: str) -> None:
     assert spans(text, FindingType.PHONE_NUMBER) == []
+
+
+def test_us_shaped_number_next_to_a_phone_word_is_a_phone_not_nhs() -> None:
+    text = "They're not answering at 041 728 9898"
+    found = resolve_overlaps(DETECTOR.detect(text))
+    assert [(f.type, text[f.start : f.end]) for f in found] == [(FindingType.PHONE_NUMBER, "041 728 9898")]
 
 
 @pytest.mark.parametrize(
@@ -63,13 +106,34 @@ def test_credit_card_found(number: str) -> None:
     "number",
     [
         "4111111111111112",  # Luhn fails
-        "1234567812345670",  # Luhn passes, no card scheme starts with 1
         "4111 1111-1111 1111",  # mixed separators
         "41111111111111111111111",  # too long
     ],
 )
 def test_credit_card_rejected(number: str) -> None:
     assert spans(f"card {number} exp", FindingType.CREDIT_CARD) == []
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "180010512807430",  # JCB's original 15-digit 1800 range
+        "213108102842030",  # and 2131
+    ],
+)
+def test_legacy_jcb_ranges_are_cards_without_context(number: str) -> None:
+    assert spans(f"ref {number} exp", FindingType.CREDIT_CARD) == [number]
+
+
+@pytest.mark.parametrize("context", ["my card", "cc", "credit card number is", "Please block card no"])
+def test_luhn_valid_number_outside_known_ranges_is_a_card_in_card_context(context: str) -> None:
+    # 1234567812345670 passes Luhn but no scheme's IIN range: only the context makes it a card
+    assert spans(f"{context} 1234567812345670 today", FindingType.CREDIT_CARD) == ["1234567812345670"]
+
+
+@pytest.mark.parametrize("text", ["ref 1234567812345670 today", "tracking 1234567812345671 card"])
+def test_luhn_valid_number_outside_known_ranges_needs_context(text: str) -> None:
+    assert spans(text, FindingType.CREDIT_CARD) == []
 
 
 def test_credit_card_with_trailing_number_keeps_the_card() -> None:
@@ -165,6 +229,11 @@ def test_driver_license_needs_context() -> None:
     assert spans("driver's license D1234567, thanks", FindingType.US_DRIVER_LICENSE) == ["D1234567"]
     assert spans("DL: 99887766", FindingType.US_DRIVER_LICENSE) == ["99887766"]
     assert spans("ticket D1234567 closed", FindingType.US_DRIVER_LICENSE) == []
+
+
+@pytest.mark.parametrize("value", ["w983996634", "Ab-12345678", "d1234567"])
+def test_driver_license_in_lower_or_mixed_case(value: str) -> None:
+    assert spans(f"My driver's license number is {value}", FindingType.US_DRIVER_LICENSE) == [value]
 
 
 @pytest.mark.parametrize(
