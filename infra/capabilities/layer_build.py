@@ -53,7 +53,8 @@ RUNTIME_PROVIDED = frozenset(
     for name in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 )
 
-_PACKAGE_EXCLUDES = frozenset({"cli", "local", "__pycache__"})
+# Tooling that runs on a workstation or in CI, never in a Lambda: kept out of the bundle.
+_PACKAGE_EXCLUDES = frozenset({"cli", "local", "bench", "evaluation", "__pycache__"})
 
 # A new entry per change of requirements; keep the most recent few (one is ~17 MB).
 _CACHE_ENTRIES_KEPT = 4

@@ -16,6 +16,7 @@ from infra.capabilities.key_pepper import KeyPepper
 from infra.capabilities.lambda_layer import SharedLayer, shared_layer_build
 from infra.capabilities.route_seed import RouteSeed
 from infra.capabilities.tables import Tables
+from infra.capabilities.workflows import Workflows
 from infra.config import GatewayConfig, routes_document
 
 __all__ = ["GatewayStack"]
@@ -49,6 +50,16 @@ class GatewayStack(cdk.Stack):
         self.audit_dead_letters.attach(self.gateway.gateway.function)
         self.route_seed = RouteSeed(self, "RouteSeed", tables=self.tables, document=routes_document(), config=config)
         self._observability(config)
+        self.workflows = Workflows(
+            self,
+            "Workflows",
+            config=config,
+            tables=self.tables,
+            alerting=self.alerting,
+            alarms=self.alarms,
+            layer=self.shared_code.layer,
+            routes=routes_document(),
+        )
         self._outputs()
 
     def _observability(self, config: GatewayConfig) -> None:
@@ -92,3 +103,5 @@ class GatewayStack(cdk.Stack):
         )
         for logical_name, table in self.tables.tables.items():
             cdk.CfnOutput(self, f"{logical_name}TableName", value=table.table_name)
+        for output_name, value in self.workflows.outputs().items():  # names the CLI looks up
+            cdk.CfnOutput(self, output_name, value=value)

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmops.adapters import aws_clients
 from llmops.adapters.dynamodb.audit_items import stored_entry_from_item
 from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
 from llmops.domain.audit import AuditRecord
@@ -210,6 +211,28 @@ class StepFunctionsRetraining:
         except self._client.exceptions.ExecutionAlreadyExists:
             return False
         return True
+
+
+def build_monitor_ports(settings: DriftMonitorSettings) -> MonitorPorts:
+    """The AWS-backed ports, built once per container by the Lambda (never at import time)."""
+
+    def client(service: str) -> Any:
+        # A scheduled batch job: generous timeouts and retries, unlike the request path.
+        return aws_clients.client(service, connect_timeout_s=5, read_timeout_s=30, max_attempts=5)
+
+    dynamodb = client("dynamodb")
+    retraining = (
+        StepFunctionsRetraining(client("stepfunctions"), settings.retraining_state_machine_arn)
+        if settings.retraining_state_machine_arn
+        else None
+    )
+    return MonitorPorts(
+        audit=DynamoAuditScan(dynamodb, settings.audit_table),
+        feedback=DynamoFeedbackReader(dynamodb, settings.feedback_table),
+        datasets=S3DatasetStager(client("s3"), settings.artifact_bucket),
+        retraining=retraining,
+        emit=emit_drift_metric,
+    )
 
 
 def emit_drift_metric(alias: str, report: DriftReport) -> None:

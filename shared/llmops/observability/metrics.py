@@ -36,6 +36,8 @@ __all__ = [
     "CACHE_MISSES",
     "CATALOGUE",
     "COST_USD",
+    "DRIFT_MONITOR_SERVICE",
+    "DRIFT_SCORE",
     "ERRORS",
     "FALLBACKS",
     "FEEDBACK",
@@ -74,6 +76,8 @@ NAMESPACE = "LLMOps"
 # The `service` dimension value of every gateway metric; alarms select on it, so it is fixed here
 # rather than read from POWERTOOLS_SERVICE_NAME.
 GATEWAY_SERVICE = "gateway"
+# The scheduled drift job (functions/drift_monitor) publishes under its own service value.
+DRIFT_MONITOR_SERVICE = "drift-monitor"
 
 
 class Unit(StrEnum):
@@ -263,6 +267,13 @@ FEEDBACK_NEGATIVE = MetricSpec(
     _REQUEST_SETS,
     per_request_flag=True,
 )
+DRIFT_SCORE = MetricSpec(
+    "DriftScore",
+    Unit.NONE,
+    "Model-free input drift of an alias's recent traffic against its reference window, in [0, 1] "
+    "(llmops.domain.drift); published by the drift monitor, only when both windows have enough samples.",
+    ((_S, Dim.ALIAS),),
+)
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     REQUESTS,
@@ -286,6 +297,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     QUOTA_REJECTIONS,
     FEEDBACK,
     FEEDBACK_NEGATIVE,
+    DRIFT_SCORE,
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}

@@ -13,16 +13,18 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["CANARY", "RETRAINING", "asl_path", "load_definition", "placeholders"]
+__all__ = ["APPROVAL", "CANARY", "RETRAINING", "asl_path", "load_definition", "placeholders"]
 
 CANARY = "canary"
 RETRAINING = "retraining"
+# Model package approved -> canary started (the EventBridge rule's target; see approval.asl.json).
+APPROVAL = "approval"
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
 
 
 def asl_path(name: str) -> Path:
-    """Path of the ASL file for workflow `name` (`canary` or `retraining`)."""
+    """Path of the ASL file for workflow `name` (`canary`, `retraining` or `approval`)."""
     path = Path(str(resources.files(__package__).joinpath(f"{name}.asl.json")))
     if not path.is_file():
         raise FileNotFoundError(f"no workflow definition named {name!r} at {path}")
