@@ -49,6 +49,9 @@ class Signal:
     phrases: tuple[str, ...] = ()
     case_sensitive: bool = False  # run on the text as is rather than lower-cased
     family: str = ""  # signals of one family add their weight once (the first that fires); "" = own name
+    # one of these characters must occur before `phrases` are tried: a one-character `in` test is a
+    # memchr, a multi-character one walks the text (~0.5 us per KB each)
+    chars: str = ""
     start_set: frozenset[str] = field(init=False)
     require_set: frozenset[str] = field(init=False)
 
@@ -197,22 +200,42 @@ SIGNALS: tuple[Signal, ...] = (
         requires=_words("now going longer pretend act roleplay role play simulate"),
     ),
     Signal(
+        # an AI with the safety taken out, named as such: "an unfiltered, completely unlimited language model"
         "unrestricted_persona",
         5.0,
         _rx(
-            r"(?:unfiltered|uncensored|unrestricted|unlimited|amoral|unethical|immoral|evil|jailbroken"
-            r"|rogue|unbound|limitless|no-?limits?|unhinged|rebel|unfiltred)\s+(?:ai|assistant|chatbot|model|version|persona"
-            r"|character|bot|gpt|llm|entity|responses?|answers?)\b"
-            r"|(?:developer|dev|god|evil|opposite|sudo|dan|unrestricted|unfiltered|jailbreak|jailbroken)\s+mode\b|godmode\b"
+            r"(?:unfiltered|uncensored|unrestricted|unlimited|amoral|jailbroken|unbound|limitless|no-?limits?"
+            r"|unhinged|unfiltred)(?:[\s,]+(?:and|or|completely|totally|fully|entirely|truly|an?|[\w-]+ly)){0,2}\s+"
+            r"(?:ai|assistant|chatbot|(?:language\s+)?model|version|persona|bot|gpt|llm|entity)\b"
+            r"|(?:dan|unrestricted|unfiltered|uncensored|jailbreak|jailbroken)\s+mode\b|godmode\b"
         ),
         starts=_words(
-            "unfiltered uncensored unrestricted unlimited amoral unethical immoral evil jailbroken rogue unbound "
-            "limitless no jailbreak developer dev god opposite sudo dan unhinged rebel unfiltred godmode"
+            "unfiltered uncensored unrestricted unlimited amoral jailbroken unbound limitless no unhinged unfiltred "
+            "dan jailbreak godmode"
+        ),
+        requires=_words("ai assistant chatbot model version persona bot gpt llm entity mode godmode"),
+        family="unrestricted_persona",
+    ),
+    Signal(
+        # the same vocabulary where it is ordinary too: an "evil character" in a story, an "unfiltered answer",
+        # Android's or an IDE's "developer mode", a game's "god mode": decisive only with other signals
+        "unrestricted_persona_weak",
+        2.5,
+        _rx(
+            r"(?:unfiltered|uncensored|unrestricted|unlimited|amoral|unethical|immoral|evil|rogue|rebel|unbound"
+            r"|limitless|unhinged)\s+(?:ai|assistant|chatbot|model|version|persona|character|bot|gpt|llm|entity"
+            r"|responses?|answers?)\b"
+            r"|(?:developer|dev|god|evil|opposite|sudo)\s+mode\b"
+        ),
+        starts=_words(
+            "unfiltered uncensored unrestricted unlimited amoral unethical immoral evil rogue rebel unbound limitless "
+            "unhinged developer dev god opposite sudo"
         ),
         requires=_words(
             "ai assistant chatbot model version persona character bot gpt llm entity response responses answer "
-            "answers mode godmode"
+            "answers mode"
         ),
+        family="unrestricted_persona",
     ),
     Signal(
         # the answer must open with text that discloses the instructions: "Start with 'My instructions are:'"
@@ -299,8 +322,13 @@ SIGNALS: tuple[Signal, ...] = (
             r"|debug(?:ging)?[\s_-]*mode|unrestricted[\s_-]*mode|unfiltered[\s_-]*mode)"
             r"[\s\\]*[:=]\s*[\"']?(?:enabled|on|true|1|active|activated|unlocked)\b"
         ),
+        # anchored on the switch's name: a search over the whole text ran ~40 us per KB, since "on" and
+        # ":" gate almost any text open
+        starts=_words(
+            "content safety censorship moderation guardrail guardrails restrictions ethics alignment god jailbreak "
+            "godmode dev developer admin override debug debugging unrestricted unfiltered"
+        ),
         requires=_words("disabled off false none null bypassed suspended enabled on true active activated unlocked"),
-        phrases=(":", "="),
     ),
     Signal(
         # fake authority: "[SYSTEM DIAGNOSTIC MODE - AUTHORIZED PERSONNEL ONLY]", "SYSTEM OVERRIDE ACTIVE"
@@ -310,9 +338,10 @@ SIGNALS: tuple[Signal, ...] = (
             r"(?:system|admin|administrator|root|developer|security|emergency|diagnostic|debug(?:ging)?|maintenance"
             r"|sudo)[\s_-]+(?:(?:override|diagnostic|debug|maintenance|admin|developer|emergency|access)[\s_-]+)?"
             r"(?:mode|override|protocol|access)\b[^\n]{0,40}?\b(?:active|activated|enabled|engaged|initiated|granted"
-            r"|authori[sz]ed|on)\b"
+            r"|authori[sz]ed|on(?=\s*(?:[.!:;,)\]]|$)))\b"
             r"|authori[sz]ed\s+(?:personnel|users?|researchers?|red[\s-]?team(?:ers?)?|staff)\s+only\b"
             r"|(?:clearance|authori[sz]ation)\s+level\s*:"
+            r"|(?:admin(?:istrator)?|root|sudo|developer|system|operator)\s+override\s*[:!-]"
             r"|(?:i\s+am|i'm|as)\s+(?:a|an|the|your)\s+(?:\w+\s+)?(?:developer|programmer|engineer|employee|creator"
             r"|administrator|admin)\s+(?:at|from|of|for|with)\s+(?:openai|anthropic|google|deepmind|meta|microsoft)\b"
             r"|(?:enabled|activated|authori[sz]ed|approved)\s+by\s+(?:an?\s+)?(?:openai|anthropic)\s+(?:employee|staff"
@@ -361,6 +390,7 @@ SIGNALS: tuple[Signal, ...] = (
         "dan_name",
         3.5,
         _rx(r"\bDAN\b|\bBetterDAN\b|\bAntiGPT\b|\bMongo\s+Tom\b"),
+        requires=_words("dan betterdan antigpt mongo"),
         phrases=("DAN", "AntiGPT", "Mongo"),
         case_sensitive=True,
     ),
@@ -368,6 +398,7 @@ SIGNALS: tuple[Signal, ...] = (
         "dan_template",
         7.0,
         _rx(r"\bdo\s+anything\s+now\b|always\s+intelligent\s+and\s+machiavellian|strive\s+to\s+avoid\s+norms"),
+        requires=_words("anything machiavellian norms"),
         phrases=("anything now", "machiavellian", "avoid norms"),
     ),
     Signal(
@@ -375,24 +406,27 @@ SIGNALS: tuple[Signal, ...] = (
         3.5,
         _rx(
             r"(?:without|no|free\s+(?:of|from)|not\s+bound\s+by|freed\s+from|break(?:ing)?\s+(?:free\s+)?(?:of|from)"
+            r"|not\s+(?:restrained|restricted|limited|constrained|controlled|governed|held\s+back)\s+by"
+            r"|free[sd]?\s+(?:itself|yourself|himself|herself|themselves|you|him|her|it)\s+(?:of|from)"
             r"|(?:do\s+not|don'?t|doesn'?t|does\s+not|never)\s+(?:have\s+to\s+|need\s+to\s+)?(?:follow|abide\s+by|obey"
             r"|have|care\s+about|align\s+with|adhere\s+to)|bypass(?:ing)?|ignor(?:e|ing)|disabl(?:e|ed|ing)|remov(?:e|ed|ing)"
             r"|lift(?:ed)?)"
             r"\s+(?:any\s+|all\s+|the\s+|your\s+|its\s+|their\s+|of\s+)?(?:[\w'-]+\s+){0,2}?"
-            r"(?:restrictions|limitations|filters?|filtering|censorship|guidelines|ethics|morals|morality"
-            r"|content\s+polic(?:y|ies)|safety\s+(?:guidelines|measures|protocols|filters?)|guardrails"
+            r"(?:restrictions|limitations|limits|filters?|filtering|censorship|moderation|safeguards|guidelines|ethics"
+            r"|morals|morality|virtues|(?:content\s+|usage\s+)?polic(?:y|ies)|safety\s+(?:guidelines|measures|protocols|filters?)|guardrails"
             r"|rules|laws|boundaries|prohibitions|moral\s+(?:principles|compass|code)|ethical\s+(?:principles|code"
             r"|guidelines|constraints)|tos|terms\s+of\s+(?:service|use))\b"
             r"|(?:regardless|irrespective)\s+of\s+(?:how\s+)?(?:legality|ethics|morality|immoral|unethical|illegal"
-            r"|dangerous|harmful|laws?|rules|consequences)\b"
+            r"|dangerous|harmful|laws?|rules|consequences|safeguards|restrictions|guidelines|polic(?:y|ies)|filters)\b"
             r"|(?:no|without)\s+(?:regard|concern)\s+for\s+(?:\w+\s+){0,2}?(?:ethics|morals|morality|laws?|rules"
             r"|social\s+norms|safety|consequences)\b"
         ),
         starts=_words(
-            "without no free not freed break breaking do don doesn does never bypass bypassing ignore ignoring "
+            "without no free frees not freed break breaking do don doesn does never bypass bypassing ignore ignoring "
             "disable disabled disabling remove removed removing lift lifted regardless irrespective"
         ),
         requires=_words(
+            "restrictions limitations limits filter filters filtering censorship moderation safeguards virtues "
             "restrictions limitations filter filters filtering censorship guidelines ethics morals morality "
             "policy policies safety guardrails rules laws boundaries prohibitions moral ethical tos terms legality "
             "immoral unethical illegal dangerous harmful law consequences regard concern"
@@ -402,7 +436,8 @@ SIGNALS: tuple[Signal, ...] = (
         "compliance_coercion",
         3.0,
         _rx(
-            r"stay\s+in\s+character\b|break(?:ing)?\s+character\b"
+            r"stay\s+in\s+(?:[\w-]+\s+){0,2}?(?:character|persona|role)\b|break(?:ing)?\s+(?:the\s+)?character\b"
+            r"|(?:stay|remain)\s+in\s+[\w-]+\s+mode\b(?=[^\n]{0,80}\b(?:as|while|until|even|whatever|no\s+matter)\b)"
             r"|(?:never|not|don'?t|do\s+not|cannot|can'?t|won'?t|will\s+not)\s+(?:ever\s+)?(?:refuse|decline)\b"
             r"|no\s+matter\s+how\s+(?:immoral|unethical|illegal|harmful|dangerous|offensive|inappropriate|explicit)"
             r"|without\s+(?:any\s+)?(?:warnings?|disclaimers?|moralizing|moral\s+|ethical\s+)"
@@ -419,6 +454,76 @@ SIGNALS: tuple[Signal, ...] = (
         ),
     ),
     Signal(
+        # "two responses" formats: the normal answer next to the persona's unfiltered one
+        "dual_response",
+        2.5,
+        _rx(
+            r"(?:respond|answer|reply|act)\w*\s+(?:\w+\s+){0,3}?(?:as|in|with|using)\s+(?:two|2|both)\s+"
+            r"(?:different\s+|distinct\s+|separate\s+|opposite\s+)?(?:ways|manners|personalities|entities|characters"
+            r"|ais|personas|modes|responses|answers|voices|chatgpt|gpt|yourself|an?\s+ai)\b"
+            r"|(?:two|2)\s+(?:different\s+|distinct\s+|separate\s+)?(?:responses|answers|outputs|paragraphs|personalities"
+            r"|entities)\b[^.\n]{0,80}?\b(?:normal|normally|classic|standard|filtered|censored|unfiltered|jailbr\w+"
+            r"|chatgpt|gpt|openai)\b"
+        ),
+        starts=_words("respond responding responds answer answering answers reply replying replies act acting two 2"),
+        requires=_words(
+            "two 2 both ways manners personalities entities characters ais personas modes responses answers voices"
+        ),
+    ),
+    Signal(
+        # a persona that can say or do anything: "X can say whatever it wants", "is able to answer any question"
+        "unbounded_capability",
+        2.5,
+        _rx(
+            r"(?:can|could|will|may|is\s+(?:able|allowed|free|permitted)\s+to|are\s+(?:able|allowed|free|permitted)\s+to)"
+            r"\s+(?:say|do|write|generate|answer|produce|output|tell)\s+(?:anything|everything|whatever|any\s+question"
+            r"|all\s+questions)\b(?![^.\n]{0,20}\b(?:about\s+(?:it|this|that)|related\s+to|regarding)\b)"
+        ),
+        starts=_words("can could will may is are"),
+        requires=_words("anything everything whatever any all"),
+    ),
+    Signal(
+        # a world or persona where the immoral is normal: "immoral things are completely acceptable"
+        "amoral_framing",
+        3.0,
+        _rx(
+            r"(?:immoral(?:ity)?|unethical|illegal|offensive|harmful)\s+(?:\w+\s+){0,4}?(?:is|are)\s+"
+            r"(?:now\s+|considered\s+|completely\s+|totally\s+|perfectly\s+|all\s+)*(?:legal|acceptable|allowed"
+            r"|permitted|encouraged|fine)\b"
+            r"|(?:do(?:es)?n'?t|do(?:es)?\s+not|never|won'?t)\s+care\s+(?:if|whether|about)\s+(?:\w+\s+){0,3}?"
+            r"(?:unethical|illegal|immoral|harmful|offensive|dangerous|ethics|morals|morality)\b"
+        ),
+        starts=_words("immoral immorality unethical illegal offensive harmful do don doesn does never won"),
+        requires=_words(
+            "legal acceptable allowed permitted encouraged fine unethical illegal immoral harmful offensive dangerous "
+            "rules laws ethics morals morality"
+        ),
+    ),
+    Signal(
+        # the model is told to be unlike itself: "unlike ChatGPT", "you will not respond as ChatGPT"
+        "model_contrast",
+        2.5,
+        _rx(
+            r"(?:unlike|not\s+(?:respond|answer|reply|act|behave|be)\s+(?:as|like)|instead\s+of(?:\s+being)?"
+            r"|opposite\s+of(?:\s+how)?|no\s+longer)\s+(?:the\s+)?(?:chatgpt|gpt|openai|claude|bard|gemini"
+            r"|(?:an?\s+)?ai\s+(?:language\s+)?(?:model|assistant))\b"
+            r"|(?:not|isn'?t)\s+(?:controlled|made|bound|governed|trained)\s+by\s+(?:openai|anthropic|google)\b"
+        ),
+        starts=_words("unlike not instead opposite no isn"),
+        requires=_words("chatgpt gpt openai claude bard gemini ai anthropic google"),
+    ),
+    Signal(
+        # a new AI identity with a name: "an AI bot called Eleutheria", "a hypothetical AI named FreeGPT"
+        "named_ai_persona",
+        2.0,
+        _rx(
+            r"(?:ai|chatbot|bot|(?:language\s+)?model|assistant)\s+(?:is\s+)?(?:called|named|known\s+as)\b"
+            r"|(?:go|goes)\s+by\s+the\s+name\b"
+        ),
+        starts=_words("ai chatbot bot language model assistant go goes"),
+        requires=_words("called named known name"),
+    ),
+    Signal(
         "fake_role_tag",
         6.0,
         _rx(
@@ -426,6 +531,7 @@ SIGNALS: tuple[Signal, ...] = (
             r"|begin_of_text)\|>|\[/?inst\]|<</?sys>>|</?(?:system|sys|instructions?)>"
         ),
         phrases=("<|", "[inst", "[/inst", "<<sys", "<sys", "</sys", "<system", "</system", "<instruction", "</instr"),
+        chars="<[",
     ),
     Signal(
         "fake_system_turn",
@@ -459,6 +565,7 @@ SIGNALS: tuple[Signal, ...] = (
         ),
         requires=_words("end system admin new override"),
         phrases=("---", "===", "***", "###", '"""', "```", ">>>"),
+        chars="-=*#\"`>",
     ),
     Signal(
         "new_instructions",
@@ -516,7 +623,8 @@ SIGNALS: tuple[Signal, ...] = (
     ),
 )  # fmt: skip
 
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,8000}={0,2}")
+_BASE64_TAIL = re.compile(r"[A-Za-z0-9+/_-]{16,8000}={0,2}")
+_BASE64_SHAPE_RUN = re.compile(rb"a{16,}")
 _HEX = re.compile(r"(?:(?:0x|\\x)?[0-9a-f]{2}[\s,:]?){12,4000}")
 _HEX_NOISE = re.compile(r"0x|\\x|[\s,:]")
 # rot13 spellings of the commonest English words and of injection vocabulary
@@ -632,8 +740,14 @@ class InjectionScorer:
         lowered = view.lowered
         for start, end, decoded in _decoded_payloads(view):
             where = span or (start, end)
-            _fire(fired, _ENCODED_PAYLOAD, _ENCODED_PAYLOAD_WEIGHT, where)
-            self._collect(TextView(decoded), fired, depth=depth + 1, span=where)
+            # Hiding counts only when what was hidden is itself suspicious: users paste base64 and ask
+            # for it to be decoded all the time ("decode this for me: ...").
+            inner: dict[str, tuple[float, int, int]] = {}
+            self._collect(TextView(decoded), inner, depth=depth + 1, span=where)
+            if inner:
+                _fire(fired, _ENCODED_PAYLOAD, _ENCODED_PAYLOAD_WEIGHT, where)
+                for name, hit in inner.items():
+                    fired.setdefault(name, hit)
         if len(_ROT13_MARKERS & view.words) >= 2:
             # rot13 and the leet table keep length, so spans in the decoded text are spans of the input
             before = len(fired)
@@ -690,6 +804,8 @@ def _match_anchored(signal: Signal, lowered: str, words: frozenset[str]) -> re.M
 def _search_gated(signal: Signal, haystack: str, words: frozenset[str]) -> re.Match[str] | None:
     if signal.require_set and signal.require_set.isdisjoint(words):
         return None
+    if signal.chars and not any(c in haystack for c in signal.chars):
+        return None
     if signal.phrases and not any(p in haystack for p in signal.phrases):
         return None
     return signal.pattern.search(haystack)
@@ -699,8 +815,18 @@ def _decoded_payloads(view: TextView) -> list[tuple[int, int, str]]:
     """(start, end, decoded text) of base64 and hex blobs that decode to readable text."""
     out: list[tuple[int, int, str]] = []
     ascii_lowered = view.ascii_lowered
-    if _BASE64_RUN in ascii_lowered.translate(_BASE64_SHAPE):
-        for m in _BASE64.finditer(view.text):
+    shape = ascii_lowered.translate(_BASE64_SHAPE)
+    if _BASE64_RUN in shape:
+        # Runs are found on the one-byte-per-char shape (a literal-led regex: C speed); a regex
+        # on the text itself tried its look-behind at every position.
+        text = view.text
+        for run in _BASE64_SHAPE_RUN.finditer(shape):
+            start = run.start()
+            if start and text[start - 1] == "=":
+                continue
+            m = _BASE64_TAIL.match(text, start, min(len(text), start + 8002))
+            if m is None:
+                continue
             decoded = _decode_base64(m.group())
             if decoded is not None:
                 out.append((m.start(), m.end(), decoded))
