@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -22,6 +23,10 @@ from llmops.domain.errors import BadRequestError, GatewayError, RequestTooLargeE
 from llmops.domain.keys import InvalidApiKeyError, context_from_authorizer
 from llmops.domain.tenancy import TenantContext
 from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
+
+# Request metrics are flushed by llmops.observability.emit, so the decorator's own set (kept for
+# the ColdStart metric) is usually empty, and Powertools would warn about that on every request.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 tracer = Tracer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import audit, canary, emulator, evaluate, keys, prompts, retrain, serve, usage
+from llmops.cli import audit, bench, canary, emulator, evaluate, keys, prompts, retrain, serve, usage
 
 app = typer.Typer(
     name="llmops",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("serve")(serve.serve)
+app.command("bench")(bench.bench)
 app.add_typer(keys.app, name="keys", help="Create, list, revoke and rotate API keys; tenant-wide limits.")
 app.add_typer(usage.app, name="usage", help="Spend and tokens by alias and day.")
 app.add_typer(audit.app, name="audit", help="Verify, show and replay the hash-chained audit trail.")

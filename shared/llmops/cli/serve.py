@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from llmops.config.env import EnvVar
 from llmops.local.stack import LocalStack, LocalStackOptions
 
 console = Console(stderr=True)
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def serve(
@@ -29,6 +31,16 @@ def serve(
     provider_read_timeout_s: Annotated[
         float, typer.Option(min=0.1, help="How long the gateway waits for a model before trying the next target.")
     ] = 5.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=32,
+            help="Front-door processes sharing the port; each handles one request at a time, "
+            "like one Lambda container.",
+        ),
+    ] = DEFAULT_WORKERS,
+    emit_metrics: Annotated[bool, typer.Option(help="Print the CloudWatch EMF metric lines to stdout.")] = False,
 ) -> None:
     """Start moto, the Bedrock and SageMaker runtime emulators and the API front door."""
     options = LocalStackOptions(
@@ -36,7 +48,11 @@ def serve(
         port=port,
         state_dir=state_dir,
         forward_url=forward_url,
-        extra_env={EnvVar.PROVIDER_READ_TIMEOUT_S: str(provider_read_timeout_s)},
+        extra_env={
+            EnvVar.PROVIDER_READ_TIMEOUT_S: str(provider_read_timeout_s),
+            "POWERTOOLS_METRICS_DISABLED": str(not emit_metrics).lower(),
+        },
+        workers=workers,
     )
     if routes_file is not None:
         options.routes_file = routes_file

@@ -16,6 +16,7 @@ from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+from llmops.local.moto_transactions import install as install_item_level_rollback
 from llmops.local.wsgi_server import LoopbackServer
 
 __all__ = ["MotoService", "SerializedWsgi"]
@@ -57,6 +58,7 @@ class MotoService:
         return self._server.url
 
     def start(self) -> MotoService:
+        install_item_level_rollback()
         self._server.start()
         # moto calls itself (e.g. Step Functions service integrations) at MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self._server.port)

@@ -27,6 +27,7 @@ from llmops.local.aws_emulation import MotoService
 from llmops.local.emulators import BedrockRuntimeEmulator, OpenAICompatibleForwarder, SageMakerRuntimeEmulator
 from llmops.local.emulators.guardrail_services import GuardrailServicesEmulator
 from llmops.local.front_door import FrontDoor
+from llmops.local.front_door_workers import FrontDoorWorkers
 from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_resource_name, local_table_name
 from llmops.local.workflows import provision_workflows
 from llmops.local.wsgi_server import LoopbackServer
@@ -46,6 +47,7 @@ class LocalStackOptions:
     forward_url: str | None = None  # an OpenAI-compatible server the emulators forward to
     config_ttl_s: float = 2.0
     authorizer_cache_ttl_s: float = 60.0
+    workers: int = 1  # front-door processes, each one "Lambda container"
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,6 +65,9 @@ def _environment(options: LocalStackOptions, moto_url: str, bedrock_url: str, sa
         "POWERTOOLS_SERVICE_NAME": "llmops-gateway",
         "POWERTOOLS_METRICS_NAMESPACE": "LLMOps",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # EMF lines are CloudWatch's input; on a terminal they only bury the log. --emit-metrics
+        # turns them back on.
+        "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         EnvVar.STAGE: "local",
         EnvVar.CONFIG_TTL_S: str(options.config_ttl_s),
@@ -94,6 +99,7 @@ class LocalStack:
         )
         self._sagemaker = LoopbackServer(SageMakerRuntimeEmulator.from_route_table(table, forwarder=forwarder))
         self._front: LoopbackServer | None = None
+        self._workers: FrontDoorWorkers | None = None
         self.state: dict[str, Any] = {}
 
     def start(self) -> dict[str, Any]:
@@ -106,8 +112,15 @@ class LocalStack:
         workflows = provision_workflows(_local_client, os.environ, load_route_document(self.options.routes_file))
         api_key = self._seed_dev_key()
         front = FrontDoor(authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s)
-        self._front = LoopbackServer(front, host=self.options.host, port=self.options.port)
+        many = self.options.workers > 1
+        self._front = LoopbackServer(front, host=self.options.host, port=self.options.port, reuse_port=many)
         self._front.start()
+        if many:
+            # The environment above is inherited, so every worker talks to the same moto and emulators.
+            self._workers = FrontDoorWorkers(
+                self.options.host, self._front.port, self.options.workers - 1, self.options.authorizer_cache_ttl_s
+            )
+            self._workers.start()
         self.state = {
             "base_url": f"{self._front.url}/v1",
             "api_key": api_key,
@@ -147,6 +160,8 @@ class LocalStack:
         return raw_key
 
     def stop(self) -> None:
+        if self._workers is not None:
+            self._workers.stop()
         for server in (self._front, self._sagemaker, self._bedrock):
             if server is not None:
                 server.stop()

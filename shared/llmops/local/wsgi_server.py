@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -26,6 +27,17 @@ class _QuietRequestHandler(WSGIRequestHandler):
         return None
 
 
+def _shared_listener(host: str, port: int) -> socket.socket:
+    """A listening socket other processes may bind too (SO_REUSEPORT): the kernel spreads incoming
+    connections over them, which is how several front-door workers share one port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(128)
+    return listener
+
+
 class LoopbackServer:
     """`start()` binds (port 0 picks a free one) and serves in a daemon thread; `stop()` ends it."""
 
@@ -36,8 +48,10 @@ class LoopbackServer:
         host: str = "127.0.0.1",
         port: int = 0,
         request_handler: type[WSGIRequestHandler] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.app = app
+        self._reuse_port = reuse_port
         self._request_handler = request_handler or _QuietRequestHandler
         self.host = host
         self._port = port
@@ -48,7 +62,7 @@ class LoopbackServer:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the server is not running")
-        return int(self._server.server_port)
+        return int(self._server.port)
 
     @property
     def url(self) -> str:
@@ -57,12 +71,20 @@ class LoopbackServer:
     def start(self) -> LoopbackServer:
         if self._server is not None:
             return self
-        server = make_server(self.host, self._port, self.app, threaded=True, request_handler=self._request_handler)
+        listener = _shared_listener(self.host, self._port) if self._reuse_port else None
+        server = make_server(
+            self.host,
+            self._port,
+            self.app,
+            threaded=True,
+            request_handler=self._request_handler,
+            fd=listener.fileno() if listener else None,
+        )
         # A short poll interval keeps stop(), which waits for the next poll, fast.
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"wsgi-{server.server_port}",
+            name=f"wsgi-{server.port}",
             daemon=True,
         )
         thread.start()

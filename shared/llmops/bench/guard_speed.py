@@ -1,0 +1,249 @@
+"""Guard engine speed on 1 KB of mixed text, and the Presidio comparison from `llmops eval guardrails`.
+
+The speed measured here is the engine's own: `GuardEngine().scan` with the default policy, on the
+input side and then the output side, timed together per iteration (what one chat request pays).
+Accuracy and the side-by-side with Microsoft Presidio come from the guardrails evaluation, which
+writes `<out>/guardrails/results.json`; this section includes it when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from llmops.bench.context import BenchContext
+from llmops.bench.plots import grouped_bars
+from llmops.bench.report import Figure, Section, TargetCheck, format_number, markdown_table
+from llmops.bench.stats import summarize
+from llmops.bench.workload import MIXED_TEXT_1KB
+from llmops.domain.guard import Direction, GuardEngine
+
+__all__ = ["KEY", "TITLE", "guardrails_eval_section", "run"]
+
+KEY = "guards"
+TITLE = "Guard engine speed (and accuracy vs Presidio)"
+GUARD_TARGET_US = 200.0
+_SIZES_KB = (1, 4, 16)
+_WARMUP = 30
+_FLATTEN_ROWS = 40
+
+
+def _time_scans(engine: GuardEngine, text: str, iterations: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {"input": [], "output": [], "input+output": []}
+    clock = time.perf_counter_ns
+    for _ in range(iterations):
+        start = clock()
+        engine.scan(text, Direction.INPUT)
+        middle = clock()
+        engine.scan(text, Direction.OUTPUT)
+        end = clock()
+        samples["input"].append((middle - start) / 1000)
+        samples["output"].append((end - middle) / 1000)
+        samples["input+output"].append((end - start) / 1000)
+    return samples
+
+
+def _flatten(data: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
+    if isinstance(data, Mapping) and depth < 4:
+        rows: list[tuple[str, str]] = []
+        for key, value in data.items():
+            rows.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key), depth + 1))
+        return rows
+    if isinstance(data, float):
+        return [(prefix, f"{data:.4g}")]
+    text = data if isinstance(data, str) else json.dumps(data)
+    return [(prefix, text if len(text) <= 120 else f"({len(text)} characters, see the JSON)")]
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    return format_number(float(value), digits) if isinstance(value, int | float) else "n/a"
+
+
+def _prf(scores: Any) -> str:
+    if not isinstance(scores, Mapping):
+        return "n/a"
+    return " / ".join(_number(scores.get(k), 2) for k in ("precision", "recall", "f1"))
+
+
+def _entity_table(entities: Mapping[str, Any]) -> str:
+    rows = []
+    for entity, by_tool in entities.items():
+        if not isinstance(by_tool, Mapping):
+            continue
+        ours, presidio = by_tool.get("ours"), by_tool.get("presidio")
+        support = ours.get("support") if isinstance(ours, Mapping) else None
+        rows.append((entity, support if support is not None else "n/a", _prf(ours), _prf(presidio)))
+    return markdown_table(("entity", "support", "llmops P / R / F1", "Presidio P / R / F1"), rows)
+
+
+def _latency_table(latency: Mapping[str, Any]) -> str:
+    rows = []
+    for tool, runs in latency.items():
+        if not isinstance(runs, Mapping):
+            continue
+        for name, summary in runs.items():
+            if isinstance(summary, Mapping) and "p50_us" in summary:
+                rows.append((f"{tool}: {name}", _number(summary.get("p50_us"), 1), _number(summary.get("p99_us"), 1)))
+    return markdown_table(("scan (1 KB documents)", "p50 us", "p99 us"), rows) if rows else ""
+
+
+def _targets_table(targets: Any) -> str:
+    if not isinstance(targets, list):
+        return ""
+    rows = [
+        (
+            t.get("name", ""),
+            _number(t["measured"]) if isinstance(t.get("measured"), float) else t.get("measured", ""),
+            t.get("target", ""),
+            "met" if t.get("met") else "missed",
+        )
+        for t in targets
+        if isinstance(t, Mapping)
+    ]
+    return markdown_table(("evaluation target", "measured", "goal", "verdict"), rows) if rows else ""
+
+
+def _known_parts(data: Mapping[str, Any]) -> list[str]:
+    """The parts of the guardrails evaluation schema this report knows how to show compactly."""
+    parts: list[str] = []
+    pii = data.get("pii")
+    if isinstance(pii, Mapping) and isinstance(pii.get("entities"), Mapping):
+        parts += [f"PII detection, {pii.get('samples', '?')} labelled samples:", "", _entity_table(pii["entities"])]
+    injection = data.get("injection")
+    if isinstance(injection, Mapping):
+        attacks, benign = injection.get("all_attacks"), injection.get("benign")
+        if isinstance(attacks, Mapping) and isinstance(benign, Mapping):
+            parts += [
+                "",
+                f"Prompt injection: {attacks.get('prompts', '?')} attack prompts, true-positive rate "
+                f"{_number(attacks.get('tpr'))} at the block threshold; {benign.get('prompts', '?')} benign "
+                f"prompts, false-positive rate {_number(benign.get('fpr'))}.",
+            ]
+    latency = data.get("latency")
+    if isinstance(latency, Mapping):
+        table = _latency_table(latency)
+        if table:
+            ratio_text = _number(latency.get("throughput_ratio"), 1)
+            parts += ["", table, "", f"Throughput ratio llmops / Presidio: {ratio_text}x."]
+    targets = _targets_table(data.get("targets"))
+    if targets:
+        parts += ["", targets]
+    return parts
+
+
+def guardrails_eval_section(out_dir: Path) -> tuple[str, dict[str, Any] | None]:
+    """Markdown for the guardrails evaluation results (accuracy vs Presidio), if they were produced."""
+    results_file = out_dir / "guardrails" / "results.json"
+    if not results_file.is_file():
+        return (
+            "Accuracy and the comparison with Microsoft Presidio come from `llmops eval guardrails`, "
+            f"which writes `{results_file}`; it was not found in this run, so they are not shown here.",
+            None,
+        )
+    try:
+        data = json.loads(results_file.read_text())
+    except (OSError, ValueError) as exc:
+        return f"`{results_file}` exists but could not be read: {exc}", None
+    lines = ["From `guardrails/results.json` (written by `llmops eval guardrails`):", ""]
+    known = _known_parts(data) if isinstance(data, Mapping) else []
+    if isinstance(data, Mapping) and isinstance(data.get("markdown"), str):
+        lines.append(str(data["markdown"]).strip())
+    elif known:
+        lines += known
+    else:
+        rows = _flatten(data)
+        lines.append(markdown_table(("metric", "value"), rows[:_FLATTEN_ROWS]))
+        if len(rows) > _FLATTEN_ROWS:
+            lines.append(f"\n_{len(rows) - _FLATTEN_ROWS} more values in the JSON file._")
+    report_md = results_file.with_name("report.md")
+    if report_md.is_file():
+        lines += ["", "Full evaluation report: [guardrails/report.md](guardrails/report.md)."]
+    for figure in sorted(results_file.parent.glob("*.png")):
+        lines += ["", f"![guardrails evaluation: {figure.stem}](guardrails/{figure.name})"]
+    return "\n".join(lines), data if isinstance(data, dict) else {"data": data}
+
+
+def run(ctx: BenchContext) -> Section:
+    iterations = ctx.profile.guard_iterations
+    engine = GuardEngine()
+    results: dict[str, Any] = {"iterations": iterations, "policy": "default", "sizes_kb": {}}
+    per_kb_p50: dict[int, float] = {}
+    with ctx.progress() as progress:
+        task = progress.add_task("guard engine scans", total=len(_SIZES_KB))
+        for size_kb in _SIZES_KB:
+            text = MIXED_TEXT_1KB * size_kb
+            _time_scans(engine, text, _WARMUP)
+            runs = max(50, iterations // size_kb)
+            samples = _time_scans(engine, text, runs)
+            summaries = {name: summarize(values, unit="us") for name, values in samples.items()}
+            results["sizes_kb"][str(size_kb)] = {name: s.to_dict() for name, s in summaries.items()}
+            per_kb_p50[size_kb] = summaries["input+output"].p50 / size_kb
+            progress.advance(task)
+    one_kb = results["sizes_kb"]["1"]
+    both = one_kb["input+output"]
+    throughput_mb_s = (2 * 1024 / 1e6) / (both["p50"] / 1e6)
+    results["throughput_mb_per_s_p50"] = throughput_mb_s
+
+    rows = [
+        (
+            name,
+            format_number(one_kb[name]["p50"], 1),
+            format_number(one_kb[name]["p90"], 1),
+            format_number(one_kb[name]["p99"], 1),
+        )
+        for name in ("input", "output", "input+output")
+    ]
+    scale_rows = [
+        (
+            f"{size} KB",
+            format_number(results["sizes_kb"][str(size)]["input+output"]["p50"], 1),
+            format_number(per_kb_p50[size], 1),
+        )
+        for size in _SIZES_KB
+    ]
+    path, relative = ctx.figure(KEY, "latency")
+    grouped_bars(
+        path,
+        [f"{s} KB" for s in _SIZES_KB],
+        {
+            "p50 input+output (us)": [results["sizes_kb"][str(s)]["input+output"]["p50"] for s in _SIZES_KB],
+            "p99 input+output (us)": [results["sizes_kb"][str(s)]["input+output"]["p99"] for s in _SIZES_KB],
+        },
+        title="GuardEngine.scan, default policy, input + output",
+        ylabel="microseconds",
+        log_y=True,
+    )
+    eval_markdown, eval_results = guardrails_eval_section(ctx.out_dir)
+    if eval_results is not None:
+        results["guardrails_eval"] = eval_results
+    body = "\n".join(
+        [
+            "`GuardEngine().scan` with the default policy (secrets, PII, injection, deny list; system-prompt "
+            "leak check on output) over 1 KB of text holding an email address, a phone number, a card number, "
+            "an IP address and an AWS key id, scanned as input and then as output. Times in microseconds, "
+            f"{iterations} iterations after {_WARMUP} warm-up scans, single thread.",
+            "",
+            markdown_table(("direction (1 KB)", "p50 us", "p90 us", "p99 us"), rows),
+            "",
+            f"Throughput at p50: {throughput_mb_s:.1f} MB/s of text (input and output scans counted separately).",
+            "",
+            "Scaling with size (input + output):",
+            "",
+            markdown_table(("text", "p50 us", "p50 us per KB"), scale_rows),
+            "",
+            "### Accuracy and speed vs Microsoft Presidio",
+            "",
+            eval_markdown,
+        ]
+    )
+    return Section(
+        key=KEY,
+        title=TITLE,
+        body=body,
+        figures=[Figure(relative, "Guard engine latency by text size (log scale)")],
+        targets=[TargetCheck("guard scan, 1 KB, input+output, p50", both["p50"], GUARD_TARGET_US, "us")],
+        results=results,
+    )
