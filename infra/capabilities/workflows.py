@@ -230,6 +230,10 @@ class Workflows(Construct):
         role = self._role("canary")
         routes_table = tables.table("Routes")
         routes_table.grant(role, "dynamodb:UpdateItem")
+        # Release bundles: read a prompt label and candidate version before any traffic moves, move
+        # the label at 100% and back on rollback (conditional writes on the label item only).
+        prompts_table = tables.table("Prompts")
+        prompts_table.grant(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         tables.key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         if self.config.sagemaker_endpoint_names:
             role.add_to_policy(
@@ -244,7 +248,12 @@ class Workflows(Construct):
         )
         self._grant_notify(role)
         definition = load_definition(
-            CANARY, {"RoutesTable": routes_table.table_name, "NotificationTopicArn": self.topic.topic_arn}
+            CANARY,
+            {
+                "RoutesTable": routes_table.table_name,
+                "PromptsTable": prompts_table.table_name,
+                "NotificationTopicArn": self.topic.topic_arn,
+            },
         )
         return self._state_machine(
             "canary",

@@ -175,6 +175,14 @@ def test_definitions_are_the_asl_files_with_every_placeholder_bound(synth: Any) 
         assert set(definition["States"]) == set(source["States"]), name
 
 
+def test_the_canary_moves_prompt_labels_in_the_prompts_table(synth: Any) -> None:
+    text = _render(_machines(synth)[CANARY]["DefinitionString"])
+    definition = json.loads(re.sub(r"<[A-Za-z0-9.]+>", lambda m: m.group(0).replace('"', ""), text))
+    prompts = synth.template["Outputs"]["PromptsTableName"]["Value"]["Ref"]
+    for state in ("ReadPromptLabel", "ReadPromptCandidate", "MovePromptLabel", "RestorePromptLabel"):
+        assert definition["States"][state]["Parameters"]["TableName"] == f"<{prompts}>", state
+
+
 def test_approval_input_names_the_canary_gates_the_alarms_create(synth: Any) -> None:
     text = _render(_machines(synth)[APPROVAL]["DefinitionString"])
     for gate in CANARY_GATES:
@@ -200,12 +208,15 @@ def test_machine_roles_use_no_wildcard_resource_but_for_unscopable_actions(synth
                 assert actions <= UNSCOPABLE, (name, statement)
 
 
-def test_canary_role_moves_only_the_routes_table_and_configured_endpoints(synth: Any) -> None:
+def test_canary_role_moves_only_the_routes_table_prompt_labels_and_configured_endpoints(synth: Any) -> None:
     statements = list(_role_statements(synth, _machine_role(synth, CANARY)))
     routes = synth.template["Outputs"]["RoutesTableName"]["Value"]["Ref"]
+    prompts = synth.template["Outputs"]["PromptsTableName"]["Value"]["Ref"]
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
     assert [(_as_list(s["Action"]), [_render(r) for r in _as_list(s["Resource"])]) for s in dynamodb] == [
-        (["dynamodb:UpdateItem"], [f"<{routes}.Arn>"])
+        (["dynamodb:UpdateItem"], [f"<{routes}.Arn>"]),
+        # Release bundles: the label check before traffic moves, the move at 100% and the rollback.
+        (["dynamodb:GetItem", "dynamodb:UpdateItem"], [f"<{prompts}.Arn>"]),
     ]
     (sagemaker,) = [s for s in statements if any(a.startswith("sagemaker:") for a in _as_list(s["Action"]))]
     assert set(_as_list(sagemaker["Action"])) == {

@@ -2,8 +2,8 @@
 
 The work happens in the canary state machine (`llmops/workflows/canary.asl.json`); these commands
 start it, read its history, answer its approval requests and abort it. Aborting stops the
-execution and then restores the baseline weights itself, because a stopped execution runs no
-rollback states.
+execution and then restores the baseline weights (and a release bundle's prompt label) itself,
+because a stopped execution runs no rollback states.
 """
 
 from __future__ import annotations
@@ -11,27 +11,37 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from llmops.adapters.dynamodb.prompt_items import label_sk, prompt_pk
+from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.adapters.dynamodb.route_items import ROUTE_PK, TARGET_PK, document_from_items
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import StackConnection, connect
 from llmops.local.workflows import (
+    OUTPUT_APPROVAL_ARN,
     OUTPUT_ARTIFACT_BUCKET,
     OUTPUT_CANARY_ARN,
     OUTPUT_RETRAINING_ARN,
     local_artifact_bucket,
     local_state_machine_name,
 )
-from llmops.workflows import CANARY, RETRAINING
-from llmops.workflows.canary_input import CanaryInput, canary_input_for_targets, execution_name
-from llmops.workflows.canary_rollback import endpoint_rollback_request, route_rollback_request
+from llmops.workflows import APPROVAL, CANARY, RETRAINING
+from llmops.workflows.canary_input import CanaryInput, PromptBundle, canary_input_for_targets, execution_name
+from llmops.workflows.canary_rollback import (
+    PromptLabelRollback,
+    PromptRestore,
+    endpoint_rollback_request,
+    prompt_label_rollback,
+    route_rollback_request,
+)
 from llmops.workflows.history import canary_progress, pending_approval_token
 
 __all__ = [
@@ -39,6 +49,7 @@ __all__ = [
     "abort_canary",
     "app",
     "approve_canary",
+    "prompt_bundle",
     "route_document",
     "workflow_outputs",
 ]
@@ -66,6 +77,7 @@ def workflow_outputs(conn: StackConnection, stack: str | None) -> dict[str, str]
     names = {
         local_state_machine_name(CANARY): OUTPUT_CANARY_ARN,
         local_state_machine_name(RETRAINING): OUTPUT_RETRAINING_ARN,
+        local_state_machine_name(APPROVAL): OUTPUT_APPROVAL_ARN,
     }
     outputs: dict[str, str] = {}
     for page in conn.client("stepfunctions").get_paginator("list_state_machines").paginate():
@@ -119,6 +131,32 @@ class AbortResult:
     status_before: str
     stopped: bool
     canary: CanaryInput
+    prompt: PromptLabelRollback = field(default_factory=lambda: PromptLabelRollback(PromptRestore.NO_BUNDLE))
+
+
+def _restore_prompt_label(
+    dynamodb: Any, canary: CanaryInput, prompts_table: str, execution_arn: str, now: float
+) -> PromptLabelRollback:
+    bundle = canary.prompt
+    if bundle is None:
+        return PromptLabelRollback(PromptRestore.NO_BUNDLE)
+    item = dynamodb.get_item(
+        TableName=prompts_table,
+        Key={"pk": {"S": prompt_pk(bundle.id)}, "sk": {"S": label_sk(bundle.label)}},
+        ConsistentRead=True,
+    ).get("Item")
+    # Execution ARNs end with the execution name, which the state machine wrote as the mover.
+    plan = prompt_label_rollback(canary, prompts_table, item, execution_arn.rsplit(":", 1)[-1], now)
+    if plan.request is None:
+        return plan
+    try:
+        dynamodb.update_item(**plan.request)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        # Moved by someone else between our read and our write: theirs is the newer decision.
+        return PromptLabelRollback(PromptRestore.CHANGED, current_version=plan.current_version)
+    return plan
 
 
 def abort_canary(
@@ -128,14 +166,19 @@ def abort_canary(
     execution_arn: str,
     routes_table: str,
     sleep: Callable[[float], None] = time.sleep,
+    prompts_table: str = "",
+    clock: Callable[[], float] = time.time,
 ) -> AbortResult:
     """Stops the execution (if it still runs) and puts all traffic back on the baseline.
 
     Rolls back even when the execution has already ended: after a promotion that is the instant
-    rollback the kept baseline exists for.
+    rollback the kept baseline exists for. A release bundle's prompt label goes back to its
+    baseline version too, unless someone moved it since the canary did (see `PromptRestore`).
     """
     described = sfn.describe_execution(executionArn=execution_arn)
     canary = CanaryInput.from_execution_input(json.loads(described["input"]))
+    if canary.prompt is not None and not prompts_table:
+        raise ValueError("this canary moves a prompt label: abort_canary needs the Prompts table name")
     status = str(described["status"])
     stopped = False
     if status == "RUNNING":
@@ -145,8 +188,10 @@ def abort_canary(
             cause=f"Aborted by an operator; alias {canary.alias} restored to baseline {canary.baseline.target}.",
         )
         stopped = True
-    # After the stop, so no step of the execution can write weights after ours.
+    # After the stop, so no step of the execution can write weights after ours. Same order as the
+    # state machine's rollback: route, prompt label, endpoint variants.
     dynamodb.update_item(**route_rollback_request(canary, routes_table))
+    prompt = _restore_prompt_label(dynamodb, canary, prompts_table, execution_arn, clock())
     endpoint_request = endpoint_rollback_request(canary)
     if endpoint_request is not None:
         for attempt in range(_ENDPOINT_RETRIES):
@@ -157,7 +202,7 @@ def abort_canary(
                 if attempt == _ENDPOINT_RETRIES - 1:
                     raise
                 sleep(5.0)
-    return AbortResult(execution_arn=execution_arn, status_before=status, stopped=stopped, canary=canary)
+    return AbortResult(execution_arn=execution_arn, status_before=status, stopped=stopped, canary=canary, prompt=prompt)
 
 
 def approve_canary(sfn: Any, execution_arn: str, reject: bool = False) -> bool:
@@ -170,6 +215,36 @@ def approve_canary(sfn: Any, execution_arn: str, reject: bool = False) -> bool:
     else:
         sfn.send_task_success(taskToken=token, output=json.dumps({"approved": True}))
     return True
+
+
+def prompt_bundle(store: DynamoPromptStore, prompt_id: str, label: str, candidate_version: int) -> PromptBundle:
+    """The bundle moving `label` of `prompt_id` from where it points now to `candidate_version`.
+
+    Raises ValueError when the label or the candidate version does not exist, or the label
+    already points at the candidate.
+    """
+    state = store.get_label(prompt_id, label)
+    if state is None:
+        raise ValueError(f"prompt {prompt_id} has no label {label!r}: set it to the current version first")
+    if store.get_version(prompt_id, candidate_version) is None:
+        raise ValueError(f"prompt {prompt_id} has no version {candidate_version}")
+    if state.version == candidate_version:
+        raise ValueError(f"label {label!r} of prompt {prompt_id} already points at version {candidate_version}")
+    return PromptBundle(id=prompt_id, label=label, baseline_version=state.version, candidate_version=candidate_version)
+
+
+def _prompt_bundle(
+    conn: StackConnection, prompt_id: str | None, label: str | None, version: int | None
+) -> PromptBundle | None:
+    if prompt_id is None and label is None and version is None:
+        return None
+    if prompt_id is None or label is None or version is None:
+        return _fail("a release bundle needs all of --prompt, --prompt-label and --prompt-version")  # type: ignore[no-any-return]
+    store = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table)
+    try:
+        return prompt_bundle(store, prompt_id, label, version)
+    except (ValidationError, ValueError) as exc:
+        return _fail(str(exc))  # type: ignore[no-any-return]
 
 
 def _steps(raw: str) -> tuple[int, ...]:
@@ -195,14 +270,24 @@ def start(
         int, typer.Option("--keep-baseline-seconds", help="Keep watching the gates after promotion.")
     ] = 0,
     name: Annotated[str | None, typer.Option("--name", help="Execution name (default: derived).")] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="Release bundle: a prompt id whose label moves with the model.")
+    ] = None,
+    prompt_label: Annotated[
+        str | None, typer.Option("--prompt-label", help="The label to move (its current version is the baseline).")
+    ] = None,
+    prompt_version: Annotated[
+        int | None, typer.Option("--prompt-version", help="The prompt version the label moves to at 100%.")
+    ] = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
-    """Start a canary moving ALIAS from BASELINE to CANDIDATE."""
+    """Start a canary moving ALIAS from BASELINE to CANDIDATE (and optionally a prompt label with it)."""
     conn = connect(state_dir, stack, region)
     machine = _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN)
+    bundle = _prompt_bundle(conn, prompt, prompt_label, prompt_version)
     document = route_document(conn.client("dynamodb"), conn.settings.routes_table)
     if alias not in document["routes"]:
         _fail(f"no route named {alias!r} in {conn.settings.routes_table}")
@@ -218,6 +303,7 @@ def start(
             gates=tuple(gate or ()),
             approval=approval,
             baseline_keep_seconds=keep_baseline_seconds,
+            prompt=bundle,
         )
     except (ValidationError, ValueError) as exc:
         _fail(str(exc))
@@ -237,6 +323,23 @@ def start(
         f"Started canary [cyan]{execution['executionArn']}[/]\n"
         f"{canary.provider} canary on {alias}: {baseline} -> {candidate}, steps {list(canary.steps)}"
     )
+    if canary.prompt is not None:
+        p = canary.prompt
+        console.print(f"prompt {p.id} label {p.label}: version {p.baseline_version} -> {p.candidate_version} at 100%")
+
+
+def _prompt_status(conn: StackConnection, canary: CanaryInput) -> dict[str, Any] | None:
+    bundle = canary.prompt
+    if bundle is None:
+        return None
+    state = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table).get_label(bundle.id, bundle.label)
+    return {
+        "id": bundle.id,
+        "label": bundle.label,
+        "baseline_version": bundle.baseline_version,
+        "candidate_version": bundle.candidate_version,
+        "current_version": state.version if state else None,
+    }
 
 
 def _list(sfn: Any, machine: str, as_json: bool) -> None:
@@ -288,6 +391,7 @@ def status(
         "current_state": progress.state,
         "awaiting_approval": progress.state == "RequestApproval" and described["status"] == "RUNNING",
         "route_weights": weights,
+        "prompt": _prompt_status(conn, canary),
         "error": described.get("error"),
         "cause": described.get("cause"),
     }
@@ -299,6 +403,12 @@ def status(
         f"({canary.provider}), step {progress.percent}% of {list(canary.steps)}, state {progress.state}"
     )
     console.print(f"route weights now: {weights}")
+    if report["prompt"]:
+        p = report["prompt"]
+        console.print(
+            f"prompt {p['id']} label {p['label']}: {p['baseline_version']} -> {p['candidate_version']}, "
+            f"points at {p['current_version']} now"
+        )
     if report["error"]:
         console.print(f"[red]{report['error']}[/]: {report['cause']}")
 
@@ -331,7 +441,12 @@ def abort(
     conn = connect(state_dir, stack, region)
     arn = _execution_arn(conn, stack, execution)
     result = abort_canary(
-        conn.client("stepfunctions"), conn.client("dynamodb"), conn.client("sagemaker"), arn, conn.settings.routes_table
+        conn.client("stepfunctions"),
+        conn.client("dynamodb"),
+        conn.client("sagemaker"),
+        arn,
+        conn.settings.routes_table,
+        prompts_table=conn.settings.prompts_table,
     )
     if as_json:
         console.print_json(
@@ -342,9 +457,23 @@ def abort(
                     "stopped": result.stopped,
                     "alias": result.canary.alias,
                     "baseline": result.canary.baseline.target,
+                    "prompt": result.prompt.outcome.value,
                 }
             )
         )
         return
     what = "Stopped the execution and restored" if result.stopped else f"Execution was {result.status_before}; restored"
     console.print(f"{what} alias {result.canary.alias} to baseline {result.canary.baseline.target} (100%).")
+    bundle = result.canary.prompt
+    if bundle is not None:
+        console.print(_PROMPT_OUTCOME[result.prompt.outcome].format(b=bundle, now=result.prompt.current_version))
+
+
+_PROMPT_OUTCOME = {
+    PromptRestore.NO_BUNDLE: "",
+    PromptRestore.RESTORE: "Prompt {b.id} label {b.label} moved back to version {b.baseline_version}.",
+    PromptRestore.NOT_MOVED: "Prompt {b.id} label {b.label} is on baseline version {b.baseline_version}.",
+    PromptRestore.CHANGED: "[yellow]Prompt {b.id} label {b.label} points at version {now}, set by someone else "
+    "after the canary moved it: left as it is.[/]",
+    PromptRestore.MISSING: "[yellow]Prompt {b.id} label {b.label} no longer exists: nothing to restore.[/]",
+}

@@ -1,10 +1,11 @@
-"""The workflows half of the local stack: the two state machines in moto, and what they act on.
+"""The workflows half of the local stack: the three state machines in moto, and what they act on.
 
-`provision_workflows` creates, from the same ASL files CDK deploys, everything a deployed stack
-gets from its workflow constructs: an execution role (moto wants one, and ignores it), the
-notification topic, the artifact bucket, the SageMaker pipeline and model package group the
-retraining machine drives, and SageMaker endpoints for the route targets that name a variant, so
-a local SageMaker canary has real (moto) variant weights to move. Idempotent.
+`provision_workflows` creates, from the same ASL files CDK deploys, the canary, retraining and
+approval machines and everything a deployed stack gets from its workflow constructs: an execution
+role (moto wants one, and ignores it), the notification topic, the artifact bucket, the SageMaker
+pipeline and model package group the retraining machine drives, and SageMaker endpoints for the
+route targets that name a variant, so a local SageMaker canary has real (moto) variant weights to
+move. Idempotent.
 
 The returned names use the deployed stack's output keys, so the CLI reads either the same way.
 """
@@ -17,10 +18,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmops.config.env import EnvVar
-from llmops.workflows import CANARY, RETRAINING, load_definition
+from llmops.workflows import APPROVAL, CANARY, RETRAINING, load_definition
+from llmops.workflows.canary_input import CanaryInput, TargetRef
 
 __all__ = [
     "LOCAL_PREFIX",
+    "OUTPUT_APPROVAL_ARN",
     "OUTPUT_ARTIFACT_BUCKET",
     "OUTPUT_CANARY_ARN",
     "OUTPUT_MODEL_PACKAGE_GROUP",
@@ -37,6 +40,7 @@ LOCAL_PREFIX = "llmops-local"
 # Stack output keys (the CDK stack exports the same names).
 OUTPUT_CANARY_ARN = "CanaryStateMachineArn"
 OUTPUT_RETRAINING_ARN = "RetrainingStateMachineArn"
+OUTPUT_APPROVAL_ARN = "ApprovalStateMachineArn"
 OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
 OUTPUT_ARTIFACT_BUCKET = "ArtifactBucket"
 OUTPUT_PIPELINE_NAME = "PipelineName"
@@ -153,19 +157,41 @@ def _state_machine(sfn: Any, name: str, definition: str, role_arn: str) -> str:
     return str(sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)["stateMachineArn"])
 
 
+def _approval_substitutions(canary_arn: str, topic_arn: str, prefix: str, canary_bake_seconds: int) -> dict[str, str]:
+    # Bake and gate poll as CanaryInput computes them, as the CDK stack does.
+    defaults = CanaryInput(
+        alias="alias",
+        baseline=TargetRef(target="baseline"),
+        candidate=TargetRef(target="candidate"),
+        bake_seconds=canary_bake_seconds,
+    ).to_execution_input()
+    return {
+        "CanaryStateMachineArn": canary_arn,
+        "NotificationTopicArn": topic_arn,
+        # The CDK alarms are `llmops-<stage>-<gate>-<target>`; locally the stage is the prefix.
+        "GateAlarmPrefix": f"{prefix}-",
+        "CanaryBakeSeconds": str(defaults["bake_seconds"]),
+        "CanaryGatePollSeconds": str(defaults["gate_poll_seconds"]),
+    }
+
+
 def provision_workflows(
     client_factory: ClientFactory,
     env: Mapping[str, str],
     routes_document: Mapping[str, Any] | None = None,
     prefix: str = LOCAL_PREFIX,
+    canary_bake_seconds: int = 600,
 ) -> dict[str, str]:
     """Creates the workflow resources in moto and returns them under the stack output keys.
 
     `client_factory(service)` returns a boto3 client pointed at moto; `env` is the local stack's
-    environment (the Routes table name comes from `LLMOPS_ROUTES_TABLE`); `routes_document` (the
-    routes.json contents) decides which SageMaker endpoints and variants to create.
+    environment (the Routes and Prompts table names come from `LLMOPS_ROUTES_TABLE` and
+    `LLMOPS_PROMPTS_TABLE`); `routes_document` (the routes.json contents) decides which SageMaker
+    endpoints and variants to create; `canary_bake_seconds` is the bake of canaries the approval
+    machine starts.
     """
     routes_table = env.get(EnvVar.ROUTES_TABLE.value) or f"{prefix}-Routes"
+    prompts_table = env.get(EnvVar.PROMPTS_TABLE.value) or f"{prefix}-Prompts"
     role_arn = _role(client_factory("iam"), f"{prefix}-workflows")
     topic_arn = str(client_factory("sns").create_topic(Name=f"{prefix}-notifications")["TopicArn"])
     bucket = _bucket(client_factory("s3"), local_artifact_bucket(prefix))
@@ -176,7 +202,9 @@ def provision_workflows(
         _endpoints(sagemaker, routes_document, role_arn)
 
     sfn = client_factory("stepfunctions")
-    canary = load_definition(CANARY, {"RoutesTable": routes_table, "NotificationTopicArn": topic_arn})
+    canary = load_definition(
+        CANARY, {"RoutesTable": routes_table, "PromptsTable": prompts_table, "NotificationTopicArn": topic_arn}
+    )
     retraining = load_definition(
         RETRAINING,
         {
@@ -186,9 +214,12 @@ def provision_workflows(
             "NotificationTopicArn": topic_arn,
         },
     )
+    canary_arn = _state_machine(sfn, local_state_machine_name(CANARY, prefix), canary, role_arn)
+    approval = load_definition(APPROVAL, _approval_substitutions(canary_arn, topic_arn, prefix, canary_bake_seconds))
     return {
-        OUTPUT_CANARY_ARN: _state_machine(sfn, local_state_machine_name(CANARY, prefix), canary, role_arn),
+        OUTPUT_CANARY_ARN: canary_arn,
         OUTPUT_RETRAINING_ARN: _state_machine(sfn, local_state_machine_name(RETRAINING, prefix), retraining, role_arn),
+        OUTPUT_APPROVAL_ARN: _state_machine(sfn, local_state_machine_name(APPROVAL, prefix), approval, role_arn),
         OUTPUT_NOTIFICATION_TOPIC: topic_arn,
         OUTPUT_ARTIFACT_BUCKET: bucket,
         OUTPUT_PIPELINE_NAME: pipeline,

@@ -7,6 +7,12 @@ polled at least once.
 
 Weights are integers that sum to 100 for each step: route weights are relative and the SageMaker
 variant weights are too, so percent and weight coincide for a two-target split.
+
+A canary may carry a release bundle (`prompt`): a prompt label that moves from the baseline to the
+candidate version together with the model. Prompts cannot be split by weight, so the label moves
+once, when the candidate reaches 100%, and moves back on every rollback path. The Prompts table
+keys travel precomputed in the execution input so the item layout stays defined in one place
+(`llmops.adapters.dynamodb.prompt_items`).
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from llmops.adapters.dynamodb.prompt_items import label_sk, prompt_pk, version_sk
+from llmops.domain.prompts import validate_label, validate_prompt_id
 
 __all__ = [
     "DEFAULT_STEPS",
     "CanaryInput",
+    "PromptBundle",
     "TargetRef",
     "canary_input_for_targets",
     "execution_name",
@@ -46,6 +56,59 @@ class TargetRef(BaseModel):
     variant: VariantName = ""
 
 
+class PromptBundle(BaseModel):
+    """A prompt label moved with the model: `label` of prompt `id` goes from `baseline_version`
+    (where it points when the canary starts) to `candidate_version` at 100%, and back on rollback.
+
+    Whether both versions exist, and where the label points, can only be checked against the
+    Prompts table: the CLI does that before starting, and the state machine checks again before
+    moving any traffic.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    label: str
+    baseline_version: int = Field(ge=1)
+    candidate_version: int = Field(ge=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return validate_prompt_id(value)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return validate_label(value)
+
+    @model_validator(mode="after")
+    def _moves(self) -> PromptBundle:
+        if self.baseline_version == self.candidate_version:
+            raise ValueError("the prompt's baseline and candidate versions must differ")
+        return self
+
+    def to_execution_input(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "baseline_version": self.baseline_version,
+            "candidate_version": self.candidate_version,
+            # DynamoDB keys of the label item and the candidate version item, as the ASL passes them.
+            "label_key": {"pk": {"S": prompt_pk(self.id)}, "sk": {"S": label_sk(self.label)}},
+            "candidate_key": {"pk": {"S": prompt_pk(self.id)}, "sk": {"S": version_sk(self.candidate_version)}},
+        }
+
+    @classmethod
+    def from_execution_input(cls, document: Mapping[str, Any]) -> PromptBundle:
+        return cls(
+            id=document["id"],
+            label=document["label"],
+            baseline_version=int(document["baseline_version"]),
+            candidate_version=int(document["candidate_version"]),
+        )
+
+
 class CanaryInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,6 +124,7 @@ class CanaryInput(BaseModel):
     approval: bool = False
     approval_timeout_seconds: int = Field(default=_DAY_S, ge=1, le=30 * _DAY_S)
     baseline_keep_seconds: int = Field(default=0, ge=0, le=30 * _DAY_S)
+    prompt: PromptBundle | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CanaryInput:
@@ -87,7 +151,7 @@ class CanaryInput(BaseModel):
 
     def to_execution_input(self) -> dict[str, Any]:
         """The JSON document `canary.asl.json` expects as execution input."""
-        return {
+        document: dict[str, Any] = {
             "alias": self.alias,
             "provider": self.provider,
             "baseline": self.baseline.model_dump(),
@@ -103,6 +167,11 @@ class CanaryInput(BaseModel):
             "approval_timeout_seconds": self.approval_timeout_seconds,
             "baseline_keep_seconds": self.baseline_keep_seconds,
         }
+        # Absent rather than null: the ASL tests `IsPresent`, and inputs built elsewhere (the
+        # approval machine) carry no bundle.
+        if self.prompt is not None:
+            document["prompt"] = self.prompt.to_execution_input()
+        return document
 
     @classmethod
     def from_execution_input(cls, document: Mapping[str, Any]) -> CanaryInput:
@@ -120,6 +189,7 @@ class CanaryInput(BaseModel):
             approval=bool(document.get("approval", False)),
             approval_timeout_seconds=int(document.get("approval_timeout_seconds", _DAY_S)),
             baseline_keep_seconds=int(document.get("baseline_keep_seconds", 0)),
+            prompt=PromptBundle.from_execution_input(document["prompt"]) if document.get("prompt") else None,
         )
 
 

@@ -1,7 +1,7 @@
 """moto with its Step Functions interpreter on, provisioned like `llmops serve` does it (fixture in conftest).
 
-The state machines are created by `provision_workflows` from the real ASL files; the Routes table
-comes from the shared table definitions and is seeded from routes.json.
+The state machines are created by `provision_workflows` from the real ASL files; the Routes and
+Prompts tables come from the shared table definitions, and Routes is seeded from routes.json.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.adapters.dynamodb.route_items import table_items
 from llmops.adapters.dynamodb.route_source import load_route_document
 from llmops.config.env import EnvVar
+from llmops.domain.prompts import LabelState, PromptDraft
 from llmops.local.workflows import provision_workflows
 
 REGION = "us-east-1"
 ROUTES_TABLE = "llmops-test-Routes"
+PROMPTS_TABLE = "llmops-test-Prompts"
 GATES = ("llmops-candidate-error-rate", "llmops-candidate-p99-latency")
 
 
@@ -87,6 +90,21 @@ class WorkflowStack:
                 return messages
             messages.extend(json.loads(m["Body"]) for m in batch)
 
+    def prompts(self) -> DynamoPromptStore:
+        return DynamoPromptStore(self.client("dynamodb"), PROMPTS_TABLE)
+
+    def seed_prompt(self, prompt_id: str, label: str, versions: int, label_at: int) -> None:
+        """`versions` versions of `prompt_id` and `label` pointing at version `label_at`."""
+        store = self.prompts()
+        for n in range(1, versions + 1):
+            store.push(PromptDraft(prompt_id, f"Answer briefly ({n}): {{{{question}}}}", ("question",)), now=1.0)
+        store.set_label(prompt_id, label, label_at, now=2.0, actor="seed")
+
+    def prompt_label(self, prompt_id: str, label: str) -> LabelState:
+        state = self.prompts().get_label(prompt_id, label)
+        assert state is not None
+        return state
+
     def reset(self) -> None:
         """Puts routes, variant weights, alarms and the on-call queue back to their seeded state."""
         dynamodb = self.client("dynamodb")
@@ -117,11 +135,15 @@ def moto_workflow_stack() -> Iterator[WorkflowStack]:
             return clients[service]
 
         dynamodb = factory("dynamodb")
-        create_tables(dynamodb, {"Routes": ROUTES_TABLE})
+        create_tables(dynamodb, {"Routes": ROUTES_TABLE, "Prompts": PROMPTS_TABLE})
         document = load_route_document()
         for item in table_items(document):
             dynamodb.put_item(TableName=ROUTES_TABLE, Item=item)
-        outputs = provision_workflows(factory, {EnvVar.ROUTES_TABLE.value: ROUTES_TABLE}, routes_document=document)
+        outputs = provision_workflows(
+            factory,
+            {EnvVar.ROUTES_TABLE.value: ROUTES_TABLE, EnvVar.PROMPTS_TABLE.value: PROMPTS_TABLE},
+            routes_document=document,
+        )
 
         cloudwatch = factory("cloudwatch")
         for gate in GATES:

@@ -13,13 +13,15 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.adapters.dynamodb.route_items import table_items
 from llmops.adapters.dynamodb.route_source import load_route_document
 from llmops.cli import canary, retrain
-from llmops.cli.stack import LOCAL_STATE_FILE, local_table_name
+from llmops.cli.stack import LOCAL_STATE_FILE, connect, local_table_name
 from llmops.config.env import EnvVar
 from llmops.config.tables import TABLES
+from llmops.domain.prompts import PromptDraft
 from llmops.local.aws_emulation import MotoService
 from llmops.local.workflows import provision_workflows
 
@@ -47,11 +49,13 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 return clients[service]
 
             names = {spec.logical_name: local_table_name(spec.logical_name) for spec in TABLES}
-            create_tables(factory("dynamodb"), {"Routes": names["Routes"]})
+            create_tables(factory("dynamodb"), {"Routes": names["Routes"], "Prompts": names["Prompts"]})
             document = load_route_document()
             for item in table_items(document):
                 factory("dynamodb").put_item(TableName=names["Routes"], Item=item)
-            provision_workflows(factory, {EnvVar.ROUTES_TABLE.value: names["Routes"]}, routes_document=document)
+            tables = {EnvVar.ROUTES_TABLE.value: names["Routes"], EnvVar.PROMPTS_TABLE.value: names["Prompts"]}
+            outputs = provision_workflows(factory, tables, routes_document=document)
+            assert set(outputs) >= {"CanaryStateMachineArn", "RetrainingStateMachineArn", "ApprovalStateMachineArn"}
             factory("cloudwatch").put_metric_alarm(
                 AlarmName="cli-gate",
                 Namespace="LLMOps",
@@ -128,6 +132,41 @@ def test_canary_abort_rolls_back_a_sagemaker_canary(state_dir: Path) -> None:
     report = invoke(canary.app, "status", started["execution_arn"], "--json", "--state-dir", str(state_dir))
     assert report["status"] == "ABORTED"
     assert report["route_weights"] == {"sm-llama3-8b-primary": 100.0, "sm-llama3-8b-candidate": 0.0}
+
+
+def test_canary_start_with_a_prompt_bundle_moves_the_label_and_abort_moves_it_back(state_dir: Path) -> None:
+    conn = connect(state_dir)
+    store = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table)
+    for n in (1, 2):
+        store.push(PromptDraft("cli-bot", f"Version {n}: {{{{q}}}}", ("q",)), now=1.0)
+    store.set_label("cli-bot", "prod", 1, now=2.0, actor="seed")
+    args = ["--alias", "chat-default", "--baseline", "bedrock-claude-haiku", "--candidate", "bedrock-nova-lite"]
+    common = ["--steps", "100", "--bake-seconds", "0", "--gate", "cli-gate", "--state-dir", str(state_dir)]
+
+    refused = runner.invoke(canary.app, ["start", *args, *common, "--prompt", "cli-bot", "--prompt-label", "prod"])
+    assert refused.exit_code == 2 and "--prompt-version" in refused.output
+    missing = runner.invoke(
+        canary.app, ["start", *args, *common, "--prompt", "cli-bot", "--prompt-label", "prod", "--prompt-version", "7"]
+    )
+    assert missing.exit_code == 2 and "no version 7" in missing.output
+
+    started = invoke(
+        canary.app,
+        "start", *args, *common,
+        "--prompt", "cli-bot", "--prompt-label", "prod", "--prompt-version", "2",
+        "--json",
+    )  # fmt: skip
+    bundle = started["input"]["prompt"]
+    assert (bundle["baseline_version"], bundle["candidate_version"]) == (1, 2)  # baseline: where the label was
+    report = wait_for(state_dir, started["execution_arn"], lambda r: r["status"] != "RUNNING")
+    assert report["status"] == "SUCCEEDED", report
+    assert report["prompt"]["current_version"] == 2
+
+    aborted = invoke(canary.app, "abort", started["execution_arn"], "--json", "--state-dir", str(state_dir))
+
+    assert aborted["prompt"] == "restore"
+    state = store.get_label("cli-bot", "prod")
+    assert state is not None and state.version == 1
 
 
 def test_retrain_start_and_status(state_dir: Path, tmp_path: Path) -> None:

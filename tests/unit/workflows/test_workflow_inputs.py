@@ -103,17 +103,20 @@ def test_retraining_threshold_decision() -> None:
 
 
 def test_definitions_load_with_all_substitutions_and_refuse_missing_ones() -> None:
-    assert placeholders(CANARY) == {"RoutesTable", "NotificationTopicArn"}
+    assert placeholders(CANARY) == {"RoutesTable", "PromptsTable", "NotificationTopicArn"}
     assert placeholders(RETRAINING) == {
         "ArtifactBucket",
         "PipelineName",
         "ModelPackageGroupName",
         "NotificationTopicArn",
     }
-    definition = json.loads(load_definition(CANARY, {"RoutesTable": "T", "NotificationTopicArn": "arn:topic"}))
+    definition = json.loads(
+        load_definition(CANARY, {"RoutesTable": "T", "PromptsTable": "P", "NotificationTopicArn": "arn:topic"})
+    )
     assert definition["States"]["SetRouteWeights"]["Parameters"]["TableName"] == "T"
+    assert definition["States"]["MovePromptLabel"]["Parameters"]["TableName"] == "P"
     with pytest.raises(KeyError, match="RoutesTable"):
-        load_definition(CANARY, {"NotificationTopicArn": "arn"})
+        load_definition(CANARY, {"PromptsTable": "P", "NotificationTopicArn": "arn"})
 
 
 def test_definitions_use_no_lambda_tasks() -> None:
