@@ -122,3 +122,19 @@ def test_every_target_down_is_a_documented_5xx(client: openai.OpenAI, local_stac
     finally:
         for key in keys:
             _set_faults(bedrock, key, error_rate=0.0)
+
+
+def test_concurrent_requests_across_workers_keep_their_own_identity(client: openai.OpenAI) -> None:
+    """`llmops serve` runs several front-door processes on one port; each request keeps its id."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(i: int) -> str:
+        raw = client.chat.completions.with_raw_response.create(
+            model="nova-lite", messages=[{"role": "user", "content": f"question {i}"}], temperature=0.5
+        )
+        assert raw.parse().choices[0].message.content
+        return str(raw.headers["x-request-id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(ask, range(32)))
+    assert len(set(ids)) == len(ids)

@@ -25,9 +25,16 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     state_dir = tmp_path_factory.mktemp("faults-stack")
     routes_file = state_dir / "routes.json"
     routes_file.write_text(json.dumps(scenario_routes(), indent=2))
-    # Emulated timeouts must surface in about a second, not the local stack's default 5 s.
+    # Emulated timeouts must surface in about a second, not the local stack's default 5 s. One
+    # front-door worker: circuit breakers are per container, and the breaker tests count calls.
     process, state = start_llmops_serve(
-        state_dir, "--routes-file", str(routes_file), "--provider-read-timeout-s", str(PROVIDER_READ_TIMEOUT_S)
+        state_dir,
+        "--routes-file",
+        str(routes_file),
+        "--provider-read-timeout-s",
+        str(PROVIDER_READ_TIMEOUT_S),
+        "--workers",
+        "1",
     )
     yield state
     stop_llmops_serve(process)

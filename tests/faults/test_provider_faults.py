@@ -146,9 +146,7 @@ BURST_REQUESTS = int(os.environ.get("LLMOPS_FAULT_BURST") or 20)
 # Per call; botocore retries each target once, so a target fails a request about half the time and
 # both targets fail about a quarter of the requests: the burst sees successes, fallbacks and errors.
 BURST_FAULTS = {"throttle_rate": 0.4, "error_rate": 0.3, "latency_ms": 20.0}
-# Sequential until the front door serializes handler invocations: see
-# test_concurrent_requests_keep_their_own_identity below.
-BURST_CONCURRENCY = 1
+BURST_CONCURRENCY = 4
 
 
 def test_burst_under_mixed_faults_keeps_every_promise(

@@ -50,6 +50,7 @@ from llmops.domain.response_cache import (
 )
 from llmops.domain.routing import Provider
 from llmops.domain.tenancy import TenantContext
+from llmops.domain.token_estimate import estimate_prompt_tokens
 
 __all__ = ["AuditSink", "ChatEndpoint", "PromptResolver", "RequestTrace", "SpanFactory", "provenance_headers"]
 
@@ -131,7 +132,8 @@ def _verdict(stage: str, action: str, decisions: Sequence[Decision]) -> GuardVer
 
 def _demand(plan: RoutePlan, request: ChatRequest) -> Demand:
     """Reserve for the dearest target the request may end up on, so a fallback never overshoots."""
-    demands = [worst_case_demand(request, target) for target in plan.targets]
+    input_tokens = estimate_prompt_tokens(request)
+    demands = [worst_case_demand(request, target, input_tokens=input_tokens) for target in plan.targets]
     return Demand(tokens=max(d.tokens for d in demands), cost_nanos=max(d.cost_nanos for d in demands))
 
 

@@ -263,13 +263,17 @@ class WindowDelta:
     delta: int
 
 
-def worst_case_demand(request: ChatRequest, target: Target, extra_texts: Iterable[str] = ()) -> Demand:
+def worst_case_demand(
+    request: ChatRequest, target: Target, extra_texts: Iterable[str] = (), *, input_tokens: int | None = None
+) -> Demand:
     """Estimated input + the most the target may write back, and the cost of that at its prices.
 
     Callers check `max_tokens` against the target first (`routing.check_output_budget`), so an
-    impossible request is a 400 before anything is reserved.
+    impossible request is a 400 before anything is reserved. `input_tokens` lets a caller pricing
+    several targets estimate the prompt once.
     """
-    input_tokens = estimate_prompt_tokens(request, extra_texts)
+    if input_tokens is None:
+        input_tokens = estimate_prompt_tokens(request, extra_texts)
     output_tokens = request.max_tokens if request.max_tokens is not None else target.max_output_tokens
     return Demand(
         tokens=input_tokens + output_tokens,
