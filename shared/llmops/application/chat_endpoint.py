@@ -208,7 +208,9 @@ class ChatEndpoint:
         with stage("parse"):
             request = self._with_prompt(body, body.to_domain(), trace)
             require_conversation(request)
-            trace.alias, trace.streamed = request.model, request.stream
+            # The alias is recorded once routing has resolved it: until then `model` is free text
+            # from the caller, which may be anything (PII included) and must not reach the trail.
+            trace.streamed = request.stream
 
         with stage("input_guard"):
             engine = self.guards(tenant.policy)
@@ -220,6 +222,7 @@ class ChatEndpoint:
 
         with stage("route"):
             plan = self.completions.plan(guarded, tenant)
+            trace.alias = plan.route.alias
         with stage("cache_lookup"):
             decision, key, cached = self._look_up(guarded, plan, headers, trace)
 
