@@ -10,7 +10,7 @@ from rich.console import Console
 
 __all__ = ["bench"]
 
-_KNOWN = "guards, handler, cold_start, side_by_side, load"
+_KNOWN = "guards, handler, cold_start, side_by_side, load, robustness"
 
 
 def bench(

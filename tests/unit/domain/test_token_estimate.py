@@ -1,6 +1,6 @@
 import math
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmops.domain.chat import ChatRequest, Message, Role
@@ -51,3 +51,30 @@ def test_prompt_estimate_adds_per_message_and_per_request_overhead() -> None:
     )
     assert estimate_prompt_tokens(request) == expected
     assert estimate_prompt_tokens(request, ["context doc"]) > expected
+
+
+def _reference_segment_estimate(text: str) -> int:
+    """The per-segment loop the fast version replaced: the specification it must equal."""
+    import re
+
+    total = 0
+    for match in re.finditer(r"[A-Za-z]+|[0-9]+|[ \t\r\n\f\v]+|[\x00-\x7f]|[^\x00-\x7f]", text):
+        seg = match.group()
+        first = seg[0]
+        if first.isascii() and first.isalnum():
+            total += -(-len(seg) // 3)
+        elif first.isspace() and first.isascii():
+            total += 0 if seg == " " else 1
+        elif first.isascii():
+            total += 1
+        else:
+            total += max(1, len(seg.encode("utf-8")) - 1)
+    return total
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_fast_segment_estimate_equals_the_reference(text: str) -> None:
+    from llmops.domain.token_estimate import _segment_estimate
+
+    assert _segment_estimate(text, len(text.encode("utf-8"))) == _reference_segment_estimate(text)
