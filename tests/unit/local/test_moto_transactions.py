@@ -78,6 +78,9 @@ def test_successful_transaction_applies_every_item(table: Any) -> None:
 def test_install_is_idempotent_and_undoable() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
+    # The local stack installs the patch whenever it starts moto, possibly earlier in this process:
+    # start from stock moto.
+    install()()
     original = DynamoDBBackend.transact_write_items
     undo = install()
     assert install() is undo
