@@ -17,6 +17,7 @@ from constructs import Construct
 
 from infra.config import REPO_ROOT, GatewayConfig
 from infra.nag import acknowledge
+from llmops.config.env import EnvVar
 from llmops.observability.metrics import NAMESPACE
 
 __all__ = ["FUNCTIONS_DIR", "METRICS_NAMESPACE", "FunctionSpec", "PythonFunction", "retention"]
@@ -92,7 +93,7 @@ class PythonFunction(Construct):
         self.log_group.grant_write(self.role)
 
         environment = {
-            "LLMOPS_STAGE": config.stage.value,
+            EnvVar.STAGE: config.stage.value,
             "POWERTOOLS_SERVICE_NAME": spec.service,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",

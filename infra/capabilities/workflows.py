@@ -66,6 +66,7 @@ from infra.capabilities.tables import TableAccess, Tables
 from infra.config import ConfigError, GatewayConfig
 from infra.nag import acknowledge
 from llmops.application.drift_monitor import latest_dataset_key
+from llmops.config.env import EnvVar
 from llmops.observability.metrics import DRIFT_MONITOR_SERVICE, DRIFT_SCORE, FEEDBACK_NEGATIVE, NAMESPACE, Dim
 from llmops.workflows import APPROVAL, CANARY, RETRAINING, load_definition
 from llmops.workflows.canary_input import CanaryInput, TargetRef
@@ -400,11 +401,11 @@ class Workflows(Construct):
                 timeout_s=900,
                 reserved_concurrency=1,
                 environment={
-                    "LLMOPS_ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name,
-                    "LLMOPS_DRIFT_THRESHOLD": str(s.drift_threshold),
-                    "LLMOPS_NEGATIVE_FEEDBACK_THRESHOLD": str(s.negative_feedback_threshold),
+                    EnvVar.ARTIFACT_BUCKET: self.artifacts.bucket.bucket_name,
+                    EnvVar.DRIFT_THRESHOLD: str(s.drift_threshold),
+                    EnvVar.NEGATIVE_FEEDBACK_THRESHOLD: str(s.negative_feedback_threshold),
                     # The alarms on its metrics start the runs here, once per crossing.
-                    "LLMOPS_DRIFT_START_RETRAINING": "false",
+                    EnvVar.DRIFT_START_RETRAINING: "false",
                 },
             ),
         )

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from llmops.adapters import aws_clients
 from llmops.adapters.dynamodb.audit_items import stored_entry_from_item
 from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
+from llmops.config.env import EnvVar
 from llmops.domain.audit import AuditRecord
 from llmops.domain.drift import DriftReport, InputSample, drift_score
 from llmops.domain.feedback import Feedback, aggregate
@@ -71,17 +72,17 @@ __all__ = [
 
 # Env var -> settings field. Specific to this function, so kept next to the settings it fills.
 DRIFT_MONITOR_ENV: Mapping[str, str] = {
-    "LLMOPS_AUDIT_TABLE": "audit_table",
-    "LLMOPS_FEEDBACK_TABLE": "feedback_table",
-    "LLMOPS_ARTIFACT_BUCKET": "artifact_bucket",
-    "LLMOPS_RETRAINING_STATE_MACHINE_ARN": "retraining_state_machine_arn",
-    "LLMOPS_RETRAINING_INFERENCE_IMAGE": "inference_image",
-    "LLMOPS_DRIFT_RECENT_HOURS": "recent_hours",
-    "LLMOPS_DRIFT_REFERENCE_HOURS": "reference_hours",
-    "LLMOPS_DRIFT_MIN_SAMPLES": "min_samples",
-    "LLMOPS_DRIFT_THRESHOLD": "drift_threshold",
-    "LLMOPS_NEGATIVE_FEEDBACK_THRESHOLD": "negative_feedback_threshold",
-    "LLMOPS_DRIFT_START_RETRAINING": "start_retraining",
+    EnvVar.AUDIT_TABLE: "audit_table",
+    EnvVar.FEEDBACK_TABLE: "feedback_table",
+    EnvVar.ARTIFACT_BUCKET: "artifact_bucket",
+    EnvVar.RETRAINING_STATE_MACHINE_ARN: "retraining_state_machine_arn",
+    EnvVar.RETRAINING_INFERENCE_IMAGE: "inference_image",
+    EnvVar.DRIFT_RECENT_HOURS: "recent_hours",
+    EnvVar.DRIFT_REFERENCE_HOURS: "reference_hours",
+    EnvVar.DRIFT_MIN_SAMPLES: "min_samples",
+    EnvVar.DRIFT_THRESHOLD: "drift_threshold",
+    EnvVar.NEGATIVE_FEEDBACK_THRESHOLD: "negative_feedback_threshold",
+    EnvVar.DRIFT_START_RETRAINING: "start_retraining",
 }
 
 _STAGING_PREFIX = "staging/drift-monitor"
