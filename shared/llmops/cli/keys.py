@@ -235,6 +235,9 @@ def tenant_policy(
     audit_text: Annotated[
         TextRetention | None, typer.Option("--audit-text", help="What the audit trail keeps of prompt text.")
     ] = None,
+    guard_policy: Annotated[
+        str | None, typer.Option("--guard-policy", help="Named guard policy for all the tenant's requests.")
+    ] = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
@@ -244,7 +247,7 @@ def tenant_policy(
     store = _store(state_dir, stack, region)
     current = store.get_tenant(tenant) or TenantRecord(tenant)
     old = current.limits
-    changes = (rpm, tpm, tokens_per_day, monthly_budget_usd, fail_open, audit_retention_days, audit_text)
+    changes = (rpm, tpm, tokens_per_day, monthly_budget_usd, fail_open, audit_retention_days, audit_text, guard_policy)
     try:
         updated = TenantRecord(
             tenant_id=tenant,
@@ -257,6 +260,7 @@ def tenant_policy(
             quota_fail_open=current.quota_fail_open if fail_open is None else fail_open,
             audit_retention_days=current.audit_retention_days if audit_retention_days is None else audit_retention_days,
             audit_text=current.audit_text if audit_text is None else audit_text,
+            guard_policy=current.guard_policy if guard_policy is None else guard_policy,
         )
     except (InvalidLimitsError, ValueError) as exc:
         _fail(str(exc))
@@ -271,6 +275,7 @@ def tenant_policy(
                     "quota_fail_open": updated.quota_fail_open,
                     "audit_retention_days": updated.audit_retention_days,
                     "audit_text": updated.audit_text.value,
+                    "guard_policy": updated.guard_policy,
                 }
             )
         )
@@ -278,5 +283,6 @@ def tenant_policy(
     console.print(
         f"tenant [cyan]{updated.tenant_id}[/]: limits {_limits_text(updated.limits)}; "
         f"quota {'fails open' if updated.quota_fail_open else 'fails closed'}; "
-        f"audit keeps {updated.audit_text.value} text for {updated.audit_retention_days} days"
+        f"audit keeps {updated.audit_text.value} text for {updated.audit_retention_days} days; "
+        f"guard policy {updated.guard_policy}"
     )

@@ -147,6 +147,9 @@ def validate_limits(limits: Limits) -> Limits:
     return limits
 
 
+_POLICY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 @dataclass(frozen=True, slots=True)
 class TenantRecord:
     """Tenant-wide policy: shared limits across all its keys, quota failure mode, audit policy."""
@@ -156,12 +159,15 @@ class TenantRecord:
     quota_fail_open: bool = False
     audit_retention_days: int = 365
     audit_text: TextRetention = TextRetention.HASH
+    guard_policy: str = "default"  # a named guard policy (see llmops.application.guard_policies)
 
     def __post_init__(self) -> None:
         validate_tenant_id(self.tenant_id)
         validate_limits(self.limits)
         if not 1 <= self.audit_retention_days <= 3650:
             raise InvalidLimitsError("audit_retention_days must be between 1 and 3650")
+        if not _POLICY_NAME.fullmatch(self.guard_policy):
+            raise InvalidLimitsError("guard_policy must be 1-64 letters, digits, '-' or '_'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,14 +202,14 @@ class ApiKeyRecord:
         return replace(self, status=KeyStatus.REVOKED, revoked_at=now)
 
 
-def tenant_context(record: ApiKeyRecord, tenant: TenantRecord | None, policy: str = "default") -> TenantContext:
+def tenant_context(record: ApiKeyRecord, tenant: TenantRecord | None) -> TenantContext:
     tenant = tenant or TenantRecord(record.tenant_id)
     return TenantContext(
         tenant_id=record.tenant_id,
         key_id=record.prefix,
         allowed_models=record.allowed_models,
         limits=record.limits,
-        policy=policy,
+        policy=tenant.guard_policy,
         tenant_limits=tenant.limits,
         quota_fail_open=tenant.quota_fail_open,
         audit_retention_days=tenant.audit_retention_days,

@@ -144,3 +144,14 @@ def test_tenant_context_survives_the_authorizer_context_as_strings() -> None:
     as_strings = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flat.items()}
     assert context_from_authorizer(as_strings) == ctx
     assert context_from_authorizer(flat) == ctx
+
+
+def test_the_tenant_guard_policy_reaches_the_context() -> None:
+    ctx = tenant_context(_record(), TenantRecord("acme", guard_policy="strict-pii"))
+    assert ctx.policy == "strict-pii"
+    assert tenant_context(_record(), None).policy == "default"
+
+
+def test_guard_policy_names_are_validated() -> None:
+    with pytest.raises(InvalidLimitsError, match="guard_policy"):
+        TenantRecord("acme", guard_policy="no spaces allowed")

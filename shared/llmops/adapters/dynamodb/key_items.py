@@ -130,6 +130,7 @@ def tenant_item(tenant: TenantRecord) -> Item:
         "quota_fail_open": {"BOOL": tenant.quota_fail_open},
         "audit_retention_days": {"N": str(tenant.audit_retention_days)},
         "audit_text": {"S": tenant.audit_text.value},
+        "guard_policy": {"S": tenant.guard_policy},
     }
 
 
@@ -140,4 +141,5 @@ def tenant_from_item(item: Mapping[str, AttributeValue]) -> TenantRecord:
         quota_fail_open=bool(item.get("quota_fail_open", {}).get("BOOL", False)),
         audit_retention_days=int(item.get("audit_retention_days", {}).get("N", 365)),
         audit_text=TextRetention(item.get("audit_text", {}).get("S", TextRetention.HASH.value)),
+        guard_policy=str(item.get("guard_policy", {}).get("S", "default")),
     )
