@@ -51,6 +51,11 @@ def _respond(result: ApiResponse) -> Response[str]:
     return Response(result.status, result.content_type, result.body, headers)
 
 
+def _refuse(error: GatewayError) -> Response[str]:
+    logger.info("request refused", extra={"status": error.status, "error_code": error.code})
+    return _respond(ApiResponse.error(error))
+
+
 def _request_id() -> str:
     return str(app.current_event.request_context.request_id or "local")
 
@@ -96,11 +101,6 @@ def feedback(body: FeedbackRequest) -> dict[str, Any]:
     recorded = record_feedback(body, tenant, rt.audit_lookup, rt.feedback, rt.guards(tenant.policy))
     emit_feedback_metrics(metrics, recorded)
     return recorded.to_public_dict()
-
-
-def _refuse(error: GatewayError) -> Response[str]:
-    logger.info("request refused", extra={"status": error.status, "error_code": error.code})
-    return _respond(ApiResponse.error(error))
 
 
 @app.post("/v1/guardrails/scan")
