@@ -1,41 +1,117 @@
-"""Named guard policies: the product default plus per-tenant overrides from configuration.
+"""Named guard policies: the registry's `production` versions, then configuration, then the default.
 
-A tenant's key carries a policy name; engines are built once per name and reused for the life of
-the container, since building one compiles the tenant's deny lists.
+A tenant's key carries a policy name. The gateway first asks the guard policy registry (the
+Prompts table, `guard#<name>`) where label `production` of that name points; that label is cached
+for the config TTL, like prompt labels, so `llmops guard-policies label set|rollback` (or a canary
+release bundle) takes effect within the TTL without a redeploy. A name with no `production` label
+falls back to the policies configured in `LLMOPS_GUARD_POLICIES`, and an unknown name to the
+product default rather than to no guard at all.
+
+Engines are built once per (name, version) and reused for the life of the container, since
+building one compiles the tenant's deny lists; versions are immutable, so a cached engine never
+goes stale, and a label move simply selects another one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmops.domain.guard import GuardEngine, GuardPolicy
+from llmops.domain.guard_policy_registry import PRODUCTION_LABEL, GuardPolicySource, GuardPolicyVersion
 
 __all__ = ["DEFAULT_POLICY", "GuardPolicies"]
 
 DEFAULT_POLICY = "default"
+_CONFIGURED = 0  # the engine-cache "version" of a configured (unversioned) policy
+_MAX_LABEL_ENTRIES = 4096
+_MAX_ENGINES = 256
+
+logger = logging.getLogger(__name__)
 
 
 class GuardPolicies:
-    def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """`guards(name) -> GuardEngine`. `registry` (optional) is the versioned store."""
+
+    def __init__(
+        self,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        registry: GuardPolicySource | None = None,
+        ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._policies: dict[str, GuardPolicy] = {DEFAULT_POLICY: GuardPolicy.default()}
         for name, spec in (overrides or {}).items():
             self._policies[name] = GuardPolicy.from_mapping(spec)  # raises with every problem listed
-        self._engines: dict[str, GuardEngine] = {}
+        self._registry = registry
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._engines: dict[tuple[str, int], GuardEngine] = {}
+        self._labels: dict[str, tuple[float, int | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def from_json(cls, text: str) -> GuardPolicies:
-        return cls(json.loads(text) if text.strip() else None)
+    def from_json(
+        cls,
+        text: str,
+        *,
+        registry: GuardPolicySource | None = None,
+        ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> GuardPolicies:
+        return cls(json.loads(text) if text.strip() else None, registry=registry, ttl_s=ttl_s, clock=clock)
 
     def __call__(self, name: str) -> GuardEngine:
-        engine = self._engines.get(name)
+        version = self._production_version(name)
+        if version is not None:
+            engine = self._engines.get((name, version))
+            if engine is not None:
+                return engine
+            found = self._load_version(name, version)
+            if found is not None:
+                return self._engine((name, version), found.policy())
+        engine = self._engines.get((name, _CONFIGURED))
         if engine is not None:
             return engine
+        return self._engine((name, _CONFIGURED), self._policies.get(name, self._policies[DEFAULT_POLICY]))
+
+    def _engine(self, key: tuple[str, int], policy: GuardPolicy) -> GuardEngine:
         with self._lock:
-            # An unknown name falls back to the default rather than to no guard at all.
-            policy = self._policies.get(name, self._policies[DEFAULT_POLICY])
-            engine = self._engines.setdefault(name, GuardEngine(policy))
-        return engine
+            if key not in self._engines and len(self._engines) >= _MAX_ENGINES:
+                self._engines.clear()  # made-up names and old versions must not grow memory forever
+            return self._engines.setdefault(key, GuardEngine(policy))
+
+    def _production_version(self, name: str) -> int | None:
+        if self._registry is None:
+            return None
+        now = self._clock()
+        with self._lock:
+            cached = self._labels.get(name)
+        if cached is not None and now - cached[0] < self._ttl_s:
+            return cached[1]
+        try:
+            state = self._registry.get_label(name, PRODUCTION_LABEL)
+            version = state.version if state else None
+        except Exception:
+            # A stale label beats an outage; with nothing cached, configuration serves meanwhile
+            # (a guard must never fail open, and the configured/default policy still guards).
+            logger.warning("guard policy registry unreachable; serving the cached or configured policy")
+            version = cached[1] if cached is not None else None
+        with self._lock:
+            if len(self._labels) >= _MAX_LABEL_ENTRIES:
+                self._labels.clear()
+            self._labels[name] = (now, version)
+        return version
+
+    def _load_version(self, name: str, version: int) -> GuardPolicyVersion | None:
+        assert self._registry is not None
+        try:
+            return self._registry.get_version(name, version)
+        except Exception:
+            logger.warning("guard policy registry unreachable; serving the configured policy")
+            return None

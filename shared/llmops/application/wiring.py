@@ -16,6 +16,7 @@ from llmops.adapters.bedrock.client import BedrockConverseProvider
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.cache_store import DynamoResponseCache
 from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
+from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
 from llmops.adapters.dynamodb.key_store import DynamoKeyStore
 from llmops.adapters.dynamodb.prompt_store import CachedPromptResolver, DynamoPromptStore
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
@@ -100,7 +101,11 @@ def build_gateway(
         dynamodb, settings.quotas_table, settings.usage_table, on_settle_failure=dead_letters.send_settlement
     )
     audit = DynamoAuditLog(dynamodb, settings.audit_table, dead_letter=dead_letters.send_audit)
-    guards = GuardPolicies.from_json(settings.guard_policies)
+    guards = GuardPolicies.from_json(
+        settings.guard_policies,
+        registry=DynamoGuardPolicyStore(dynamodb, settings.prompts_table),
+        ttl_s=settings.config_ttl_s,
+    )
     prompts = CachedPromptResolver(DynamoPromptStore(dynamodb, settings.prompts_table), ttl_s=settings.config_ttl_s)
     chat = ChatEndpoint(
         completions,

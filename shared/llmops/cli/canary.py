@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from llmops.adapters.dynamodb.prompt_items import label_sk, prompt_pk
+from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
+from llmops.adapters.dynamodb.prompt_items import guard_policy_pk, label_sk, prompt_pk
 from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.adapters.dynamodb.route_items import ROUTE_PK, TARGET_PK, document_from_items
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
@@ -34,12 +35,18 @@ from llmops.local.workflows import (
     local_state_machine_name,
 )
 from llmops.workflows import APPROVAL, CANARY, RETRAINING
-from llmops.workflows.canary_input import CanaryInput, PromptBundle, canary_input_for_targets, execution_name
+from llmops.workflows.canary_input import (
+    CanaryInput,
+    GuardPolicyBundle,
+    PromptBundle,
+    canary_input_for_targets,
+    execution_name,
+)
 from llmops.workflows.canary_rollback import (
     PromptLabelRollback,
     PromptRestore,
     endpoint_rollback_request,
-    prompt_label_rollback,
+    label_rollback,
     route_rollback_request,
 )
 from llmops.workflows.history import canary_progress, pending_approval_token
@@ -49,6 +56,7 @@ __all__ = [
     "abort_canary",
     "app",
     "approve_canary",
+    "guard_policy_bundle",
     "prompt_bundle",
     "route_document",
     "workflow_outputs",
@@ -132,21 +140,26 @@ class AbortResult:
     stopped: bool
     canary: CanaryInput
     prompt: PromptLabelRollback = field(default_factory=lambda: PromptLabelRollback(PromptRestore.NO_BUNDLE))
+    guard_policy: PromptLabelRollback = field(default_factory=lambda: PromptLabelRollback(PromptRestore.NO_BUNDLE))
 
 
-def _restore_prompt_label(
-    dynamodb: Any, canary: CanaryInput, prompts_table: str, execution_arn: str, now: float
+def _restore_label(
+    dynamodb: Any,
+    bundle: PromptBundle | GuardPolicyBundle | None,
+    prompts_table: str,
+    execution_arn: str,
+    now: float,
 ) -> PromptLabelRollback:
-    bundle = canary.prompt
     if bundle is None:
         return PromptLabelRollback(PromptRestore.NO_BUNDLE)
+    pk = prompt_pk(bundle.id) if isinstance(bundle, PromptBundle) else guard_policy_pk(bundle.name)
     item = dynamodb.get_item(
         TableName=prompts_table,
-        Key={"pk": {"S": prompt_pk(bundle.id)}, "sk": {"S": label_sk(bundle.label)}},
+        Key={"pk": {"S": pk}, "sk": {"S": label_sk(bundle.label)}},
         ConsistentRead=True,
     ).get("Item")
     # Execution ARNs end with the execution name, which the state machine wrote as the mover.
-    plan = prompt_label_rollback(canary, prompts_table, item, execution_arn.rsplit(":", 1)[-1], now)
+    plan = label_rollback(bundle, prompts_table, item, execution_arn.rsplit(":", 1)[-1], now)
     if plan.request is None:
         return plan
     try:
@@ -177,8 +190,8 @@ def abort_canary(
     """
     described = sfn.describe_execution(executionArn=execution_arn)
     canary = CanaryInput.from_execution_input(json.loads(described["input"]))
-    if canary.prompt is not None and not prompts_table:
-        raise ValueError("this canary moves a prompt label: abort_canary needs the Prompts table name")
+    if (canary.prompt is not None or canary.guard_policy is not None) and not prompts_table:
+        raise ValueError("this canary moves a label: abort_canary needs the Prompts table name")
     status = str(described["status"])
     stopped = False
     if status == "RUNNING":
@@ -189,9 +202,10 @@ def abort_canary(
         )
         stopped = True
     # After the stop, so no step of the execution can write weights after ours. Same order as the
-    # state machine's rollback: route, prompt label, endpoint variants.
+    # state machine's rollback: route, prompt label, guard policy label, endpoint variants.
     dynamodb.update_item(**route_rollback_request(canary, routes_table))
-    prompt = _restore_prompt_label(dynamodb, canary, prompts_table, execution_arn, clock())
+    prompt = _restore_label(dynamodb, canary.prompt, prompts_table, execution_arn, clock())
+    guard_policy = _restore_label(dynamodb, canary.guard_policy, prompts_table, execution_arn, clock())
     endpoint_request = endpoint_rollback_request(canary)
     if endpoint_request is not None:
         for attempt in range(_ENDPOINT_RETRIES):
@@ -202,7 +216,14 @@ def abort_canary(
                 if attempt == _ENDPOINT_RETRIES - 1:
                     raise
                 sleep(5.0)
-    return AbortResult(execution_arn=execution_arn, status_before=status, stopped=stopped, canary=canary, prompt=prompt)
+    return AbortResult(
+        execution_arn=execution_arn,
+        status_before=status,
+        stopped=stopped,
+        canary=canary,
+        prompt=prompt,
+        guard_policy=guard_policy,
+    )
 
 
 def approve_canary(sfn: Any, execution_arn: str, reject: bool = False) -> bool:
@@ -231,6 +252,39 @@ def prompt_bundle(store: DynamoPromptStore, prompt_id: str, label: str, candidat
     if state.version == candidate_version:
         raise ValueError(f"label {label!r} of prompt {prompt_id} already points at version {candidate_version}")
     return PromptBundle(id=prompt_id, label=label, baseline_version=state.version, candidate_version=candidate_version)
+
+
+def guard_policy_bundle(
+    store: DynamoGuardPolicyStore, name: str, label: str, candidate_version: int
+) -> GuardPolicyBundle:
+    """The bundle moving `label` of guard policy `name` from where it points now to
+    `candidate_version`; raises ValueError as `prompt_bundle` does."""
+    state = store.get_label(name, label)
+    if state is None:
+        raise ValueError(f"guard policy {name} has no label {label!r}: set it to the current version first")
+    if store.get_version(name, candidate_version) is None:
+        raise ValueError(f"guard policy {name} has no version {candidate_version}")
+    if state.version == candidate_version:
+        raise ValueError(f"label {label!r} of guard policy {name} already points at version {candidate_version}")
+    return GuardPolicyBundle(
+        name=name, label=label, baseline_version=state.version, candidate_version=candidate_version
+    )
+
+
+def _guard_policy_bundle(
+    conn: StackConnection, name: str | None, label: str | None, version: int | None
+) -> GuardPolicyBundle | None:
+    if name is None and label is None and version is None:
+        return None
+    if name is None or label is None or version is None:
+        return _fail(  # type: ignore[no-any-return]
+            "a guard policy bundle needs all of --guard-policy, --guard-policy-label and --guard-policy-version"
+        )
+    store = DynamoGuardPolicyStore(conn.client("dynamodb"), conn.settings.prompts_table)
+    try:
+        return guard_policy_bundle(store, name, label, version)
+    except (ValidationError, ValueError) as exc:
+        return _fail(str(exc))  # type: ignore[no-any-return]
 
 
 def _prompt_bundle(
@@ -279,15 +333,29 @@ def start(
     prompt_version: Annotated[
         int | None, typer.Option("--prompt-version", help="The prompt version the label moves to at 100%.")
     ] = None,
+    guard_policy: Annotated[
+        str | None,
+        typer.Option("--guard-policy", help="Release bundle: a guard policy whose label moves with the model."),
+    ] = None,
+    guard_policy_label: Annotated[
+        str | None,
+        typer.Option("--guard-policy-label", help="The guard policy label to move (e.g. production)."),
+    ] = None,
+    guard_policy_version: Annotated[
+        int | None,
+        typer.Option("--guard-policy-version", help="The guard policy version the label moves to at 100%."),
+    ] = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
-    """Start a canary moving ALIAS from BASELINE to CANDIDATE (and optionally a prompt label with it)."""
+    """Start a canary moving ALIAS from BASELINE to CANDIDATE (and optionally a prompt label and a
+    guard policy label with it)."""
     conn = connect(state_dir, stack, region)
     machine = _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN)
     bundle = _prompt_bundle(conn, prompt, prompt_label, prompt_version)
+    guard_bundle = _guard_policy_bundle(conn, guard_policy, guard_policy_label, guard_policy_version)
     document = route_document(conn.client("dynamodb"), conn.settings.routes_table)
     if alias not in document["routes"]:
         _fail(f"no route named {alias!r} in {conn.settings.routes_table}")
@@ -304,6 +372,7 @@ def start(
             approval=approval,
             baseline_keep_seconds=keep_baseline_seconds,
             prompt=bundle,
+            guard_policy=guard_bundle,
         )
     except (ValidationError, ValueError) as exc:
         _fail(str(exc))
@@ -326,6 +395,11 @@ def start(
     if canary.prompt is not None:
         p = canary.prompt
         console.print(f"prompt {p.id} label {p.label}: version {p.baseline_version} -> {p.candidate_version} at 100%")
+    if canary.guard_policy is not None:
+        g = canary.guard_policy
+        console.print(
+            f"guard policy {g.name} label {g.label}: version {g.baseline_version} -> {g.candidate_version} at 100%"
+        )
 
 
 def _prompt_status(conn: StackConnection, canary: CanaryInput) -> dict[str, Any] | None:
@@ -335,6 +409,21 @@ def _prompt_status(conn: StackConnection, canary: CanaryInput) -> dict[str, Any]
     state = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table).get_label(bundle.id, bundle.label)
     return {
         "id": bundle.id,
+        "label": bundle.label,
+        "baseline_version": bundle.baseline_version,
+        "candidate_version": bundle.candidate_version,
+        "current_version": state.version if state else None,
+    }
+
+
+def _guard_policy_status(conn: StackConnection, canary: CanaryInput) -> dict[str, Any] | None:
+    bundle = canary.guard_policy
+    if bundle is None:
+        return None
+    store = DynamoGuardPolicyStore(conn.client("dynamodb"), conn.settings.prompts_table)
+    state = store.get_label(bundle.name, bundle.label)
+    return {
+        "name": bundle.name,
         "label": bundle.label,
         "baseline_version": bundle.baseline_version,
         "candidate_version": bundle.candidate_version,
@@ -392,6 +481,7 @@ def status(
         "awaiting_approval": progress.state == "RequestApproval" and described["status"] == "RUNNING",
         "route_weights": weights,
         "prompt": _prompt_status(conn, canary),
+        "guard_policy": _guard_policy_status(conn, canary),
         "error": described.get("error"),
         "cause": described.get("cause"),
     }
@@ -408,6 +498,12 @@ def status(
         console.print(
             f"prompt {p['id']} label {p['label']}: {p['baseline_version']} -> {p['candidate_version']}, "
             f"points at {p['current_version']} now"
+        )
+    if report["guard_policy"]:
+        g = report["guard_policy"]
+        console.print(
+            f"guard policy {g['name']} label {g['label']}: {g['baseline_version']} -> {g['candidate_version']}, "
+            f"points at {g['current_version']} now"
         )
     if report["error"]:
         console.print(f"[red]{report['error']}[/]: {report['cause']}")
@@ -458,6 +554,7 @@ def abort(
                     "alias": result.canary.alias,
                     "baseline": result.canary.baseline.target,
                     "prompt": result.prompt.outcome.value,
+                    "guard_policy": result.guard_policy.outcome.value,
                 }
             )
         )
@@ -467,6 +564,10 @@ def abort(
     bundle = result.canary.prompt
     if bundle is not None:
         console.print(_PROMPT_OUTCOME[result.prompt.outcome].format(b=bundle, now=result.prompt.current_version))
+    guard = result.canary.guard_policy
+    if guard is not None:
+        text = _PROMPT_OUTCOME[result.guard_policy.outcome].replace("Prompt {b.id}", "Guard policy {b.name}")
+        console.print(text.format(b=guard, now=result.guard_policy.current_version))
 
 
 _PROMPT_OUTCOME = {

@@ -13,6 +13,10 @@ candidate version together with the model. Prompts cannot be split by weight, so
 once, when the candidate reaches 100%, and moves back on every rollback path. The Prompts table
 keys travel precomputed in the execution input so the item layout stays defined in one place
 (`llmops.adapters.dynamodb.prompt_items`).
+
+The bundle may also carry a guard policy (`guard_policy`): a label of a versioned guard policy
+(the `guard#` namespace of the same table, same label items), moved at 100% and restored on
+rollback by the very same states as the prompt's.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from llmops.adapters.dynamodb.prompt_items import label_sk, prompt_pk, version_sk
+from llmops.adapters.dynamodb.prompt_items import guard_policy_pk, label_sk, prompt_pk, version_sk
+from llmops.domain.guard_policy_registry import validate_policy_name
 from llmops.domain.prompts import validate_label, validate_prompt_id
 
 __all__ = [
     "DEFAULT_STEPS",
     "CanaryInput",
+    "GuardPolicyBundle",
     "PromptBundle",
     "TargetRef",
     "canary_input_for_targets",
@@ -109,6 +115,54 @@ class PromptBundle(BaseModel):
         )
 
 
+class GuardPolicyBundle(BaseModel):
+    """A guard policy label moved with the model, exactly like `PromptBundle`: `label` of policy
+    `name` goes from `baseline_version` to `candidate_version` at 100%, and back on rollback."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    label: str
+    baseline_version: int = Field(ge=1)
+    candidate_version: int = Field(ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_policy_name(value)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return validate_label(value)
+
+    @model_validator(mode="after")
+    def _moves(self) -> GuardPolicyBundle:
+        if self.baseline_version == self.candidate_version:
+            raise ValueError("the guard policy's baseline and candidate versions must differ")
+        return self
+
+    def to_execution_input(self) -> dict[str, Any]:
+        pk = {"S": guard_policy_pk(self.name)}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "baseline_version": self.baseline_version,
+            "candidate_version": self.candidate_version,
+            "label_key": {"pk": pk, "sk": {"S": label_sk(self.label)}},
+            "candidate_key": {"pk": pk, "sk": {"S": version_sk(self.candidate_version)}},
+        }
+
+    @classmethod
+    def from_execution_input(cls, document: Mapping[str, Any]) -> GuardPolicyBundle:
+        return cls(
+            name=document["name"],
+            label=document["label"],
+            baseline_version=int(document["baseline_version"]),
+            candidate_version=int(document["candidate_version"]),
+        )
+
+
 class CanaryInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -125,6 +179,7 @@ class CanaryInput(BaseModel):
     approval_timeout_seconds: int = Field(default=_DAY_S, ge=1, le=30 * _DAY_S)
     baseline_keep_seconds: int = Field(default=0, ge=0, le=30 * _DAY_S)
     prompt: PromptBundle | None = None
+    guard_policy: GuardPolicyBundle | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CanaryInput:
@@ -171,6 +226,8 @@ class CanaryInput(BaseModel):
         # approval machine) carry no bundle.
         if self.prompt is not None:
             document["prompt"] = self.prompt.to_execution_input()
+        if self.guard_policy is not None:
+            document["guard_policy"] = self.guard_policy.to_execution_input()
         return document
 
     @classmethod
@@ -190,6 +247,11 @@ class CanaryInput(BaseModel):
             approval_timeout_seconds=int(document.get("approval_timeout_seconds", _DAY_S)),
             baseline_keep_seconds=int(document.get("baseline_keep_seconds", 0)),
             prompt=PromptBundle.from_execution_input(document["prompt"]) if document.get("prompt") else None,
+            guard_policy=(
+                GuardPolicyBundle.from_execution_input(document["guard_policy"])
+                if document.get("guard_policy")
+                else None
+            ),
         )
 
 

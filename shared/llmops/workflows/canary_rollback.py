@@ -8,7 +8,8 @@ same weights behind).
 A release bundle's prompt label is put back the same way `RestorePromptLabel` does it: only while
 it still points at the candidate version with this execution's name in `updated_by` (the canary's
 own move, untouched since), removing the baseline version the move appended to its history. A
-label someone changed since is theirs and is left alone.
+label someone changed since is theirs and is left alone. A bundle's guard policy label is the same
+kind of item (`RestoreGuardPolicyLabel`) and goes back the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from llmops.adapters.dynamodb.route_items import ROUTE_PK
-from llmops.workflows.canary_input import CanaryInput
+from llmops.workflows.canary_input import CanaryInput, GuardPolicyBundle, PromptBundle
 
 __all__ = [
     "PROMPT_LABEL_ATTRIBUTE_NAMES",
@@ -28,6 +29,8 @@ __all__ = [
     "PromptLabelRollback",
     "PromptRestore",
     "endpoint_rollback_request",
+    "guard_policy_label_rollback",
+    "label_rollback",
     "prompt_label_actor",
     "prompt_label_rollback",
     "route_rollback_request",
@@ -70,7 +73,7 @@ def prompt_label_actor(execution_name: str) -> str:
 
 
 class PromptRestore(StrEnum):
-    NO_BUNDLE = "no-bundle"  # the canary moved no prompt
+    NO_BUNDLE = "no-bundle"  # the canary moved no prompt (or no guard policy)
     NOT_MOVED = "not-moved"  # the label is on the baseline version: never moved, or already back
     RESTORE = "restore"  # still as the canary left it: move it back
     CHANGED = "changed"  # someone else moved it since: left alone
@@ -91,12 +94,33 @@ def prompt_label_rollback(
     execution_name: str,
     now: float,
 ) -> PromptLabelRollback:
-    """What to do with the bundle's label, given its item as read now (low-level JSON, or None).
+    """What to do with the bundle's prompt label (see `label_rollback`)."""
+    return label_rollback(canary.prompt, prompts_table, label_item, execution_name, now)
+
+
+def guard_policy_label_rollback(
+    canary: CanaryInput,
+    prompts_table: str,
+    label_item: Mapping[str, Any] | None,
+    execution_name: str,
+    now: float,
+) -> PromptLabelRollback:
+    """What to do with the bundle's guard policy label (see `label_rollback`)."""
+    return label_rollback(canary.guard_policy, prompts_table, label_item, execution_name, now)
+
+
+def label_rollback(
+    bundle: PromptBundle | GuardPolicyBundle | None,
+    prompts_table: str,
+    label_item: Mapping[str, Any] | None,
+    execution_name: str,
+    now: float,
+) -> PromptLabelRollback:
+    """What to do with a bundle's label, given its item as read now (low-level JSON, or None).
 
     The returned request is conditional on exactly what was read, so a label moved between the
     read and the write is left alone too (the write fails with ConditionalCheckFailedException).
     """
-    bundle = canary.prompt
     if bundle is None:
         return PromptLabelRollback(PromptRestore.NO_BUNDLE)
     if label_item is None:

@@ -5,20 +5,31 @@ One partition per prompt, `pk = prompt#<id>`:
   is the last item of a descending `begins_with(sk, "v#")` query).
 - `sk = label#<name>`: a label -> version, with the versions it pointed at before (`history`,
   oldest first) so a rollback can step back.
+
+Versioned guard policies share the table under their own namespace, `pk = guard#<name>`: the same
+`v#` / `label#` sort keys and the same label items (the policy name in `prompt_id`), so label
+moves, rollbacks and the canary's release-bundle states work on both unchanged. Only the version
+items differ: a guard policy version stores its `GuardPolicy.from_mapping` document as JSON.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from llmops.domain.guard_policy_registry import GuardPolicyVersion
 from llmops.domain.prompts import LabelState, PromptParameters, PromptVersion
 
 __all__ = [
+    "GUARD_POLICY_PK_PREFIX",
     "LABEL_SK_PREFIX",
     "PROMPT_PK_PREFIX",
     "VERSION_SK_PREFIX",
+    "guard_policy_pk",
+    "guard_policy_version_from_item",
+    "guard_policy_version_item",
     "label_from_item",
     "label_item",
     "label_sk",
@@ -30,6 +41,7 @@ __all__ = [
 ]
 
 PROMPT_PK_PREFIX = "prompt#"
+GUARD_POLICY_PK_PREFIX = "guard#"
 VERSION_SK_PREFIX = "v#"
 LABEL_SK_PREFIX = "label#"
 
@@ -37,12 +49,17 @@ AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
 
-def prompt_pk(prompt_id: str) -> str:
-    return f"{PROMPT_PK_PREFIX}{prompt_id}"
+def prompt_pk(prompt_id: str, prefix: str = PROMPT_PK_PREFIX) -> str:
+    """The partition of `prompt_id`; `prefix` picks the namespace (prompts or guard policies)."""
+    return f"{prefix}{prompt_id}"
 
 
-def prompt_id_from_pk(pk: str) -> str:
-    return pk.removeprefix(PROMPT_PK_PREFIX)
+def prompt_id_from_pk(pk: str, prefix: str = PROMPT_PK_PREFIX) -> str:
+    return pk.removeprefix(prefix)
+
+
+def guard_policy_pk(name: str) -> str:
+    return prompt_pk(name, GUARD_POLICY_PK_PREFIX)
 
 
 def version_sk(version: int) -> str:
@@ -120,9 +137,9 @@ def version_from_item(item: Mapping[str, AttributeValue]) -> PromptVersion:
     )
 
 
-def label_item(state: LabelState) -> Item:
+def label_item(state: LabelState, pk_prefix: str = PROMPT_PK_PREFIX) -> Item:
     return {
-        "pk": {"S": prompt_pk(state.prompt_id)},
+        "pk": {"S": prompt_pk(state.prompt_id, pk_prefix)},
         "sk": {"S": label_sk(state.label)},
         "prompt_id": {"S": state.prompt_id},
         "label": {"S": state.label},
@@ -141,4 +158,30 @@ def label_from_item(item: Mapping[str, AttributeValue]) -> LabelState:
         history=tuple(int(v["N"]) for v in item.get("history", {}).get("L", [])),
         updated_at=_float(item["updated_at"]) if "updated_at" in item else 0.0,
         updated_by=item.get("updated_by", {}).get("S", ""),
+    )
+
+
+def guard_policy_version_item(version: GuardPolicyVersion) -> Item:
+    return {
+        "pk": {"S": guard_policy_pk(version.name)},
+        "sk": {"S": version_sk(version.version)},
+        # `prompt_id` as on prompt items: the namespace-neutral subject of the partition.
+        "prompt_id": {"S": version.name},
+        "version": _num(version.version),
+        "policy": {"S": version.document_json()},
+        "author": {"S": version.author},
+        "change_note": {"S": version.change_note},
+        "created_at": _num(version.created_at),
+        "fingerprint": {"S": version.fingerprint},
+    }
+
+
+def guard_policy_version_from_item(item: Mapping[str, AttributeValue]) -> GuardPolicyVersion:
+    return GuardPolicyVersion(
+        name=item["prompt_id"]["S"],
+        version=int(item["version"]["N"]),
+        document=json.loads(item["policy"]["S"]),
+        author=item.get("author", {}).get("S", ""),
+        change_note=item.get("change_note", {}).get("S", ""),
+        created_at=_float(item["created_at"]) if "created_at" in item else 0.0,
     )

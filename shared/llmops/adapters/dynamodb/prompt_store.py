@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from llmops.adapters.dynamodb.prompt_items import (
     LABEL_SK_PREFIX,
+    PROMPT_PK_PREFIX,
     VERSION_SK_PREFIX,
     label_from_item,
     label_item,
@@ -72,58 +73,91 @@ class PromptSummary:
 
 
 class DynamoPromptStore:
-    """`client` is a boto3 DynamoDB client (standard retries); `table` the Prompts table name."""
+    """`client` is a boto3 DynamoDB client (standard retries); `table` the Prompts table name.
 
-    def __init__(self, client: Any, table: str) -> None:
+    `pk_prefix` is the key namespace: prompts by default; the guard policy registry reuses the
+    label and listing operations under `guard#` (`llmops.adapters.dynamodb.guard_policy_store`).
+    """
+
+    def __init__(self, client: Any, table: str, pk_prefix: str = PROMPT_PK_PREFIX) -> None:
         self._client = client
         self._table = table
+        self._pk_prefix = pk_prefix
 
-    # -- reads (PromptSource) --------------------------------------------------------------------
+    def _pk(self, subject_id: str) -> str:
+        return prompt_pk(subject_id, self._pk_prefix)
 
-    def get_version(self, prompt_id: str, version: int) -> PromptVersion | None:
-        item = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": prompt_pk(prompt_id)}, "sk": {"S": version_sk(version)}},
-            ConsistentRead=True,
-        ).get("Item")
-        return version_from_item(item) if item else None
+    # -- raw items (shared with other namespaces' version formats) --------------------------------
 
-    def get_label(self, prompt_id: str, label: str) -> LabelState | None:
-        item = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": prompt_pk(prompt_id)}, "sk": {"S": label_sk(label)}},
-            ConsistentRead=True,
-        ).get("Item")
-        return label_from_item(item) if item else None
+    def get_raw_item(self, subject_id: str, sk: str, projection: str | None = None) -> dict[str, Any] | None:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": self._pk(subject_id)}, "sk": {"S": sk}},
+            "ConsistentRead": True,
+        }
+        if projection is not None:
+            kwargs["ProjectionExpression"] = projection
+        item: dict[str, Any] | None = self._client.get_item(**kwargs).get("Item")
+        return item
 
-    def latest_version(self, prompt_id: str) -> PromptVersion | None:
-        items = self._client.query(
+    def latest_raw_version(self, subject_id: str) -> dict[str, Any] | None:
+        items: list[dict[str, Any]] = self._client.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
-            ExpressionAttributeValues={":pk": {"S": prompt_pk(prompt_id)}, ":v": {"S": VERSION_SK_PREFIX}},
+            ExpressionAttributeValues={":pk": {"S": self._pk(subject_id)}, ":v": {"S": VERSION_SK_PREFIX}},
             ScanIndexForward=False,
             Limit=1,
             ConsistentRead=True,
         ).get("Items", [])
-        return version_from_item(items[0]) if items else None
+        return items[0] if items else None
+
+    def put_new_version_item(self, item: dict[str, Any]) -> bool:
+        """Puts a version item unless its number is taken (False: someone else took it)."""
+        try:
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as exc:
+            if _conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    # -- reads (PromptSource) --------------------------------------------------------------------
+
+    def get_version(self, prompt_id: str, version: int) -> PromptVersion | None:
+        item = self.get_raw_item(prompt_id, version_sk(version))
+        return version_from_item(item) if item else None
+
+    def version_exists(self, prompt_id: str, version: int) -> bool:
+        return self.get_raw_item(prompt_id, version_sk(version), projection="pk") is not None
+
+    def get_label(self, prompt_id: str, label: str) -> LabelState | None:
+        item = self.get_raw_item(prompt_id, label_sk(label))
+        return label_from_item(item) if item else None
+
+    def latest_version(self, prompt_id: str) -> PromptVersion | None:
+        item = self.latest_raw_version(prompt_id)
+        return version_from_item(item) if item else None
 
     def list_versions(self, prompt_id: str) -> list[PromptVersion]:
-        return [version_from_item(i) for i in self._query_prefix(prompt_id, VERSION_SK_PREFIX)]
+        return [version_from_item(i) for i in self.query_raw_items(prompt_id, VERSION_SK_PREFIX)]
 
     def list_labels(self, prompt_id: str) -> list[LabelState]:
-        return [label_from_item(i) for i in self._query_prefix(prompt_id, LABEL_SK_PREFIX)]
+        return [label_from_item(i) for i in self.query_raw_items(prompt_id, LABEL_SK_PREFIX)]
 
     def list_prompts(self) -> list[PromptSummary]:
-        """Every prompt with its latest version and labels (a Scan: an admin command, not hot path)."""
+        """Every prompt (of this store's namespace) with its latest version and labels (a Scan: an
+        admin command, not hot path)."""
         summaries: dict[str, PromptSummary] = {}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "ProjectionExpression": "pk, sk, version, created_at",
+            "FilterExpression": "begins_with(pk, :ns)",
+            "ExpressionAttributeValues": {":ns": {"S": self._pk_prefix}},
         }
         while True:
             page = self._client.scan(**kwargs)
             for item in page.get("Items", []):
-                prompt_id = prompt_id_from_pk(item["pk"]["S"])
+                prompt_id = prompt_id_from_pk(item["pk"]["S"], self._pk_prefix)
                 summary = summaries.setdefault(prompt_id, PromptSummary(prompt_id))
                 sk, number = item["sk"]["S"], int(item["version"]["N"])
                 if sk.startswith(LABEL_SK_PREFIX):
@@ -148,12 +182,12 @@ class DynamoPromptStore:
             raise PromptNotFoundError(f"No prompt {ref.selector}.", param="prompt")
         return found
 
-    def _query_prefix(self, prompt_id: str, prefix: str) -> list[dict[str, Any]]:
+    def query_raw_items(self, prompt_id: str, prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {":pk": {"S": prompt_pk(prompt_id)}, ":p": {"S": prefix}},
+            "ExpressionAttributeValues": {":pk": {"S": self._pk(prompt_id)}, ":p": {"S": prefix}},
             "ConsistentRead": True,
         }
         while True:
@@ -176,16 +210,8 @@ class DynamoPromptStore:
             if latest is not None and latest.fingerprint == draft.fingerprint:
                 return PushResult(latest, created=False)
             version = draft.to_version((latest.version if latest else 0) + 1, now)
-            try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=version_item(version),
-                    ConditionExpression="attribute_not_exists(sk)",
-                )
-            except ClientError as exc:
-                if _conditional_failure(exc):
-                    continue  # someone else took this number: re-read and take the next one
-                raise
+            if not self.put_new_version_item(version_item(version)):
+                continue  # someone else took this number: re-read and take the next one
             return PushResult(version, created=True)
         raise RuntimeError(f"could not allocate a version of {draft.prompt_id}: too much contention")
 
@@ -193,7 +219,7 @@ class DynamoPromptStore:
         """Points `label` at `version` (which must exist), remembering where it pointed before."""
         validate_prompt_id(prompt_id)
         validate_label(label)
-        if self.get_version(prompt_id, version) is None:
+        if not self.version_exists(prompt_id, version):
             raise PromptNotFoundError(f"No prompt {prompt_id}@{version}.", param="prompt")
 
         def move(current: LabelState | None) -> LabelState | None:
@@ -237,7 +263,7 @@ class DynamoPromptStore:
                     },
                 }
             try:
-                self._client.put_item(TableName=self._table, Item=label_item(updated), **condition)
+                self._client.put_item(TableName=self._table, Item=label_item(updated, self._pk_prefix), **condition)
             except ClientError as exc:
                 if _conditional_failure(exc):
                     continue  # moved under us: re-read and re-apply the change
