@@ -8,7 +8,6 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
@@ -16,6 +15,7 @@ from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
+from llmops.cli.terminal import console, errors
 from llmops.domain.audit import AuditRecord
 from llmops.domain.quotas import PendingSettlement
 
@@ -24,8 +24,6 @@ __all__ = ["AUDIT_DLQ_URL_ENV", "app"]
 AUDIT_DLQ_URL_ENV = "LLMOPS_AUDIT_DLQ_URL"
 
 app = typer.Typer(help="Verify the tamper-evident audit trail, show records, replay the DLQ.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
 
 
 @app.command("verify")

@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import typer
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
@@ -26,6 +25,7 @@ from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.adapters.dynamodb.route_items import ROUTE_PK, TARGET_PK, document_from_items
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import StackConnection, connect
+from llmops.cli.terminal import console, errors, fail
 from llmops.local.workflows import (
     OUTPUT_APPROVAL_ARN,
     OUTPUT_ARTIFACT_BUCKET,
@@ -63,17 +63,10 @@ __all__ = [
 ]
 
 app = typer.Typer(help="Promote a candidate behind an alias in gated steps; roll back on breach.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
 
 Execution = Annotated[str, typer.Argument(help="Execution ARN (or name, for the local stack).")]
 
 _ENDPOINT_RETRIES = 12  # an endpoint mid-update rejects weight changes for a minute or so
-
-
-def _fail(message: str, code: int = 2) -> Any:
-    errors.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def workflow_outputs(conn: StackConnection, stack: str | None) -> dict[str, str]:
@@ -100,7 +93,7 @@ def _state_machine_arn(conn: StackConnection, stack: str | None, output: str) ->
     arn = workflow_outputs(conn, stack).get(output)
     if not arn:
         where = f"stack {stack}" if stack else "the local stack"
-        _fail(f"{where} has no {output}; is the workflows capability deployed (or `llmops serve` running)?")
+        fail(f"{where} has no {output}; is the workflows capability deployed (or `llmops serve` running)?")
     return str(arn)
 
 
@@ -277,14 +270,14 @@ def _guard_policy_bundle(
     if name is None and label is None and version is None:
         return None
     if name is None or label is None or version is None:
-        return _fail(  # type: ignore[no-any-return]
+        return fail(  # type: ignore[no-any-return]
             "a guard policy bundle needs all of --guard-policy, --guard-policy-label and --guard-policy-version"
         )
     store = DynamoGuardPolicyStore(conn.client("dynamodb"), conn.settings.prompts_table)
     try:
         return guard_policy_bundle(store, name, label, version)
     except (ValidationError, ValueError) as exc:
-        return _fail(str(exc))  # type: ignore[no-any-return]
+        return fail(str(exc))  # type: ignore[no-any-return]
 
 
 def _prompt_bundle(
@@ -293,19 +286,19 @@ def _prompt_bundle(
     if prompt_id is None and label is None and version is None:
         return None
     if prompt_id is None or label is None or version is None:
-        return _fail("a release bundle needs all of --prompt, --prompt-label and --prompt-version")  # type: ignore[no-any-return]
+        return fail("a release bundle needs all of --prompt, --prompt-label and --prompt-version")  # type: ignore[no-any-return]
     store = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table)
     try:
         return prompt_bundle(store, prompt_id, label, version)
     except (ValidationError, ValueError) as exc:
-        return _fail(str(exc))  # type: ignore[no-any-return]
+        return fail(str(exc))  # type: ignore[no-any-return]
 
 
 def _steps(raw: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in raw.split(",") if p.strip())
     except ValueError:
-        return _fail("--steps takes comma-separated integer percentages, e.g. 5,25,50,100")  # type: ignore[no-any-return]
+        return fail("--steps takes comma-separated integer percentages, e.g. 5,25,50,100")  # type: ignore[no-any-return]
 
 
 @app.command("start")
@@ -358,7 +351,7 @@ def start(
     guard_bundle = _guard_policy_bundle(conn, guard_policy, guard_policy_label, guard_policy_version)
     document = route_document(conn.client("dynamodb"), conn.settings.routes_table)
     if alias not in document["routes"]:
-        _fail(f"no route named {alias!r} in {conn.settings.routes_table}")
+        fail(f"no route named {alias!r} in {conn.settings.routes_table}")
     try:
         canary = canary_input_for_targets(
             document["targets"],
@@ -375,7 +368,7 @@ def start(
             guard_policy=guard_bundle,
         )
     except (ValidationError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not canary.gates:
         errors.print("[yellow]warning:[/] no --gate alarms: this canary is a timed rollout that never rolls back.")
     execution = conn.client("stepfunctions").start_execution(
@@ -521,7 +514,7 @@ def approve(
     conn = connect(state_dir, stack, region)
     arn = _execution_arn(conn, stack, execution)
     if not approve_canary(conn.client("stepfunctions"), arn, reject=reject):
-        _fail("the execution is not waiting for an approval", code=1)
+        fail("the execution is not waiting for an approval", code=1)
     console.print("Rejected: the canary rolls back." if reject else "Approved: the canary moves to its next step.")
 
 

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from llmops.cli.stack import connect
+from llmops.cli.terminal import console
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
 
 StateDir = Annotated[Path, typer.Option(help="The local stack's state dir.")]
 

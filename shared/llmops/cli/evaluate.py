@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from llmops.cli.terminal import console, errors
 from llmops.evaluation import DEFAULT_CACHE_DIR, EvalCache, EvalOptions, run_guardrails_eval, write_report
 from llmops.evaluation.cache import CacheError
 from llmops.evaluation.corpora import SPLITS
@@ -20,8 +20,6 @@ from llmops.evaluation.corpora import SPLITS
 __all__ = ["app"]
 
 app = typer.Typer(help="Evaluate the gateway's capabilities on public data.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
 
 
 class _RichPhases:

@@ -13,22 +13,19 @@ Every command works against the local stack (`--state-dir`) or a deployed one (`
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
-from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
+from llmops.cli.options import DEFAULT_STATE_DIR, Actor, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
+from llmops.cli.terminal import console, current_actor, fail, utc_time
 from llmops.domain.guard_policy_registry import GuardPolicyDraft, GuardPolicyVersion
 from llmops.domain.prompts import LabelState, PromptNotFoundError
 
@@ -38,42 +35,21 @@ app = typer.Typer(help="Versioned guard policies: push, label, roll back.", no_a
 label_app = typer.Typer(help="Move guard policy labels (production, staging, ...).", no_args_is_help=True)
 app.add_typer(label_app, name="label")
 
-console = Console()
-errors = Console(stderr=True)
 
 PolicyName = Annotated[str, typer.Argument(help="Guard policy name (as on tenant keys).")]
-Actor = Annotated[str | None, typer.Option("--actor", help="Who made the change (default: the OS user).")]
 PolicyFile = Annotated[
     Path, typer.Argument(help="Policy file (YAML or JSON).", exists=True, dir_okay=False, readable=True)
 ]
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    errors.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _store(state_dir: Path, stack: str | None, region: str | None) -> DynamoGuardPolicyStore:
     try:
         conn = connect(state_dir, stack, region)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not conn.settings.prompts_table:
-        _fail("the stack does not name a Prompts table")
+        fail("the stack does not name a Prompts table")
     return DynamoGuardPolicyStore(conn.client("dynamodb"), conn.settings.prompts_table)
-
-
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "")
-
-
-def _when(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S") if epoch_s else "-"
 
 
 def load_guard_policy_file(path: Path, name: str | None = None, author: str = "") -> GuardPolicyDraft:
@@ -135,9 +111,9 @@ def push(
 ) -> None:
     """Store FILE as the policy's next version (a no-op if it equals the latest version)."""
     try:
-        draft = load_guard_policy_file(path, name, _actor(actor))
+        draft = load_guard_policy_file(path, name, current_actor(actor))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = _store(state_dir, stack, region).push(draft, time.time())
     if as_json:
         console.print_json(json.dumps({**_version_json(result.version), "created": result.created}))
@@ -168,7 +144,7 @@ def list_policies(
         table.add_column(column)
     for s in summaries:
         labels = ", ".join(f"{k}=v{v}" for k, v in sorted(s.labels.items())) or "-"
-        table.add_row(s.prompt_id, str(s.latest_version or "-"), _when(s.latest_created_at), labels)
+        table.add_row(s.prompt_id, str(s.latest_version or "-"), utc_time(s.latest_created_at), labels)
     console.print(table)
 
 
@@ -184,21 +160,21 @@ def show(
 ) -> None:
     """Show a policy version (latest unless --version/--label) and the policy's labels."""
     if version is not None and label is not None:
-        _fail("pass at most one of --version and --label")
+        fail("pass at most one of --version and --label")
     store = _store(state_dir, stack, region)
     if label is not None:
         state = store.get_label(name, label)
         if state is None:
-            _fail(f"guard policy {name} has no label {label!r}", code=1)
+            fail(f"guard policy {name} has no label {label!r}", code=1)
         version = state.version
     found = store.get_version(name, version) if version is not None else store.latest_version(name)
     if found is None:
-        _fail(f"no guard policy {name}" + (f"@{version}" if version is not None else ""), code=1)
+        fail(f"no guard policy {name}" + (f"@{version}" if version is not None else ""), code=1)
     labels = store.list_labels(name)
     if as_json:
         console.print_json(json.dumps({**_version_json(found), "labels": [_label_json(s) for s in labels]}))
         return
-    console.print(f"[bold]{found.ref}[/] by {found.author or '-'} at {_when(found.created_at)} UTC")
+    console.print(f"[bold]{found.ref}[/] by {found.author or '-'} at {utc_time(found.created_at)} UTC")
     if found.change_note:
         console.print(found.change_note)
     console.print_json(found.document_json())
@@ -219,11 +195,11 @@ def label_set(
 ) -> None:
     """Point LABEL at VERSION (the gateway serves `production` within its config TTL)."""
     try:
-        state = _store(state_dir, stack, region).set_label(name, label, version, time.time(), _actor(actor))
+        state = _store(state_dir, stack, region).set_label(name, label, version, time.time(), current_actor(actor))
     except PromptNotFoundError:
-        _fail(f"no guard policy {name}@{version}", code=1)
+        fail(f"no guard policy {name}@{version}", code=1)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         console.print_json(json.dumps(_label_json(state)))
         return
@@ -243,11 +219,11 @@ def rollback(
 ) -> None:
     """Move LABEL back to the version it pointed at before its last move."""
     try:
-        state = _store(state_dir, stack, region).rollback(name, label, time.time(), _actor(actor))
+        state = _store(state_dir, stack, region).rollback(name, label, time.time(), current_actor(actor))
     except PromptNotFoundError:
-        _fail(f"guard policy {name} has no label {label!r}", code=1)
+        fail(f"guard policy {name} has no label {label!r}", code=1)
     except ValueError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     if as_json:
         console.print_json(json.dumps(_label_json(state)))
         return

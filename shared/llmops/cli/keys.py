@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from llmops.adapters.dynamodb.key_store import DynamoKeyStore
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir, Tenant
 from llmops.cli.stack import StackConnection, connect
+from llmops.cli.terminal import console, fail
 from llmops.domain.keys import (
     ApiKeyRecord,
     InvalidLimitsError,
@@ -31,8 +31,6 @@ from llmops.domain.tenancy import Limits, TextRetention
 __all__ = ["app"]
 
 app = typer.Typer(help="Create, list, revoke and rotate API keys; set tenant-wide limits.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
 
 Rpm = Annotated[int | None, typer.Option("--rpm", help="Requests per minute (0 = unlimited).")]
 Tpm = Annotated[int | None, typer.Option("--tpm", help="Tokens per minute (0 = unlimited).")]
@@ -44,7 +42,7 @@ def _store(state_dir: Path, stack: str | None, region: str | None) -> DynamoKeyS
     conn = connect(state_dir, stack, region)
     pepper = _pepper(conn)
     if not conn.settings.keys_table:
-        _fail("the stack does not name an ApiKeys table")
+        fail("the stack does not name an ApiKeys table")
     return DynamoKeyStore(conn.client("dynamodb"), conn.settings.keys_table, pepper)
 
 
@@ -54,13 +52,8 @@ def _pepper(conn: StackConnection) -> str:
         secret = conn.client("secretsmanager").get_secret_value(SecretId=conn.settings.key_pepper_secret_arn)
         pepper = secret["SecretString"]
     if not pepper:
-        _fail("no key pepper: set LLMOPS_KEY_PEPPER to the value the gateway's authorizer uses")
+        fail("no key pepper: set LLMOPS_KEY_PEPPER to the value the gateway's authorizer uses")
     return str(pepper)
-
-
-def _fail(message: str, code: int = 2) -> Any:
-    errors.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _limits(rpm: int | None, tpm: int | None, tpd: int | None, budget: float | None) -> Limits:
@@ -132,7 +125,7 @@ def create(
     """Create a key for TENANT and print it once."""
     now = time.time()
     if expires_in_days is not None and expires_in_days <= 0:
-        _fail("--expires-in-days must be positive")
+        fail("--expires-in-days must be positive")
     store = _store(state_dir, stack, region)
     try:
         raw, record = store.create(
@@ -144,7 +137,7 @@ def create(
             label=label,
         )
     except (InvalidLimitsError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _show_new_key(raw, record, as_json, now)
 
 
@@ -192,7 +185,7 @@ def revoke(
     try:
         record = _store(state_dir, stack, region).revoke(tenant, prefix, now)
     except KeyNotFoundError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     if as_json:
         console.print_json(json.dumps(_record_json(record, now)))
     else:
@@ -216,7 +209,7 @@ def rotate(
     try:
         raw, record = _store(state_dir, stack, region).rotate(tenant, prefix, now, grace_s=grace_seconds)
     except (KeyNotFoundError, ValueError) as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     _show_new_key(raw, record, as_json, now)
 
 
@@ -263,7 +256,7 @@ def tenant_policy(
             guard_policy=current.guard_policy if guard_policy is None else guard_policy,
         )
     except (InvalidLimitsError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if any(c is not None for c in changes):
         store.put_tenant(updated)
     if as_json:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["DEFAULT_STATE_DIR", "AsJson", "Region", "StackName", "StateDir", "Tenant"]
+__all__ = ["DEFAULT_STATE_DIR", "Actor", "AsJson", "Region", "StackName", "StateDir", "Tenant"]
 
 DEFAULT_STATE_DIR = Path(".llmops")
 
@@ -16,3 +16,4 @@ StackName = Annotated[str | None, typer.Option("--stack", help="Deployed CloudFo
 Region = Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Tenant = Annotated[str, typer.Option("--tenant", help="Tenant id.")]
+Actor = Annotated[str | None, typer.Option("--actor", help="Who made the change (default: the OS user).")]

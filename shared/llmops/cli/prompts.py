@@ -8,10 +8,8 @@ gate a prompt change on it.
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -20,13 +18,13 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
 from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
-from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
+from llmops.cli.options import DEFAULT_STATE_DIR, Actor, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
+from llmops.cli.terminal import console, current_actor, errors, fail, utc_time
 from llmops.domain.prompts import (
     CheckResult,
     LabelState,
@@ -50,38 +48,21 @@ app = typer.Typer(help="Versioned prompt templates: push, label, roll back, diff
 label_app = typer.Typer(help="Move and list labels (production, staging, ...).", no_args_is_help=True)
 app.add_typer(label_app, name="label")
 
-console = Console()
-errors = Console(stderr=True)
 
 PromptId = Annotated[str, typer.Argument(help="Prompt id.")]
-Actor = Annotated[str | None, typer.Option("--actor", help="Who made the change (default: the OS user).")]
 PromptFile = Annotated[
     Path, typer.Argument(help="Prompt file (YAML or JSON).", exists=True, dir_okay=False, readable=True)
 ]
-
-
-def _fail(message: str, code: int = 2) -> Any:
-    errors.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _store(state_dir: Path, stack: str | None, region: str | None) -> DynamoPromptStore:
     try:
         conn = connect(state_dir, stack, region)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not conn.settings.prompts_table:
-        _fail("the stack does not name a Prompts table")
+        fail("the stack does not name a Prompts table")
     return DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table)
-
-
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "")
 
 
 def load_prompt_file(path: Path) -> PromptDocument:
@@ -129,10 +110,6 @@ def _label_json(state: LabelState) -> dict[str, Any]:
     }
 
 
-def _when(epoch_s: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch_s)) if epoch_s else "-"
-
-
 def _selector_ref(prompt_id: str, selector: str) -> PromptRef:
     """A version number or a label name (labels never look like numbers)."""
     if selector.isdigit():
@@ -140,14 +117,14 @@ def _selector_ref(prompt_id: str, selector: str) -> PromptRef:
     try:
         return PromptRef(prompt_id, label=validate_label(selector))
     except ValueError as exc:
-        return _fail(str(exc))  # type: ignore[no-any-return]
+        return fail(str(exc))  # type: ignore[no-any-return]
 
 
 def _resolve(store: DynamoPromptStore, ref: PromptRef) -> PromptVersion:
     try:
         return store.resolve_version(ref)
     except PromptNotFoundError as exc:
-        return _fail(exc.message, code=1)  # type: ignore[no-any-return]
+        return fail(exc.message, code=1)  # type: ignore[no-any-return]
 
 
 @app.command("push")
@@ -168,17 +145,19 @@ def push(
         draft = replace(
             draft,
             change_note=note if note is not None else draft.change_note,
-            author=author or draft.author or _actor(None),
+            author=author or draft.author or current_actor(None),
         )
     if label is not None:
         try:
             validate_label(label)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     store = _store(state_dir, stack, region)
     result = store.push(draft, time.time())
     state = (
-        store.set_label(draft.prompt_id, label, result.version.version, time.time(), _actor(None)) if label else None
+        store.set_label(draft.prompt_id, label, result.version.version, time.time(), current_actor(None))
+        if label
+        else None
     )
     if as_json:
         out = {**_version_json(result.version), "created": result.created}
@@ -221,7 +200,7 @@ def list_prompts(
         table.add_column(column)
     for s in summaries:
         labels = ", ".join(f"{name}=v{v}" for name, v in sorted(s.labels.items())) or "-"
-        table.add_row(s.prompt_id, str(s.latest_version or "-"), _when(s.latest_created_at), labels)
+        table.add_row(s.prompt_id, str(s.latest_version or "-"), utc_time(s.latest_created_at), labels)
     console.print(table)
 
 
@@ -237,12 +216,12 @@ def show(
 ) -> None:
     """Show one version (default: the latest) and the prompt's labels."""
     if version is not None and label is not None:
-        _fail("give --version or --label, not both")
+        fail("give --version or --label, not both")
     store = _store(state_dir, stack, region)
     if version is None and label is None:
         found = store.latest_version(prompt_id)
         if found is None:
-            _fail(f"no prompt {prompt_id}", code=1)
+            fail(f"no prompt {prompt_id}", code=1)
         assert found is not None
     else:
         found = _resolve(store, _selector_ref(prompt_id, str(version) if version is not None else str(label)))
@@ -250,7 +229,7 @@ def show(
     if as_json:
         console.print_json(json.dumps({**_version_json(found), "labels": [_label_json(s) for s in labels]}))
         return
-    console.print(f"[bold cyan]{found.ref}[/]  by {found.author or '-'} at {_when(found.created_at)} UTC")
+    console.print(f"[bold cyan]{found.ref}[/]  by {found.author or '-'} at {utc_time(found.created_at)} UTC")
     if found.change_note:
         console.print(f"note: {found.change_note}")
     console.print(f"model: {found.model or '-'}   parameters: {json.dumps(found.parameters.to_dict())}")
@@ -295,11 +274,11 @@ def label_set(
 ) -> None:
     """Point LABEL at VERSION (the gateway sees it within its config TTL)."""
     try:
-        state = _store(state_dir, stack, region).set_label(prompt_id, label, version, time.time(), _actor(actor))
+        state = _store(state_dir, stack, region).set_label(prompt_id, label, version, time.time(), current_actor(actor))
     except PromptNotFoundError as exc:
-        _fail(exc.message, code=1)
+        fail(exc.message, code=1)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         console.print_json(json.dumps(_label_json(state)))
         return
@@ -325,7 +304,7 @@ def label_list(
         table.add_column(column)
     for s in states:
         history = ", ".join(f"v{v}" for v in reversed(s.history)) or "-"
-        table.add_row(s.label, str(s.version), history, _when(s.updated_at), s.updated_by or "-")
+        table.add_row(s.label, str(s.version), history, utc_time(s.updated_at), s.updated_by or "-")
     console.print(table)
 
 
@@ -341,11 +320,11 @@ def rollback(
 ) -> None:
     """Move LABEL back to the version it pointed at before its last move."""
     try:
-        state = _store(state_dir, stack, region).rollback(prompt_id, label, time.time(), _actor(actor))
+        state = _store(state_dir, stack, region).rollback(prompt_id, label, time.time(), current_actor(actor))
     except PromptNotFoundError as exc:
-        _fail(exc.message, code=1)
+        fail(exc.message, code=1)
     except ValueError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     if as_json:
         console.print_json(json.dumps(_label_json(state)))
         return
@@ -381,7 +360,7 @@ def _gateway(base_url: str | None, api_key: str | None, state_dir: Path, stack: 
     if stack is None and state_file.exists():
         state = json.loads(state_file.read_text())
         return base_url or str(state["base_url"]), api_key or str(state["api_key"])
-    return _fail(  # type: ignore[no-any-return]
+    return fail(  # type: ignore[no-any-return]
         "no gateway to test against: pass --base-url and --api-key (or LLMOPS_BASE_URL / LLMOPS_API_KEY), "
         f"or start the local stack (`llmops serve --state-dir {state_dir}`)"
     )
@@ -403,7 +382,7 @@ def _registered_version(
     for candidate in reversed(store.list_versions(prompt_id)):
         if candidate.fingerprint == document.draft.fingerprint:
             return candidate
-    return _fail(  # type: ignore[no-any-return]
+    return fail(  # type: ignore[no-any-return]
         f"the content of this file is not a registered version of {prompt_id}: push it first "
         "(`llmops prompts push FILE`) or name one with --version/--label"
     )
@@ -454,16 +433,16 @@ def test(
     try:
         import openai  # noqa: PLC0415 - optional: only this command needs it
     except ImportError:
-        _fail("`llmops prompts test` needs the openai package: pip install openai")
+        fail("`llmops prompts test` needs the openai package: pip install openai")
     if version is not None and label is not None:
-        _fail("give --version or --label, not both")
+        fail("give --version or --label, not both")
     document = _load(file)
     if not document.examples:
-        _fail(f"{file} declares no examples to test")
+        fail(f"{file} declares no examples to test")
     target = _registered_version(document, version, label, state_dir, stack, region)
     alias = model or target.model
     if not alias:
-        _fail(f"{target.ref} has no default model: pass --model")
+        fail(f"{target.ref} has no default model: pass --model")
     assert alias is not None
     url, key = _gateway(base_url, api_key, state_dir, stack)
     client = openai.OpenAI(base_url=url, api_key=key, max_retries=1, timeout=timeout_s)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from llmops.cli.canary import workflow_outputs
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
+from llmops.cli.terminal import console, fail
 from llmops.local.workflows import OUTPUT_ARTIFACT_BUCKET, OUTPUT_RETRAINING_ARN
 from llmops.workflows import RETRAINING
 from llmops.workflows.canary_input import execution_name
@@ -28,13 +28,6 @@ from llmops.workflows.retraining_input import RetrainingInput, Signals, Threshol
 __all__ = ["app", "staging_key"]
 
 app = typer.Typer(help="Start the retraining trigger and follow its runs.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> Any:
-    errors.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def staging_key(run_name: str) -> str:
@@ -60,12 +53,12 @@ def start(
 ) -> None:
     """Stage DATASET and start a retraining run for ALIAS."""
     if not dataset.is_file():
-        _fail(f"no dataset file at {dataset}")
+        fail(f"no dataset file at {dataset}")
     conn = connect(state_dir, stack, region)
     outputs = workflow_outputs(conn, stack)
     machine, bucket = outputs.get(OUTPUT_RETRAINING_ARN), outputs.get(OUTPUT_ARTIFACT_BUCKET)
     if not machine or not bucket:
-        _fail("the stack has no retraining state machine or artifact bucket")
+        fail("the stack has no retraining state machine or artifact bucket")
     name = execution_name(RETRAINING, alias)
     try:
         request = RetrainingInput(
@@ -80,7 +73,7 @@ def start(
             poll_seconds=poll_seconds,
         )
     except ValidationError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     conn.client("s3").put_object(Bucket=bucket, Key=request.dataset_key, Body=dataset.read_bytes())
     started = conn.client("stepfunctions").start_execution(
         stateMachineArn=machine, name=name, input=json.dumps(request.to_execution_input())
@@ -101,7 +94,7 @@ def _trigger(value: str) -> Literal["schedule", "feedback", "drift", "manual"]:
         return "drift"
     if value == "manual":
         return "manual"
-    return _fail("--trigger must be schedule, feedback, drift or manual")  # type: ignore[no-any-return]
+    return fail("--trigger must be schedule, feedback, drift or manual")  # type: ignore[no-any-return]
 
 
 @app.command("status")
@@ -116,7 +109,7 @@ def status(
     conn = connect(state_dir, stack, region)
     machine = workflow_outputs(conn, stack).get(OUTPUT_RETRAINING_ARN)
     if not machine:
-        _fail("the stack has no retraining state machine")
+        fail("the stack has no retraining state machine")
     sfn = conn.client("stepfunctions")
     arns = (
         [execution]

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from llmops.adapters.dynamodb.usage_store import DynamoUsageStore
 from llmops.cli.stack import connect
+from llmops.cli.terminal import console
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Spend and tokens per alias and day.")
-console = Console()
 
 
 @app.callback(invoke_without_command=True)
