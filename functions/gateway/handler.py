@@ -15,12 +15,13 @@ from llmops.application.chat_endpoint import RequestTrace
 from llmops.application.feedback_api import FeedbackRequest, record_feedback
 from llmops.application.guardrails_api import ScanRequest, scan
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
+from llmops.application.proxy_events import as_json_request, oversize_error, request_id_of, tenant_of
 from llmops.application.rendering import validation_error
 from llmops.application.responses import ApiResponse
 from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
-from llmops.domain.errors import BadRequestError, GatewayError, RequestTooLargeError
-from llmops.domain.keys import InvalidApiKeyError, context_from_authorizer
+from llmops.domain.errors import BadRequestError, GatewayError
+from llmops.domain.keys import InvalidApiKeyError
 from llmops.domain.tenancy import TenantContext
 from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
 
@@ -60,13 +61,8 @@ def _request_id() -> str:
     return str(app.current_event.request_context.request_id or "local")
 
 
-def _tenant_or_none(event: dict[str, Any]) -> TenantContext | None:
-    context = (event.get("requestContext") or {}).get("authorizer")
-    return context_from_authorizer(context) if context and context.get("tenant_id") else None
-
-
 def _tenant() -> TenantContext:
-    tenant = _tenant_or_none(app.current_event.raw_event)
+    tenant = tenant_of(app.current_event.raw_event)
     if tenant is None:
         # Only reachable if the route was deployed without the authorizer: refuse, never guess.
         raise InvalidApiKeyError()
@@ -74,7 +70,7 @@ def _tenant() -> TenantContext:
 
 
 def _audit_refused_chat(event: dict[str, Any], request_id: str, refusal: GatewayError) -> None:
-    tenant = _tenant_or_none(event)
+    tenant = tenant_of(event)
     if tenant is not None and str(event.get("path", "")).endswith("/chat/completions"):
         runtime().chat.record_refusal(tenant, request_id, refusal)
 
@@ -159,20 +155,9 @@ def unexpected(error: Exception) -> Response[str]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    limit = runtime().settings.max_body_bytes
-    if len(event.get("body") or "") > limit:
-        # Refused before JSON parsing so an oversized body costs no validation work.
-        request_id = str((event.get("requestContext") or {}).get("requestId", "local"))
-        error = RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
-        _audit_refused_chat(event, request_id, error)
-        return ApiResponse.error(error, {"x-request-id": request_id}).to_proxy_result()
-    return app.resolve(_as_json(event), context)
-
-
-def _as_json(event: dict[str, Any]) -> dict[str, Any]:
-    """Every route speaks JSON: a body sent as form data (curl -d) is parsed as JSON, not as a form."""
-    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
-    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
-    headers["Content-Type"] = "application/json"
-    multi["Content-Type"] = ["application/json"]
-    return {**event, "headers": headers, "multiValueHeaders": multi}
+    too_large = oversize_error(event, runtime().settings.max_body_bytes)
+    if too_large is not None:
+        request_id = request_id_of(event)
+        _audit_refused_chat(event, request_id, too_large)
+        return ApiResponse.error(too_large, {"x-request-id": request_id}).to_proxy_result()
+    return app.resolve(as_json_request(event), context)
