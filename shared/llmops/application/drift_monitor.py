@@ -27,10 +27,9 @@ job on a modest trail; a high-volume deployment would feed the job from an expor
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -39,8 +38,12 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmops.adapters import aws_clients
-from llmops.adapters.dynamodb.audit_items import stored_entry_from_item
-from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
+from llmops.adapters.drift_monitor_io import (
+    DynamoAuditScan,
+    DynamoFeedbackReader,
+    S3DatasetStager,
+    StepFunctionsRetraining,
+)
 from llmops.config.env import EnvVar
 from llmops.domain.audit import AuditRecord
 from llmops.domain.drift import DriftReport, InputSample, drift_score
@@ -56,12 +59,9 @@ __all__ = [
     "AuditReader",
     "DatasetStager",
     "DriftMonitorSettings",
-    "DynamoAuditScan",
     "FeedbackReader",
     "MonitorPorts",
     "RetrainingStarter",
-    "S3DatasetStager",
-    "StepFunctionsRetraining",
     "emit_drift_metric",
     "input_sample",
     "latest_dataset_key",
@@ -147,71 +147,6 @@ class MonitorPorts:
     datasets: DatasetStager
     retraining: RetrainingStarter | None
     emit: Callable[[str, DriftReport], None]
-
-
-# --- AWS-backed ports (clients are created by the caller) -------------------------------------
-
-
-class DynamoAuditScan:
-    """Audit records from the chain entries of the Audit table (heads and sentinels skipped)."""
-
-    def __init__(self, client: Any, table: str) -> None:
-        self._client = client
-        self._table = table
-
-    def records_since(self, since: float) -> Iterator[AuditRecord]:
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "FilterExpression": "begins_with(sk, :entry)",
-            "ExpressionAttributeValues": {":entry": {"S": "r#"}},
-        }
-        while True:
-            page = self._client.scan(**request)
-            for item in page.get("Items", []):
-                record = _audit_record(item)
-                if record is not None and record.started_at >= since:
-                    yield record
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _audit_record(item: Mapping[str, Any]) -> AuditRecord | None:
-    entry = stored_entry_from_item(item)
-    try:
-        return AuditRecord.from_dict(json.loads(entry.body)["record"])
-    except (ValueError, KeyError, TypeError):
-        return None  # not a chain entry this version can read; the verifier reports those
-
-
-class DynamoFeedbackReader:
-    def __init__(self, client: Any, table: str) -> None:
-        self._store = DynamoFeedbackStore(client, table)
-
-    def feedback_since(self, since: float) -> Iterator[Feedback]:
-        return self._store.scan(since=since)
-
-
-class S3DatasetStager:
-    def __init__(self, client: Any, bucket: str) -> None:
-        self._client = client
-        self._bucket = bucket
-
-    def put(self, key: str, body: bytes) -> None:
-        self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/jsonl")
-
-
-class StepFunctionsRetraining:
-    def __init__(self, client: Any, state_machine_arn: str) -> None:
-        self._client = client
-        self._arn = state_machine_arn
-
-    def start(self, name: str, document: Mapping[str, Any]) -> bool:
-        try:
-            self._client.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(document))
-        except self._client.exceptions.ExecutionAlreadyExists:
-            return False
-        return True
 
 
 def build_monitor_ports(settings: DriftMonitorSettings) -> MonitorPorts:

@@ -12,16 +12,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from llmops.adapters.drift_monitor_io import (
+    DynamoAuditScan,
+    DynamoFeedbackReader,
+    S3DatasetStager,
+    StepFunctionsRetraining,
+)
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.application.drift_monitor import (
     DriftMonitorSettings,
-    DynamoAuditScan,
-    DynamoFeedbackReader,
     MonitorPorts,
-    S3DatasetStager,
-    StepFunctionsRetraining,
     emit_drift_metric,
     input_sample,
     latest_dataset_key,
