@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
 
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.config.tables import TABLES
+from llmops.local.aws_emulation import MotoService
 
 REGION = "us-east-1"
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, max_pool_connections=32)
@@ -58,35 +55,15 @@ def dlq_url(sqs: Any) -> str:
     return str(sqs.create_queue(QueueName="acct-dlq")["QueueUrl"])
 
 
-class SerializedMotoServer(ThreadedMotoServer):
-    """moto's threaded server with every request handled under one lock.
-
-    moto's DynamoDB backend checks a condition and applies the write in separate steps without
-    locking, so two concurrent requests can both pass `used <= :room` (it races conditional
-    writes). Real DynamoDB evaluates conditions atomically; serializing requests gives the
-    emulator that property, so a concurrency test measures our logic, not moto's race.
-    """
-
-    def _server_entry(self) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
-
-        def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            with lock:
-                return list(app(environ, start_response))
-
-        self._server = make_server(self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = SerializedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    """The local stack's moto server: every request handled under one lock, because moto's
+    DynamoDB backend checks a condition and applies the write in separate unlocked steps (it races
+    conditional writes). Real DynamoDB evaluates conditions atomically; serializing gives the
+    emulator that property, so a concurrency test measures our logic, not moto's race."""
+    server = MotoService(serialized=True).start()
     try:
-        yield f"http://{host}:{port}"
+        yield server.url
     finally:
         server.stop()
 

@@ -12,10 +12,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.config.tables import TABLES
+from llmops.local.aws_emulation import MotoService
 from llmops.local.naming import LOCAL_STATE_FILE, local_table_name
 
 REGION = "us-east-1"
@@ -46,11 +46,9 @@ def dynamodb(names: dict[str, str]) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    server = MotoService().start()
     try:
-        yield f"http://{host}:{port}"
+        yield server.url
     finally:
         server.stop()
 
