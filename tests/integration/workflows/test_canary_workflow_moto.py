@@ -7,7 +7,7 @@ from typing import Any
 
 from moto_workflow_stack import GATES, WorkflowStack
 
-from llmops.cli.canary import abort_canary, approve_canary
+from llmops.application.canary_control import abort_canary, approve_canary
 from llmops.workflows.canary_input import CanaryInput, TargetRef
 
 CANARY = "CanaryStateMachineArn"

@@ -13,7 +13,7 @@ import pytest
 from moto_workflow_stack import GATES, PROMPTS_TABLE, WorkflowStack
 
 from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
-from llmops.cli.canary import abort_canary
+from llmops.application.canary_control import abort_canary
 from llmops.domain.guard_policy_registry import GuardPolicyDraft
 from llmops.workflows.canary_input import CanaryInput, GuardPolicyBundle, PromptBundle, TargetRef
 from llmops.workflows.canary_rollback import PromptRestore

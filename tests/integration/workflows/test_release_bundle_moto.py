@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from moto_workflow_stack import GATES, PROMPTS_TABLE, WorkflowStack
 
-from llmops.cli.canary import abort_canary, approve_canary
+from llmops.application.canary_control import abort_canary, approve_canary
 from llmops.workflows.canary_input import CanaryInput, PromptBundle, TargetRef
 from llmops.workflows.canary_rollback import PROMPT_LABEL_ATTRIBUTE_NAMES, PROMPT_RESTORE_CONDITION, PromptRestore
 
