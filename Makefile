@@ -43,7 +43,7 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 imports: $(VENV)/.installed
-	PYTHONPATH=shared $(BIN)/lint-imports
+	PYTHONPATH=shared:. $(BIN)/lint-imports
 
 test: bootstrap lint typecheck imports
 	$(BIN)/pytest -n 2 --dist loadgroup -q

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from llmops.config.env import EnvVar
+from llmops.local.foreground import run_in_foreground
 from llmops.local.stack import LocalStack, LocalStackOptions
 
 console = Console(stderr=True)
@@ -56,22 +54,16 @@ def serve(
     )
     if routes_file is not None:
         options.routes_file = routes_file
-    stack = LocalStack(options)
-    stopping = threading.Event()
 
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
+    def _ready(state: dict[str, Any]) -> None:
+        console.print(f"[bold green]llmops local stack ready[/] at [cyan]{state['base_url']}[/]")
+        console.print(f"  API key: [yellow]{state['api_key']}[/]  tenant: {state['tenant']}")
+        console.print(f"  AWS (moto): {state['aws_endpoint_url']}  state: {state_dir / 'local.json'}")
+        console.print('  Try: curl -s -H "Authorization: Bearer $KEY" ' + state["base_url"] + "/models")
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    with console.status("Starting the local stack..."):
-        state = stack.start()
-    console.print(f"[bold green]llmops local stack ready[/] at [cyan]{state['base_url']}[/]")
-    console.print(f"  API key: [yellow]{state['api_key']}[/]  tenant: {state['tenant']}")
-    console.print(f"  AWS (moto): {state['aws_endpoint_url']}  state: {state_dir / 'local.json'}")
-    console.print('  Try: curl -s -H "Authorization: Bearer $KEY" ' + state["base_url"] + "/models")
-    try:
-        stopping.wait()
-    finally:
-        console.print("Stopping...")
-        stack.stop()
+    run_in_foreground(
+        LocalStack(options),
+        starting=console.status("Starting the local stack..."),
+        on_ready=_ready,
+        on_stopping=lambda: console.print("Stopping..."),
+    )

@@ -2,6 +2,10 @@
 
 Keys are generic (`pk`/`sk`) on purpose: item shapes evolve in the adapters without table
 replacement, which on DynamoDB means data migration.
+
+The values those keys take (which partition and sort key an item lives at) are part of the table's
+definition too, and are defined here: the adapters map items, while the Step Functions inputs
+(`llmops.workflows`) and the CDK app address the same items without depending on the adapters.
 """
 
 from __future__ import annotations
@@ -9,7 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["TABLES", "AttributeType", "GlobalIndex", "KeyAttribute", "TableSpec", "table"]
+__all__ = [
+    "GUARD_POLICY_PK_PREFIX",
+    "LABEL_SK_PREFIX",
+    "META_PK",
+    "PROMPT_PK_PREFIX",
+    "ROUTE_PK",
+    "TABLES",
+    "TARGET_PK",
+    "VERSION_SK_PREFIX",
+    "AttributeType",
+    "GlobalIndex",
+    "KeyAttribute",
+    "TableSpec",
+    "guard_policy_pk",
+    "label_sk",
+    "prompt_id_from_pk",
+    "prompt_pk",
+    "table",
+    "version_sk",
+]
 
 
 class AttributeType(StrEnum):
@@ -122,3 +145,39 @@ def table(logical_name: str) -> TableSpec:
         if spec.logical_name == logical_name:
             return spec
     raise KeyError(logical_name)
+
+
+# Routes table item keys (items: `llmops.adapters.dynamodb.route_items`): one partition per kind,
+# the target id, alias or "version" as sort key.
+TARGET_PK = "target"
+ROUTE_PK = "route"
+META_PK = "meta"
+
+# Prompts table item keys (items: `llmops.adapters.dynamodb.prompt_items`): one partition per prompt,
+# `prompt#<id>`, or per versioned guard policy, `guard#<name>`; versions at `v#<0000001>`
+# (zero-padded so they sort numerically) and labels at `label#<name>`.
+PROMPT_PK_PREFIX = "prompt#"
+GUARD_POLICY_PK_PREFIX = "guard#"
+VERSION_SK_PREFIX = "v#"
+LABEL_SK_PREFIX = "label#"
+
+
+def prompt_pk(prompt_id: str, prefix: str = PROMPT_PK_PREFIX) -> str:
+    """The partition of `prompt_id`; `prefix` picks the namespace (prompts or guard policies)."""
+    return f"{prefix}{prompt_id}"
+
+
+def prompt_id_from_pk(pk: str, prefix: str = PROMPT_PK_PREFIX) -> str:
+    return pk.removeprefix(prefix)
+
+
+def guard_policy_pk(name: str) -> str:
+    return prompt_pk(name, GUARD_POLICY_PK_PREFIX)
+
+
+def version_sk(version: int) -> str:
+    return f"{VERSION_SK_PREFIX}{version:07d}"
+
+
+def label_sk(label: str) -> str:
+    return f"{LABEL_SK_PREFIX}{label}"

@@ -11,8 +11,8 @@ variant weights are too, so percent and weight coincide for a two-target split.
 A canary may carry a release bundle (`prompt`): a prompt label that moves from the baseline to the
 candidate version together with the model. Prompts cannot be split by weight, so the label moves
 once, when the candidate reaches 100%, and moves back on every rollback path. The Prompts table
-keys travel precomputed in the execution input so the item layout stays defined in one place
-(`llmops.adapters.dynamodb.prompt_items`).
+keys travel precomputed in the execution input so the key layout stays defined in one place
+(`llmops.config.tables`, next to the table's definition, which the adapters' item mapping uses too).
 
 The bundle may also carry a guard policy (`guard_policy`): a label of a versioned guard policy
 (the `guard#` namespace of the same table, same label items), moved at 100% and restored on
@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from llmops.adapters.dynamodb.prompt_items import guard_policy_pk, label_sk, prompt_pk, version_sk
+from llmops.config.tables import guard_policy_pk, label_sk, prompt_pk, version_sk
 from llmops.domain.guard_policy_registry import validate_policy_name
 from llmops.domain.prompts import validate_label, validate_prompt_id
 

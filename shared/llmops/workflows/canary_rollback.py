@@ -20,7 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from llmops.adapters.dynamodb.route_items import ROUTE_PK
+from llmops.config.tables import ROUTE_PK
 from llmops.workflows.canary_input import CanaryInput, GuardPolicyBundle, PromptBundle
 
 __all__ = [

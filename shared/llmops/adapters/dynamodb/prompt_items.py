@@ -1,6 +1,7 @@
 """Pure mapping between prompt versions / labels and Prompts table items (low-level JSON).
 
-One partition per prompt, `pk = prompt#<id>`:
+The keys are defined with the table (`llmops.config.tables`). One partition per prompt,
+`pk = prompt#<id>`:
 - `sk = v#<0000001>`: an immutable version (zero-padded so versions sort numerically; the newest
   is the last item of a descending `begins_with(sk, "v#")` query).
 - `sk = label#<name>`: a label -> version, with the versions it pointed at before (`history`,
@@ -19,6 +20,18 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+# The key layout is the table's definition (config.tables); re-exported for the stores that map items.
+from llmops.config.tables import (
+    GUARD_POLICY_PK_PREFIX,
+    LABEL_SK_PREFIX,
+    PROMPT_PK_PREFIX,
+    VERSION_SK_PREFIX,
+    guard_policy_pk,
+    label_sk,
+    prompt_id_from_pk,
+    prompt_pk,
+    version_sk,
+)
 from llmops.domain.guard_policy_registry import GuardPolicyVersion
 from llmops.domain.prompts import LabelState, PromptParameters, PromptVersion
 
@@ -40,34 +53,8 @@ __all__ = [
     "version_sk",
 ]
 
-PROMPT_PK_PREFIX = "prompt#"
-GUARD_POLICY_PK_PREFIX = "guard#"
-VERSION_SK_PREFIX = "v#"
-LABEL_SK_PREFIX = "label#"
-
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
-
-
-def prompt_pk(prompt_id: str, prefix: str = PROMPT_PK_PREFIX) -> str:
-    """The partition of `prompt_id`; `prefix` picks the namespace (prompts or guard policies)."""
-    return f"{prefix}{prompt_id}"
-
-
-def prompt_id_from_pk(pk: str, prefix: str = PROMPT_PK_PREFIX) -> str:
-    return pk.removeprefix(prefix)
-
-
-def guard_policy_pk(name: str) -> str:
-    return prompt_pk(name, GUARD_POLICY_PK_PREFIX)
-
-
-def version_sk(version: int) -> str:
-    return f"{VERSION_SK_PREFIX}{version:07d}"
-
-
-def label_sk(label: str) -> str:
-    return f"{LABEL_SK_PREFIX}{label}"
 
 
 def _num(value: float) -> AttributeValue:

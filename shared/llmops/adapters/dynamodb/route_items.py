@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["META_PK", "ROUTE_PK", "TARGET_PK", "document_from_items", "table_items"]
+# The key layout is the table's definition (config.tables); re-exported for the stores that map items.
+from llmops.config.tables import META_PK, ROUTE_PK, TARGET_PK
 
-TARGET_PK = "target"
-ROUTE_PK = "route"
-META_PK = "meta"
+__all__ = ["META_PK", "ROUTE_PK", "TARGET_PK", "document_from_items", "table_items"]
 
 _NUMERIC_TARGET_FIELDS = frozenset(
     {"price_per_1k_input_usd", "price_per_1k_output_usd", "context_window", "max_output_tokens"}
