@@ -38,7 +38,7 @@ def _call(url: str, method: str = "GET", payload: dict[str, Any] | None = None) 
 
 @app.command()
 def faults(
-    key: Annotated[str, typer.Option(help="Bedrock model id, or SageMaker endpoint[/variant].")],
+    key: Annotated[str, typer.Option(help="Bedrock model id, or SageMaker ENDPOINT or ENDPOINT/VARIANT.")],
     latency_ms: Annotated[float, typer.Option(min=0)] = 0,
     throttle_rate: Annotated[float, typer.Option(min=0, max=1)] = 0,
     error_rate: Annotated[float, typer.Option(min=0, max=1)] = 0,
