@@ -55,15 +55,24 @@ def serve(
     if routes_file is not None:
         options.routes_file = routes_file
 
-    def _ready(state: dict[str, Any]) -> None:
-        console.print(f"[bold green]llmops local stack ready[/] at [cyan]{state['base_url']}[/]")
-        console.print(f"  API key: [yellow]{state['api_key']}[/]  tenant: {state['tenant']}")
-        console.print(f"  AWS (moto): {state['aws_endpoint_url']}  state: {state_dir / 'local.json'}")
-        console.print('  Try: curl -s -H "Authorization: Bearer $KEY" ' + state["base_url"] + "/models")
-
     run_in_foreground(
         LocalStack(options),
         starting=console.status("Starting the local stack..."),
-        on_ready=_ready,
+        on_ready=lambda state: print_ready(console, state, state_dir),
         on_stopping=lambda: console.print("Stopping..."),
     )
+
+
+def print_ready(out: Console, state: dict[str, Any], state_dir: Path) -> None:
+    """One fact per line, never wrapped: a key or URL split across lines cannot be copied, and a
+    label must stay next to its value however narrow the terminal."""
+    lines = (
+        f"[bold green]llmops local stack ready[/] at [cyan]{state['base_url']}[/]",
+        f"  API key: [yellow]{state['api_key']}[/]",
+        f"  tenant: {state['tenant']}",
+        f"  AWS (moto): {state['aws_endpoint_url']}",
+        f"  state: {state_dir / 'local.json'}",
+        '  Try: curl -s -H "Authorization: Bearer $KEY" ' + state["base_url"] + "/models",
+    )
+    for line in lines:
+        out.print(line, soft_wrap=True)
