@@ -22,6 +22,7 @@ from infra.capabilities.python_function import FunctionSpec, PythonFunction, ret
 from infra.capabilities.tables import TableAccess, Tables
 from infra.config import GatewayConfig
 from infra.nag import acknowledge
+from llmops.config import timeouts
 from llmops.config.env import EnvVar
 
 __all__ = ["AUTHORIZER_CACHE_TTL_S", "AUTHORIZER_TABLES", "GATEWAY_TABLES", "GatewayApi", "access_log_format"]
@@ -195,10 +196,14 @@ class GatewayApi(Construct):
                 memory_mb=config.gateway_memory_mb,
                 timeout_s=config.gateway_timeout_s,
                 reserved_concurrency=config.gateway_reserved_concurrency,
+                # Each request runs against the deadline its Lambda context gives, keeping back a
+                # margin to release or settle, audit and answer with an OpenAI-shaped 504 before
+                # Lambda (or API Gateway's 29 s) cuts the connection; llmops.config.timeouts.
                 environment={
-                    # Leave the handler time to answer with an OpenAI-shaped 504 before Lambda
-                    # (or API Gateway's 29 s) cuts the connection.
-                    EnvVar.PROVIDER_READ_TIMEOUT_S: str(max(config.gateway_timeout_s - 5, 1)),
+                    EnvVar.PROVIDER_READ_TIMEOUT_S: str(timeouts.provider_read_timeout_s(config.gateway_timeout_s)),
+                    EnvVar.PROVIDER_CONNECT_TIMEOUT_S: str(timeouts.PROVIDER_CONNECT_TIMEOUT_S),
+                    EnvVar.PROVIDER_MAX_ATTEMPTS: str(timeouts.PROVIDER_MAX_ATTEMPTS),
+                    EnvVar.DEADLINE_MARGIN_S: str(timeouts.DEADLINE_MARGIN_S),
                 },
             ),
         )
@@ -215,7 +220,7 @@ class GatewayApi(Construct):
                 service="authorizer",
                 description="llmops authorizer: API key to tenant context",
                 memory_mb=512,
-                timeout_s=10,
+                timeout_s=timeouts.AUTHORIZER_TIMEOUT_S,
                 reserved_concurrency=config.authorizer_reserved_concurrency,
             ),
         )

@@ -35,9 +35,13 @@ __all__ = [
 # Bump when the layout or the build steps change, so old cache entries stop matching.
 _BUILD_FORMAT = "3"
 
+# The python3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run there, and
+# some dependencies (google-re2) publish aarch64 wheels only for manylinux_2_26/2_28, not 2014.
 LAMBDA_PLATFORM_ARGS: tuple[str, ...] = (
     "--platform",
     "manylinux2014_aarch64",
+    "--platform",
+    "manylinux_2_28_aarch64",
     "--implementation",
     "cp",
     "--python-version",
