@@ -14,8 +14,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from llmops.application.chat_endpoint import RequestTrace
 from llmops.application.feedback_api import FeedbackRequest, record_feedback
 from llmops.application.guardrails_api import ScanRequest, scan
+from llmops.application.lambda_deadline import deadline_of
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
-from llmops.application.proxy_events import as_json_request, oversize_error, request_id_of, tenant_of
+from llmops.application.proxy_events import (
+    UnparsableBodyError,
+    as_json_request,
+    oversize_error,
+    parse_json_body,
+    request_id_of,
+    tenant_of,
+    with_header,
+)
 from llmops.application.rendering import validation_error
 from llmops.application.responses import ApiResponse
 from llmops.application.wiring import GatewayRuntime, build_gateway
@@ -32,7 +41,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 _runtime: GatewayRuntime | None = None
 
 
@@ -48,8 +57,7 @@ def _emit_metrics(trace: RequestTrace) -> None:
 
 
 def _respond(result: ApiResponse) -> Response[str]:
-    headers = {**result.headers, "x-request-id": _request_id()}
-    return Response(result.status, result.content_type, result.body, headers)
+    return Response(result.status, result.content_type, result.body, dict(result.headers))
 
 
 def _refuse(error: GatewayError) -> Response[str]:
@@ -58,7 +66,7 @@ def _refuse(error: GatewayError) -> Response[str]:
 
 
 def _request_id() -> str:
-    return str(app.current_event.request_context.request_id or "local")
+    return request_id_of(app.current_event.raw_event)
 
 
 def _tenant() -> TenantContext:
@@ -88,7 +96,8 @@ def list_models() -> ModelList:
 
 @app.post("/v1/chat/completions")
 def chat_completions(body: ChatCompletionRequest) -> Response[str]:
-    return _respond(runtime().chat.handle(body, _tenant(), _request_id(), app.current_event.headers))
+    deadline = deadline_of(app.lambda_context)
+    return _respond(runtime().chat.handle(body, _tenant(), _request_id(), app.current_event.headers, deadline))
 
 
 @app.post("/v1/feedback")
@@ -128,12 +137,16 @@ def invalid_request(error: RequestValidationError) -> Response[str]:
     return _refuse(refusal)
 
 
-@app.exception_handler([RecursionError, UnicodeDecodeError])  # type: ignore[untyped-decorator]
-def unparsable_body(_: Exception) -> Response[str]:
-    # Raised while the resolver decodes or parses the body: nesting beyond the JSON parser's depth,
-    # or bytes that are not UTF-8.
-    refusal = BadRequestError(
-        "The request body is not valid JSON (invalid UTF-8 or nested too deeply).", code="invalid_json"
+@app.exception_handler([RecursionError, UnicodeDecodeError, UnparsableBodyError])  # type: ignore[untyped-decorator]
+def unparsable_body(error: Exception) -> Response[str]:
+    # Raised while the resolver decodes or parses the body, before any route runs: nesting beyond
+    # the JSON parser's depth, bytes that are not UTF-8, or what `parse_json_body` refuses.
+    refusal = (
+        error
+        if isinstance(error, UnparsableBodyError)
+        else BadRequestError(
+            "The request body is not valid JSON (invalid UTF-8 or nested too deeply).", code="invalid_json"
+        )
     )
     _audit_refused_chat(app.current_event.raw_event, _request_id(), refusal)
     return _refuse(refusal)
@@ -155,9 +168,13 @@ def unexpected(error: Exception) -> Response[str]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = request_id_of(event)
     too_large = oversize_error(event, runtime().settings.max_body_bytes)
     if too_large is not None:
-        request_id = request_id_of(event)
         _audit_refused_chat(event, request_id, too_large)
-        return ApiResponse.error(too_large, {"x-request-id": request_id}).to_proxy_result()
-    return app.resolve(as_json_request(event), context)
+        result = ApiResponse.error(too_large).to_proxy_result()
+    else:
+        result = app.resolve(as_json_request(event), context)
+    # Added here, not per route: JSON returned by a route, a refusal and the resolver's own 404 all
+    # carry the request id.
+    return with_header(result, "x-request-id", request_id)

@@ -82,7 +82,7 @@ class ScriptedModel:
         self.calls = 0
         self.on_call: Any = None
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         self.calls += 1
         if self.on_call is not None:
             self.on_call()

@@ -116,9 +116,11 @@ def test_real_layer_has_arm64_wheels_and_no_boto(tmp_path: Path) -> None:
     assert (site / "llmops" / "domain").is_dir()
     assert not (site / "llmops" / "cli").exists()
     assert not (site / "llmops" / "local").exists()
-    for package in ("pydantic", "aws_lambda_powertools", "phonenumbers", "aws_xray_sdk"):
+    for package in ("pydantic", "aws_lambda_powertools", "phonenumbers", "aws_xray_sdk", "re2"):
         assert (site / package).is_dir(), package
     for provided in ("boto3", "botocore", "s3transfer", "urllib3"):
         assert not (site / provided).exists(), provided
     (binary,) = (site / "pydantic_core").glob("_pydantic_core*.so")
     assert "cpython-312-aarch64" in binary.name
+    (re2_binary,) = (site / "re2").glob("_re2*.so")
+    assert "cpython-312-aarch64" in re2_binary.name

@@ -8,6 +8,7 @@ at moto and the model emulators.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from typing import TYPE_CHECKING, cast
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "bedrock_runtime",
+    "call_timeouts",
     "clear_client_cache",
     "client",
+    "provider_client",
     "sagemaker_runtime",
     "transport_failure_kind",
 ]
@@ -91,6 +94,35 @@ def client(
         created: BaseClient = _session().create_client(service, region_name=region, config=config)
         _clients[key] = created
         return created
+
+
+def call_timeouts(budget_s: float | None, *, connect_timeout_s: float, read_timeout_s: float) -> tuple[float, float]:
+    """(connect, read) timeouts for one provider call that must be over within `budget_s` (None: no limit).
+
+    A call can spend its connect timeout and then its read timeout, so the read timeout is what the
+    budget leaves after connecting. It is cut to whole seconds (at least 1): the client cache then
+    holds at most one client per second of the configured read timeout, not one per request.
+    """
+    if budget_s is None or budget_s >= connect_timeout_s + read_timeout_s:
+        return connect_timeout_s, read_timeout_s
+    return connect_timeout_s, float(max(1, math.floor(budget_s - connect_timeout_s)))
+
+
+def provider_client(
+    service: str,
+    *,
+    budget_s: float | None,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    region: str | None = None,
+) -> BaseClient:
+    """A model runtime client for one call within `budget_s`, making exactly one attempt.
+
+    botocore does not retry here: `CompletionService` retries across attempts and targets, and
+    only while the request's deadline leaves time (botocore's own retries would not know it).
+    """
+    connect, read = call_timeouts(budget_s, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+    return client(service, connect_timeout_s=connect, read_timeout_s=read, max_attempts=1, region=region)
 
 
 def bedrock_runtime(

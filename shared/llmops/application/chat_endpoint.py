@@ -28,6 +28,7 @@ from llmops.application.responses import EVENT_STREAM, ApiResponse
 from llmops.domain.audit import AuditRecord, GuardVerdict, text_evidence
 from llmops.domain.chat import ChatRequest, Completion, Message, Role
 from llmops.domain.completions import Attempt, CompletionResult, CompletionService, RoutePlan
+from llmops.domain.deadline import Deadline
 from llmops.domain.errors import GatewayError
 from llmops.domain.guard import Decision, GuardEngine, embed_canary
 from llmops.domain.prompts import PromptRef, ResolvedPrompt, apply_prompt
@@ -156,10 +157,13 @@ class ChatEndpoint:
         tenant: TenantContext,
         request_id: str,
         headers: Mapping[str, str] | None = None,
+        deadline: Deadline | None = None,
     ) -> ApiResponse:
+        """`deadline` is when the invocation ends (from the Lambda context); provider calls stop in
+        time for the reservation to be released, the audit record written and the answer sent."""
         trace = RequestTrace(request_id=request_id, tenant=tenant)
         try:
-            return self._handle(body, trace, headers or {})
+            return self._handle(body, trace, headers or {}, deadline or Deadline.unbounded())
         except GatewayError as error:
             trace.status, trace.error_code = error.status, error.code
             raise
@@ -203,7 +207,9 @@ class ChatEndpoint:
         )
         self.on_finished(trace)
 
-    def _handle(self, body: ChatCompletionRequest, trace: RequestTrace, headers: Mapping[str, str]) -> ApiResponse:
+    def _handle(
+        self, body: ChatCompletionRequest, trace: RequestTrace, headers: Mapping[str, str], deadline: Deadline
+    ) -> ApiResponse:
         tenant, stage = trace.tenant, partial(trace.stage, self.spans)
         with stage("parse"):
             request = self._with_prompt(body, body.to_domain(), trace)
@@ -236,7 +242,7 @@ class ChatEndpoint:
             trace.record_result(result)
         else:
             with self.spans("provider"):
-                result = self._call_model(plan, guarded, reservation, trace)
+                result = self._call_model(plan, guarded, reservation, trace, deadline)
         usage = result.completion.usage
 
         with stage("output_guard"):
@@ -285,10 +291,10 @@ class ChatEndpoint:
         return apply_prompt(request, version, rendered)
 
     def _call_model(
-        self, plan: RoutePlan, request: ChatRequest, reservation: Reservation, trace: RequestTrace
+        self, plan: RoutePlan, request: ChatRequest, reservation: Reservation, trace: RequestTrace, deadline: Deadline
     ) -> CompletionResult:
         try:
-            result = self.completions.execute(plan, request)
+            result = self.completions.execute(plan, request, deadline)
         except GatewayError as error:
             trace.provider_attempts = tuple(getattr(error, "attempts", ()))
             trace.attempts = len(trace.provider_attempts)

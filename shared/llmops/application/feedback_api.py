@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.domain.feedback import AuditSummary, Feedback, FeedbackStore, submit_feedback
@@ -21,7 +21,7 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: Annotated[str, Field(min_length=1, max_length=256)]
-    score: bool | int | str = Field(description="'up'/'down' (or true/false), or an integer rating 1-5.")
+    score: StrictBool | StrictInt | StrictStr = Field(description="'up'/'down' (or true/false), or an integer rating 1-5.")
     label: str | None = Field(default=None, description="hallucination, unsafe, unhelpful, wrong_format, good, other")
     comment: Annotated[str | None, Field(max_length=4000)] = None
     user: Annotated[str | None, Field(max_length=256)] = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from llmops.domain.chat import ChatRequest, Message, Role
 from llmops.domain.errors import BadRequestError
@@ -25,6 +25,9 @@ __all__ = [
 ]
 
 MAX_STOP_SEQUENCES = 4
+
+# Numbers and flags are strict, as OpenAI's are: `true` is not a token count and "10" is not a
+# number. A strict float still takes a JSON integer (`"temperature": 1` is 1.0).
 
 
 class ContentPart(BaseModel):
@@ -45,7 +48,7 @@ class ChatMessageIn(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatCompletionRequest(BaseModel):
@@ -54,27 +57,27 @@ class ChatCompletionRequest(BaseModel):
     model: Annotated[str, Field(min_length=1, max_length=256)]
     # May be empty only when `prompt` names a registered template that supplies the messages.
     messages: Annotated[list[ChatMessageIn], Field(max_length=2048)]
-    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
-    top_p: Annotated[float | None, Field(gt=0, le=1)] = None
-    max_tokens: Annotated[int | None, Field(ge=1)] = None
-    max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
+    temperature: Annotated[StrictFloat | None, Field(ge=0, le=2)] = None
+    top_p: Annotated[StrictFloat | None, Field(gt=0, le=1)] = None
+    max_tokens: Annotated[StrictInt | None, Field(ge=1)] = None
+    max_completion_tokens: Annotated[StrictInt | None, Field(ge=1)] = None
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: Annotated[str | None, Field(max_length=256)] = None
     metadata: dict[str, str] | None = None
-    n: Annotated[int | None, Field(ge=1, le=128)] = None
+    n: Annotated[StrictInt | None, Field(ge=1, le=128)] = None
     # Accepted for SDK compatibility; providers ignore them.
-    seed: int | None = None
-    presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
-    frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    seed: StrictInt | None = None
+    presence_penalty: Annotated[StrictFloat | None, Field(ge=-2, le=2)] = None
+    frequency_penalty: Annotated[StrictFloat | None, Field(ge=-2, le=2)] = None
     # Declared only so that using them yields a clear "not supported" error.
     tools: list[Any] | None = None
     tool_choice: Any | None = None
     functions: list[Any] | None = None
     function_call: Any | None = None
     response_format: dict[str, Any] | None = None
-    logprobs: bool | None = None
+    logprobs: StrictBool | None = None
     # llmops extensions (see README): a registered prompt template, and grounding documents for
     # the output guard.
     prompt: dict[str, Any] | None = None
@@ -150,8 +153,9 @@ def _text_of(content: str | list[ContentPart], index: int) -> str:
     texts: list[str] = []
     for part_index, part in enumerate(content):
         if part.type != "text" or part.text is None:
+            # The part's type is not echoed: it is the caller's string and may hold anything.
             raise BadRequestError(
-                f"Content part type '{part.type}' is not supported; only text parts are.",
+                "This content part type is not supported; only text parts are.",
                 param=f"messages[{index}].content[{part_index}]",
             )
         texts.append(part.text)

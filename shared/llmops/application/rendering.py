@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -97,16 +98,31 @@ def error_body(error: GatewayError) -> dict[str, Any]:
     }
 
 
-def _param_from_location(loc: tuple[Any, ...]) -> str | None:
+# A location part the caller chose (an unknown key, a `metadata` key) is echoed only if it looks like
+# a parameter name: a key may hold anything, PII included, and errors are logged and shown.
+_ECHOABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_UNION_MEMBERS = frozenset({"str", "int", "float", "bool"})
+
+
+def _param_from_location(loc: tuple[Any, ...]) -> tuple[str | None, bool]:
+    """The parameter a location names, and whether it is named in full (see `_ECHOABLE_NAME`)."""
     path = [p for p in loc if p != "body"]
     # pydantic adds union member names (e.g. 'str', 'list[ContentPart]') to locations; drop them.
-    path = [p for p in path if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"}))]
-    if not path:
-        return None
+    path = [p for p in path if not (isinstance(p, str) and ("[" in p or p in _UNION_MEMBERS))]
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and _ECHOABLE_NAME.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            return text or None, False  # named up to the part that may not be echoed
+    return text or None, True
+
+
+def _names_the_body(loc: tuple[Any, ...]) -> bool:
+    """The error is about the body as a whole (empty, `null`, an array, a string), not a field."""
+    return all(p == "body" for p in loc)
 
 
 def validation_error(errors: list[Mapping[str, Any]]) -> GatewayError:
@@ -118,15 +134,18 @@ def validation_error(errors: list[Mapping[str, Any]]) -> GatewayError:
     loc = tuple(first.get("loc", ()))
     if kind == "json_invalid":
         return BadRequestError("The request body is not valid JSON.", code="invalid_json")
-    param = _param_from_location(loc)
+    if _names_the_body(loc):
+        return BadRequestError("The request body must be a JSON object.", code="invalid_json")
+    param, in_full = _param_from_location(loc)
     if kind == "missing":
         return BadRequestError(
             f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
         )
     if kind == "extra_forbidden":
-        return BadRequestError(
-            f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter"
-        )
+        if not in_full:
+            where = f" in '{param}'" if param else ""
+            return BadRequestError(f"Unrecognized request argument supplied{where}.", param=param, code="unknown_parameter")
+        return BadRequestError(f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter")
     if kind == "literal_error" and param and param.endswith(".role"):
         return BadRequestError(
             f"Invalid value for '{param}': supported roles are system, developer, user and assistant.",

@@ -69,19 +69,24 @@ def build_route_source(settings: Settings) -> RouteSource:
 
 
 def build_providers(settings: Settings) -> dict[Provider, ChatProvider]:
-    def runtime_client(service: str) -> Callable[[], Any]:
-        return partial(
-            aws_clients.client,
-            service,
-            connect_timeout_s=settings.provider_connect_timeout_s,
-            read_timeout_s=settings.provider_read_timeout_s,
-            max_attempts=settings.provider_max_attempts,
-        )
-
     return {
-        Provider.BEDROCK: BedrockConverseProvider(runtime_client("bedrock-runtime")),
-        Provider.SAGEMAKER: SageMakerEndpointProvider(runtime_client("sagemaker-runtime")),
+        Provider.BEDROCK: BedrockConverseProvider.from_settings(settings),
+        Provider.SAGEMAKER: SageMakerEndpointProvider.from_settings(settings),
     }
+
+
+def build_completions(
+    settings: Settings, routes: RouteSource, providers: dict[Provider, ChatProvider] | None = None
+) -> CompletionService:
+    """Provider calls within the request's deadline: retries are the domain's, not botocore's."""
+    return CompletionService(
+        routes=routes,
+        providers=providers or build_providers(settings),
+        deadline_margin_s=settings.deadline_margin_s,
+        attempts_per_target=settings.provider_max_attempts,
+        # A call shorter than this could not even connect and wait one second for an answer.
+        min_attempt_s=settings.provider_connect_timeout_s + 1.0,
+    )
 
 
 def build_gateway(
@@ -94,7 +99,7 @@ def build_gateway(
 ) -> GatewayRuntime:
     settings = resolve_pepper(settings)
     route_source = routes or build_route_source(settings)
-    completions = CompletionService(routes=route_source, providers=providers or build_providers(settings))
+    completions = build_completions(settings, route_source, providers)
     dynamodb = _control_plane_client("dynamodb")()
     dead_letters = DeadLetterQueue(_control_plane_client("sqs")(), settings.audit_dlq_url)
     ledger = DynamoQuotaLedger(

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -66,7 +67,7 @@ class InstantProvider:
     def __init__(self) -> None:
         self.calls = 0
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         self.calls += 1
         return Completion(
             text="Revenue grew eleven percent in the north; the south was flat. Hiring and currency are the risks.",
@@ -181,7 +182,8 @@ class _Driver:
     def __init__(self, module: ModuleType, template: Mapping[str, Any]) -> None:
         self._module: Any = module
         self._event = _event_factory(template)
-        self._context = LocalLambdaContext(function_name="llmops-gateway")
+        # A fresh context per invocation: each one counts down its own timeout, as in Lambda.
+        self._context = partial(LocalLambdaContext, function_name="llmops-gateway")
         self._counter = 0
 
     def measure(
@@ -204,7 +206,7 @@ class _Driver:
         for _ in range(requests):
             event = self._event(self._next())
             started = clock()
-            result = self._module.handler(event, self._context)
+            result = self._module.handler(event, self._context())
             latencies.append((clock() - started) / 1e6)
             statuses[str(result["statusCode"])] += 1
             advance()
@@ -216,7 +218,7 @@ class _Driver:
         return self._counter
 
     def _invoke(self) -> None:
-        result = self._module.handler(self._event(self._next()), self._context)
+        result = self._module.handler(self._event(self._next()), self._context())
         if result["statusCode"] != 200:
             # Measuring error responses would report a meaningless overhead: stop and say why.
             raise RuntimeError(f"the handler answered {result['statusCode']} in warm-up: {str(result['body'])[:300]}")

@@ -90,6 +90,16 @@ def guardrails(
             help="Which half of the attack and benign prompts (by a hash of the text): tune on dev, report test.",
         ),
     ] = Split.ALL,
+    pii_only: Annotated[
+        bool,
+        typer.Option(
+            "--pii-only",
+            help="Only the PII part (plain, obfuscated, near misses): no attack corpora, injection or latency.",
+        ),
+    ] = False,
+    near_misses: Annotated[
+        int, typer.Option("--near-misses", min=0, help="Generated near-miss sentences (no PII) for precision.")
+    ] = 1000,
 ) -> None:
     """Download the corpora (cached), run our guard engine and Presidio, write report.md, results.json
     and PNG plots. Exit 0 whether or not the targets are met: this is a benchmark, not a test."""
@@ -103,6 +113,8 @@ def guardrails(
         repeat=repeat,
         examples=examples,
         split=split.value,
+        pii_only=pii_only,
+        near_misses=near_misses,
     )
     try:
         with _progress() as phases:

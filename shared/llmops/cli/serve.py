@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from llmops.config.env import EnvVar
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S
 from llmops.local.foreground import run_in_foreground
 from llmops.local.stack import LocalStack, LocalStackOptions
 
@@ -29,6 +30,14 @@ def serve(
     provider_read_timeout_s: Annotated[
         float, typer.Option(min=0.1, help="How long the gateway waits for a model before trying the next target.")
     ] = 5.0,
+    gateway_timeout_s: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            max=900,
+            help="The gateway function's timeout: each request runs against this deadline, as in Lambda.",
+        ),
+    ] = GATEWAY_TIMEOUT_S,
     workers: Annotated[
         int,
         typer.Option(
@@ -51,6 +60,7 @@ def serve(
             "POWERTOOLS_METRICS_DISABLED": str(not emit_metrics).lower(),
         },
         workers=workers,
+        gateway_timeout_s=gateway_timeout_s,
     )
     if routes_file is not None:
         options.routes_file = routes_file

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmops.config import timeouts
 from llmops.config.tables import TABLES
 
 __all__ = ["EnvVar", "Settings"]
@@ -33,6 +34,7 @@ class EnvVar(StrEnum):
     PROVIDER_CONNECT_TIMEOUT_S = "LLMOPS_PROVIDER_CONNECT_TIMEOUT_S"
     PROVIDER_READ_TIMEOUT_S = "LLMOPS_PROVIDER_READ_TIMEOUT_S"
     PROVIDER_MAX_ATTEMPTS = "LLMOPS_PROVIDER_MAX_ATTEMPTS"
+    DEADLINE_MARGIN_S = "LLMOPS_DEADLINE_MARGIN_S"
     KEY_PEPPER = "LLMOPS_KEY_PEPPER"
     KEY_PEPPER_SECRET_ARN = "LLMOPS_KEY_PEPPER_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
     ROUTES_FILE = "LLMOPS_ROUTES_FILE"
@@ -68,9 +70,12 @@ class Settings(BaseModel):
     cache_table: str = ""
     config_ttl_s: float = Field(default=10.0, ge=0)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
-    provider_connect_timeout_s: float = Field(default=2.0, gt=0)
-    provider_read_timeout_s: float = Field(default=60.0, gt=0)
-    provider_max_attempts: int = Field(default=2, ge=1, le=5)
+    # The deployed gateway's values (llmops.config.timeouts); every call is further bounded by the
+    # request's deadline, what the Lambda context says remains minus `deadline_margin_s`.
+    provider_connect_timeout_s: float = Field(default=timeouts.PROVIDER_CONNECT_TIMEOUT_S, gt=0)
+    provider_read_timeout_s: float = Field(default=timeouts.provider_read_timeout_s(timeouts.GATEWAY_TIMEOUT_S), gt=0)
+    provider_max_attempts: int = Field(default=timeouts.PROVIDER_MAX_ATTEMPTS, ge=1, le=5)  # calls per target
+    deadline_margin_s: float = Field(default=timeouts.DEADLINE_MARGIN_S, ge=0)
     key_pepper: str = ""  # local stack and tests; deployed stacks use key_pepper_secret_arn
     key_pepper_secret_arn: str = ""
     routes_file: str = ""

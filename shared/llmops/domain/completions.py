@@ -6,11 +6,14 @@ stays the single place that defines the order of the request path in DESIGN.md.
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from llmops.domain.chat import ChatRequest, Completion
+from llmops.domain.deadline import Deadline
 from llmops.domain.errors import BadRequestError, ProviderError, ProviderFailureKind, UpstreamUnavailableError
 from llmops.domain.ports import ChatProvider, RouteSource
 from llmops.domain.routing import (
@@ -52,7 +55,7 @@ class CompletionResult:
 
     @property
     def fell_back(self) -> bool:
-        return len(self.attempts) > 1
+        return any(a.target_id != self.target.id for a in self.attempts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,13 @@ class CompletionService:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     clock: Callable[[], float] = time.monotonic
     draw: Callable[[], float] = default_draw
+    # The request path's time budget (see `execute`); the defaults keep a service without a
+    # deadline behaving as one call per target.
+    deadline_margin_s: float = 0.0
+    attempts_per_target: int = 1
+    min_attempt_s: float = 1.0
+    retry_backoff_s: float = 0.05
+    sleep: Callable[[float], None] = time.sleep
 
     def plan(self, request: ChatRequest, tenant: TenantContext) -> RoutePlan:
         table = self.routes.current()
@@ -85,35 +95,60 @@ class CompletionService:
         )
         return RoutePlan(route, targets)
 
-    def complete(self, request: ChatRequest, tenant: TenantContext) -> CompletionResult:
-        return self.execute(self.plan(request, tenant), request)
+    def complete(
+        self, request: ChatRequest, tenant: TenantContext, deadline: Deadline | None = None
+    ) -> CompletionResult:
+        return self.execute(self.plan(request, tenant), request, deadline)
 
-    def execute(self, plan: RoutePlan, request: ChatRequest) -> CompletionResult:
+    def execute(self, plan: RoutePlan, request: ChatRequest, deadline: Deadline | None = None) -> CompletionResult:
+        """Tries the plan's targets in order, each up to `attempts_per_target` calls, within `deadline`.
+
+        A timed-out target is not called again (a hung endpoint rarely answers the second time, and
+        the wait has already been paid); throttling and 5xx are retried on the same target. When no
+        time is left for another call the request fails as 504 `upstream_timeout` while the caller
+        can still release the reservation, audit and answer.
+        """
+        deadline = deadline or Deadline.unbounded(self.clock)
         attempts: list[Attempt] = []
         last: ProviderError | None = None
-        for target in plan.targets:
+        for index, target in enumerate(plan.targets):
             started = self.clock()
-            try:
-                completion = self.providers[target.provider].complete(target, request)
-            except ProviderError as exc:
-                attempts.append(Attempt(target.id, exc.kind.value, (self.clock() - started) * 1000))
-                if not exc.retryable:
-                    raise BadRequestError(
-                        f"The model behind '{plan.route.alias}' rejected the request: {exc.message}",
-                    ) from exc
-                self.breaker.record_failure(target.id, self.clock())
-                last = exc
-                continue
-            attempts.append(Attempt(target.id, "ok", (self.clock() - started) * 1000))
-            self.breaker.record_success(target.id)
-            return CompletionResult(
-                completion=completion,
-                route=plan.route,
-                target=target,
-                cost_usd=cost_usd(target, completion.usage),
-                attempts=tuple(attempts),
-                stage_ms={"provider": sum(a.latency_ms for a in attempts)},
-            )
+            failure: ProviderError | None = None
+            for call in range(max(1, self.attempts_per_target)):
+                budget = self._call_budget(deadline, more_targets=index + 1 < len(plan.targets))
+                if budget is None:
+                    if failure is not None:
+                        self._record_failure(attempts, target, failure, started)
+                    raise self._out_of_time(plan, attempts)
+                if call:
+                    self.sleep(min(self.retry_backoff_s * 2 ** (call - 1) * random.random(), budget / 4))
+                try:
+                    completion = self.providers[target.provider].complete(
+                        target, request, timeout_s=None if math.isinf(budget) else budget
+                    )
+                except ProviderError as exc:
+                    if not exc.retryable:
+                        attempts.append(Attempt(target.id, exc.kind.value, (self.clock() - started) * 1000))
+                        raise BadRequestError(
+                            f"The model behind '{plan.route.alias}' rejected the request: {exc.message}",
+                        ) from exc
+                    failure = exc
+                    if exc.kind is ProviderFailureKind.TIMEOUT:
+                        break
+                    continue
+                attempts.append(Attempt(target.id, "ok", (self.clock() - started) * 1000))
+                self.breaker.record_success(target.id)
+                return CompletionResult(
+                    completion=completion,
+                    route=plan.route,
+                    target=target,
+                    cost_usd=cost_usd(target, completion.usage),
+                    attempts=tuple(attempts),
+                    stage_ms={"provider": sum(a.latency_ms for a in attempts)},
+                )
+            if failure is not None:
+                self._record_failure(attempts, target, failure, started)
+                last = failure
 
         kind = last.kind if last else ProviderFailureKind.UNAVAILABLE
         raise UpstreamUnavailableError(
@@ -122,5 +157,32 @@ class CompletionService:
             status=_STATUS_BY_FAILURE.get(kind, 502),
             code={"throttled": "upstream_throttled", "timeout": "upstream_timeout"}.get(kind.value, "upstream_error"),
             retry_after_s=1 if kind is ProviderFailureKind.THROTTLED else None,
+            attempts=tuple(attempts),
+        )
+
+    def _call_budget(self, deadline: Deadline, *, more_targets: bool) -> float | None:
+        """Seconds the next call may take (inf: no deadline), or None when none can fit any more.
+
+        While another target remains, a call may use at most half of what is left (but never less
+        than `min_attempt_s`), so a hung primary always leaves its fallback as much time as it took.
+        """
+        usable = deadline.usable_s(self.deadline_margin_s)
+        if usable < self.min_attempt_s:
+            return None
+        if more_targets and math.isfinite(usable):
+            return min(usable, max(self.min_attempt_s, usable / 2))
+        return usable
+
+    def _record_failure(self, attempts: list[Attempt], target: Target, failure: ProviderError, started: float) -> None:
+        attempts.append(Attempt(target.id, failure.kind.value, (self.clock() - started) * 1000))
+        self.breaker.record_failure(target.id, self.clock())
+
+    @staticmethod
+    def _out_of_time(plan: RoutePlan, attempts: list[Attempt]) -> UpstreamUnavailableError:
+        return UpstreamUnavailableError(
+            f"No target for model '{plan.route.alias}' answered within the request's time limit. "
+            "Retry later or use another model.",
+            status=504,
+            code="upstream_timeout",
             attempts=tuple(attempts),
         )

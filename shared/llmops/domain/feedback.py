@@ -25,6 +25,7 @@ from llmops.domain.tenancy import TenantContext
 
 __all__ = [
     "MAX_COMMENT_CHARS",
+    "REQUEST_NOT_FOUND",
     "AuditLookup",
     "AuditSummary",
     "Feedback",
@@ -43,6 +44,11 @@ MAX_COMMENT_CHARS = 2000
 _MAX_ID_CHARS = 128
 _MAX_USER_CHARS = 256
 _BODY_FIELDS = frozenset({"request_id", "score", "label", "comment", "user"})
+
+
+# The same answer for "unknown" and "another tenant's", and the id is not echoed: it is the
+# caller's string and may hold anything.
+REQUEST_NOT_FOUND = "No request with this request_id was made with this tenant's keys."
 
 
 class RequestNotFoundError(GatewayError):
@@ -187,7 +193,7 @@ def submit_feedback(
 
     summary = audit.find(request_id)
     if summary is None or summary.tenant_id != tenant.tenant_id:
-        raise RequestNotFoundError(f"No request with id {request_id!r}.", param="request_id")
+        raise RequestNotFoundError(REQUEST_NOT_FOUND, param="request_id")
 
     feedback = Feedback(
         request_id=request_id,

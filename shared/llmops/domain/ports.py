@@ -11,9 +11,13 @@ __all__ = ["ChatProvider", "Clock", "RouteSource"]
 
 
 class ChatProvider(Protocol):
-    """One model backend. Must raise `ProviderError` (never an SDK exception) on failure."""
+    """One model backend. Must raise `ProviderError` (never an SDK exception) on failure.
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion: ...
+    `timeout_s` is how long this call may take in all (connecting included) before it must fail as
+    `ProviderFailureKind.TIMEOUT`; None leaves the adapter's configured timeouts in charge.
+    """
+
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion: ...
 
 
 class RouteSource(Protocol):

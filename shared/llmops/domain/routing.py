@@ -114,9 +114,12 @@ class RouteTable:
     def route(self, alias: str, allowed: Sequence[str] | None = None) -> Route:
         route = self.routes.get(alias)
         if route is None or (allowed is not None and "*" not in allowed and alias not in allowed):
-            # The same answer for "unknown" and "not yours" so keys cannot probe other tenants' aliases.
+            # The same answer for "unknown" and "not yours" so keys cannot probe other tenants' aliases;
+            # the name is not echoed, as it is the caller's string and may hold anything.
             raise ModelNotFoundError(
-                f"The model '{alias}' does not exist or you do not have access to it.", param="model"
+                "The model named in 'model' does not exist or you do not have access to it; "
+                "GET /v1/models lists the models this key may use.",
+                param="model",
             )
         return route
 

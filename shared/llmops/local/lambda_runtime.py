@@ -8,32 +8,46 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["FUNCTIONS_DIR", "LocalLambdaContext", "load_handler_module"]
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S
+
+__all__ = ["FUNCTIONS_DIR", "LocalLambdaContext", "invoke", "load_handler_module"]
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
 
 
 @dataclass(slots=True)
 class LocalLambdaContext:
-    """The attributes Powertools reads from a Lambda context object."""
+    """The attributes Powertools reads from a Lambda context object, and a clock that runs out.
+
+    One context per invocation, as in Lambda: the remaining time counts down from `timeout_s`
+    (the deployed function's timeout, `llmops.config.timeouts`) from when the context was made.
+    """
 
     function_name: str
     memory_limit_in_mb: int = 512
     function_version: str = "$LATEST"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_s: float = GATEWAY_TIMEOUT_S
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def invoked_function_arn(self) -> str:
         return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return max(0, int((self.started_at + self.timeout_s - time.monotonic()) * 1000))
+
+    @property
+    def timed_out(self) -> bool:
+        """True once Lambda would have killed the invocation."""
+        return time.monotonic() >= self.started_at + self.timeout_s
 
 
 def load_handler_module(name: str, functions_dir: Path = FUNCTIONS_DIR) -> ModuleType:
@@ -50,5 +64,5 @@ def load_handler_module(name: str, functions_dir: Path = FUNCTIONS_DIR) -> Modul
     return module
 
 
-def invoke(module: ModuleType, event: dict[str, Any], function_name: str) -> Any:
-    return module.handler(event, LocalLambdaContext(function_name=function_name))
+def invoke(module: ModuleType, event: dict[str, Any], context: LocalLambdaContext) -> Any:
+    return module.handler(event, context)

@@ -21,6 +21,7 @@ from llmops.adapters.dynamodb.route_items import table_items
 from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, load_route_document
 from llmops.config.env import EnvVar
 from llmops.config.tables import TABLES
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S
 from llmops.domain.keys import generate_api_key
 from llmops.domain.routing import RouteTable
 from llmops.local.aws_emulation import MotoService
@@ -48,6 +49,7 @@ class LocalStackOptions:
     config_ttl_s: float = 2.0
     authorizer_cache_ttl_s: float = 60.0
     workers: int = 1  # front-door processes, each one "Lambda container"
+    gateway_timeout_s: float = GATEWAY_TIMEOUT_S  # the gateway function's timeout, as deployed
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -111,14 +113,20 @@ class LocalStack:
         os.environ[EnvVar.AUDIT_DLQ_URL] = self._create_audit_dead_letter_queue()
         workflows = provision_workflows(_local_client, os.environ, load_route_document(self.options.routes_file))
         api_key = self._seed_dev_key()
-        front = FrontDoor(authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s)
+        front = FrontDoor(
+            authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s, gateway_timeout_s=self.options.gateway_timeout_s
+        )
         many = self.options.workers > 1
         self._front = LoopbackServer(front, host=self.options.host, port=self.options.port, reuse_port=many)
         self._front.start()
         if many:
             # The environment above is inherited, so every worker talks to the same moto and emulators.
             self._workers = FrontDoorWorkers(
-                self.options.host, self._front.port, self.options.workers - 1, self.options.authorizer_cache_ttl_s
+                self.options.host,
+                self._front.port,
+                self.options.workers - 1,
+                self.options.authorizer_cache_ttl_s,
+                self.options.gateway_timeout_s,
             )
             self._workers.start()
         self.state = {

@@ -78,7 +78,7 @@ def test_bedrock_success(bedrock_client: Any) -> None:
                 "inferenceConfig": {"maxTokens": 16},
             },
         )
-        completion = BedrockConverseProvider(lambda: bedrock_client).complete(BEDROCK, REQUEST)
+        completion = BedrockConverseProvider(lambda _timeout_s: bedrock_client).complete(BEDROCK, REQUEST)
     assert completion.text == "ok"
     assert completion.finish_reason is FinishReason.LENGTH
 
@@ -104,7 +104,7 @@ def test_bedrock_client_errors_become_provider_errors_without_prompt_text(
             http_status_code=status,
         )
         with pytest.raises(ProviderError) as info:
-            BedrockConverseProvider(lambda: bedrock_client).complete(BEDROCK, REQUEST)
+            BedrockConverseProvider(lambda _timeout_s: bedrock_client).complete(BEDROCK, REQUEST)
     assert info.value.kind is kind
     assert info.value.target_id == "br"
     assert SECRET_PROMPT not in info.value.message
@@ -124,7 +124,7 @@ def test_bedrock_transport_errors(exc: Exception, kind: ProviderFailureKind) -> 
             raise exc
 
     with pytest.raises(ProviderError) as info:
-        BedrockConverseProvider(Failing).complete(BEDROCK, REQUEST)  # type: ignore[arg-type,return-value]
+        BedrockConverseProvider(lambda _timeout_s: Failing()).complete(BEDROCK, REQUEST)  # type: ignore[arg-type,return-value]
     assert info.value.kind is kind
 
 
@@ -156,7 +156,7 @@ def test_sagemaker_success_passes_variant(sagemaker_client: Any) -> None:
                 ).encode(),
             },
         )
-        completion = SageMakerEndpointProvider(lambda: sagemaker_client).complete(SAGEMAKER, REQUEST)
+        completion = SageMakerEndpointProvider(lambda _timeout_s: sagemaker_client).complete(SAGEMAKER, REQUEST)
     assert (completion.text, completion.usage.input_tokens) == ("hi", 4)
 
 
@@ -171,7 +171,7 @@ def test_sagemaker_model_error_uses_the_container_status(sagemaker_client: Any) 
             modeled_fields={"OriginalStatusCode": 429, "OriginalMessage": SECRET_PROMPT},
         )
         with pytest.raises(ProviderError) as info:
-            SageMakerEndpointProvider(lambda: sagemaker_client).complete(SAGEMAKER, REQUEST)
+            SageMakerEndpointProvider(lambda _timeout_s: sagemaker_client).complete(SAGEMAKER, REQUEST)
     assert info.value.kind is ProviderFailureKind.THROTTLED
     assert SECRET_PROMPT not in info.value.message
     assert "429" in info.value.message

@@ -17,7 +17,7 @@ from llmops.domain.tenancy import TenantContext
 
 
 class InstantProvider:
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         return Completion("Sure.", FinishReason.STOP, Usage(5, 2))
 
 

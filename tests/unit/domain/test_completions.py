@@ -27,7 +27,7 @@ class ScriptedProvider:
         self.failures = failures or {}
         self.calls: list[str] = []
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         self.calls.append(target.id)
         if target.id in self.failures:
             raise ProviderError(self.failures[target.id], "scripted failure", target_id=target.id)

@@ -23,7 +23,7 @@ class EchoProvider:
         self.failing: set[str] = set()
         self.calls: list[str] = []
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         self.calls.append(target.id)
         if target.id in self.failing:
             raise ProviderError(ProviderFailureKind.THROTTLED, "throttled", target_id=target.id)

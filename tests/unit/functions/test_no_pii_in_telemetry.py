@@ -31,7 +31,7 @@ PROMPT = "Please remember: " + "; ".join(CANARIES.values())
 class EchoingProvider:
     """A model that repeats the prompt back, so the canaries also flow through the output stage."""
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         last = next(m.content for m in reversed(request.messages) if m.role is Role.USER)
         return Completion(f"You said: {last}", FinishReason.STOP, Usage(30, 30))
 

@@ -23,7 +23,7 @@ GATEWAY_EVENTS = ["chat_completion", "chat_completion_stream", "list_models", "h
 
 
 class InstantProvider:
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         return Completion("Hello.", FinishReason.STOP, Usage(3, 2))
 
 

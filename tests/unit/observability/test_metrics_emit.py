@@ -240,13 +240,13 @@ def test_every_catalogued_metric_has_a_unit_and_a_service_scoped_dimension_set()
 class _EchoProvider:
     """Answers with the prompt it was sent, so a leak in the output would reach the metrics too."""
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         text = " ".join(m.content for m in request.messages)
         return Completion(f"You said: {text}", FinishReason.STOP, Usage(40, 20))
 
 
 class _FailingProvider:
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         raise ProviderError(ProviderFailureKind.UNAVAILABLE, "model error", target_id=target.id)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from llmops.adapters.aws_clients import bedrock_runtime, transport_failure_kind
+from llmops.adapters.aws_clients import provider_client, transport_failure_kind
 from llmops.adapters.bedrock.transformation import failure_kind, from_converse_response, to_converse_request
 from llmops.domain.chat import ChatRequest, Completion
 from llmops.domain.errors import ProviderError, ProviderFailureKind
@@ -24,27 +24,33 @@ __all__ = ["BedrockConverseProvider"]
 class BedrockConverseProvider:
     """Implements `llmops.domain.ports.ChatProvider` for Bedrock targets.
 
-    `client_factory` is called on each request rather than in the constructor so that building a
-    provider never touches AWS; `aws_clients` caches the client, so the call is a dict lookup.
+    `client_factory(timeout_s)` is called on each request rather than in the constructor so that
+    building a provider never touches AWS; it returns a client whose timeouts fit the call's time
+    budget, and `aws_clients` caches those, so the call is a dict lookup.
     """
 
-    def __init__(self, client_factory: Callable[[], BedrockRuntimeClient]) -> None:
+    def __init__(self, client_factory: Callable[[float | None], BedrockRuntimeClient]) -> None:
         self._client_factory = client_factory
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BedrockConverseProvider:
-        return cls(
-            lambda: bedrock_runtime(
-                connect_timeout_s=settings.provider_connect_timeout_s,
-                read_timeout_s=settings.provider_read_timeout_s,
-                max_attempts=settings.provider_max_attempts,
+        def for_call(budget_s: float | None) -> BedrockRuntimeClient:
+            return cast(
+                "BedrockRuntimeClient",
+                provider_client(
+                    "bedrock-runtime",
+                    budget_s=budget_s,
+                    connect_timeout_s=settings.provider_connect_timeout_s,
+                    read_timeout_s=settings.provider_read_timeout_s,
+                ),
             )
-        )
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+        return cls(for_call)
+
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         kwargs = to_converse_request(target, request)
         try:
-            response = self._client_factory().converse(**kwargs)
+            response = self._client_factory(timeout_s).converse(**kwargs)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))

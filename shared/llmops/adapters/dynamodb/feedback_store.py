@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from llmops.adapters.dynamodb.feedback_items import feedback_from_item, feedback_item, request_pk
-from llmops.domain.feedback import Feedback, FeedbackRates, RequestNotFoundError, aggregate
+from llmops.domain.feedback import REQUEST_NOT_FOUND, Feedback, FeedbackRates, RequestNotFoundError, aggregate
 
 __all__ = ["DynamoFeedbackStore"]
 
@@ -36,7 +36,7 @@ class DynamoFeedbackStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 # Same answer as an unknown id: another tenant's request must not be confirmed.
-                raise RequestNotFoundError(f"No request with id {feedback.request_id!r}.", param="request_id") from None
+                raise RequestNotFoundError(REQUEST_NOT_FOUND, param="request_id") from None
             raise
 
     def for_request(self, tenant_id: str, request_id: str) -> list[Feedback]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from llmops.adapters.aws_clients import sagemaker_runtime, transport_failure_kind
+from llmops.adapters.aws_clients import provider_client, transport_failure_kind
 from llmops.adapters.sagemaker.transformation import (
     failure_kind,
     from_invoke_endpoint_response,
@@ -35,23 +35,28 @@ def _int_or_none(value: Any) -> int | None:
 class SageMakerEndpointProvider:
     """Implements `llmops.domain.ports.ChatProvider` for SageMaker real-time endpoint targets."""
 
-    def __init__(self, client_factory: Callable[[], SageMakerRuntimeClient]) -> None:
+    def __init__(self, client_factory: Callable[[float | None], SageMakerRuntimeClient]) -> None:
         self._client_factory = client_factory
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SageMakerEndpointProvider:
-        return cls(
-            lambda: sagemaker_runtime(
-                connect_timeout_s=settings.provider_connect_timeout_s,
-                read_timeout_s=settings.provider_read_timeout_s,
-                max_attempts=settings.provider_max_attempts,
+        def for_call(budget_s: float | None) -> SageMakerRuntimeClient:
+            return cast(
+                "SageMakerRuntimeClient",
+                provider_client(
+                    "sagemaker-runtime",
+                    budget_s=budget_s,
+                    connect_timeout_s=settings.provider_connect_timeout_s,
+                    read_timeout_s=settings.provider_read_timeout_s,
+                ),
             )
-        )
 
-    def complete(self, target: Target, request: ChatRequest) -> Completion:
+        return cls(for_call)
+
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         kwargs = to_invoke_endpoint_request(target, request)
         try:
-            response = self._client_factory().invoke_endpoint(**kwargs)
+            response = self._client_factory(timeout_s).invoke_endpoint(**kwargs)
             body = response["Body"].read()
         except ClientError as exc:
             error = exc.response.get("Error", {})
