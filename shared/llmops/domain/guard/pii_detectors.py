@@ -22,6 +22,7 @@ from llmops.domain.guard.checksums import (
     ssn_valid,
 )
 from llmops.domain.guard.findings import Finding, FindingType
+from llmops.domain.guard.obfuscated_pii import obfuscated_pii
 from llmops.domain.guard.text_view import TextView, find_all
 
 __all__ = ["PiiDetector"]
@@ -278,6 +279,7 @@ class PiiDetector:
             self._context_numbers(view, found)
         if ":" in text or "-" in text:
             self._colon_hex(text, found)
+        found.extend(obfuscated_pii(view))  # "4111.1111.1111.1111", "john [at] example [dot] com", ...
         return found
 
     @staticmethod

@@ -163,8 +163,11 @@ def test_ssn_without_dashes_needs_context() -> None:
     assert spans("order 536221234 shipped", FindingType.US_SSN) == []
 
 
-def test_ssn_mixed_separators_rejected() -> None:
-    assert spans("id 536-22 1234", FindingType.US_SSN) == []
+def test_ssn_mixed_separators() -> None:
+    # Issue 11: "536-22 1234" is how people type it, so a dash and a space together count; other mixes do not.
+    assert spans("id 536-22 1234", FindingType.US_SSN) == ["536-22 1234"]
+    assert spans("id 536-22.1234", FindingType.US_SSN) == []
+    assert spans("id 536/22.1234", FindingType.US_SSN) == []
 
 
 @pytest.mark.parametrize(
