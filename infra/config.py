@@ -90,7 +90,7 @@ class GatewayConfig(BaseModel):
     gateway_reserved_concurrency: int | None = Field(default=None, ge=1, alias="gatewayReservedConcurrency")
     authorizer_reserved_concurrency: int | None = Field(default=None, ge=1, alias="authorizerReservedConcurrency")
     log_retention_days: int | None = Field(default=None, alias="logRetentionDays")
-    # false: the shared layer carries only the llmops package (no pip, no network). For tests and
+    # false: the shared layer carries only the llmops package (no uv, no network). For tests and
     # quick template checks; a stack synthesized this way deploys but its functions cannot import.
     bundle_dependencies: bool = Field(default=True, alias="bundleDependencies")
 

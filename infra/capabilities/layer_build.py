@@ -1,19 +1,21 @@
-"""Builds the shared Lambda layer directory without Docker: pip for arm64 wheels plus the llmops package.
+"""Builds the shared Lambda layer directory without Docker: uv for arm64 wheels plus the llmops package.
 
 The layer holds the runtime dependencies from pyproject.toml (minus what the Lambda Python runtime
-already ships) and `shared/llmops` without the CLI and the local stack. The pip-installed
+already ships) and `shared/llmops` without the CLI and the local stack. The installed
 dependencies are cached by a hash of the pinned requirements and the target platform, so repeated
-synths copy a directory instead of calling pip; the package itself is copied fresh each time.
+synths copy a directory instead of calling uv; the package itself is copied fresh each time.
+
+uv rather than pip: the project venv is made by uv and has no pip, while uv is a dev dependency in
+it, so the build works whichever `python3` is first on PATH (an activated venv included).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Iterable
@@ -33,20 +35,18 @@ __all__ = [
 ]
 
 # Bump when the layout or the build steps change, so old cache entries stop matching.
-_BUILD_FORMAT = "3"
+_BUILD_FORMAT = "4"
 
-# The python3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run there, and
-# some dependencies (google-re2) publish aarch64 wheels only for manylinux_2_26/2_28, not 2014.
+# The python3.12 runtime is Amazon Linux 2023 on arm64 (glibc 2.34). uv accepts every manylinux tag up
+# to the one named, so manylinux2014 wheels and those published only for manylinux_2_26/2_28 (google-re2
+# on aarch64) both resolve. Wheels only: nothing is compiled for the wrong machine.
 LAMBDA_PLATFORM_ARGS: tuple[str, ...] = (
-    "--platform",
-    "manylinux2014_aarch64",
-    "--platform",
-    "manylinux_2_28_aarch64",
-    "--implementation",
-    "cp",
+    "--python-platform",
+    "aarch64-manylinux_2_34",
     "--python-version",
     "3.12",
-    "--only-binary=:all:",
+    "--only-binary",
+    ":all:",
 )
 
 # The python3.12 runtime ships boto3 and its dependency tree. Copies in the layer would shadow
@@ -106,29 +106,33 @@ def _package_files(package_dir: Path) -> list[Path]:
     return files
 
 
-def _has_pip(python: str) -> bool:
-    probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False)  # noqa: S603 - fixed argv
-    return probe.returncode == 0
+UV_ENV = "LLMOPS_UV"
 
 
-def _pip_command() -> list[str]:
-    # The project venv is made by uv and has no pip; any pip can install foreign-platform wheels.
-    override = os.environ.get("LLMOPS_PIP")
+def uv_command() -> list[str]:
+    """The uv executable: `$LLMOPS_UV` if set, else the one installed with this interpreter's `uv`
+    package (the project venv's), else `uv` on PATH."""
+    override = os.environ.get(UV_ENV)
     if override:
-        return override.split()
-    if importlib.util.find_spec("pip") is not None:
-        return [sys.executable, "-m", "pip"]
-    for candidate in ("python3", "python"):
-        found = shutil.which(candidate)
-        if found and _has_pip(found):
-            return [found, "-m", "pip"]
+        return shlex.split(override)
+    try:
+        from uv import find_uv_bin  # noqa: PLC0415 - optional: only the dev environment has it
+
+        return [find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("uv")
+    if found:
+        return [found]
     raise LayerBuildError(
-        "no pip found to build the Lambda layer: install pip for python3, set LLMOPS_PIP "
-        "(e.g. 'python3 -m pip'), or synth with -c bundleDependencies=false for a template-only check"
+        f"no uv found to build the Lambda layer: run 'make bootstrap' (it installs uv into .venv), "
+        f"'python3 -m pip install uv', or set {UV_ENV}; or synth with -c bundleDependencies=false "
+        "for a template-only check"
     )
 
 
-def _prune_runtime_provided(site_dir: Path) -> None:
+def _prune_non_layer_files(site_dir: Path) -> None:
+    """Drops what the runtime already provides (see RUNTIME_PROVIDED), console scripts and uv's lock."""
     for dist in distributions(path=[str(site_dir)]):
         if canonicalize_name(dist.metadata["Name"]) not in RUNTIME_PROVIDED:
             continue
@@ -140,6 +144,7 @@ def _prune_runtime_provided(site_dir: Path) -> None:
         if not any(f.is_file() for f in leftover.rglob("*")):
             shutil.rmtree(leftover)
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
+    (site_dir / ".lock").unlink(missing_ok=True)  # uv's lock on the target directory, not layer content
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +191,8 @@ class LayerBuild:
         self.cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="building-", dir=self.cache_root))
         try:
-            self._pip_install(staging, self.requirements)
-            _prune_runtime_provided(staging)
+            self._install(staging, self.requirements)
+            _prune_non_layer_files(staging)
             try:
                 staging.rename(cached)
             except OSError:
@@ -209,14 +214,13 @@ class LayerBuild:
             if stale != keep:
                 shutil.rmtree(stale, ignore_errors=True)
 
-    def _pip_install(self, site_dir: Path, requirements: Iterable[str]) -> None:
+    def _install(self, site_dir: Path, requirements: Iterable[str]) -> None:
         command = [
-            *_pip_command(),
+            *uv_command(),
+            "pip",
             "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-compile",
-            "--no-warn-conflicts",
+            # The project's pyproject.toml describes the dev environment, not the layer: ignore it.
+            "--no-config",
             "--quiet",
             *self.platform_args,
             "--target",
@@ -228,7 +232,7 @@ class LayerBuild:
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()[-2000:]
             raise LayerBuildError(
-                "pip could not build the Lambda layer (is the package registry reachable?). "
+                "uv could not build the Lambda layer (is the package registry reachable?). "
                 "Synth with -c bundleDependencies=false to check templates offline.\n"
                 f"command: {' '.join(command)}\n{detail}"
             )

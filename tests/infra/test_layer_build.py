@@ -1,15 +1,17 @@
-"""The shared layer build: what goes in, what stays out, caching, and a clear error when pip fails."""
+"""The shared layer build: what goes in, what stays out, caching, the uv command, and a clear error when uv fails."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 from infra.capabilities.lambda_layer import shared_layer_build
-from infra.capabilities.layer_build import LayerBuild, LayerBuildError, runtime_requirements
+from infra.capabilities.layer_build import UV_ENV, LayerBuild, LayerBuildError, runtime_requirements, uv_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,34 +57,40 @@ def test_layer_holds_the_package_without_cli_local_or_bytecode(tmp_path: Path) -
     assert files == ["python/llmops/__init__.py", "python/llmops/domain/chat.py"]
 
 
-FAKE_PIP = """
+FAKE_UV = """
+import itertools
+import json
 import sys
 from pathlib import Path
 target = Path(sys.argv[sys.argv.index("--target") + 1])
 (target / "fakedep").mkdir(parents=True)
 (target / "fakedep" / "__init__.py").write_text(" ".join(a for a in sys.argv if "==" in a))
 with open(__file__ + ".calls", "a") as calls:
-    calls.write("x")
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
 """
 
 
-def _fake_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    script = tmp_path / "fake_pip.py"
-    script.write_text(FAKE_PIP)
-    monkeypatch.setenv("LLMOPS_PIP", f"{sys.executable} {script}")
-    return tmp_path / "fake_pip.py.calls"
+def _fake_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    script = tmp_path / "fake_uv.py"
+    script.write_text(FAKE_UV)
+    monkeypatch.setenv(UV_ENV, f"{sys.executable} {script}")
+    return tmp_path / "fake_uv.py.calls"
+
+
+def _calls(log: Path) -> list[list[str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def test_dependencies_are_installed_once_and_the_package_copied_fresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _fake_pip(tmp_path, monkeypatch)
+    calls = _fake_uv(tmp_path, monkeypatch)
     package = _package(tmp_path)
     build = LayerBuild(package_dir=package, requirements=("dep==1",), cache_root=tmp_path / "cache")
     first = build.build_into(tmp_path / "a")
     (package / "domain" / "chat.py").write_text("# changed")
     assert build.build_into(tmp_path / "b") == first
-    assert calls.read_text() == "x"
+    assert len(_calls(calls)) == 1
     site = tmp_path / "b" / "python"
     assert (site / "fakedep" / "__init__.py").read_text() == "dep==1"
     assert (site / "llmops" / "domain" / "chat.py").read_text() == "# changed"
@@ -95,12 +103,54 @@ def test_dependencies_are_installed_once_and_the_package_copied_fresh(
 
     upgraded = LayerBuild(package_dir=package, requirements=("dep==2",), cache_root=tmp_path / "cache")
     upgraded.build_into(tmp_path / "c")
-    assert calls.read_text() == "xx"
+    assert len(_calls(calls)) == 2
     assert (tmp_path / "c" / "python" / "fakedep" / "__init__.py").read_text() == "dep==2"
 
 
-def test_pip_failure_explains_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMOPS_PIP", "false")
+def test_uv_installs_arm64_cpython_312_wheels_only_into_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fake_uv(tmp_path, monkeypatch)
+    LayerBuild(package_dir=_package(tmp_path), requirements=("dep==1",), cache_root=tmp_path / "cache").build_into(
+        tmp_path / "out"
+    )
+    ((subcommand, verb, *flags),) = _calls(calls)
+    assert (subcommand, verb) == ("pip", "install")
+    pairs = dict(itertools.pairwise(flags))
+    assert pairs["--python-platform"] == "aarch64-manylinux_2_34"  # Lambda python3.12 on arm64: AL2023, glibc 2.34
+    assert pairs["--python-version"] == "3.12"
+    assert pairs["--only-binary"] == ":all:"
+    assert Path(pairs["--target"]).parent == tmp_path / "cache"
+    assert "--no-config" in flags  # the project's own uv settings describe the dev venv, not the layer
+    assert flags[-1] == "dep==1"
+
+
+def test_uv_is_found_without_pip_whichever_python3_is_first_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An activated venv puts a pip-less python3 first on PATH; the build must not need it.
+    shadow = tmp_path / "bin"
+    shadow.mkdir()
+    for name in ("python3", "python", "pip"):
+        (shadow / name).write_text("#!/bin/sh\nexit 1\n")
+        (shadow / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shadow}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv(UV_ENV, raising=False)
+    (uv,) = uv_command()
+    assert Path(uv).name == "uv"
+    assert Path(uv).is_file()
+
+
+def test_without_uv_the_error_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(UV_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "uv", None)  # as if this interpreter had no uv package
+    with pytest.raises(LayerBuildError, match="make bootstrap"):
+        uv_command()
+
+
+def test_uv_failure_explains_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(UV_ENV, "false")
     build = LayerBuild(package_dir=_package(tmp_path), requirements=("pydantic==2.9.1",), cache_root=tmp_path / "c")
     with pytest.raises(LayerBuildError, match="bundleDependencies=false"):
         build.build_into(tmp_path / "out")
@@ -118,7 +168,7 @@ def test_real_layer_has_arm64_wheels_and_no_boto(tmp_path: Path) -> None:
     assert not (site / "llmops" / "local").exists()
     for package in ("pydantic", "aws_lambda_powertools", "phonenumbers", "aws_xray_sdk", "re2"):
         assert (site / package).is_dir(), package
-    for provided in ("boto3", "botocore", "s3transfer", "urllib3"):
+    for provided in ("boto3", "botocore", "s3transfer", "urllib3", "bin", ".lock"):
         assert not (site / provided).exists(), provided
     (binary,) = (site / "pydantic_core").glob("_pydantic_core*.so")
     assert "cpython-312-aarch64" in binary.name
