@@ -16,6 +16,7 @@ from llmops.application.feedback_api import FeedbackRequest, record_feedback
 from llmops.application.guardrails_api import ScanRequest, scan
 from llmops.application.lambda_deadline import deadline_of
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
+from llmops.application.openapi import openapi_json
 from llmops.application.proxy_events import (
     UnparsableBodyError,
     as_json_request,
@@ -86,6 +87,12 @@ def _audit_refused_chat(event: dict[str, Any], request_id: str, refusal: Gateway
 @app.get("/health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.get("/v1/openapi.json")
+def openapi() -> Response[str]:
+    # Public (llmops.config.public_routes): the same document for everyone, so no tenant is read.
+    return Response(200, "application/json", openapi_json(app))
 
 
 @app.get("/v1/models")

@@ -1,5 +1,8 @@
 """The request path: REST API, API-key authorizer and the gateway Lambda behind `/v1/{proxy+}`.
 
+The routes that need no key (`llmops.config.public_routes`) get methods of their own without the
+authorizer; API Gateway prefers them to the greedy `{proxy+}`.
+
 Errors API Gateway produces itself (bad key, throttling, unknown path, timeouts) are rewritten into
 the OpenAI error shape, so callers see one error contract whether or not the Lambda ran.
 """
@@ -24,6 +27,7 @@ from infra.config import GatewayConfig
 from infra.nag import acknowledge
 from llmops.config import timeouts
 from llmops.config.env import EnvVar
+from llmops.config.public_routes import PUBLIC_ROUTES
 
 __all__ = ["AUTHORIZER_CACHE_TTL_S", "AUTHORIZER_TABLES", "GATEWAY_TABLES", "GatewayApi", "access_log_format"]
 
@@ -314,13 +318,12 @@ class GatewayApi(Construct):
             ),
         )
 
-        health = self.api.root.add_resource("health")
-        self.health_method = health.add_method("GET", integration, authorization_type=apigw.AuthorizationType.NONE)
-        acknowledge(
-            self.health_method,
-            ("AwsSolutions-APIG4", "GET /health is public by contract: load balancers and uptime checks."),
-            ("AwsSolutions-COG4", "GET /health is public by contract: load balancers and uptime checks."),
-        )
+        self.public_methods: dict[str, apigw.Method] = {}
+        for route in PUBLIC_ROUTES:
+            resource = self.api.root.resource_for_path(route.path)
+            method = resource.add_method(route.method, integration, authorization_type=apigw.AuthorizationType.NONE)
+            acknowledge(method, ("AwsSolutions-APIG4", route.why), ("AwsSolutions-COG4", route.why))
+            self.public_methods[f"{route.method} {route.path}"] = method
 
     def _gateway_responses(self) -> None:
         for response_type, status, message, error_type, code, headers in _GATEWAY_RESPONSES:

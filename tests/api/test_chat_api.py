@@ -87,6 +87,13 @@ def test_health_needs_no_key(local_stack: dict[str, Any]) -> None:
         assert json.loads(response.read()) == {"status": "ok"}
 
 
+def test_openapi_document_needs_no_key(local_stack: dict[str, Any]) -> None:
+    with urllib.request.urlopen(local_stack["base_url"] + "/openapi.json", timeout=5) as response:
+        document = json.loads(response.read())
+    assert document["openapi"].startswith("3.")
+    assert {"/v1/chat/completions", "/v1/openapi.json", "/health"} <= set(document["paths"])
+
+
 def _set_faults(emulator_url: str, key: str, **plan: float) -> None:
     request = urllib.request.Request(
         f"{emulator_url}/_emulator/faults",

@@ -199,20 +199,23 @@ def test_authorizer_is_a_cached_token_authorizer_on_the_authorization_header(
     )
 
 
-def test_v1_proxy_needs_the_authorizer_and_health_is_public(synth: Any) -> None:
+def test_v1_proxy_needs_the_authorizer_and_health_and_openapi_are_public(synth: Any) -> None:
     resources = synth.resources("AWS::ApiGateway::Resource")
     path_of = {rid: r["Properties"]["PathPart"] for rid, r in resources.items()}
     methods = {
         (path_of[m["Properties"]["ResourceId"]["Ref"]], m["Properties"]["HttpMethod"]): m["Properties"]
         for m in synth.resources("AWS::ApiGateway::Method").values()
     }
-    assert set(methods) == {("{proxy+}", "ANY"), ("health", "GET")}
-    proxy, health = methods[("{proxy+}", "ANY")], methods[("health", "GET")]
+    assert set(methods) == {("{proxy+}", "ANY"), ("health", "GET"), ("openapi.json", "GET")}
+    proxy = methods[("{proxy+}", "ANY")]
     assert proxy["AuthorizationType"] == "CUSTOM"
     assert proxy["Integration"]["Type"] == "AWS_PROXY"
-    assert health["AuthorizationType"] == "NONE"
-    (proxy_resource,) = [r for r in resources.values() if r["Properties"]["PathPart"] == "{proxy+}"]
-    assert path_of[proxy_resource["Properties"]["ParentId"]["Ref"]] == "v1"
+    for public in (methods[("health", "GET")], methods[("openapi.json", "GET")]):
+        assert public["AuthorizationType"] == "NONE"
+        assert public["Integration"] == proxy["Integration"]  # the same gateway Lambda
+    for part in ("{proxy+}", "openapi.json"):
+        (resource,) = [r for r in resources.values() if r["Properties"]["PathPart"] == part]
+        assert path_of[resource["Properties"]["ParentId"]["Ref"]] == "v1"
 
 
 def test_api_gateway_errors_use_the_openai_error_shape(synth: Any) -> None:

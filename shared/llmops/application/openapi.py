@@ -7,13 +7,16 @@ OpenAI error shape for every 4xx and 5xx (validation errors are 400s here, never
 SSE). This module layers those promises on top, so the document clients and the fuzzer read is
 the contract in DESIGN.md, not a guess from type hints.
 
-The resolver is passed in (rather than imported) because the handler lives outside the package;
-`llmops.local.lambda_runtime.load_handler_module("gateway").app` is the usual argument.
+The gateway serves it at `GET /v1/openapi.json` (`openapi_json`, built on the first request, not
+at import, so a cold start does not pay for it). The resolver is passed in (rather than imported)
+because the handler lives outside the package; `load_handler_module("gateway").app` from
+`llmops.local.lambda_runtime` is the usual argument outside the Lambda.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -21,18 +24,21 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
+from llmops.config.public_routes import PUBLIC_ROUTES as _PUBLIC
+
 __all__ = [
     "BEARER_SCHEME",
     "DOCUMENTED_ERRORS",
     "ERROR_SCHEMA_NAME",
     "PUBLIC_ROUTES",
     "openapi_document",
+    "openapi_json",
     "resolver_routes",
 ]
 
 BEARER_SCHEME = "bearerAuth"
 ERROR_SCHEMA_NAME = "ErrorResponse"
-PUBLIC_ROUTES = frozenset({("GET", "/health")})
+PUBLIC_ROUTES = frozenset((route.method, route.path) for route in _PUBLIC)
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
@@ -44,6 +50,7 @@ _AUTHENTICATED_ERRORS = (401, 500)
 _BODY_ERRORS = (400, 413)
 DOCUMENTED_ERRORS: Mapping[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/health"): (500,),
+    ("GET", "/v1/openapi.json"): (500,),
     ("GET", "/v1/models"): _AUTHENTICATED_ERRORS,
     ("GET", "/v1/usage"): (*_AUTHENTICATED_ERRORS, 503),
     ("POST", "/v1/guardrails/scan"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS),
@@ -193,9 +200,17 @@ _HEALTH: dict[str, Any] = {
     "properties": {"status": {"const": "ok"}},
 }
 
+_OPENAPI: dict[str, Any] = {
+    "title": "OpenAPIDocument",
+    "type": "object",
+    "required": ["openapi", "info", "paths"],
+    "properties": {"openapi": {"type": "string", "pattern": "^3\\."}},
+}
+
 # Success bodies the handler's return annotations cannot express; keyed like DOCUMENTED_ERRORS.
 _SUCCESS_CONTENT: Mapping[tuple[str, str], dict[str, Any]] = {
     ("GET", "/health"): {_JSON: {"schema": _HEALTH}},
+    ("GET", "/v1/openapi.json"): {_JSON: {"schema": _OPENAPI}},
     ("POST", "/v1/chat/completions"): {
         _JSON: {"schema": _CHAT_COMPLETION},
         # `stream: true`: the whole SSE body at once (REST API proxy integrations cannot stream).
@@ -285,3 +300,10 @@ def openapi_document(
         schemas.pop(name, None)
     schemas[ERROR_SCHEMA_NAME] = copy.deepcopy(_ERROR_SCHEMA)
     return document
+
+
+@functools.cache
+def openapi_json(resolver: ApiGatewayResolver) -> str:
+    """`openapi_document(resolver)` as the JSON body `GET /v1/openapi.json` answers, built once per
+    resolver (per Lambda container): the routes cannot change after import."""
+    return json.dumps(openapi_document(resolver), separators=(",", ":"))

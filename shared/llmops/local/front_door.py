@@ -1,9 +1,10 @@
 """The local API Gateway: turns HTTP requests into REST API proxy events, runs the real authorizer,
 then the real gateway handler, and writes the proxy result back as HTTP.
 
-It mirrors what the deployed API does: `/health` needs no key, everything under `/v1` goes through
-the authorizer (with a result cache like API Gateway's), and an authorizer refusal is a 401 in the
-OpenAI error shape, as the CDK stack's UNAUTHORIZED gateway response renders it.
+It mirrors what the deployed API does: the public routes (`llmops.config.public_routes`, e.g.
+`/health`) need no key, everything else under `/v1` goes through the authorizer (with a result
+cache like API Gateway's), and an authorizer refusal is a 401 in the OpenAI error shape, as the
+CDK stack's UNAUTHORIZED gateway response renders it.
 
 Each handler runs one event at a time, as a Lambda container does. That is not only faithful but
 required: Powertools keeps the current event (and the metric set) in class attributes, so two
@@ -23,6 +24,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from llmops.config.public_routes import PUBLIC_PATHS
 from llmops.config.timeouts import AUTHORIZER_TIMEOUT_S, GATEWAY_TIMEOUT_S
 from llmops.local.lambda_runtime import LocalLambdaContext, invoke, load_handler_module
 
@@ -88,7 +90,7 @@ class FrontDoor:
                 },
             )
         event = self._event(request, body)
-        if request.path != "/health":
+        if request.path not in PUBLIC_PATHS:
             context = self._authorize(event)
             if context is None:
                 return _json_response(401, UNAUTHORIZED_BODY)
@@ -139,7 +141,9 @@ class FrontDoor:
             text, is_base64 = base64.b64encode(body).decode("ascii"), True
         query = {k: v for k, v in request.args.items()} or None
         request_id = str(uuid.uuid4())
-        proxy = request.path.removeprefix("/v1/") if request.path.startswith("/v1/") else None
+        # A public route has its own API Gateway resource; any other /v1 path is the greedy proxy's.
+        behind_proxy = request.path.startswith("/v1/") and request.path not in PUBLIC_PATHS
+        proxy = request.path.removeprefix("/v1/") if behind_proxy else None
         return {
             "resource": "/v1/{proxy+}" if proxy is not None else request.path,
             "path": request.path,

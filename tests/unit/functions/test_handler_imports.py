@@ -1,6 +1,7 @@
 """Handlers stay thin: they import the application layer, never adapters, boto3 or tooling.
 
-import-linter checks the `llmops` package; the handlers live outside it, so this test checks them.
+import-linter's contracts forbid what handlers must not import (pyproject.toml); this test is the
+allowlist: any third-party or llmops import outside these prefixes fails it.
 """
 
 from __future__ import annotations
