@@ -50,10 +50,19 @@ from llmops.domain.response_cache import (
     storable,
 )
 from llmops.domain.routing import Provider
+from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
 from llmops.domain.token_estimate import estimate_prompt_tokens
 
-__all__ = ["AuditSink", "ChatEndpoint", "PromptResolver", "RequestTrace", "SpanFactory", "provenance_headers"]
+__all__ = [
+    "AuditSink",
+    "ChatEndpoint",
+    "PromptResolver",
+    "RequestTrace",
+    "SpanFactory",
+    "provenance_headers",
+    "provider_texts",
+]
 
 
 SpanFactory = Callable[[str], AbstractContextManager[object]]
@@ -95,7 +104,7 @@ class RequestTrace:
     settle_pending: bool = False
 
     def record_result(self, result: CompletionResult) -> None:
-        self.stage_ms["provider"] = result.stage_ms.get("provider", 0.0)
+        self.stage_ms[RequestStage.PROVIDER] = result.stage_ms.get(RequestStage.PROVIDER, 0.0)
         self.alias, self.target = result.route.alias, result.target.id
         self.provider = result.target.provider.value
         self.variant = result.target.variant if result.target.provider is Provider.SAGEMAKER else ""
@@ -106,7 +115,7 @@ class RequestTrace:
         self.cost_usd = result.cost_usd
 
     @contextmanager
-    def stage(self, spans: SpanFactory, name: str) -> Iterator[None]:
+    def stage(self, spans: SpanFactory, name: RequestStage) -> Iterator[None]:
         """Times one stage of the request path into `stage_ms` and traces it as a subsegment."""
         started = time.perf_counter()
         try:
@@ -211,28 +220,28 @@ class ChatEndpoint:
         self, body: ChatCompletionRequest, trace: RequestTrace, headers: Mapping[str, str], deadline: Deadline
     ) -> ApiResponse:
         tenant, stage = trace.tenant, partial(trace.stage, self.spans)
-        with stage("parse"):
+        with stage(RequestStage.PARSE):
             request = self._with_prompt(body, body.to_domain(), trace)
             require_conversation(request)
             # The alias is recorded once routing has resolved it: until then `model` is free text
             # from the caller, which may be anything (PII included) and must not reach the trail.
             trace.streamed = request.stream
 
-        with stage("input_guard"):
+        with stage(RequestStage.INPUT_GUARD):
             engine = self.guards(tenant.policy)
-            verdict = engine.guard_input([m.content for m in request.messages])
+            verdict = engine.guard_input(provider_texts(request))
             trace.guard.append(_verdict("input", verdict.action.value, verdict.decisions))
-            trace.prompt_text = "\n".join(verdict.texts)
+            trace.prompt_text = "\n".join(verdict.texts[: len(request.messages)])
         verdict.raise_if_blocked()  # a blocked request is never answered, not even from cache
         guarded, system_prompt = _guarded_request(request, verdict.texts, self.audit_pepper)
 
-        with stage("route"):
+        with stage(RequestStage.ROUTE):
             plan = self.completions.plan(guarded, tenant)
             trace.alias = plan.route.alias
-        with stage("cache_lookup"):
+        with stage(RequestStage.CACHE_LOOKUP):
             decision, key, cached = self._look_up(guarded, plan, headers, trace)
 
-        with stage("quota_reserve"):
+        with stage(RequestStage.QUOTA_RESERVE):
             # A hit still counts as a request against the rate limits, but spends no tokens or money.
             demand = Demand(tokens=0, cost_nanos=0) if cached else _demand(plan, guarded)
             reservation = self.ledger.reserve(tenant, trace.request_id, demand, time.time())
@@ -241,11 +250,11 @@ class ChatEndpoint:
             result = _cached_result(plan, cached)
             trace.record_result(result)
         else:
-            with self.spans("provider"):
+            with self.spans(RequestStage.PROVIDER):
                 result = self._call_model(plan, guarded, reservation, trace, deadline)
         usage = result.completion.usage
 
-        with stage("output_guard"):
+        with stage(RequestStage.OUTPUT_GUARD):
             last_user = next((m.content for m in reversed(guarded.messages) if m.role is Role.USER), "")
             output = engine.guard_output(
                 result.completion.text, verdict.vault, system_prompt, body.context or (), query=last_user
@@ -254,7 +263,7 @@ class ChatEndpoint:
             trace.completion_text = output.redacted_text
 
         # The model ran and the tokens were spent, so usage is settled even if the output is blocked.
-        with stage("quota_settle"):
+        with stage(RequestStage.QUOTA_SETTLE):
             now = time.time()
             outcome = self.ledger.settle(
                 reservation,
@@ -266,12 +275,12 @@ class ChatEndpoint:
         output.raise_if_blocked()
 
         if cached is None and decision.write and storable(result.completion):
-            with stage("cache_store"):
+            with stage(RequestStage.CACHE_STORE):
                 # Stored as the model answered, in placeholder space: the cache never holds raw PII.
                 entry = CacheEntry.from_completion(key, tenant.tenant_id, result.target.id, result.completion, now)
                 self.cache.put(entry)
 
-        with stage("render"):
+        with stage(RequestStage.RENDER):
             return _render(body, request, trace, replace(result.completion, text=output.text), result)
 
     def _look_up(
@@ -325,14 +334,31 @@ def _stable_canary(secret: str, system_prompt: str) -> str:
     return f"llmops-canary-{digest[:16]}"
 
 
+def provider_texts(request: ChatRequest) -> list[str]:
+    """Every text of the request that a provider will see, for the input guard: the message
+    contents (system prompts and rendered prompt templates, variables included, are messages by
+    now), then the stop sequences. `_guarded_request` puts the guarded texts back in this order.
+
+    Anything new that reaches a provider joins this list, so nothing reaches a model unguarded:
+    tool definitions and tool-call arguments belong here once tools are supported (today
+    `openai_schema` refuses them). `context` documents are not here because they never reach a
+    provider: only the output guard reads them, for grounding.
+    """
+    return [*(m.content for m in request.messages), *request.stop]
+
+
 def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: str) -> tuple[ChatRequest, str]:
-    """The request the model sees: redacted messages, and a canary in the system prompt if it has one."""
-    messages = [Message(m.role, text) for m, text in zip(request.messages, texts, strict=True)]
+    """The request the model sees: redacted messages and stop sequences (`texts`, in the order of
+    `provider_texts`), and a canary in the system prompt if it has one."""
+    if len(texts) != len(request.messages) + len(request.stop):
+        raise ValueError("guarded texts do not match the request's provider texts")
+    message_texts, stop_texts = texts[: len(request.messages)], texts[len(request.messages) :]
+    messages = [Message(m.role, text) for m, text in zip(request.messages, message_texts, strict=True)]
     system_prompt = "\n\n".join(m.content for m in messages if m.role is Role.SYSTEM)
     if system_prompt:
         system_prompt = embed_canary(system_prompt, _stable_canary(canary_secret, system_prompt))
         messages = [Message(Role.SYSTEM, system_prompt), *(m for m in messages if m.role is not Role.SYSTEM)]
-    return replace(request, messages=tuple(messages)), system_prompt
+    return replace(request, messages=tuple(messages), stop=tuple(stop_texts)), system_prompt
 
 
 def _render(

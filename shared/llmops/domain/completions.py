@@ -26,6 +26,7 @@ from llmops.domain.routing import (
     cost_usd,
     default_draw,
 )
+from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
 
 __all__ = ["Attempt", "CompletionResult", "CompletionService", "RoutePlan"]
@@ -101,40 +102,43 @@ class CompletionService:
         return self.execute(self.plan(request, tenant), request, deadline)
 
     def execute(self, plan: RoutePlan, request: ChatRequest, deadline: Deadline | None = None) -> CompletionResult:
-        """Tries the plan's targets in order, each up to `attempts_per_target` calls, within `deadline`.
+        """Calls the plan's targets in order, then again while `attempts_per_target` and `deadline` allow.
 
-        A timed-out target is not called again (a hung endpoint rarely answers the second time, and
-        the wait has already been paid); throttling and 5xx are retried on the same target. When no
-        time is left for another call the request fails as 504 `upstream_timeout` while the caller
-        can still release the reservation, audit and answer.
+        The first round tries every target once, so a failing primary costs its fallback nothing but
+        the primary's own call. Later rounds retry only throttled or erroring targets: one that
+        timed out is never called again (a hung endpoint rarely answers the second time, and the
+        wait has already been paid). When a target of the first round no longer fits in the time
+        left, the request fails as 504 `upstream_timeout` while the caller can still release the
+        reservation, audit and answer.
         """
         deadline = deadline or Deadline.unbounded(self.clock)
         attempts: list[Attempt] = []
         last: ProviderError | None = None
-        for index, target in enumerate(plan.targets):
-            started = self.clock()
-            failure: ProviderError | None = None
-            for call in range(max(1, self.attempts_per_target)):
-                budget = self._call_budget(deadline, more_targets=index + 1 < len(plan.targets))
+        pending = list(plan.targets)
+        for round_index in range(max(1, self.attempts_per_target)):
+            retry: list[Target] = []
+            for index, target in enumerate(pending):
+                budget = self._call_budget(deadline, more_targets=index + 1 < len(pending))
                 if budget is None:
-                    if failure is not None:
-                        self._record_failure(attempts, target, failure, started)
-                    raise self._out_of_time(plan, attempts)
-                if call:
-                    self.sleep(min(self.retry_backoff_s * 2 ** (call - 1) * random.random(), budget / 4))
+                    if round_index == 0:
+                        raise self._out_of_time(plan, attempts)
+                    retry = []
+                    break
+                started = self.clock()
                 try:
                     completion = self.providers[target.provider].complete(
                         target, request, timeout_s=None if math.isinf(budget) else budget
                     )
                 except ProviderError as exc:
+                    attempts.append(Attempt(target.id, exc.kind.value, (self.clock() - started) * 1000))
                     if not exc.retryable:
-                        attempts.append(Attempt(target.id, exc.kind.value, (self.clock() - started) * 1000))
                         raise BadRequestError(
                             f"The model behind '{plan.route.alias}' rejected the request: {exc.message}",
                         ) from exc
-                    failure = exc
-                    if exc.kind is ProviderFailureKind.TIMEOUT:
-                        break
+                    self.breaker.record_failure(target.id, self.clock())
+                    last = exc
+                    if exc.kind is not ProviderFailureKind.TIMEOUT:
+                        retry.append(target)
                     continue
                 attempts.append(Attempt(target.id, "ok", (self.clock() - started) * 1000))
                 self.breaker.record_success(target.id)
@@ -144,11 +148,14 @@ class CompletionService:
                     target=target,
                     cost_usd=cost_usd(target, completion.usage),
                     attempts=tuple(attempts),
-                    stage_ms={"provider": sum(a.latency_ms for a in attempts)},
+                    stage_ms={RequestStage.PROVIDER: sum(a.latency_ms for a in attempts)},
                 )
-            if failure is not None:
-                self._record_failure(attempts, target, failure, started)
-                last = failure
+            pending = retry
+            if not pending:
+                break
+            # Full jitter, as botocore's standard retries did, and never more than the deadline allows.
+            pause = self.retry_backoff_s * 2**round_index * random.random()
+            self.sleep(min(pause, deadline.usable_s(self.deadline_margin_s + self.min_attempt_s)))
 
         kind = last.kind if last else ProviderFailureKind.UNAVAILABLE
         raise UpstreamUnavailableError(
@@ -172,10 +179,6 @@ class CompletionService:
         if more_targets and math.isfinite(usable):
             return min(usable, max(self.min_attempt_s, usable / 2))
         return usable
-
-    def _record_failure(self, attempts: list[Attempt], target: Target, failure: ProviderError, started: float) -> None:
-        attempts.append(Attempt(target.id, failure.kind.value, (self.clock() - started) * 1000))
-        self.breaker.record_failure(target.id, self.clock())
 
     @staticmethod
     def _out_of_time(plan: RoutePlan, attempts: list[Attempt]) -> UpstreamUnavailableError:

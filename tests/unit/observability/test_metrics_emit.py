@@ -223,6 +223,13 @@ def test_feedback_publishes_the_negative_rate_by_target(metrics: Metrics, capsys
     assert "jane.doe" not in out and "says it is wrong" not in out and "tenant-acme" not in out
 
 
+def test_a_keys_later_ratings_of_a_request_publish_nothing(metrics: Metrics, capsys: pytest.CaptureFixture[str]) -> None:
+    # The canary gates on these metrics: re-posting, or rating as more users, is not more votes.
+    rerating = Feedback("req-1", "tenant-acme", "u2", parse_score("down"), 2.0, key_id="key1", opens_vote=False)
+    emit_feedback_metrics(metrics, rerating)
+    assert _values(_records(capsys.readouterr().out), "FeedbackNegative") == []
+
+
 def test_emission_errors_never_reach_the_request(metrics: Metrics, caplog: pytest.LogCaptureFixture) -> None:
     emit_request_metrics(metrics, _trace(stage_ms={"parse": "not a number"}))
     assert [r.getMessage() for r in caplog.records] == ["request metrics not emitted"]
