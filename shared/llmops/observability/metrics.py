@@ -64,7 +64,6 @@ __all__ = [
     "GuardType",
     "MetricSpec",
     "QuotaReason",
-    "RequestStage",
     "StatusClass",
     "TokenType",
     "Unit",
@@ -97,7 +96,7 @@ class Dim(StrEnum):
     GUARD_STAGE = "guard_stage"
     GUARD_TYPE = "guard_type"
     QUOTA_REASON = "reason"
-    STAGE = "stage"
+    STAGE = "stage"  # a llmops.domain.stages.RequestStage value
     TOKEN_TYPE = "gen_ai.token.type"  # noqa: S105 - a dimension name, not a secret
 
 
@@ -141,26 +140,13 @@ class GuardType(StrEnum):
     GROUNDING = "grounding"
     RELEVANCE = "relevance"
     INPUT_TOO_LARGE = "input_too_large"
+    OUTPUT_TOO_LARGE = "output_too_large"
     OTHER = "other"
 
 
 class QuotaReason(StrEnum):
     RATE_LIMIT = "rate_limit_exceeded"
     INSUFFICIENT_QUOTA = "insufficient_quota"
-
-
-class RequestStage(StrEnum):
-    """The request-path stages `RequestTrace.stage_ms` times (llmops.application.chat_endpoint)."""
-
-    PARSE = "parse"
-    INPUT_GUARD = "input_guard"
-    CACHE_LOOKUP = "cache_lookup"
-    QUOTA_RESERVE = "quota_reserve"
-    PROVIDER = "provider"
-    OUTPUT_GUARD = "output_guard"
-    QUOTA_SETTLE = "quota_settle"
-    CACHE_STORE = "cache_store"
-    RENDER = "render"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +202,7 @@ TOKEN_USAGE = MetricSpec(
 STAGE_DURATION = MetricSpec(
     "StageDuration",
     Unit.MILLISECONDS,
-    "Time spent in one request-path stage (parse, guards, cache, quota, provider, render).",
+    "Time spent in one request-path stage, by stage (llmops.domain.stages.RequestStage).",
     ((_S, Dim.STAGE),),
 )
 COST_USD = MetricSpec("CostUSD", Unit.NONE, "Model cost of the request in US dollars (list price).", _REQUEST_SETS)

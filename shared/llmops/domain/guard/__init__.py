@@ -8,7 +8,8 @@ Pipeline
 ``GuardEngine(policy)`` runs, for one text:
 
 1. **Size limit** on the raw length (``max_input_chars`` / ``max_output_chars``): too large is an
-   ``INPUT_TOO_LARGE`` finding, blocked by default before any other work.
+   ``INPUT_TOO_LARGE`` (or, for a completion, ``OUTPUT_TOO_LARGE``) finding, blocked by default
+   before any other work.
 2. **Unicode folding for detection** (:mod:`.normalization`): NFKC, zero-width / bidi / tag
    characters (U+E0000-E007F) and combining marks dropped, accents stripped, Cyrillic and Greek
    look-alikes folded to Latin. Detectors see the folded text; every finding is mapped back to
@@ -74,8 +75,8 @@ Policy format (JSON, per tenant; every field optional and layered over ``GuardPo
 
 Actions are ``allow`` (not reported), ``log_only`` (reported, text untouched), ``redact``,
 ``pseudonymize`` (input only; on output it acts as redact) and ``block``. Defaults: PII and secrets
-redact in both directions; PROMPT_INJECTION, DENIED_WORD, DENIED_TOPIC, SYSTEM_PROMPT_LEAK and
-INPUT_TOO_LARGE block; GROUNDING and RELEVANCE log_only (heuristic scores: opt in to blocking).
+redact in both directions; PROMPT_INJECTION, DENIED_WORD, DENIED_TOPIC, SYSTEM_PROMPT_LEAK,
+INPUT_TOO_LARGE and OUTPUT_TOO_LARGE block; GROUNDING and RELEVANCE log_only (heuristic scores: opt in to blocking).
 ``comprehend`` and ``bedrock_guardrail`` are accepted detector names for pluggable detectors
 passed as ``GuardEngine(policy, extra_detectors=[...])``; they are off by default.
 """

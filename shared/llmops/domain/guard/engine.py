@@ -254,12 +254,15 @@ class GuardEngine:
         system_prompt: str = "",
     ) -> _Analysis:
         policy = self.policy
-        limit = policy.max_input_chars if direction is Direction.INPUT else policy.max_output_chars
+        if direction is Direction.INPUT:
+            limit, size_type = policy.max_input_chars, FindingType.INPUT_TOO_LARGE
+        else:
+            limit, size_type = policy.max_output_chars, FindingType.OUTPUT_TOO_LARGE
         decisions: list[Decision] = []
         if len(text) > limit:
             # Checked on the raw length before any work, so a megabyte costs nothing to refuse.
-            too_large = Finding(FindingType.INPUT_TOO_LARGE, 0, len(text), 1.0, "size_limit")
-            action = policy.action_for(FindingType.INPUT_TOO_LARGE, direction)
+            too_large = Finding(size_type, 0, len(text), 1.0, "size_limit")
+            action = policy.action_for(size_type, direction)
             if action is Action.BLOCK:
                 decision = Decision(too_large, Action.BLOCK)
                 return _Analysis(Action.BLOCK, "", (decision,), {}, _blocked_by([decision], direction))

@@ -84,6 +84,7 @@ class FindingType(StrEnum):
     GROUNDING = "GROUNDING"
     RELEVANCE = "RELEVANCE"
     INPUT_TOO_LARGE = "INPUT_TOO_LARGE"
+    OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"  # a completion over the policy's max_output_chars
 
 
 PII_TYPES: frozenset[str] = frozenset(
@@ -126,6 +127,7 @@ NON_ENTITY_TYPES: frozenset[str] = frozenset(
         FindingType.GROUNDING,
         FindingType.RELEVANCE,
         FindingType.INPUT_TOO_LARGE,
+        FindingType.OUTPUT_TOO_LARGE,
     }
 )
 

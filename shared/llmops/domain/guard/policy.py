@@ -29,7 +29,13 @@ PLUGGABLE_DETECTORS: Final = frozenset({"comprehend", "bedrock_guardrail"})
 DEFAULT_DETECTORS: Final = BUILTIN_DETECTORS
 # Findings about the text as a whole: masking their span would not help, so only these actions fit.
 _UNMASKABLE = frozenset(
-    {FindingType.PROMPT_INJECTION, FindingType.GROUNDING, FindingType.RELEVANCE, FindingType.INPUT_TOO_LARGE}
+    {
+        FindingType.PROMPT_INJECTION,
+        FindingType.GROUNDING,
+        FindingType.RELEVANCE,
+        FindingType.INPUT_TOO_LARGE,
+        FindingType.OUTPUT_TOO_LARGE,
+    }
 )
 _TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _KEYS = frozenset(
@@ -76,6 +82,7 @@ def _default_actions() -> dict[str, Action]:
             FindingType.DENIED_TOPIC: Action.BLOCK,
             FindingType.SYSTEM_PROMPT_LEAK: Action.BLOCK,
             FindingType.INPUT_TOO_LARGE: Action.BLOCK,
+            FindingType.OUTPUT_TOO_LARGE: Action.BLOCK,
             # Heuristic grounding is a signal for dashboards first; tenants opt in to blocking.
             FindingType.GROUNDING: Action.LOG_ONLY,
             FindingType.RELEVANCE: Action.LOG_ONLY,
