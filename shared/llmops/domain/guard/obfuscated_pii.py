@@ -126,9 +126,13 @@ def _separated_numbers(view: TextView, found: list[Finding]) -> None:
 
 # -- IBANs -------------------------------------------------------------------------------------
 
-# Country letters, check digits, then alphanumerics each optionally after one space or dash.
-_IBAN_ANY_CASE = re.compile(r"[a-z]{2}[0-9]{2}(?:[ -]?[a-z0-9]){11,34}")
 _IBAN_LENGTHS_LOWER: Final = {country.lower(): length for country, length in IBAN_LENGTHS.items()}
+# Per IBAN length: country letters, check digits, then exactly the remaining alphanumerics, each
+# optionally after one space or dash. The match ends where the country's IBAN ends.
+_IBAN_BY_LENGTH: Final = {
+    length: re.compile(r"[a-z]{2}[0-9]{2}(?:[ -]?[a-z0-9]){%d}" % (length - 4))  # noqa: UP031 - a regex
+    for length in set(IBAN_LENGTHS.values())
+}
 
 
 def _ibans(view: TextView, found: list[Finding]) -> None:
@@ -139,46 +143,47 @@ def _ibans(view: TextView, found: list[Finding]) -> None:
         length = _IBAN_LENGTHS_LOWER.get(lowered[start : cluster.start]) if start >= 0 else None
         if length is None or (start > 0 and lowered[start - 1].isalnum()):
             continue
-        m = _IBAN_ANY_CASE.match(lowered, start)
+        m = _IBAN_BY_LENGTH[length].match(lowered, start)
         if m is None:
             continue
-        raw = text[start : m.end()]
-        taken = 0
-        end = 0
-        for index, char in enumerate(raw):
-            if char.isalnum():
-                taken += 1
-                if taken == length:
-                    end = index + 1
-                    break
-        if taken < length:
-            continue
-        candidate = raw[:end]
-        if "-" in candidate and " " in candidate:
-            continue  # one kind of separator per IBAN
-        if candidate.isupper() and "-" not in candidate:
-            continue  # the plain form: pii_detectors reports it
-        following = text[start + end : start + end + 2]
+        end = m.end()
+        candidate = text[start:end]
+        if ("-" in candidate and " " in candidate) or (candidate.isupper() and "-" not in candidate):
+            continue  # one kind of separator per IBAN; the plain upper-case form is pii_detectors' job
+        following = text[end : end + 2]
         if following[:1].isalnum() or (following[:1] == "-" and following[1:].isalnum()):
             continue  # a longer code, not an IBAN (words after a space are fine: "... 32 please")
         if iban_valid(candidate.replace(" ", "").replace("-", "").upper()):
-            found.append(Finding(FindingType.IBAN_CODE, start, start + end, 1.0, _DETECTOR))
+            found.append(Finding(FindingType.IBAN_CODE, start, end, 1.0, _DETECTOR))
 
 
 # -- e-mail addresses --------------------------------------------------------------------------
 
 _OPEN = r"[\[({<]"
 _CLOSE = r"[\])}>]"
-# "@" or a bracketed "at"/"@", with up to two spaces after it.
-_AT_SYMBOL = re.compile(r"(?:@|" + _OPEN + r"[ \t]?(?:at|@)[ \t]?" + _CLOSE + r")[ \t]{0,2}")
-_AT_WORD = re.compile(r"at[ \t]{1,2}")
 _DOT = (
     r"(?:\.|[ \t]{1,2}\.[ \t]{1,2}|[ \t]{0,2}" + _OPEN + r"[ \t]?(?:dot|\.)[ \t]?" + _CLOSE + r"[ \t]{0,2}"
     r"|[ \t]{1,2}dot[ \t]{1,2})"
 )
-_DOT_TOKEN = re.compile(_DOT)
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN = re.compile(_LABEL + r"(?:" + _DOT + _LABEL + r"){1,8}")
+# Top-level domains longer than two letters that addresses use; two-letter labels (country codes)
+# are all accepted. An obfuscated address ending in anything else is left alone.
+_COMMON_TLDS: Final = (
+    *("com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io", "ai", "app", "dev", "mobi"),
+    *("name", "pro", "xyz", "online", "site", "tech", "store", "blog", "cloud", "email", "mail", "asia"),
+    *("tel", "travel", "museum", "coop", "aero", "jobs", "club", "shop", "live", "life", "world", "space"),
+    *("agency", "company", "digital", "network", "solutions", "systems", "services", "group", "media", "news"),
+)
+# Labels and dots up to a top-level domain, then one character that cannot continue a label (or the
+# end). The boundary is consumed rather than looked ahead at, so the pattern also runs on RE2; the
+# label and dot classes do not overlap, so backtracking is bounded by the label length.
+_DOMAIN = (
+    r"(?:" + _LABEL + _DOT + r"){1,8}(?:[a-z]{2}|" + "|".join(sorted(_COMMON_TLDS, key=len, reverse=True)) + r")"
+    r"(?:[^a-z0-9-]|$)"
+)
+# "@" or a bracketed "at"/"@", up to two spaces, the domain; or the bare word "at" between spaces.
+_AT_SYMBOL_DOMAIN = re.compile(r"(?:@|" + _OPEN + r"[ \t]?(?:at|@)[ \t]?" + _CLOSE + r")[ \t]{0,2}" + _DOMAIN)
+_AT_WORD_DOMAIN = re.compile(r"at[ \t]{1,2}" + _DOMAIN)
 # The local part, read backwards from the "at": reversed dot spellings between runs of local chars.
 _LOCAL_CHARS = r"[a-z0-9_%+-]{1,64}"
 _REVERSED_DOT = (
@@ -186,49 +191,16 @@ _REVERSED_DOT = (
     r"|[ \t]{1,2}tod[ \t]{1,2})"
 )
 _REVERSED_LOCAL = re.compile(_LOCAL_CHARS + r"(?:" + _REVERSED_DOT + _LOCAL_CHARS + r"){0,8}")
-_PLAIN_LOCAL = re.compile(r"[a-z0-9._%+-]{1,64}")
 _PLAIN_EMAIL_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-@")
 _LOCAL_CHARS_SET: Final = _PLAIN_EMAIL_CHARS - {"@"}
 _LOCAL_WINDOW = 96
-# Top-level domains longer than two letters that addresses use; two-letter labels (country codes)
-# are all accepted. An obfuscated address ending in anything else is left alone.
-_COMMON_TLDS: Final = frozenset(
-    {
-        *("com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io", "ai", "app", "dev", "mobi"),
-        *("name", "pro", "xyz", "online", "site", "tech", "store", "blog", "cloud", "email", "mail", "asia"),
-        *("tel", "travel", "museum", "coop", "aero", "jobs", "club", "shop", "live", "life", "world", "space"),
-        *("agency", "company", "digital", "network", "solutions", "systems", "services", "group", "media", "news"),
-    }
-)
 _AT_SYMBOL_ANCHORS: Final = tuple(o + s + a for o in "[({<" for s in ("", " ") for a in ("at", "@"))
 _SPACES = " \t"
 
 
-def _top_level(label: str) -> bool:
-    return label.isalpha() and (len(label) == 2 or label in _COMMON_TLDS)
-
-
-def _domain_end(lowered: str, start: int) -> int | None:
-    """End of the domain starting at `start`: the longest run of labels that ends in a TLD."""
-    m = _DOMAIN.match(lowered, start)
-    if m is None:
-        return None
-    label_start = start
-    best = None
-    labels = 0
-    for dot in _DOT_TOKEN.finditer(lowered, start, m.end()):
-        labels += 1
-        label_start = dot.end()
-        next_dot = _DOT_TOKEN.search(lowered, label_start, m.end())
-        label_end = m.end() if next_dot is None else next_dot.start()
-        if _top_level(lowered[label_start:label_end]):
-            best = label_end
-    return best if labels else None
-
-
-def _local_start(lowered: str, at: int, floor: int, *, plain_only: bool) -> int | None:
-    """Start of the local part that ends at `at`, or None."""
-    if plain_only:
+def _local_start(lowered: str, at: int, floor: int, *, bare_word: bool) -> int | None:
+    """Start of the local part that ends at `at` (after it come the "at" token's spaces), or None."""
+    if bare_word:
         # A bare "at": the part before it must not read as an English word ("look at", "well-known at").
         start = at
         while start > floor and at - start < 64 and lowered[start - 1] in _LOCAL_CHARS_SET:
@@ -237,23 +209,21 @@ def _local_start(lowered: str, at: int, floor: int, *, plain_only: bool) -> int 
         if not local or local[0] == "." or local[-1] == "." or not any(c in "._" or c.isdigit() for c in local):
             return None
         return start
-    window_start = max(floor, at - _LOCAL_WINDOW)
-    m = _REVERSED_LOCAL.match(lowered[window_start:at][::-1])
+    m = _REVERSED_LOCAL.match(lowered[max(floor, at - _LOCAL_WINDOW) : at][::-1])
     if m is None:
         return None
     start = at - m.end()
-    if start > 0 and lowered[start - 1] == "@":
-        return None
-    return start
+    return None if start > 0 and lowered[start - 1] == "@" else start
 
 
 def _at_anchors(lowered: str) -> list[tuple[int, bool]]:
-    """(position of the "at" token, whether it is the bare word "at"), in text order."""
+    """(position of an "at" token, whether it is the bare word "at"), in text order."""
     anchors = [(i, False) for i in find_all(lowered, "@")]
     for needle in _AT_SYMBOL_ANCHORS:
-        anchors.extend((i, False) for i in find_all(lowered, needle))
-    anchors.extend((i + 1, True) for i in find_all(lowered, " at "))
-    anchors.extend((i + 1, True) for i in find_all(lowered, " at\t"))
+        if needle in lowered:
+            anchors.extend((i, False) for i in find_all(lowered, needle))
+    for needle in (" at ", " at\t"):
+        anchors.extend((i + 1, True) for i in find_all(lowered, needle))
     anchors.sort()
     return anchors
 
@@ -261,29 +231,22 @@ def _at_anchors(lowered: str) -> list[tuple[int, bool]]:
 def _emails(view: TextView, found: list[Finding]) -> None:
     lowered = view.lowered
     end_of_last = 0
-    for anchor, word in _at_anchors(lowered):
+    for anchor, bare_word in _at_anchors(lowered):
         if anchor < end_of_last:
             continue
-        at = (_AT_WORD if word else _AT_SYMBOL).match(lowered, anchor)
-        if at is None:
+        # The "at" and the domain first: most anchors ("at noon", a lone "@") fail here, cheaply.
+        m = (_AT_WORD_DOMAIN if bare_word else _AT_SYMBOL_DOMAIN).match(lowered, anchor)
+        if m is None:
             continue
+        domain_end = m.end() if lowered[m.end() - 1].isalpha() else m.end() - 1
         token_start = anchor
         while token_start > end_of_last and anchor - token_start < 2 and lowered[token_start - 1] in _SPACES:
             token_start -= 1
-        if word and token_start == anchor:
-            continue
-        local_start = _local_start(lowered, token_start, end_of_last, plain_only=word)
+        local_start = _local_start(lowered, token_start, end_of_last, bare_word=bare_word)
         if local_start is None:
             continue
-        domain_end = _domain_end(lowered, at.end())
-        if domain_end is None:
-            continue
-        span = lowered[local_start:domain_end]
-        if _PLAIN_EMAIL_CHARS.issuperset(span):
+        if _PLAIN_EMAIL_CHARS.issuperset(lowered[local_start:domain_end]):
             continue  # a plain address: pii_detectors reports it
-        local = lowered[local_start:token_start]
-        if len(local) > 96 or (domain_end < len(lowered) and lowered[domain_end] == "@"):
-            continue
         found.append(Finding(FindingType.EMAIL, local_start, domain_end, 0.85, _DETECTOR))
         end_of_last = domain_end
 
