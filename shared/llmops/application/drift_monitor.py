@@ -7,7 +7,9 @@ reference: the `reference_hours` before that) and, per alias:
 1. builds model-free samples from the audit records (input tokens, input-guard findings and the
    guard-redacted prompt where the tenant's policy kept one; hashes and nothing are never text),
    and scores drift with `llmops.domain.drift.drift_score`;
-2. reads the negative-feedback rate of the recent window from the Feedback table;
+2. reads the negative-feedback rate of the recent window from the Feedback table, over trusted
+   votes only (`llmops.domain.feedback.trusted_votes`: one per key per request, so made-up `user`
+   values cannot stuff the ballot that starts a retraining run);
 3. publishes `DriftScore` (service=drift-monitor, alias) as an EMF line, only when both windows
    had enough samples (a score of 0 from too little data must not clear an alarm);
 4. exports the rated, redacted examples of both windows with
@@ -47,7 +49,7 @@ from llmops.adapters.drift_monitor_io import (
 from llmops.config.env import EnvVar
 from llmops.domain.audit import AuditRecord
 from llmops.domain.drift import DriftReport, InputSample, drift_score
-from llmops.domain.feedback import Feedback, aggregate
+from llmops.domain.feedback import Feedback, aggregate, trusted_votes
 from llmops.domain.finetune_export import export_finetune_jsonl
 from llmops.domain.tenancy import TextRetention
 from llmops.observability.metrics import DRIFT_MONITOR_SERVICE, DRIFT_SCORE, NAMESPACE, Dim
@@ -290,7 +292,8 @@ def _monitor_alias(
     report = drift_score(
         [input_sample(r) for r in recent], [input_sample(r) for r in reference], min_samples=settings.min_samples
     )
-    rates = aggregate(f for f in feedback if f.created_at >= recent_start)
+    votes = trusted_votes(feedback)
+    rates = aggregate(v for v in votes if v.created_at >= recent_start)
     outcome = AliasOutcome(
         alias=alias,
         drift=report,
@@ -301,7 +304,8 @@ def _monitor_alias(
     if report.sufficient:
         ports.emit(alias, report)
 
-    export = export_finetune_jsonl([*reference, *recent], feedback)
+    # The dataset is labelled by the same votes: a stuffed ballot must not relabel training data.
+    export = export_finetune_jsonl([*reference, *recent], votes)
     outcome.examples, outcome.skipped = export.count, export.skipped
     if export.count:
         body = export.jsonl().encode("utf-8")

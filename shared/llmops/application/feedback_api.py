@@ -8,7 +8,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
-from llmops.domain.feedback import AuditSummary, Feedback, FeedbackStore, submit_feedback
+from llmops.domain.feedback import (
+    MAX_USERS_PER_KEY_PER_REQUEST,
+    AuditSummary,
+    Feedback,
+    FeedbackStore,
+    submit_feedback,
+)
 from llmops.domain.guard import GuardEngine
 from llmops.domain.tenancy import TenantContext
 
@@ -24,7 +30,11 @@ class FeedbackRequest(BaseModel):
     score: StrictBool | StrictInt | StrictStr = Field(description="'up'/'down' (or true/false), or an integer rating 1-5.")
     label: str | None = Field(default=None, description="hallucination, unsafe, unhelpful, wrong_format, good, other")
     comment: Annotated[str | None, Field(max_length=4000)] = None
-    user: Annotated[str | None, Field(max_length=256)] = None
+    user: Annotated[str | None, Field(max_length=256)] = Field(
+        default=None,
+        description="The end user of this key who rates; narrows the rater (key id + '/' + user), never "
+        f"names another key. At most {MAX_USERS_PER_KEY_PER_REQUEST} users per key per request.",
+    )
 
 
 class AuditRecordLookup:

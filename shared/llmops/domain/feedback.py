@@ -8,9 +8,15 @@ canary and retraining workflows gate on. Plain numbers always mean the 1-5 scale
 worst rating, never a thumbs up.
 
 Only the tenant that made the request can rate it; a request of another tenant looks exactly like
-an unknown one (404 `request_not_found`), so ids do not leak across tenants. One rating per request
-and user: a later rating replaces the earlier one. Comments are redacted by the guard engine
-before they are stored.
+an unknown one (404 `request_not_found`), so ids do not leak across tenants. Comments are redacted
+by the guard engine before they are stored.
+
+Who rated is the authenticated key, never the body: the rater is the key id from the authorizer,
+and the optional `user` only narrows it (`<key_id>/<user>`), so no caller can overwrite another
+key's rating by naming it. A later rating by the same rater replaces the earlier one. The gateway
+cannot verify `user`, so one key may rate one request under at most
+`MAX_USERS_PER_KEY_PER_REQUEST` raters (a further one is a 400), and what the retraining trigger
+counts is `trusted_votes`: one vote per key per request, whatever its users said.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from llmops.domain.tenancy import TenantContext
 
 __all__ = [
     "MAX_COMMENT_CHARS",
+    "MAX_USERS_PER_KEY_PER_REQUEST",
     "REQUEST_NOT_FOUND",
     "AuditLookup",
     "AuditSummary",
@@ -32,18 +39,24 @@ __all__ = [
     "FeedbackLabel",
     "FeedbackRates",
     "FeedbackStore",
+    "FeedbackUserLimitError",
     "RequestNotFoundError",
     "Score",
     "ScoreKind",
     "aggregate",
     "parse_score",
+    "rater_id",
     "submit_feedback",
+    "trusted_votes",
 ]
 
 MAX_COMMENT_CHARS = 2000
 _MAX_ID_CHARS = 128
 _MAX_USER_CHARS = 256
 _BODY_FIELDS = frozenset({"request_id", "score", "label", "comment", "user"})
+# Enough for a key that serves a handful of end users rating a shared answer; not enough to stuff
+# the ballot. Either way a key has one vote in `trusted_votes`.
+MAX_USERS_PER_KEY_PER_REQUEST = 5
 
 
 # The same answer for "unknown" and "another tenant's", and the id is not echoed: it is the
@@ -55,6 +68,16 @@ class RequestNotFoundError(GatewayError):
     status = 404
     error_type = "invalid_request_error"
     code = "request_not_found"
+
+
+class FeedbackUserLimitError(BadRequestError):
+    code = "too_many_feedback_users"
+
+
+def rater_id(key_id: str, user: str) -> str:
+    """Who a rating belongs to: the authenticated key, narrowed by `user` (never widened: the key
+    id always leads, so two keys can never name the same rater)."""
+    return key_id if not user or user == key_id else f"{key_id}/{user}"
 
 
 class FeedbackLabel(StrEnum):
@@ -125,6 +148,17 @@ class Feedback:
     target_id: str = ""
     alias: str = ""
     prompt_version: str | None = None
+    # The authenticated key that rated (`TenantContext.key_id`); "" on ratings stored before
+    # ratings were bound to keys, whose `user` was the caller's unverified choice.
+    key_id: str = ""
+    # Not stored: whether this rating is the key's first on the request. Metrics count votes, so a
+    # rater re-posting the same rating cannot inflate `FeedbackNegative`.
+    opens_vote: bool = field(default=True, compare=False)
+
+    @property
+    def rater(self) -> str:
+        """The stored identity: `key_id` or `key_id/user`; the bare `user` on pre-binding ratings."""
+        return rater_id(self.key_id, self.user) if self.key_id else self.user
 
     def to_public_dict(self) -> dict[str, Any]:
         """The API response body: what was recorded (never another tenant's data)."""
@@ -132,6 +166,7 @@ class Feedback:
             "object": "feedback",
             "request_id": self.request_id,
             "user": self.user,
+            "rater": self.rater,
             "score": self.score.raw,
             "score_normalized": self.score.value,
             "negative": self.score.negative,
@@ -142,7 +177,12 @@ class Feedback:
 
 class FeedbackStore(Protocol):
     def put(self, feedback: Feedback) -> None:
-        """Stores the rating, replacing the same user's earlier rating of the same request."""
+        """Stores the rating, replacing the same rater's earlier rating of the same request; refuses
+        (404) to overwrite a row of another tenant or another key."""
+        ...
+
+    def for_request(self, tenant_id: str, request_id: str) -> list[Feedback]:
+        """The tenant's stored ratings of one request."""
         ...
 
 
@@ -195,6 +235,17 @@ def submit_feedback(
     if summary is None or summary.tenant_id != tenant.tenant_id:
         raise RequestNotFoundError(REQUEST_NOT_FOUND, param="request_id")
 
+    rater = rater_id(tenant.key_id, user)
+    # Checked before the write, so two racing first ratings may both pass: the bound on stored rows
+    # is best effort, the bound that matters (one vote per key in `trusted_votes`) is exact.
+    key_raters = {f.rater for f in store.for_request(tenant.tenant_id, request_id) if f.key_id == tenant.key_id}
+    if rater not in key_raters and len(key_raters) >= MAX_USERS_PER_KEY_PER_REQUEST:
+        raise FeedbackUserLimitError(
+            f"This key has already rated this request as {MAX_USERS_PER_KEY_PER_REQUEST} different users; "
+            "a user may change their own rating, but no further users can rate it.",
+            param="user",
+        )
+
     feedback = Feedback(
         request_id=request_id,
         tenant_id=tenant.tenant_id,
@@ -206,9 +257,31 @@ def submit_feedback(
         target_id=summary.target_id,
         alias=summary.alias,
         prompt_version=summary.prompt_version,
+        key_id=tenant.key_id,
+        opens_vote=not key_raters,
     )
     store.put(feedback)
     return feedback
+
+
+def trusted_votes(feedback: Iterable[Feedback]) -> list[Feedback]:
+    """What the retraining trigger and the drift monitor may count: one vote per key per request.
+
+    `user` is whatever the caller wrote, so N made-up users of one key are one voice, not N. A
+    key's vote is negative when most of its raters' ratings are (a tie is not negative); the
+    rating returned for it is the newest one on the winning side, so its score and label are a
+    real user's. Ratings stored before ratings were bound to keys (no `key_id`) carry no
+    verifiable identity: all of them on one request together count as one vote.
+    """
+    by_voter: dict[tuple[str, str, str], list[Feedback]] = {}
+    for item in feedback:
+        by_voter.setdefault((item.tenant_id, item.request_id, item.key_id), []).append(item)
+    votes: list[Feedback] = []
+    for ratings in by_voter.values():
+        negative = sum(r.score.negative for r in ratings) * 2 > len(ratings)
+        side = [r for r in ratings if r.score.negative is negative]
+        votes.append(max(side, key=lambda r: (r.created_at, r.rater)))
+    return votes
 
 
 @dataclass(frozen=True, slots=True)

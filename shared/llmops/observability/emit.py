@@ -300,8 +300,12 @@ def emit_feedback_metrics(metrics: Metrics, feedback: Feedback) -> None:
     """Emits one rating: `Feedback` and the 0/1 `FeedbackNegative`, by alias and target.
 
     The alias and target come from the rated request's audit record; the alias counts only when the
-    request was routed (it has a target). The comment and user are never emitted.
+    request was routed (it has a target). The comment and user are never emitted. Only a key's
+    first rating of a request is counted (`Feedback.opens_vote`): the canary gates on these
+    metrics, and re-posting or adding users must not multiply one key's voice.
     """
+    if not feedback.opens_vote:
+        return
     try:
         alias = feedback.alias if feedback.target_id else ""
         properties: dict[str, object] = {

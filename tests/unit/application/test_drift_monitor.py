@@ -33,7 +33,7 @@ from llmops.application.drift_monitor import (
 )
 from llmops.domain.audit import AuditRecord, GuardVerdict, TextEvidence
 from llmops.domain.drift import DriftReport
-from llmops.domain.feedback import Feedback, parse_score
+from llmops.domain.feedback import Feedback, FeedbackLabel, aggregate, parse_score
 from llmops.domain.tenancy import TextRetention
 from llmops.workflows import RETRAINING, load_definition
 from llmops.workflows.retraining_input import RetrainingInput
@@ -246,6 +246,39 @@ def test_negative_feedback_alone_triggers_a_feedback_run(world: World) -> None:
     assert outcome.retraining == "started"
     (execution,) = world.executions()
     assert json.loads(execution["input"])["trigger"] == "feedback"
+
+
+def test_sock_puppet_users_of_one_key_count_as_one_vote_and_start_nothing(world: World) -> None:
+    _seed(world, drifted=False, negative=False)
+    # One key thumbs-downs one request as 20 made-up users, written straight to the table (as a
+    # race past the per-key user limit could): 20 rows, one voice.
+    puppets = [
+        Feedback(
+            request_id="req-1000",
+            tenant_id="tenant-a",
+            user=f"sock{n}",
+            score=parse_score("down"),
+            created_at=NOW - 5 * HOUR,
+            label=FeedbackLabel.UNSAFE,
+            target_id="sm-llama3-8b-primary",
+            alias="llama3-8b",
+            key_id="key-a",
+        )
+        for n in range(1, 21)
+    ]
+    for puppet in puppets:
+        world.feedback.put(puppet)
+    stored = list(world.feedback.scan())
+    assert aggregate(stored).negative_rate >= world.settings.negative_feedback_threshold  # raw rows would trip it
+
+    (outcome,) = run_drift_monitor(world.settings, world.ports(), NOW)
+    assert outcome.ratings == 25  # 24 honest votes + one vote of key-a on req-1000
+    assert outcome.negative_feedback_rate == pytest.approx(1 / 25, abs=1e-6)
+    assert outcome.negative_feedback_rate < world.settings.negative_feedback_threshold
+    assert outcome.retraining == "not_needed" and world.executions() == []
+    # The staged dataset is labelled by votes too: req-1000 appears once.
+    staged = [json.loads(line) for line in world.object(latest_dataset_key("llama3-8b")).splitlines()]
+    assert len(staged) == 24
 
 
 def test_without_start_permission_it_only_measures_and_stages(world: World) -> None:

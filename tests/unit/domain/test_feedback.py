@@ -4,14 +4,17 @@ import pytest
 
 from llmops.domain.errors import BadRequestError
 from llmops.domain.feedback import (
+    MAX_USERS_PER_KEY_PER_REQUEST,
     AuditSummary,
     Feedback,
     FeedbackLabel,
+    FeedbackUserLimitError,
     RequestNotFoundError,
     ScoreKind,
     aggregate,
     parse_score,
     submit_feedback,
+    trusted_votes,
 )
 from llmops.domain.tenancy import TenantContext
 
@@ -28,11 +31,16 @@ class FakeAudit:
 
 
 class FakeStore:
+    """Keyed like the Feedback table: one row per request and rater."""
+
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], Feedback] = {}
 
     def put(self, feedback: Feedback) -> None:
-        self.items[(feedback.request_id, feedback.user)] = feedback
+        self.items[(feedback.request_id, feedback.rater)] = feedback
+
+    def for_request(self, tenant_id: str, request_id: str) -> list[Feedback]:
+        return [f for (rid, _), f in self.items.items() if rid == request_id and f.tenant_id == tenant_id]
 
 
 AUDIT = FakeAudit(AuditSummary("req-1", "acme", "nova-lite", "chat-default", "support@3"))
@@ -90,7 +98,7 @@ def test_later_ratings_by_the_same_user_replace_earlier_ones() -> None:
     _submit({"request_id": "req-1", "score": "up", "user": "u1"}, store=store)
     _submit({"request_id": "req-1", "score": "up", "user": "u2"}, store=store)
     assert len(store.items) == 2
-    assert store.items[("req-1", "u1")].score.raw == "up"
+    assert store.items[("req-1", "abcd1234/u1")].score.raw == "up"
 
 
 def test_another_tenants_request_looks_exactly_like_an_unknown_one() -> None:
@@ -132,3 +140,77 @@ def test_aggregate_rates() -> None:
     assert rates.mean_score == pytest.approx((1.0 + 0.0 + 0.75) / 3)
     assert rates.to_dict()["labels"] == {"good": 1, "unsafe": 1}
     assert aggregate([]).negative_rate == 0.0
+
+
+OTHER_KEY = TenantContext(tenant_id="acme", key_id="efgh5678")
+
+
+def test_a_rating_belongs_to_the_authenticated_key_and_user_only_narrows_it() -> None:
+    store = FakeStore()
+    theirs = _submit({"request_id": "req-1", "score": 5, "label": "good"}, tenant=OTHER_KEY, store=store)
+    # Naming the other key as `user` (or spelling its rater id) does not reach its row.
+    for user in (OTHER_KEY.key_id, f"{OTHER_KEY.key_id}/x"):
+        mine = _submit({"request_id": "req-1", "score": 1, "label": "unsafe", "user": user}, store=store)
+        assert mine.key_id == ACME.key_id and mine.rater == f"{ACME.key_id}/{user}"
+    assert store.items[("req-1", OTHER_KEY.key_id)] is theirs
+    assert theirs.rater == OTHER_KEY.key_id and theirs.to_public_dict()["rater"] == OTHER_KEY.key_id
+
+
+def test_a_key_may_rate_a_request_as_a_bounded_number_of_users() -> None:
+    store = FakeStore()
+    for n in range(MAX_USERS_PER_KEY_PER_REQUEST):
+        _submit({"request_id": "req-1", "score": "down", "user": f"sock{n}"}, store=store)
+    with pytest.raises(FeedbackUserLimitError) as refused:
+        _submit({"request_id": "req-1", "score": "down", "user": "sock-extra"}, store=store)
+    assert (refused.value.status, refused.value.error_type, refused.value.code) == (
+        400,
+        "invalid_request_error",
+        "too_many_feedback_users",
+    )
+    assert refused.value.param == "user"
+    # Existing raters may still change their rating, and other keys are not limited by this one.
+    assert _submit({"request_id": "req-1", "score": "up", "user": "sock0"}, store=store).score.raw == "up"
+    _submit({"request_id": "req-1", "score": "up"}, tenant=OTHER_KEY, store=store)
+    assert len(store.items) == MAX_USERS_PER_KEY_PER_REQUEST + 1
+
+
+def test_only_a_keys_first_rating_of_a_request_opens_a_vote() -> None:
+    store = FakeStore()
+    assert _submit({"request_id": "req-1", "score": "down"}, store=store).opens_vote
+    assert not _submit({"request_id": "req-1", "score": "down"}, store=store).opens_vote
+    assert not _submit({"request_id": "req-1", "score": "down", "user": "u2"}, store=store).opens_vote
+    assert _submit({"request_id": "req-1", "score": "down"}, tenant=OTHER_KEY, store=store).opens_vote
+
+
+def _rating(request_id: str, key_id: str, user: str, score: Any, at: float, label: str | None = None) -> Feedback:
+    return Feedback(
+        request_id, "acme", user, parse_score(score), at, FeedbackLabel(label) if label else None, key_id=key_id
+    )
+
+
+def test_trusted_votes_count_one_vote_per_key_per_request() -> None:
+    puppets = [_rating("req-1", "abcd1234", f"sock{n}", "down", float(n), "unsafe") for n in range(1, 21)]
+    honest = [_rating("req-1", "efgh5678", "efgh5678", 5, 1.0), _rating("req-2", "abcd1234", "abcd1234", "up", 1.0)]
+    votes = trusted_votes([*puppets, *honest])
+    assert len(votes) == 3
+    rates = aggregate(votes)
+    assert (rates.count, rates.negative) == (3, 1)
+    assert aggregate([*puppets, *honest]).negative == 20  # what the rows alone would have said
+
+
+def test_a_keys_vote_follows_the_majority_of_its_raters_and_is_a_real_rating() -> None:
+    ratings = [
+        _rating("req-1", "k", "a", 1, 1.0, "unsafe"),
+        _rating("req-1", "k", "b", 2, 3.0, "hallucination"),
+        _rating("req-1", "k", "c", "up", 4.0, "good"),
+    ]
+    (vote,) = trusted_votes(ratings)
+    assert vote is ratings[1]  # negative side wins; its newest rating speaks for the key
+    (tie,) = trusted_votes(ratings[1:])
+    assert tie is ratings[2]  # a tie is not negative
+
+
+def test_ratings_stored_before_keys_were_bound_count_as_one_vote_per_request() -> None:
+    legacy = [_rating("req-1", "", f"user{n}", "down", float(n)) for n in range(5)]
+    (vote,) = trusted_votes(legacy)
+    assert vote.score.negative and vote.key_id == "" and vote.rater == "user4"

@@ -223,7 +223,9 @@ def test_feedback_publishes_the_negative_rate_by_target(metrics: Metrics, capsys
     assert "jane.doe" not in out and "says it is wrong" not in out and "tenant-acme" not in out
 
 
-def test_a_keys_later_ratings_of_a_request_publish_nothing(metrics: Metrics, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_keys_later_ratings_of_a_request_publish_nothing(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The canary gates on these metrics: re-posting, or rating as more users, is not more votes.
     rerating = Feedback("req-1", "tenant-acme", "u2", parse_score("down"), 2.0, key_id="key1", opens_vote=False)
     emit_feedback_metrics(metrics, rerating)

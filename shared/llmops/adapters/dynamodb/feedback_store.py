@@ -1,9 +1,10 @@
 """Feedback on the Feedback table: the `FeedbackStore` port, plus reads for metrics and retraining.
 
-`put` overwrites the same user's earlier rating of the same request. It is also conditional on the
-stored tenant, so even a caller that skipped the audit check could not overwrite another tenant's
-feedback. `rates` scans with a filter: fine for the retraining workflow's periodic reads and the
-CLI; a high-volume deployment would add an index per target and prompt version.
+`put` overwrites the same rater's earlier rating of the same request. It is also conditional on the
+stored tenant and key, so even a caller that skipped the audit check could not overwrite another
+tenant's or another key's feedback. `rates` scans with a filter: fine for the retraining
+workflow's periodic reads and the CLI; a high-volume deployment would add an index per target and
+prompt version.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ class DynamoFeedbackStore:
             self._client.put_item(
                 TableName=self._table,
                 Item=feedback_item(feedback),
-                ConditionExpression="attribute_not_exists(pk) OR tenant_id = :t",
-                ExpressionAttributeValues={":t": {"S": feedback.tenant_id}},
+                ConditionExpression="attribute_not_exists(pk) OR (tenant_id = :t AND key_id = :k)",
+                ExpressionAttributeValues={":t": {"S": feedback.tenant_id}, ":k": {"S": feedback.key_id}},
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                # Same answer as an unknown id: another tenant's request must not be confirmed.
+                # Same answer as an unknown id: another tenant's request must not be confirmed, and
+                # another key's row is not this key's to replace.
                 raise RequestNotFoundError(REQUEST_NOT_FOUND, param="request_id") from None
             raise
 
@@ -99,7 +101,8 @@ class DynamoFeedbackStore:
         since: float | None = None,
     ) -> FeedbackRates:
         """Count, negative rate, mean normalized score and label counts for one target and/or prompt
-        version (e.g. `rates(target_id="llama3-candidate", since=canary_start)`)."""
+        version (e.g. `rates(target_id="llama3-candidate", since=canary_start)`), over every stored
+        rating. The retraining trigger counts `llmops.domain.feedback.trusted_votes` instead."""
         return aggregate(
             self.scan(tenant_id=tenant_id, target_id=target_id, prompt_version=prompt_version, since=since)
         )
