@@ -290,3 +290,49 @@ def test_audit_table_failure_dead_letters_the_record_and_settles_normally(
     assert (report["audit_written"], report["failed"]) == (3, 0)
     verified = _audit_log(runtime, aws_settings).verify("acme", time.time())
     assert verified.ok and verified.records == 3
+
+
+def _call(gateway: Any, load_event: Any, name: str, tenant: TenantContext, body: Any = None) -> tuple[int, Any, Any]:
+    event = load_event(name)
+    event["requestContext"]["requestId"] = f"req-{name}"
+    event["requestContext"]["authorizer"] = {k: str(v) for k, v in authorizer_context(tenant).items()}
+    if body is not None:
+        event["body"] = json.dumps(body)
+    result = gateway.handler(event, LocalLambdaContext("gateway"))
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    for name_, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name_.lower()] = values[-1]
+    return result["statusCode"], headers, json.loads(result["body"])
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "table", "code"),
+    [
+        ("usage", None, "quotas_table", "quota_unavailable"),
+        ("feedback", {"request_id": "req-rated", "score": "up"}, "audit_table", "audit_unavailable"),
+        ("feedback", {"request_id": "req-rated", "score": "up"}, "feedback_table", "feedback_unavailable"),
+    ],
+)
+def test_a_store_outage_is_a_503_naming_the_store(
+    gateway: Any,
+    outage: DynamoOutage,
+    aws_settings: Settings,
+    load_event: Any,
+    route: str,
+    body: Any,
+    table: str,
+    code: str,
+) -> None:
+    tenant = _tenant()
+    status, _, _ = _chat(gateway, load_event, tenant, "req-rated")
+    assert status == 200
+    outage.start(tables={getattr(aws_settings, table)})
+    status, headers, got = _call(gateway, load_event, route, tenant, body)
+    assert status == 503, got
+    assert got["error"]["code"] == code
+    assert set(got["error"]) == {"message", "type", "code", "param"}
+    assert headers["retry-after"] == "1"
+    assert headers["x-request-id"] == f"req-{route}"
+    outage.stop()
+    status, _, got = _call(gateway, load_event, route, tenant, body)
+    assert status == 200, got

@@ -17,6 +17,7 @@ __all__ = [
     "ProviderError",
     "ProviderFailureKind",
     "RequestTooLargeError",
+    "StoreUnavailableError",
     "UpstreamUnavailableError",
 ]
 
@@ -79,6 +80,23 @@ class UpstreamUnavailableError(GatewayError):
     def __init__(self, message: str, *, attempts: tuple[object, ...] = (), **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.attempts = attempts  # what each target answered, for the audit record and metrics
+
+
+class StoreUnavailableError(GatewayError):
+    """A store the gateway depends on (a DynamoDB table) is unreachable or throttled beyond its
+    client's retries: 503 `<store>_unavailable` with `Retry-After`. Adapters raise it; the caller
+    may retry the same request."""
+
+    status = 503
+    error_type = "api_error"
+
+    def __init__(self, store: str, message: str | None = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(
+            message or f"The {store} store is temporarily unavailable. Retry shortly.",
+            code=f"{store}_unavailable",
+            retry_after_s=retry_after_s,
+        )
+        self.store = store
 
 
 class ProviderFailureKind(StrEnum):

@@ -32,6 +32,7 @@ from llmops.adapters.dynamodb.audit_items import (
     stored_entry_from_item,
 )
 from llmops.adapters.dynamodb.quota_items import cancellation_codes
+from llmops.adapters.dynamodb.store_errors import unavailable_as
 from llmops.domain.audit import (
     DEFAULT_SHARDS,
     AuditRecord,
@@ -152,13 +153,15 @@ class DynamoAuditLog:
         return _record(stored_entry_from_item(item), tenant_id)
 
     def find_any_tenant(self, request_id: str) -> list[AuditRecord]:
-        """Operator lookup across tenants via the `by-request` index (admin CLI only)."""
-        page = self._client.query(
-            TableName=self._table,
-            IndexName=BY_REQUEST_INDEX,
-            KeyConditionExpression="request_id = :r",
-            ExpressionAttributeValues={":r": {"S": request_id}},
-        )
+        """Lookup across tenants via the `by-request` index (the admin CLI, and feedback, which
+        checks the tenant itself)."""
+        with unavailable_as("audit"):
+            page = self._client.query(
+                TableName=self._table,
+                IndexName=BY_REQUEST_INDEX,
+                KeyConditionExpression="request_id = :r",
+                ExpressionAttributeValues={":r": {"S": request_id}},
+            )
         records = []
         for item in page.get("Items", []):
             entry = stored_entry_from_item(item)

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from llmops.adapters.dynamodb.feedback_items import feedback_from_item, feedback_item, request_pk
+from llmops.adapters.dynamodb.store_errors import unavailable_as
 from llmops.domain.feedback import REQUEST_NOT_FOUND, Feedback, FeedbackRates, RequestNotFoundError, aggregate
 
 __all__ = ["DynamoFeedbackStore"]
@@ -28,12 +29,13 @@ class DynamoFeedbackStore:
 
     def put(self, feedback: Feedback) -> None:
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=feedback_item(feedback),
-                ConditionExpression="attribute_not_exists(pk) OR (tenant_id = :t AND key_id = :k)",
-                ExpressionAttributeValues={":t": {"S": feedback.tenant_id}, ":k": {"S": feedback.key_id}},
-            )
+            with unavailable_as("feedback"):
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=feedback_item(feedback),
+                    ConditionExpression="attribute_not_exists(pk) OR (tenant_id = :t AND key_id = :k)",
+                    ExpressionAttributeValues={":t": {"S": feedback.tenant_id}, ":k": {"S": feedback.key_id}},
+                )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 # Same answer as an unknown id: another tenant's request must not be confirmed, and
@@ -49,12 +51,13 @@ class DynamoFeedbackStore:
             "ExpressionAttributeValues": {":pk": {"S": request_pk(request_id)}},
             "ConsistentRead": True,
         }
-        while True:
-            page = self._client.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        with unavailable_as("feedback"):
+            while True:
+                page = self._client.query(**kwargs)
+                items.extend(page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return [f for f in map(feedback_from_item, items) if f.tenant_id == tenant_id]
 
     def scan(

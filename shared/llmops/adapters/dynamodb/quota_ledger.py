@@ -35,6 +35,7 @@ from llmops.adapters.dynamodb.quota_items import (
     used_by_key,
     window_read_request,
 )
+from llmops.adapters.dynamodb.store_errors import unavailable_as
 from llmops.domain.quotas import (
     Actual,
     Charge,
@@ -182,13 +183,14 @@ class DynamoQuotaLedger:
             return []
         request = window_read_request(self._quotas, windows)
         items: list[dict[str, Any]] = []
-        for _ in range(5):
-            page = self._client.batch_get_item(**request)
-            items.extend(page.get("Responses", {}).get(self._quotas, []))
-            unprocessed = page.get("UnprocessedKeys") or {}
-            if not unprocessed:
-                break
-            request = {"RequestItems": unprocessed}
+        with unavailable_as("quota"):
+            for _ in range(5):
+                page = self._client.batch_get_item(**request)
+                items.extend(page.get("Responses", {}).get(self._quotas, []))
+                unprocessed = page.get("UnprocessedKeys") or {}
+                if not unprocessed:
+                    break
+                request = {"RequestItems": unprocessed}
         return window_statuses(windows, used_by_key(items))
 
     # -- internals -------------------------------------------------------------------------------
