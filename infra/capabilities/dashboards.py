@@ -22,6 +22,7 @@ from constructs import Construct
 
 from infra.capabilities.alarms import Alarms, catalogue_metric, ratio
 from infra.config import GatewayConfig
+from llmops.domain.stages import RequestStage
 from llmops.observability.metrics import (
     CACHE_HITS,
     CACHE_MISSES,
@@ -47,7 +48,6 @@ from llmops.observability.metrics import (
     GuardStage,
     MetricSpec,
     QuotaReason,
-    RequestStage,
     StatusClass,
     TokenType,
 )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from infra.config import routes_document
+from llmops.domain.stages import RequestStage
 from llmops.observability.metrics import NAMESPACE, metric_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cdk-synth")]
@@ -86,6 +87,14 @@ def test_p99_latency_has_a_line_per_alias(synth: Any) -> None:
     lines = widget["properties"]["metrics"]
     assert sorted(line[-1]["label"] for line in lines) == sorted(routes_document()["routes"])
     assert all(line[-1]["stat"] == "p99" for line in lines)
+
+
+@pytest.mark.parametrize("title", ["Per-stage latency p50 (ms)", "Per-stage latency p99 (ms)"])
+def test_per_stage_latency_has_a_line_per_request_stage(synth: Any, title: str) -> None:
+    debug = _dashboards(synth)[f"llmops-{synth.stage}-debug"]
+    (widget,) = [w for w in _widgets(debug) if w["properties"].get("title") == title]
+    stages = [line[line.index("stage") + 1] for line in widget["properties"]["metrics"]]
+    assert stages == [stage.value for stage in RequestStage]  # request order, `route` included
 
 
 def test_dashboard_metrics_are_catalogued_with_their_dimension_sets(synth: Any) -> None:

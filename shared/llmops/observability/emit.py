@@ -29,6 +29,7 @@ from llmops.domain.completions import Attempt
 from llmops.domain.errors import ProviderFailureKind
 from llmops.domain.feedback import Feedback
 from llmops.domain.guard.findings import NON_ENTITY_TYPES, PII_TYPES, SECRET_TYPES
+from llmops.domain.stages import RequestStage
 from llmops.observability.metrics import (
     CACHE_HITS,
     CACHE_MISSES,
@@ -58,7 +59,6 @@ from llmops.observability.metrics import (
     GuardType,
     MetricSpec,
     QuotaReason,
-    RequestStage,
     StatusClass,
     TokenType,
     status_class,
@@ -166,7 +166,7 @@ def _calls(trace: RequestTrace, attempts: Sequence[Attempt]) -> list[_Call]:
     )
     if trace.target:
         failures = [_Call("", failed_kind, None) for _ in range(trace.attempts - 1)]
-        latency = trace.stage_ms.get(RequestStage.PROVIDER.value) if trace.attempts == 1 else None
+        latency = trace.stage_ms.get(RequestStage.PROVIDER) if trace.attempts == 1 else None
         return [*failures, _Call(trace.target, "ok", latency)]
     return [_Call("", failed_kind, None) for _ in range(trace.attempts)]
 

@@ -25,6 +25,7 @@ from llmops.domain.prompts import PromptRef, ResolvedPrompt
 from llmops.domain.quotas import Actual, Demand, Reservation, SettleOutcome, UsageEntry, WindowStatus
 from llmops.domain.response_cache import CacheEntry
 from llmops.domain.routing import Provider, Target
+from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
 from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics, guard_type
 from llmops.observability.metrics import CATALOGUE, FORBIDDEN_DIMENSIONS, NAMESPACE, GuardType, metric_spec
@@ -126,6 +127,16 @@ def test_a_served_request_publishes_the_catalogue_metrics_with_units_and_bounded
     assert not [row for row in _published(records) if ("stage", "mystery") in row[2]]
     failures = {"Errors", "QuotaRejections", "RoutingFailures"}
     assert not [row for row in _published(records) if row[0] in failures and row[3] != [0.0]]
+
+
+def test_every_request_stage_is_published_as_a_stage_duration(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:
+    timed = {stage: float(index + 1) for index, stage in enumerate(RequestStage)}
+    emit_request_metrics(metrics, _trace(stage_ms=timed))
+    records = _records(capsys.readouterr().out)
+    for stage, elapsed_ms in timed.items():
+        assert _values(records, "StageDuration", stage=stage.value) == [elapsed_ms], stage
 
 
 def test_the_request_record_carries_the_request_id_and_outcome_as_properties_for_logs_insights(
