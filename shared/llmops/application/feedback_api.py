@@ -27,7 +27,9 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: Annotated[str, Field(min_length=1, max_length=256)]
-    score: StrictBool | StrictInt | StrictStr = Field(description="'up'/'down' (or true/false), or an integer rating 1-5.")
+    score: StrictBool | StrictInt | StrictStr = Field(
+        description="'up'/'down' (or true/false), or an integer rating 1-5."
+    )
     label: str | None = Field(default=None, description="hallucination, unsafe, unhelpful, wrong_format, good, other")
     comment: Annotated[str | None, Field(max_length=4000)] = None
     user: Annotated[str | None, Field(max_length=256)] = Field(

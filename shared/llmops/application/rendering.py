@@ -144,8 +144,12 @@ def validation_error(errors: list[Mapping[str, Any]]) -> GatewayError:
     if kind == "extra_forbidden":
         if not in_full:
             where = f" in '{param}'" if param else ""
-            return BadRequestError(f"Unrecognized request argument supplied{where}.", param=param, code="unknown_parameter")
-        return BadRequestError(f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter")
+            return BadRequestError(
+                f"Unrecognized request argument supplied{where}.", param=param, code="unknown_parameter"
+            )
+        return BadRequestError(
+            f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter"
+        )
     if kind == "literal_error" and param and param.endswith(".role"):
         return BadRequestError(
             f"Invalid value for '{param}': supported roles are system, developer, user and assistant.",

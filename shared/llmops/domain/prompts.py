@@ -30,6 +30,7 @@ from llmops.domain.errors import BadRequestError, GatewayError
 __all__ = [
     "DEFAULT_LABEL",
     "PROMPT_MODEL",
+    "PROMPT_NOT_FOUND",
     "CheckKind",
     "CheckResult",
     "LabelState",
@@ -69,6 +70,11 @@ _SYNTAX_OPENERS = ("{{", "{%", "{#")
 _MAX_TEMPLATE_CHARS = 100_000
 _MAX_STOP = 4
 _VARIABLES_PARAM = "prompt.variables"
+
+
+# What a chat request hears for a reference that names nothing it may use. The reference is not
+# echoed: its id and label are the caller's strings (the CLI, whose user is the operator, does).
+PROMPT_NOT_FOUND = "The prompt named in 'prompt' (id, version or label) does not exist."
 
 
 class PromptNotFoundError(GatewayError):
@@ -314,7 +320,7 @@ class PromptRef:
             raise BadRequestError("prompt must be an object {id, version | label, variables}.", param="prompt")
         unknown = sorted(set(raw) - {"id", "version", "label", "variables"})
         if unknown:
-            raise BadRequestError(f"prompt has unknown fields: {', '.join(unknown)}.", param="prompt")
+            raise BadRequestError("prompt takes only the fields id, version, label and variables.", param="prompt")
         prompt_id = raw.get("id")
         if not isinstance(prompt_id, str) or not _ID_RE.match(prompt_id):
             raise BadRequestError("prompt.id must be a registered prompt id.", param="prompt.id")
@@ -337,7 +343,7 @@ class PromptRef:
         )
         if bad:
             raise BadRequestError(
-                f"prompt.variables values must be strings, numbers or booleans: {', '.join(bad)}.",
+                f"prompt.variables values must be strings, numbers or booleans ({len(bad)} are not).",
                 param=_VARIABLES_PARAM,
             )
         if version is None and label is None:
@@ -382,7 +388,10 @@ def render(version: PromptVersion, variables: Mapping[str, VariableValue]) -> tu
         if missing:
             parts.append(f"missing variables: {', '.join(missing)}")
         if unknown:
-            parts.append(f"unknown variables: {', '.join(unknown)}")
+            # The caller's names are echoed only if they are variable-shaped: a key may hold anything.
+            named = [name for name in unknown if _VARIABLE_RE.match(name)]
+            others = f"{', ' if named else ''}{len(unknown) - len(named)} more" if len(named) < len(unknown) else ""
+            parts.append(f"unknown variables: {', '.join(named)}{others}")
         raise BadRequestError(f"prompt {version.ref}: {'; '.join(parts)}.", param=_VARIABLES_PARAM)
     values = {name: _as_text(value) for name, value in variables.items()}
     messages: list[Message] = []

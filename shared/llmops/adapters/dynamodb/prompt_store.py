@@ -35,6 +35,7 @@ from llmops.adapters.dynamodb.prompt_items import (
     version_sk,
 )
 from llmops.domain.prompts import (
+    PROMPT_NOT_FOUND,
     LabelState,
     PromptDraft,
     PromptNotFoundError,
@@ -305,7 +306,7 @@ class CachedPromptResolver:
         number = ref.version if ref.version is not None else self._label_version(ref.prompt_id, str(ref.label))
         found = self._version(ref.prompt_id, number) if number is not None else None
         if found is None:
-            raise PromptNotFoundError(f"No prompt {ref.selector}.", param="prompt")
+            raise PromptNotFoundError(PROMPT_NOT_FOUND, param="prompt")
         return found
 
     def _label_version(self, prompt_id: str, label: str) -> int | None:
