@@ -28,6 +28,7 @@ from infra.nag import acknowledge
 from llmops.config import timeouts
 from llmops.config.env import EnvVar
 from llmops.config.public_routes import PUBLIC_ROUTES
+from llmops.observability.metrics import GATEWAY_SERVICE
 
 __all__ = ["AUTHORIZER_CACHE_TTL_S", "AUTHORIZER_TABLES", "GATEWAY_TABLES", "GatewayApi", "access_log_format"]
 
@@ -195,7 +196,7 @@ class GatewayApi(Construct):
             layer=layer,
             spec=FunctionSpec(
                 directory="gateway",
-                service="gateway",
+                service=GATEWAY_SERVICE,
                 description="llmops gateway: OpenAI-compatible request path",
                 memory_mb=config.gateway_memory_mb,
                 timeout_s=config.gateway_timeout_s,

@@ -19,6 +19,7 @@ from infra.config import REPO_ROOT, GatewayConfig
 from infra.nag import acknowledge
 from llmops.config.env import EnvVar
 from llmops.observability.metrics import NAMESPACE
+from llmops.observability.powertools_env import powertools_environment
 
 __all__ = ["FUNCTIONS_DIR", "METRICS_NAMESPACE", "FunctionSpec", "PythonFunction", "retention"]
 
@@ -94,14 +95,7 @@ class PythonFunction(Construct):
 
         environment = {
             EnvVar.STAGE: config.stage.value,
-            "POWERTOOLS_SERVICE_NAME": spec.service,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-            "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-            # Responses and exception messages can carry prompt or completion text (pydantic
-            # errors echo their input), and traces must never hold either.
-            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-            "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
+            **powertools_environment(spec.service),
             **spec.environment,
         }
         self.function = lambda_.Function(

@@ -1,7 +1,7 @@
 """Synthesizes the CDK app once per stage per test session and shares the result.
 
 The synth runs the real app (cdk.json feature flags, cdk-nag plugin) with `bundleDependencies=false`
-so it needs no network; the real pip-built layer is covered by test_layer_build.py.
+so it needs no network; the real uv-built layer is covered by test_layer_build.py.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from llmops.bench.workload import chat_request_body
 from llmops.config.env import EnvVar
 from llmops.config.tables import TABLES
 from llmops.local.naming import LOCAL_REGION, local_table_name
+from llmops.observability.metrics import GATEWAY_SERVICE
+from llmops.observability.powertools_env import powertools_environment
 
 __all__ = ["KEY", "TITLE", "run", "zip_directory"]
 
@@ -83,14 +85,8 @@ def _lambda_environment() -> dict[str, str]:
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
-        "POWERTOOLS_SERVICE_NAME": "llmops-gateway",
-        "POWERTOOLS_METRICS_NAMESPACE": "LLMOps",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-        "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
         # No X-Ray daemon here; the tracer module is still imported, so init time includes it.
-        "POWERTOOLS_TRACE_DISABLED": "true",
+        **powertools_environment(GATEWAY_SERVICE, log_level="WARNING", tracing=False),
     }
 
 

@@ -48,6 +48,8 @@ from llmops.local.aws_emulation import MotoService
 from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
 from llmops.local.moto_transactions import install as install_item_rollback
 from llmops.local.naming import LOCAL_REGION, local_table_name
+from llmops.observability.metrics import GATEWAY_SERVICE
+from llmops.observability.powertools_env import powertools_environment
 
 __all__ = ["KEY", "TITLE", "InMemoryAuditSink", "InMemoryLedger", "InstantProvider", "run"]
 
@@ -111,10 +113,7 @@ def _process_environment() -> dict[str, str]:
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
-        "POWERTOOLS_SERVICE_NAME": "llmops-gateway",
-        "POWERTOOLS_METRICS_NAMESPACE": "LLMOps",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        **powertools_environment(GATEWAY_SERVICE, log_level="WARNING", tracing=False),
     }
 
 

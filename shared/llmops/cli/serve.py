@@ -13,6 +13,7 @@ from llmops.config.env import EnvVar
 from llmops.config.timeouts import GATEWAY_TIMEOUT_S
 from llmops.local.foreground import run_in_foreground
 from llmops.local.stack import LocalStack, LocalStackOptions
+from llmops.observability.powertools_env import PowertoolsVar
 
 console = Console(stderr=True)
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -57,7 +58,7 @@ def serve(
         forward_url=forward_url,
         extra_env={
             EnvVar.PROVIDER_READ_TIMEOUT_S: str(provider_read_timeout_s),
-            "POWERTOOLS_METRICS_DISABLED": str(not emit_metrics).lower(),
+            PowertoolsVar.METRICS_DISABLED: str(not emit_metrics).lower(),
         },
         workers=workers,
         gateway_timeout_s=gateway_timeout_s,

@@ -32,6 +32,8 @@ from llmops.local.front_door_workers import FrontDoorWorkers
 from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_resource_name, local_table_name
 from llmops.local.workflows import provision_workflows
 from llmops.local.wsgi_server import LoopbackServer
+from llmops.observability.metrics import GATEWAY_SERVICE
+from llmops.observability.powertools_env import PowertoolsVar, powertools_environment
 
 __all__ = ["DEV_TENANT", "LocalStack", "LocalStackOptions"]
 
@@ -53,7 +55,11 @@ class LocalStackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def _environment(options: LocalStackOptions, moto_url: str, bedrock_url: str, sagemaker_url: str) -> dict[str, str]:
+def local_environment(
+    options: LocalStackOptions, moto_url: str, bedrock_url: str, sagemaker_url: str
+) -> dict[str, str]:
+    """The environment the front door runs the handlers in: what CDK sets on the functions, pointed at
+    moto and the emulators."""
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -64,13 +70,15 @@ def _environment(options: LocalStackOptions, moto_url: str, bedrock_url: str, sa
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_url,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
         "AWS_ENDPOINT_URL_COMPREHEND": bedrock_url,
-        "POWERTOOLS_SERVICE_NAME": "llmops-gateway",
-        "POWERTOOLS_METRICS_NAMESPACE": "LLMOps",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        # EMF lines are CloudWatch's input; on a terminal they only bury the log. --emit-metrics
-        # turns them back on.
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        # The gateway function's Powertools settings, with the workstation switches: no X-Ray
+        # daemon here, and EMF lines are CloudWatch's input that on a terminal only bury the log
+        # (--emit-metrics turns them back on).
+        **powertools_environment(
+            GATEWAY_SERVICE,
+            log_level=os.environ.get(PowertoolsVar.LOG_LEVEL, "WARNING"),
+            tracing=False,
+            emf_output=False,
+        ),
         EnvVar.STAGE: "local",
         EnvVar.CONFIG_TTL_S: str(options.config_ttl_s),
         EnvVar.KEY_PEPPER: secrets.token_hex(16),
@@ -84,7 +92,7 @@ def _environment(options: LocalStackOptions, moto_url: str, bedrock_url: str, sa
 
 
 def _local_client(service: str) -> Any:
-    """A client for moto; call only after `_environment` has pointed the AWS endpoints at it."""
+    """A client for moto; call only after `local_environment` has pointed the AWS endpoints at it."""
     return aws_clients.client(service, connect_timeout_s=2, read_timeout_s=10, max_attempts=3)
 
 
@@ -108,7 +116,7 @@ class LocalStack:
         self._moto.start()
         self._bedrock.start()
         self._sagemaker.start()
-        os.environ.update(_environment(self.options, self._moto.url, self._bedrock.url, self._sagemaker.url))
+        os.environ.update(local_environment(self.options, self._moto.url, self._bedrock.url, self._sagemaker.url))
         self._provision()
         os.environ[EnvVar.AUDIT_DLQ_URL] = self._create_audit_dead_letter_queue()
         workflows = provision_workflows(_local_client, os.environ, load_route_document(self.options.routes_file))
