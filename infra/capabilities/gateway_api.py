@@ -26,6 +26,7 @@ from infra.capabilities.tables import TableAccess, Tables
 from infra.config import GatewayConfig
 from infra.nag import acknowledge
 from llmops.config import timeouts
+from llmops.config.edge_responses import EDGE_RESPONSES, EdgeResponse
 from llmops.config.env import EnvVar
 from llmops.config.public_routes import PUBLIC_ROUTES
 from llmops.observability.metrics import GATEWAY_SERVICE
@@ -76,103 +77,8 @@ def access_log_format() -> str:
     return json.dumps(_ACCESS_LOG_FIELDS, separators=(",", ":"))
 
 
-def _openai_error(message: str, error_type: str, code: str) -> dict[str, str]:
-    body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
-    return {"application/json": json.dumps(body, separators=(",", ":"))}
-
-
-# (response type, status override or None, message, OpenAI type, code, extra headers)
-_GATEWAY_RESPONSES: tuple[tuple[apigw.ResponseType, str | None, str, str, str, dict[str, str]], ...] = (
-    (
-        apigw.ResponseType.UNAUTHORIZED,
-        "401",
-        "Incorrect or missing API key. Send 'Authorization: Bearer <key>'.",
-        "invalid_request_error",
-        "invalid_api_key",
-        {},
-    ),
-    (
-        apigw.ResponseType.ACCESS_DENIED,
-        "403",
-        "This API key may not call this endpoint.",
-        "invalid_request_error",
-        "permission_denied",
-        {},
-    ),
-    # API Gateway answers 403 "Missing Authentication Token" for paths it does not know.
-    (
-        apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-        "404",
-        "Unknown path. Every route is under /v1.",
-        "invalid_request_error",
-        "not_found",
-        {},
-    ),
-    (
-        apigw.ResponseType.THROTTLED,
-        "429",
-        "Too many requests to the gateway; retry after a short wait.",
-        "requests",
-        "rate_limit_exceeded",
-        {"Retry-After": "'1'"},
-    ),
-    (
-        apigw.ResponseType.REQUEST_TOO_LARGE,
-        "413",
-        "Request body too large.",
-        "invalid_request_error",
-        "request_too_large",
-        {},
-    ),
-    (
-        apigw.ResponseType.BAD_REQUEST_PARAMETERS,
-        "400",
-        "Missing or invalid request parameters.",
-        "invalid_request_error",
-        "invalid_request",
-        {},
-    ),
-    (
-        apigw.ResponseType.BAD_REQUEST_BODY,
-        "400",
-        "Invalid request body.",
-        "invalid_request_error",
-        "invalid_request",
-        {},
-    ),
-    (
-        apigw.ResponseType.INTEGRATION_TIMEOUT,
-        "504",
-        "The model did not answer in time.",
-        "api_error",
-        "timeout",
-        {},
-    ),
-    (
-        apigw.ResponseType.AUTHORIZER_FAILURE,
-        "503",
-        "Authentication is temporarily unavailable.",
-        "api_error",
-        "service_unavailable",
-        {},
-    ),
-    (
-        apigw.ResponseType.DEFAULT_4_XX,
-        None,
-        "Invalid request.",
-        "invalid_request_error",
-        "invalid_request",
-        {},
-    ),
-    (
-        apigw.ResponseType.DEFAULT_5_XX,
-        None,
-        "The gateway failed to answer.",
-        "api_error",
-        "internal_error",
-        {},
-    ),
-)
+def _openai_error(response: EdgeResponse) -> dict[str, str]:
+    return {"application/json": json.dumps(response.body(), separators=(",", ":"))}
 
 
 class GatewayApi(Construct):
@@ -327,14 +233,18 @@ class GatewayApi(Construct):
             self.public_methods[f"{route.method} {route.path}"] = method
 
     def _gateway_responses(self) -> None:
-        for response_type, status, message, error_type, code, headers in _GATEWAY_RESPONSES:
+        # The definitions are shared with the local front door (llmops.config.edge_responses).
+        for response in EDGE_RESPONSES:
+            response_type = apigw.ResponseType.of(response.response_type)
+            # Header values in a gateway response are mapping expressions: static ones are quoted.
+            headers = {name: f"'{value}'" for name, value in response.headers().items()}
             options: dict[str, Any] = {
                 "type": response_type,
-                "templates": _openai_error(message, error_type, code),
+                "templates": _openai_error(response),
                 "response_headers": {"Content-Type": "'application/json'", **headers},
             }
-            if status is not None:
-                options["status_code"] = status
+            if response.status is not None:
+                options["status_code"] = str(response.status)
             self.api.add_gateway_response(f"{response_type.response_type.title().replace('_', '')}Response", **options)
 
     @property

@@ -13,6 +13,7 @@ from cfnlint.api import ManualArgs, lint
 from infra.capabilities.gateway_api import AUTHORIZER_CACHE_TTL_S
 from infra.config import GatewayConfig, routes_document
 from llmops.adapters.dynamodb.route_items import table_items
+from llmops.config.edge_responses import EDGE_RESPONSES
 from llmops.config.tables import TABLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cdk-synth")]
@@ -230,6 +231,22 @@ def test_api_gateway_errors_use_the_openai_error_shape(synth: Any) -> None:
     assert json.loads(by_type["UNAUTHORIZED"]["ResponseTemplates"]["application/json"])["error"]["code"] == (
         "invalid_api_key"
     )
+
+
+def test_gateway_responses_are_the_shared_edge_definitions(synth: Any) -> None:
+    # The local front door answers from the same definitions (tests/unit/local/test_front_door_edge.py).
+    responses = synth.resources("AWS::ApiGateway::GatewayResponse")
+    by_type = {r["Properties"]["ResponseType"]: r["Properties"] for r in responses.values()}
+    assert set(by_type) == {edge.response_type for edge in EDGE_RESPONSES}
+    for edge in EDGE_RESPONSES:
+        props = by_type[edge.response_type]
+        assert json.loads(props["ResponseTemplates"]["application/json"]) == edge.body()
+        assert props.get("StatusCode") == (str(edge.status) if edge.status is not None else None)
+        for name, value in edge.headers().items():
+            assert props["ResponseParameters"][f"gatewayresponse.header.{name}"] == f"'{value}'"
+    failure = by_type["AUTHORIZER_FAILURE"]
+    assert failure["StatusCode"] == "503"
+    assert failure["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
 
 
 # --- IAM --------------------------------------------------------------------------------------

@@ -24,30 +24,20 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from llmops.config.edge_responses import EdgeResponse, edge_response
 from llmops.config.public_routes import PUBLIC_PATHS
 from llmops.config.timeouts import AUTHORIZER_TIMEOUT_S, GATEWAY_TIMEOUT_S
 from llmops.local.lambda_runtime import LocalLambdaContext, invoke, load_handler_module
 
 __all__ = ["INTEGRATION_TIMEOUT_BODY", "UNAUTHORIZED_BODY", "FrontDoor"]
 
-UNAUTHORIZED_BODY = {
-    "error": {
-        "message": "Missing or invalid API key. Pass it as 'Authorization: Bearer <key>'.",
-        "type": "invalid_request_error",
-        "code": "invalid_api_key",
-        "param": None,
-    }
-}
-# What the deployed API answers when the gateway function outlives API Gateway's integration timeout
-# (infra/capabilities/gateway_api.py, INTEGRATION_TIMEOUT).
-INTEGRATION_TIMEOUT_BODY = {
-    "error": {
-        "message": "The model did not answer in time.",
-        "type": "api_error",
-        "code": "timeout",
-        "param": None,
-    }
-}
+# API Gateway's own answers, from the definitions the CDK stack renders (llmops.config.edge_responses).
+_UNAUTHORIZED = edge_response("UNAUTHORIZED")
+_AUTHORIZER_FAILURE = edge_response("AUTHORIZER_FAILURE")
+_REQUEST_TOO_LARGE = edge_response("REQUEST_TOO_LARGE")
+UNAUTHORIZED_BODY = _UNAUTHORIZED.body()
+# What the deployed API answers when the gateway function outlives API Gateway's integration timeout.
+INTEGRATION_TIMEOUT_BODY = edge_response("INTEGRATION_TIMEOUT").body()
 STAGE = "local"
 _log = logging.getLogger("llmops.local")
 _METHOD_ARN = "arn:aws:execute-api:us-east-1:000000000000:local/{stage}/{method}{path}"
@@ -78,22 +68,15 @@ class FrontDoor:
     def handle(self, request: Request) -> Response:
         body = request.get_data(cache=False)
         if len(body) > self._max_body_bytes:
-            return _json_response(
-                413,
-                {
-                    "error": {
-                        "message": "Request entity too large.",
-                        "type": "invalid_request_error",
-                        "code": "request_too_large",
-                        "param": None,
-                    }
-                },
-            )
+            return _edge(_REQUEST_TOO_LARGE)
         event = self._event(request, body)
         if request.path not in PUBLIC_PATHS:
-            context = self._authorize(event)
+            try:
+                context = self._authorize(event)
+            except _AuthorizerFailedError:
+                return _edge(_AUTHORIZER_FAILURE)
             if context is None:
-                return _json_response(401, UNAUTHORIZED_BODY)
+                return _edge(_UNAUTHORIZED)
             event["requestContext"]["authorizer"] = context
         with self._gateway_container:
             # The context starts counting once the container is free, as a Lambda invocation does.
@@ -127,6 +110,11 @@ class FrontDoor:
                 )
         except PermissionError:
             return None
+        except Exception as exc:
+            # API Gateway's AUTHORIZER_FAILURE: the authorizer failed (e.g. the ApiKeys table is
+            # unreachable), which is not a refused key. One line, no traceback, as a 503 is expected.
+            _log.warning("authorizer failed: %s", type(exc).__name__)
+            raise _AuthorizerFailedError from None
         context = {**policy.get("context", {}), "principalId": policy["principalId"]}
         with self._lock:
             self._cache[header] = (now, context)
@@ -173,6 +161,18 @@ class FrontDoor:
             "body": text or None,
             "isBase64Encoded": is_base64,
         }
+
+
+class _AuthorizerFailedError(Exception):
+    pass
+
+
+def _edge(response: EdgeResponse) -> Response:
+    if response.status is None:
+        raise ValueError(f"{response.response_type} keeps API Gateway's own status; give one")
+    answer = _json_response(response.status, response.body())
+    answer.headers.update(response.headers())
+    return answer
 
 
 def _json_response(status: int, payload: Any) -> Response:
