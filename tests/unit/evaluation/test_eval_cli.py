@@ -27,7 +27,7 @@ def mounted() -> typer.Typer:
 def test_help_lists_the_options() -> None:
     result = CliRunner().invoke(mounted(), ["eval", "guardrails", "--help"])
     assert result.exit_code == 0
-    for option in ("--benign", "--cache-dir", "--limit", "--samples", "--seed", "--out", "--examples"):
+    for option in ("--benign", "--cache-dir", "--limit", "--samples", "--seed", "--out", "--examples", "--pii-only"):
         assert option in result.output
 
 
