@@ -213,3 +213,37 @@ def test_schema_valid_chat_is_answered_or_refused_naming_the_param(api: httpx.Cl
     response = _post(api, "chat/completions", body)
     if response.status_code != 200:
         assert _assert_openai_4xx(response)["param"] == param
+
+
+# -- numbers the parser refuses, and bodies that are not objects (issue 11 §3, §7) ---------------
+
+LONG_INTEGER = "9" * 5000  # beyond Python's 4,300-digit int-from-string limit
+NOT_PARSED: dict[str, tuple[str, bytes, str]] = {
+    "chat-max-tokens": (
+        "chat/completions",
+        b'{"model": "chat-default", "messages": [{"role": "user", "content": "hi"}], "max_tokens": '
+        + LONG_INTEGER.encode()
+        + b"}",
+        "invalid_value",
+    ),
+    "chat-unknown-field": (
+        "chat/completions",
+        b'{"model": "chat-default", "messages": [], "x": [-' + LONG_INTEGER.encode() + b"]}",
+        "invalid_value",
+    ),
+    "feedback-score": ("feedback", b'{"request_id": "r", "score": ' + LONG_INTEGER.encode() + b"}", "invalid_value"),
+    "scan-seed": ("guardrails/scan", b'{"text": "hi", "seed": ' + LONG_INTEGER.encode() + b"}", "invalid_value"),
+    "chat-nan": ("chat/completions", b'{"model": "chat-default", "messages": [], "temperature": NaN}', "invalid_json"),
+    "chat-empty": ("chat/completions", b"", "invalid_json"),
+    "chat-null": ("chat/completions", b"null", "invalid_json"),
+    "feedback-array": ("feedback", b"[]", "invalid_json"),
+}
+
+
+@pytest.mark.parametrize("name", NOT_PARSED.keys())
+def test_what_the_parser_refuses_is_a_400_with_a_request_id(api: httpx.Client, name: str) -> None:
+    path, raw, code = NOT_PARSED[name]
+    response = _post(api, path, raw)
+    assert response.status_code == 400, response.text[:300]
+    assert _assert_openai_4xx(response)["code"] == code
+    assert response.headers["x-request-id"]
