@@ -38,6 +38,7 @@ from llmops.domain.quotas import (
     Reservation,
     UsageEntry,
     actual_from_usage,
+    release_at_for,
     worst_case_demand,
 )
 from llmops.domain.response_cache import (
@@ -73,7 +74,9 @@ class AuditSink(Protocol):
 
 
 class PromptResolver(Protocol):
-    def resolve(self, ref: PromptRef) -> ResolvedPrompt: ...
+    def resolve(self, ref: PromptRef, tenant_id: str | None = None) -> ResolvedPrompt:
+        """The caller's own template of `ref.prompt_id`, else a shared one; never another tenant's."""
+        ...
 
 
 @dataclass(slots=True)
@@ -96,7 +99,7 @@ class RequestTrace:
     cost_usd: float = 0.0
     streamed: bool = False
     cache: str = ""  # hit | miss | bypass, empty when the request never got that far
-    prompt_version: str | None = None  # "id@version" of a registered template
+    prompt_version: str | None = None  # "[tenant/]id@version" of a registered template
     guard: list[GuardVerdict] = field(default_factory=list)
     stage_ms: dict[str, float] = field(default_factory=dict)
     prompt_text: str | None = None  # guard-redacted, never raw
@@ -244,7 +247,10 @@ class ChatEndpoint:
         with stage(RequestStage.QUOTA_RESERVE):
             # A hit still counts as a request against the rate limits, but spends no tokens or money.
             demand = Demand(tokens=0, cost_nanos=0) if cached else _demand(plan, guarded)
-            reservation = self.ledger.reserve(tenant, trace.request_id, demand, time.time())
+            now = time.time()
+            # Past this moment the invocation is over, settled or not: the sweeper may release it.
+            release_at = release_at_for(now, deadline.remaining_s()) if deadline.bounded else None
+            reservation = self.ledger.reserve(tenant, trace.request_id, demand, now, release_at=release_at)
 
         if cached is not None:
             result = _cached_result(plan, cached)
@@ -295,7 +301,7 @@ class ChatEndpoint:
     def _with_prompt(self, body: ChatCompletionRequest, request: ChatRequest, trace: RequestTrace) -> ChatRequest:
         if body.prompt is None:
             return request
-        version, rendered = self.prompts.resolve(PromptRef.parse(body.prompt))
+        version, rendered = self.prompts.resolve(PromptRef.parse(body.prompt), trace.tenant.tenant_id)
         trace.prompt_version = version.ref
         return apply_prompt(request, version, rendered)
 

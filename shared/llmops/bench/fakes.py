@@ -22,7 +22,9 @@ __all__ = ["InMemoryAuditSink", "InMemoryLedger"]
 class InMemoryLedger:
     """A `QuotaLedger` that plans the same charges as the real one but keeps nothing."""
 
-    def reserve(self, tenant: TenantContext, request_id: str, demand: Demand, now: float) -> Reservation:
+    def reserve(
+        self, tenant: TenantContext, request_id: str, demand: Demand, now: float, *, release_at: int | None = None
+    ) -> Reservation:
         return Reservation(request_id, tenant.tenant_id, tenant.key_id, plan_charges(tenant, demand, now), now)
 
     def settle(self, reservation: Reservation, actual: Actual, usage: UsageEntry | None, now: float) -> SettleOutcome:

@@ -18,6 +18,7 @@ __all__ = [
     "LABEL_SK_PREFIX",
     "META_PK",
     "PROMPT_PK_PREFIX",
+    "RESERVATIONS_INDEX",
     "ROUTE_PK",
     "TABLES",
     "TARGET_PK",
@@ -77,6 +78,9 @@ class TableSpec:
 
 _PK = KeyAttribute("pk")
 _SK = KeyAttribute("sk")
+# Sparse: only reservation records carry these attributes. The partition key is one of a few
+# shards, so reserving writes no hot partition; the sweeper queries each shard for `release_at <= now`.
+RESERVATIONS_INDEX = "by-release"
 
 TABLES: tuple[TableSpec, ...] = (
     TableSpec(
@@ -96,9 +100,15 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec(
         logical_name="Quotas",
         env_var="LLMOPS_QUOTAS_TABLE",
-        purpose="Quota windows (per key and tenant), reserved then settled with conditional writes.",
+        purpose="Quota windows (per key and tenant), reserved then settled with conditional writes; "
+        "reservation records, released by the sweeper if their request never settles.",
         partition_key=_PK,
         ttl_attribute="expires_at",
+        indexes=(
+            GlobalIndex(
+                RESERVATIONS_INDEX, KeyAttribute("sweep_shard"), KeyAttribute("release_at", AttributeType.NUMBER)
+            ),
+        ),
     ),
     TableSpec(
         logical_name="Usage",

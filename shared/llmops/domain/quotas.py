@@ -12,6 +12,10 @@ Lifecycle of one request:
    raises `RateLimitExceededError` / `InsufficientQuotaError` (429) naming the first full window.
 3. `QuotaLedger.settle` - moves each charge to the provider-reported amount (`settle_deltas`) and
    records per-alias usage; or `QuotaLedger.release` when the call failed (`release_deltas`).
+4. A function killed mid-request (its timeout, out of memory) does neither. So the reservation is
+   recorded with a `release_at` just past the invocation's deadline, and a scheduled sweeper
+   releases what is still held then (`ExpiredReservation`), exactly once: settle, release and the
+   sweep all claim the same per-request sentinel, and only the first one applies.
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ __all__ = [
     "NANOS_PER_USD",
     "Actual",
     "Charge",
+    "RESERVATION_GRACE_S",
     "Demand",
+    "ExpiredReservation",
     "InsufficientQuotaError",
     "PendingSettlement",
     "QuotaLedger",
     "QuotaUnavailableError",
     "RateLimitExceededError",
     "Reservation",
+    "SweepReport",
     "Scope",
     "SettleOutcome",
     "UsageEntry",
@@ -53,6 +60,7 @@ __all__ = [
     "plan_charges",
     "plan_windows",
     "rejection_for",
+    "release_at_for",
     "release_deltas",
     "settle_deltas",
     "usd_to_nanos",
@@ -61,6 +69,9 @@ __all__ = [
 ]
 
 NANOS_PER_USD = 1_000_000_000
+# How long past its invocation's deadline a reservation is left to its request before the sweeper
+# releases it: covers clock skew between hosts and a settle already in flight when time ran out.
+RESERVATION_GRACE_S = 60
 
 
 class WindowKind(StrEnum):
@@ -333,6 +344,37 @@ class Reservation:
     reserved: bool = True
 
 
+def release_at_for(now: float, remaining_s: float) -> int:
+    """When a reservation made at `now`, in an invocation with `remaining_s` left, may be swept."""
+    return math.ceil(now + remaining_s + RESERVATION_GRACE_S)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredReservation:
+    """A reservation still held after its `release_at`: its request never settled nor released it."""
+
+    request_id: str
+    tenant_id: str
+    key_id: str
+    charges: tuple[Charge, ...]
+    release_at: int
+
+    def as_reservation(self) -> Reservation:
+        return Reservation(self.request_id, self.tenant_id, self.key_id, self.charges, float(self.release_at))
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """One sweep: `released` reservations were given back; `already_settled` lost the race to their request."""
+
+    released: int = 0
+    already_settled: int = 0
+    tenants: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"released": self.released, "already_settled": self.already_settled, "tenants": list(self.tenants)}
+
+
 @dataclass(frozen=True, slots=True)
 class UsageEntry:
     """One admitted request's contribution to the per-tenant, per-alias, per-day usage table."""
@@ -469,8 +511,14 @@ def window_statuses(windows: Iterable[Window], used: Mapping[str, int]) -> list[
 
 
 class QuotaLedger(Protocol):
-    def reserve(self, tenant: TenantContext, request_id: str, demand: Demand, now: float) -> Reservation:
-        """All or nothing across windows; raises a 429 error, or `QuotaUnavailableError` (503)."""
+    def reserve(
+        self, tenant: TenantContext, request_id: str, demand: Demand, now: float, *, release_at: int | None = None
+    ) -> Reservation:
+        """All or nothing across windows; raises a 429 error, or `QuotaUnavailableError` (503).
+
+        `release_at` (epoch seconds, `release_at_for`) is when the sweeper may give the charges
+        back if the request never settles; None lets the ledger assume the default function timeout.
+        """
         ...
 
     def settle(

@@ -271,7 +271,7 @@ class _FailingProvider:
 
 
 class _NoPrompts:
-    def resolve(self, ref: PromptRef) -> ResolvedPrompt:
+    def resolve(self, ref: PromptRef, tenant_id: str | None = None) -> ResolvedPrompt:
         raise AssertionError("no prompt template in these requests")
 
 
@@ -284,7 +284,9 @@ class _NoCache:
 
 
 class _Ledger:
-    def reserve(self, tenant: TenantContext, request_id: str, demand: Demand, now: float) -> Reservation:
+    def reserve(
+        self, tenant: TenantContext, request_id: str, demand: Demand, now: float, *, release_at: int | None = None
+    ) -> Reservation:
         return Reservation(request_id, tenant.tenant_id, tenant.key_id, (), now)
 
     def settle(self, reservation: Reservation, actual: Actual, usage: UsageEntry | None, now: float) -> SettleOutcome:

@@ -14,6 +14,11 @@ Failure handling:
   `PendingSettlement` and handed to `on_settle_failure` (the lead wires the SQS dead-letter queue,
   drained by `llmops audit replay` through `apply_pending`). A per-request sentinel item makes
   every application idempotent, so nothing is lost and nothing counts twice.
+- a request that never settles (its function was killed): the reservation record the reserve
+  transaction wrote is found by `sweep` once due, and released in one transaction that claims the
+  same sentinel - so a late settle and the sweep cannot both apply. A settlement parked in the
+  dead-letter queue and replayed after its reservation was swept is skipped as already applied:
+  that request is counted as released.
 """
 
 from __future__ import annotations
@@ -29,26 +34,36 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from llmops.adapters.dynamodb.quota_items import (
+    RESERVATION_SHARDS,
     cancellation_codes,
+    expired_reservations_query,
+    reservation_from_item,
+    reservation_record,
+    reservation_record_key,
     reserve_transaction,
     settle_transaction,
+    sweep_transaction,
     used_by_key,
     window_read_request,
 )
 from llmops.adapters.dynamodb.store_errors import unavailable_as
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S
 from llmops.domain.quotas import (
     Actual,
     Charge,
     Demand,
+    ExpiredReservation,
     PendingSettlement,
     QuotaUnavailableError,
     Reservation,
     SettleOutcome,
+    SweepReport,
     UsageEntry,
     WindowStatus,
     plan_charges,
     plan_windows,
     rejection_for,
+    release_at_for,
     release_deltas,
     settle_deltas,
     window_statuses,
@@ -96,12 +111,16 @@ class DynamoQuotaLedger:
 
     # -- reserve ---------------------------------------------------------------------------------
 
-    def reserve(self, tenant: TenantContext, request_id: str, demand: Demand, now: float) -> Reservation:
+    def reserve(
+        self, tenant: TenantContext, request_id: str, demand: Demand, now: float, *, release_at: int | None = None
+    ) -> Reservation:
         charges = plan_charges(tenant, demand, now)  # 429 at once if the request can never fit
         reservation = Reservation(request_id, tenant.tenant_id, tenant.key_id, charges, now)
         if not charges:
             return reservation
-        items = reserve_transaction(self._quotas, charges)
+        due = release_at if release_at is not None else release_at_for(now, GATEWAY_TIMEOUT_S)
+        record = reservation_record(request_id, tenant.tenant_id, tenant.key_id, charges, due)
+        items = reserve_transaction(self._quotas, charges, record)
         try:
             self._transact_with_retries(items, already_applied_index=None)
         except ClientError as exc:
@@ -173,6 +192,58 @@ class DynamoQuotaLedger:
                 self._on_settle_failure(parked)
             return SettleOutcome(applied=False, pending=parked)
         return SettleOutcome(applied=True)
+
+    # -- reservations whose request never settled ------------------------------------------------
+
+    def sweep(self, now: float, *, limit: int = 500) -> SweepReport:
+        """Releases up to `limit` reservations due at `now`, each exactly once (see `expire`)."""
+        released, already, tenants = 0, 0, set[str]()
+        for reservation in self.expired_reservations(now, limit=limit):
+            if self.expire(reservation, now):
+                released += 1
+                tenants.add(reservation.tenant_id)
+            else:
+                already += 1
+        return SweepReport(released=released, already_settled=already, tenants=tuple(sorted(tenants)))
+
+    def expired_reservations(self, now: float, *, limit: int = 500) -> list[ExpiredReservation]:
+        """Reservations still recorded after their `release_at`, oldest first within each shard.
+
+        The index is eventually consistent, so a reservation settled a moment ago may still be
+        listed; `expire` then finds its record gone and changes nothing.
+        """
+        found: list[ExpiredReservation] = []
+        for shard in range(RESERVATION_SHARDS):
+            request = expired_reservations_query(self._quotas, shard, now, limit)
+            while len(found) < limit:
+                page = self._client.query(**request)
+                found.extend(reservation_from_item(item) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+            if len(found) >= limit:
+                return found[:limit]
+        return found
+
+    def expire(self, reservation: ExpiredReservation, now: float) -> bool:
+        """Gives an expired reservation's charges back; False if its request settled or released first."""
+        txn = sweep_transaction(self._quotas, reservation, now)
+        try:
+            self._transact_with_retries(txn.items, already_applied_index=txn.record_index)
+        except _AlreadyAppliedError:
+            return False
+        except ClientError as exc:
+            codes = cancellation_codes(exc.response)
+            if len(codes) > txn.sentinel_index and codes[txn.sentinel_index] == "ConditionalCheckFailed":
+                # Settled, yet its record survived (a settle from before records existed): drop it.
+                self._client.delete_item(TableName=self._quotas, Key=reservation_record_key(reservation.request_id))
+                return False
+            raise
+        _log.warning(
+            "released an expired quota reservation",
+            extra={"tenant": reservation.tenant_id, "request_id": reservation.request_id},
+        )
+        return True
 
     # -- GET /v1/usage ---------------------------------------------------------------------------
 

@@ -15,7 +15,12 @@ def test_audit_table_request_has_keys_and_the_by_request_index() -> None:
     assert {"AttributeName": "request_id", "AttributeType": "S"} in request["AttributeDefinitions"]
 
 
-def test_quotas_table_request_is_hash_only_without_indexes() -> None:
+def test_quotas_table_request_is_hash_only_with_the_sparse_reservations_index() -> None:
     request = create_table_request(table("Quotas"), "q")
     assert request["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
-    assert "GlobalSecondaryIndexes" not in request
+    (index,) = request["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by-release"
+    assert index["KeySchema"] == [
+        {"AttributeName": "sweep_shard", "KeyType": "HASH"},
+        {"AttributeName": "release_at", "KeyType": "RANGE"},
+    ]
