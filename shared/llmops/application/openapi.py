@@ -44,18 +44,19 @@ _JSON = "application/json"
 _SSE = "text/event-stream"
 
 # The statuses each route may answer besides 200 (DESIGN.md, "Errors"). Every /v1 route can be
-# refused by the authorizer (401), and any route can fail unexpectedly (a 500 that is still in the
-# OpenAI shape); the fuzz tests assert separately that no 5xx ever happens on valid traffic.
-_AUTHENTICATED_ERRORS = (401, 500)
+# refused by the authorizer (401) or find it failing (503 `service_unavailable`), and any route can
+# fail unexpectedly (a 500 that is still in the OpenAI shape); the fuzz tests assert separately
+# that no 5xx ever happens on valid traffic.
+_AUTHENTICATED_ERRORS = (401, 500, 503)
 _BODY_ERRORS = (400, 413)
 DOCUMENTED_ERRORS: Mapping[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/health"): (500,),
     ("GET", "/v1/openapi.json"): (500,),
     ("GET", "/v1/models"): _AUTHENTICATED_ERRORS,
-    ("GET", "/v1/usage"): (*_AUTHENTICATED_ERRORS, 503),
+    ("GET", "/v1/usage"): _AUTHENTICATED_ERRORS,
     ("POST", "/v1/guardrails/scan"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS),
-    ("POST", "/v1/feedback"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 404, 503),
-    ("POST", "/v1/chat/completions"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 403, 404, 429, 502, 503, 504),
+    ("POST", "/v1/feedback"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 404),
+    ("POST", "/v1/chat/completions"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 403, 404, 429, 502, 504),
 }
 _DEFAULT_ERRORS = (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS)
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -69,7 +70,11 @@ _ERROR_DESCRIPTIONS = {
     429: "A rate window (`rate_limit_exceeded`) or budget (`insufficient_quota`) is full.",
     500: "Unexpected failure (`internal_error`), never with details.",
     502: "Every target of the alias failed with a model or service error (`upstream_error`).",
-    503: "Every target was throttled (`upstream_throttled`) or quota accounting is unavailable.",
+    503: (
+        "Temporarily unavailable, retry after `Retry-After`: every target was throttled "
+        "(`upstream_throttled`), a store is unreachable (`quota_unavailable`, `audit_unavailable`, "
+        "`feedback_unavailable`) or keys cannot be checked (`service_unavailable`)."
+    ),
     504: "Every target timed out (`upstream_timeout`).",
 }
 
