@@ -9,10 +9,10 @@ Phone numbers go through `phonenumbers` (imported on first use: it costs ~50 ms 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from typing import Any, Final, NamedTuple
 
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard.checksums import (
     IBAN_LENGTHS,
     card_brand,
@@ -32,84 +32,112 @@ _CHECKSUM: Final = "pii.checksum"
 _CONTEXT: Final = "pii.context"
 _PHONENUMBERS: Final = "pii.phonenumbers"
 
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,63}(?![A-Za-z0-9-])"
+# Every pattern here runs on RE2 (linear time) through `safe_regex`; look-arounds are its emulated
+# not_preceded_by / not_followed_by / followed_by, backreferences became alternations.
+_EMAIL = safe_regex.compile(
+    r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,63}",
+    not_preceded_by="A-Za-z0-9._%+-",
+    not_followed_by="A-Za-z0-9-",
 )
 _EMAIL_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
-_CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){11,22}(?!\d)")
-_SEPARATOR = re.compile(r"[ -]")
-_CARD_CONTEXT = re.compile(
+_CARD = safe_regex.compile(r"\d(?:[ -]?\d){11,22}", not_preceded_by=r"\d.-", not_followed_by=r"\d")
+_SEPARATOR = safe_regex.compile(r"[ -]")
+_CARD_CONTEXT = safe_regex.compile(
     r"\b(?:card|cards|cc|credit|debit|visa|mastercard|amex|jcb|maestro|discover|diners|unionpay|pan)\b"
     r"[^\n\d]{0,30}$",
-    re.IGNORECASE,
+    safe_regex.IGNORECASE,
 )
 _CARD_CONTEXT_CHARS = 50
-_SSN_FORMATTED = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-]|\.\d)")
-_NINE_DIGITS = re.compile(r"(?<![\d-])\d{9}(?![\d-])")
-_SSN_CONTEXT = re.compile(r"\bssn\b|social\s+security|\bss\s?#|\bss\s+(?:no|number)\b|\btin\b", re.IGNORECASE)
+# "536-22-1234" or "536 22 1234": the same separator twice
+_SSN_FORMATTED = safe_regex.compile(
+    r"\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}", not_preceded_by=r"\d-", followed_by=r"\z|[^\d.-]|\.(?:\z|\D)"
+)
+_NINE_DIGITS = safe_regex.compile(r"\d{9}", not_preceded_by=r"\d-", not_followed_by=r"\d-")
+_SSN_CONTEXT = safe_regex.compile(
+    r"\bssn\b|social\s+security|\bss\s?#|\bss\s+(?:no|number)\b|\btin\b", safe_regex.IGNORECASE
+)
 _SSN_CONTEXT_KEYS: Final = ("ss", "social", "tin")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,34}")
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
-_IPV6 = re.compile(
-    r"(?<![\w:.])(?=[0-9A-Fa-f:]*[0-9A-Fa-f])(?:[0-9A-Fa-f]{0,4}:){2,7}"
-    r"(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[0-9A-Za-z]{1,16})?(?![\w:]|\.\d)"
+_IBAN = safe_regex.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,34}", not_preceded_by="A-Za-z0-9")
+_IPV4 = safe_regex.compile(r"(?:\d{1,3}\.){3}\d{1,3}", not_preceded_by=r"\w.", followed_by=r"\z|[^\w.]|\.(?:\z|\D)")
+# Python's version had a look-ahead "(?=[0-9A-Fa-f:]*[0-9A-Fa-f])": with the end guard it only ever
+# ruled out matches without a hex digit, which `_colon_hex` now skips.
+_IPV6 = safe_regex.compile(
+    r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[0-9A-Za-z]{1,16})?",
+    not_preceded_by=r"\w:.",
+    followed_by=r"\z|[^\w:.]|\.(?:\z|\D)",
 )
-_MAC = re.compile(r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:-])")
-_PASSPORT = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]\d{8}|\d{9})(?![A-Za-z0-9])")
-_PASSPORT_CONTEXT = re.compile(r"passport", re.IGNORECASE)
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# six hex pairs joined by one separator, ":" or "-", the same throughout
+_MAC = safe_regex.compile(
+    r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}",
+    not_preceded_by=r"\w:-",
+    not_followed_by=r"\w:-",
+)
+_PASSPORT = safe_regex.compile(r"[A-Z]\d{8}|\d{9}", not_preceded_by="A-Za-z0-9", not_followed_by="A-Za-z0-9")
+_PASSPORT_CONTEXT = safe_regex.compile(r"passport", safe_regex.IGNORECASE)
 _PASSPORT_CONTEXT_KEYS: Final = ("passport",)
-_DRIVER_LICENSE = re.compile(
-    r"(?<![A-Za-z0-9*-])(?:[A-Za-z]{1,2}-?)?\d(?:-?\d){4,15}(?:-?[A-Z]{1,2})?(?![A-Za-z0-9*-])"
+_DRIVER_LICENSE = safe_regex.compile(
+    r"(?:[A-Za-z]{1,2}-?)?\d(?:-?\d){4,15}(?:-?[A-Z]{1,2})?",
+    not_preceded_by="A-Za-z0-9*-",
+    not_followed_by="A-Za-z0-9*-",
 )
-_DRIVER_LICENSE_CONTEXT = re.compile(
+_DRIVER_LICENSE_CONTEXT = safe_regex.compile(
     r"driver'?s?[\s-]{0,3}licen[cs]es?|driving\s+licen[cs]es?|\bDLN?\b|licen[cs]e\s*(?:no\b|number|#)",
-    re.IGNORECASE,
+    safe_regex.IGNORECASE,
 )
 _DRIVER_LICENSE_CONTEXT_KEYS: Final = ("driv", "dl", "licen")
-_UK_NINO = re.compile(
-    r"(?<![A-Za-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
-    r"( ?)\d{2}\1\d{2}\1\d{2}\1[A-D](?![A-Za-z0-9])"
+# Two prefix letters, then "123456C" or " 12 34 56 C"; prefixes never issued are ruled out in Python.
+_UK_NINO = safe_regex.compile(
+    r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z](?:\d{6}| \d{2} \d{2} \d{2} )[A-D]",
+    not_preceded_by="A-Za-z0-9",
+    not_followed_by="A-Za-z0-9",
 )
-_UK_NHS = re.compile(r"(?<![\d-])\d{3}([ -]?)\d{3}\1\d{4}(?![\d-])")
-_NHS_CONTEXT = re.compile(r"\bnhs\b|health\s+service|patient", re.IGNORECASE)
+_NINO_NEVER_ISSUED: Final = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+# 3-3-4 digits, ungrouped or with the same separator (" " or "-") twice
+_UK_NHS = safe_regex.compile(r"\d{3}(?: \d{3} |-\d{3}-|\d{3})\d{4}", not_preceded_by=r"\d-", not_followed_by=r"\d-")
+_NHS_CONTEXT = safe_regex.compile(r"\bnhs\b|health\s+service|patient", safe_regex.IGNORECASE)
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
-_DATE = re.compile(
-    r"(?<![\w/.-])(?:"
+_DATE = safe_regex.compile(
     r"\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})"
     r"|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}"
     r"|\d{1,2}(?:st|nd|rd|th)?\s{1,3}(?:of\s{1,3})?" + _MONTH + r"\.?,?\s{1,3}\d{4}"
-    r"|" + _MONTH + r"\.?\s{1,3}\d{1,2}(?:st|nd|rd|th)?,?\s{1,3}\d{4}"
-    r")(?![\w/]|[.-]\d)",
-    re.IGNORECASE,
+    r"|" + _MONTH + r"\.?\s{1,3}\d{1,2}(?:st|nd|rd|th)?,?\s{1,3}\d{4}",
+    safe_regex.IGNORECASE,
+    not_preceded_by=r"\w/.-",
+    followed_by=r"\z|[^\w/.-]|[.-](?:\z|\D)",
 )
-_DOB_CONTEXT = re.compile(r"\bborn\b|\bbirth(?:day|date)?\b|\bdob\b|\bd\.o\.b\b", re.IGNORECASE)
+_DOB_CONTEXT = safe_regex.compile(r"\bborn\b|\bbirth(?:day|date)?\b|\bdob\b|\bd\.o\.b\b", safe_regex.IGNORECASE)
 _DOB_CONTEXT_KEYS: Final = ("born", "birth", "dob", "d.o.b")
 
 # A candidate phone: optional "+", digit groups joined by single separators, "(0)" or "(area)".
-_PHONE_SHAPE = re.compile(r"[^+(\d]*(?P<number>(?:\+|\()?\d[\d()]*(?:(?:[ .-]|\) ?|-\(|\()\(?\d[\d()]*){0,7}\)?)[)]?")
-_NANP_SHAPE = re.compile(r"(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}")
-_PHONE_GROUP_SEPARATOR = re.compile(r"[ .-]|\)")
-_NON_DIGIT = re.compile(r"\D")
+# RE2 matches this in linear time; Python's re backtracked exponentially on "1(" * 40 + "1/1" (issue 11).
+_PHONE_SHAPE = safe_regex.compile(
+    r"[^+(\d]*(?P<number>(?:\+|\()?\d[\d()]*(?:(?:[ .-]|\) ?|-\(|\()\(?\d[\d()]*){0,7}\)?)[)]?"
+)
+_NANP_SHAPE = safe_regex.compile(r"(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}")
+_PHONE_GROUP_SEPARATOR = safe_regex.compile(r"[ .-]|\)")
+_NON_DIGIT = safe_regex.compile(r"\D")
 # Context words just before a number ("Phone: ", "call me at ") or just after it ("... office"). A
 # literal "\\n" (an escaped newline in pasted JSON or logs) counts as a word boundary.
-_PHONE_CONTEXT = re.compile(
-    r"(?:\b|(?<=\\[nrt]))(?:call|calling|phone|tel|telephone|mobile|cell|cellphone|fax|office|home|work|desk"
+_PHONE_CONTEXT = safe_regex.compile(
+    r"(?:\b|\\[nrt])(?:call|calling|phone|tel|telephone|mobile|cell|cellphone|fax|office|home|work|desk"
     r"|contact|reach|dial|text|sms|whatsapp|landline|number|no|ph|mob|answering|ring|messages?)\b[^\n\d]{0,24}$",
-    re.IGNORECASE,
+    safe_regex.IGNORECASE,
 )
-_PHONE_CONTEXT_AFTER = re.compile(r"[ ,;(-]{1,3}(?:office|mobile|fax|home|work|cell|tel|phone|desk)\b", re.IGNORECASE)
-_NANP_LOCAL = re.compile(r"\d{3}[ .-]\d{4}")
+_PHONE_CONTEXT_AFTER = safe_regex.compile(
+    r"[ ,;(-]{1,3}(?:office|mobile|fax|home|work|cell|tel|phone|desk)\b", safe_regex.IGNORECASE
+)
+_NANP_LOCAL = safe_regex.compile(r"\d{3}[ .-]\d{4}")
 _PHONE_CONTEXT_CHARS = 40
 # Countries whose national numbers start with a trunk "0" and ones that dial without one, tried in
 # this order for numbers that are not valid in the default region.
 _TRUNK_REGIONS: Final = ("GB", "DE", "FR", "IN", "AU", "NL", "BE", "CH", "AT", "SE", "IE", "NZ", "BR", "ZA", "JP")
 _NO_TRUNK_REGIONS: Final = ("ES", "IT", "PT", "NO", "DK", "PL", "GR", "LU", "SG", "HK")
 
-_PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
+_PLACEHOLDER = safe_regex.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
 _CONTEXT_AFTER_CHARS = 40  # how far after a context phrase the value may start
 _CONTEXT_BEFORE_CHARS = 30  # how far before a context phrase the value may end
 
@@ -125,7 +153,9 @@ def _phone_module() -> Any:
     return _phonenumbers
 
 
-def _context_phrases(view: TextView, context: re.Pattern[str], keys: tuple[str, ...]) -> Iterator[re.Match[str]]:
+def _context_phrases(
+    view: TextView, context: safe_regex.Pattern[str], keys: tuple[str, ...]
+) -> Iterator[safe_regex.Match[str]]:
     """The same matches as ``context.finditer(view.text)``, tried only where one of `keys` occurs.
 
     Every alternative of `context` starts with one of `keys` (lower-case), so a match can start
@@ -145,8 +175,8 @@ def _context_phrases(view: TextView, context: re.Pattern[str], keys: tuple[str, 
 
 
 def _near_context(
-    view: TextView, context: re.Pattern[str], keys: tuple[str, ...], candidate: re.Pattern[str]
-) -> Iterator[re.Match[str]]:
+    view: TextView, context: safe_regex.Pattern[str], keys: tuple[str, ...], candidate: safe_regex.Pattern[str]
+) -> Iterator[safe_regex.Match[str]]:
     """Per context phrase: the first candidate just after it, or else the last one just before it.
 
     A placeholder between the phrase and the candidate means the value was already masked: the
@@ -172,9 +202,9 @@ class _RegionPlan(NamedTuple):
     country_code: int
     trunk: str  # the national (trunk) prefix, "" if the country dials none
     lengths: frozenset[int]  # possible national significant number lengths
-    pattern: re.Pattern[str]  # every valid national significant number matches this
+    pattern: safe_regex.Pattern[str]  # every valid national significant number matches this
     # length -> one alternation of the per-type patterns (fixed line, mobile, toll free...) that allow it
-    typed: dict[int, re.Pattern[str]]
+    typed: dict[int, safe_regex.Pattern[str]]
 
 
 # The number types `is_valid_number_for_region` accepts (anything but UNKNOWN), in its order.
@@ -192,7 +222,7 @@ _NUMBER_TYPE_DESCS: Final = (
 )
 
 
-def _typed_patterns(meta: Any, general_lengths: frozenset[int]) -> dict[int, re.Pattern[str]]:
+def _typed_patterns(meta: Any, general_lengths: frozenset[int]) -> dict[int, safe_regex.Pattern[str]]:
     """Per length, the union of the type patterns that allow it: one fullmatch instead of up to ten.
 
     A type without lengths of its own allows the general ones, as in ``_is_number_matching_desc``.
@@ -204,7 +234,9 @@ def _typed_patterns(meta: Any, general_lengths: frozenset[int]) -> dict[int, re.
             continue
         for length in desc.possible_length or general_lengths:
             by_length.setdefault(length, []).append(desc.national_number_pattern)
-    return {length: re.compile("|".join(f"(?:{p})" for p in patterns)) for length, patterns in by_length.items()}
+    return {
+        length: safe_regex.compile("|".join(f"(?:{p})" for p in patterns)) for length, patterns in by_length.items()
+    }
 
 
 _REGION_PLANS: dict[str, _RegionPlan | None] = {}
@@ -223,7 +255,7 @@ def _region_plan(region: str) -> _RegionPlan | None:
                 meta.country_code,
                 meta.national_prefix or "",
                 lengths,
-                re.compile(general.national_number_pattern),
+                safe_regex.compile(general.national_number_pattern),
                 _typed_patterns(meta, lengths),
             )
     return _REGION_PLANS[region]
@@ -234,7 +266,7 @@ def _valid_national(digits: str, region: str) -> bool:
 
     Equivalent to ``is_valid_number_for_region(parse(digits, region), region)`` for plain digit
     strings, without ``parse`` (about 30 us a call) or the library's walk over up to ten number
-    types (a ``re.compile`` cache lookup and a match each): the trunk prefix is stripped here, then
+    types (a pattern cache lookup and a match each): the trunk prefix is stripped here, then
     the length, the general pattern and one precompiled union of the type patterns decide.
     """
     plan = _region_plan(region)
@@ -309,7 +341,7 @@ class PiiDetector:
                     card = self._card(m, found, text) or card
             if digits >= 9:
                 for m in _SSN_FORMATTED.finditer(text, start, end):
-                    if ssn_valid(m.group(1) + m.group(3) + m.group(4)):
+                    if ssn_valid(m.group().replace("-", "").replace(" ", "")):
                         found.append(Finding(FindingType.US_SSN, m.start(), m.end(), 0.85, _CHECKSUM))
             if digits >= 10:
                 for m in _UK_NHS.finditer(text, start, end):
@@ -331,7 +363,7 @@ class PiiDetector:
             nino_start = start - 3 if start >= 3 and text[start - 1] == " " else start - 2
             if nino_start >= 0 and text[nino_start].isupper():
                 nino = _UK_NINO.match(text, nino_start)
-                if nino is not None:
+                if nino is not None and text[nino_start : nino_start + 2] not in _NINO_NEVER_ISSUED:
                     found.append(Finding(FindingType.UK_NINO, nino.start(), nino.end(), 0.85, _PATTERN))
             if digits >= 7 and not card:
                 window_start = start
@@ -406,7 +438,7 @@ class PiiDetector:
         return None
 
     @staticmethod
-    def _card(match: re.Match[str], found: list[Finding], text: str) -> bool:
+    def _card(match: safe_regex.Match[str], found: list[Finding], text: str) -> bool:
         raw = match.group()
         groups = _SEPARATOR.split(raw)
         if len(groups) > 1 and (len(groups[0]) != 4 or any(not 3 <= len(g) <= 6 for g in groups[1:-1])):
@@ -438,6 +470,8 @@ class PiiDetector:
             for window_start, window_end, count in _separator_groups(text, ":", 5):
                 if count >= 2:
                     for m in _IPV6.finditer(text, window_start, window_end):
+                        if _HEX_DIGITS.isdisjoint(m.group()):
+                            continue  # only colons: "::" alone is an address, but not one worth a finding
                         try:
                             ipaddress.IPv6Address(m.group())
                         except ValueError:
@@ -506,7 +540,7 @@ def _separator_groups(text: str, separator: str, max_gap: int) -> Iterator[tuple
         yield start, end, count
 
 
-def _iban(match: re.Match[str], found: list[Finding]) -> None:
+def _iban(match: safe_regex.Match[str], found: list[Finding]) -> None:
     """The regex over-reaches into following words: cut the candidate at its country's length."""
     raw = match.group()
     length = IBAN_LENGTHS.get(raw[:2])
