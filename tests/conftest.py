@@ -23,6 +23,9 @@ os.environ.update(
     }
 )
 
+# The shared fake model provider and gateway fixtures (`fake_provider`, `gateway_settings`, `gateway`).
+pytest_plugins = ("tests.fakes",)
+
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 
 

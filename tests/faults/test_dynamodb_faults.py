@@ -2,8 +2,8 @@
 audit record is lost, and `llmops audit replay` applies what was dead-lettered exactly once.
 
 In-process: the real gateway handler on API Gateway events, over moto (the `aws_settings`
-fixture), with a scripted model. DynamoDB failures are injected on the gateway's own botocore
-client through its event hooks, so they surface exactly where a throttled DynamoDB would: as a
+fixture), with the shared fake model (tests/fakes.py). DynamoDB failures are injected on the
+gateway's own botocore client through its event hooks, so they surface exactly where a throttled DynamoDB would: as a
 ClientError out of the client call, after botocore's retries have given up.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,20 +22,19 @@ from llmops.adapters import aws_clients
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.route_source import FileRouteSource
 from llmops.adapters.sqs.dead_letter_transformation import DeadLetterKind, parse_message
-from llmops.application.wiring import GatewayRuntime, build_gateway
+from llmops.application.wiring import GatewayRuntime
 from llmops.cli import audit as audit_cli
 from llmops.cli.stack import StackConnection
 from llmops.config.env import Settings
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
 from llmops.domain.keys import authorizer_context
 from llmops.domain.quotas import cost_nanos
-from llmops.domain.routing import Provider, Target
 from llmops.domain.tenancy import Limits, TenantContext
-from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
+from llmops.local.lambda_runtime import LocalLambdaContext
+from tests.fakes import DEFAULT_USAGE, FakeProvider
 
 pytestmark = pytest.mark.xdist_group("faults")
 
-USAGE = Usage(12, 8)
+USAGE = DEFAULT_USAGE  # what the fake model bills per answer
 LIMITS = Limits(requests_per_minute=1000, tokens_per_minute=1_000_000, tokens_per_day=10_000_000, monthly_budget_usd=50)
 
 
@@ -73,35 +71,6 @@ class DynamoOutage:
         error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds the limit."}
         parsed = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
         return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 400, HTTPHeaders(), None), parsed
-
-
-class ScriptedModel:
-    """Answers every call; `on_call` runs first (e.g. to take DynamoDB down mid-request)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.on_call: Any = None
-
-    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
-        self.calls += 1
-        if self.on_call is not None:
-            self.on_call()
-        return Completion("A deterministic answer.", FinishReason.STOP, USAGE)
-
-
-@pytest.fixture
-def model() -> ScriptedModel:
-    return ScriptedModel()
-
-
-@pytest.fixture
-def gateway(model: ScriptedModel, aws_settings: Settings) -> Iterator[Any]:
-    module: Any = load_handler_module("gateway")
-    module._runtime = build_gateway(
-        aws_settings, routes=FileRouteSource(), providers={Provider.BEDROCK: model, Provider.SAGEMAKER: model}
-    )
-    yield module
-    module._runtime = None
 
 
 @pytest.fixture
@@ -175,7 +144,7 @@ def _used(runtime: GatewayRuntime, tenant: TenantContext) -> dict[str, int]:
 def test_reserve_fails_closed_and_the_audit_record_is_replayed_exactly_once(
     gateway: Any,
     runtime: GatewayRuntime,
-    model: ScriptedModel,
+    fake_provider: FakeProvider,
     outage: DynamoOutage,
     aws_settings: Settings,
     load_event: Any,
@@ -188,7 +157,7 @@ def test_reserve_fails_closed_and_the_audit_record_is_replayed_exactly_once(
     assert body["error"]["code"] == "quota_unavailable"
     assert set(body["error"]) == {"message", "type", "code", "param"}
     assert headers["retry-after"] == "1"
-    assert model.calls == 0, "no model call without a reservation"
+    assert fake_provider.calls == [], "no model call without a reservation"
     assert "TransactWriteItems" in outage.failed
 
     letters = [parse_message(m["Body"]) for m in _dead_letters(aws_settings)]
@@ -213,14 +182,14 @@ def test_reserve_fails_closed_and_the_audit_record_is_replayed_exactly_once(
 def test_settle_failure_keeps_the_accounting_and_replays_it_once(
     gateway: Any,
     runtime: GatewayRuntime,
-    model: ScriptedModel,
+    fake_provider: FakeProvider,
     outage: DynamoOutage,
     aws_settings: Settings,
     load_event: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tenant = _tenant()
-    model.on_call = outage.start  # DynamoDB goes down after the reservation, while the model runs
+    fake_provider.on_call = outage.start  # DynamoDB goes down after the reservation, while the model runs
     status, _, body = _chat(gateway, load_event, tenant, "req-settle-down")
     assert status == 200, body
     outage.stop()
@@ -246,7 +215,7 @@ def test_settle_failure_keeps_the_accounting_and_replays_it_once(
 def test_fail_open_tenant_is_served_and_its_usage_recorded_after_replay(
     gateway: Any,
     runtime: GatewayRuntime,
-    model: ScriptedModel,
+    fake_provider: FakeProvider,
     outage: DynamoOutage,
     aws_settings: Settings,
     load_event: Any,
@@ -256,7 +225,7 @@ def test_fail_open_tenant_is_served_and_its_usage_recorded_after_replay(
     outage.start()
     status, _, body = _chat(gateway, load_event, tenant, "req-fail-open")
     assert status == 200, body
-    assert model.calls == 1
+    assert len(fake_provider.calls) == 1
     outage.stop()
     assert all(used == 0 for used in _used(runtime, tenant).values())
 

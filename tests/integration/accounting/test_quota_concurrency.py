@@ -1,8 +1,9 @@
 """Exactness under concurrency: 16 clients race for a window that fits N; exactly N get in.
 
-Runs against a moto server whose request handling is serialized by one lock (see
-`SerializedMotoServer` in conftest): moto itself races concurrent conditional writes, which real
-DynamoDB does not, so without the lock the emulator - not the ledger - would overshoot.
+Runs against the local stack's moto server, whose request handling is serialized by one lock (the
+`moto_endpoint` fixture starts `MotoService(serialized=True)`): moto itself races concurrent
+conditional writes, which real DynamoDB does not, so without the lock the emulator - not the
+ledger - would overshoot.
 """
 
 from __future__ import annotations

@@ -6,23 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from llmops.adapters.dynamodb.route_source import FileRouteSource
 from llmops.application.chat_endpoint import RequestTrace
 from llmops.application.openai_schema import ChatCompletionRequest
-from llmops.application.wiring import build_gateway
 from llmops.config.env import Settings
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
-from llmops.domain.routing import Provider, Target
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
+from tests.fakes import FakeProvider, gateway_runtime
 
 
-class InstantProvider:
-    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
-        return Completion("Sure.", FinishReason.STOP, Usage(5, 2))
-
-
-def test_every_stage_is_timed_and_traced(aws_settings: Settings) -> None:
+def test_every_stage_is_timed_and_traced(aws_settings: Settings, fake_provider: FakeProvider) -> None:
     opened: list[str] = []
     finished: list[RequestTrace] = []
 
@@ -31,14 +23,7 @@ def test_every_stage_is_timed_and_traced(aws_settings: Settings) -> None:
         opened.append(name)
         yield None
 
-    provider = InstantProvider()
-    runtime = build_gateway(
-        aws_settings,
-        routes=FileRouteSource(),
-        providers={Provider.BEDROCK: provider, Provider.SAGEMAKER: provider},
-        on_finished=finished.append,
-        spans=span,
-    )
+    runtime = gateway_runtime(aws_settings, fake_provider, on_finished=finished.append, spans=span)
     body = ChatCompletionRequest.model_validate(
         {"model": "chat-default", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
     )

@@ -3,48 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from llmops.adapters.dynamodb.route_source import FileRouteSource
-from llmops.application.wiring import build_gateway
 from llmops.config.env import Settings
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
-from llmops.domain.errors import ProviderError, ProviderFailureKind
-from llmops.domain.routing import Provider, Target
-from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
-
-
-class EchoProvider:
-    def __init__(self) -> None:
-        self.failing: set[str] = set()
-        self.calls: list[str] = []
-
-    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
-        self.calls.append(target.id)
-        if target.id in self.failing:
-            raise ProviderError(ProviderFailureKind.THROTTLED, "throttled", target_id=target.id)
-        return Completion("Hello there, this is a deterministic answer.", FinishReason.STOP, Usage(12, 8))
+from llmops.local.lambda_runtime import LocalLambdaContext
+from tests.fakes import DEFAULT_ANSWER, FakeProvider
 
 
 @pytest.fixture
-def provider() -> EchoProvider:
-    return EchoProvider()
-
-
-@pytest.fixture
-def gateway(provider: EchoProvider, aws_settings: Settings) -> Iterator[ModuleType]:
-    module = load_handler_module("gateway")
-    module._runtime = build_gateway(
-        aws_settings.model_copy(update={"max_body_bytes": 4096}),
-        routes=FileRouteSource(),
-        providers={Provider.BEDROCK: provider, Provider.SAGEMAKER: provider},
-    )
-    yield module
-    module._runtime = None
+def gateway_settings(aws_settings: Settings) -> Settings:
+    # Small enough for test_oversized_body_is_413 to build its body quickly.
+    return aws_settings.model_copy(update={"max_body_bytes": 4096})
 
 
 def _invoke(module: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
@@ -67,11 +39,8 @@ def test_chat_completion_has_openai_shape_and_provenance(gateway: ModuleType, lo
     assert status == 200
     assert body["object"] == "chat.completion"
     assert body["model"] == "chat-default"
-    assert body["choices"][0]["message"] == {
-        "role": "assistant",
-        "content": body["choices"][0]["message"]["content"],
-        "refusal": None,
-    }
+    # The model's answer, unchanged: it holds nothing the output guard redacts.
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": DEFAULT_ANSWER, "refusal": None}
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}
     assert headers["x-request-id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
@@ -89,7 +58,7 @@ def test_streaming_returns_well_formed_sse(gateway: ModuleType, load_event: Any)
     chunks = [json.loads(e) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-    assert text == "Hello there, this is a deterministic answer."
+    assert text == DEFAULT_ANSWER
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["usage"]["total_tokens"] == 20
 
@@ -105,18 +74,18 @@ def test_health_needs_no_tenant(gateway: ModuleType, load_event: Any) -> None:
     assert (status, body) == (200, {"status": "ok"})
 
 
-def test_throttled_primary_falls_back(gateway: ModuleType, provider: EchoProvider, load_event: Any) -> None:
-    provider.failing.add("bedrock-claude-haiku")
+def test_throttled_primary_falls_back(gateway: ModuleType, fake_provider: FakeProvider, load_event: Any) -> None:
+    fake_provider.failing.add("bedrock-claude-haiku")
     status, headers, _ = _invoke(gateway, load_event("chat_completion"))
     assert status == 200
     assert headers["x-llmops-target"] == "bedrock:amazon.nova-lite-v1:0"
-    assert provider.calls == ["bedrock-claude-haiku", "bedrock-nova-lite"]
+    assert fake_provider.calls == ["bedrock-claude-haiku", "bedrock-nova-lite"]
 
 
 def test_all_targets_throttled_is_503_with_retry_after(
-    gateway: ModuleType, provider: EchoProvider, load_event: Any
+    gateway: ModuleType, fake_provider: FakeProvider, load_event: Any
 ) -> None:
-    provider.failing.update({"bedrock-claude-haiku", "bedrock-nova-lite"})
+    fake_provider.failing.update({"bedrock-claude-haiku", "bedrock-nova-lite"})
     status, headers, body = _invoke(gateway, load_event("chat_completion"))
     assert status == 503
     assert headers["retry-after"] == "1"
@@ -226,13 +195,18 @@ def test_unknown_route_is_openai_404(gateway: ModuleType, load_event: Any) -> No
 
 
 def test_unexpected_failure_is_500_without_details(
-    gateway: ModuleType, provider: EchoProvider, load_event: Any, monkeypatch: pytest.MonkeyPatch
+    gateway: ModuleType, fake_provider: FakeProvider, load_event: Any
 ) -> None:
-    def explode(target: Target, request: ChatRequest) -> Completion:
-        raise RuntimeError("secret internal detail")
+    raised: list[RuntimeError] = []
 
-    monkeypatch.setattr(provider, "complete", explode)
+    def explode() -> None:
+        raised.append(RuntimeError("secret internal detail"))
+        raise raised[-1]
+
+    fake_provider.on_call = explode
     status, _, body = _invoke(gateway, load_event("chat_completion"))
+    assert raised, "the provider raised the unexpected error (not some other failure on the way)"
     assert status == 500
     assert "secret" not in json.dumps(body)
+    assert set(body["error"]) == {"message", "type", "code", "param"}
     assert body["error"]["code"] == "internal_error"

@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 
-from llmops.adapters.dynamodb.route_source import FileRouteSource
-from llmops.application.wiring import build_gateway
 from llmops.config.env import Settings
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Role, Usage
-from llmops.domain.routing import Provider, Target
-from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
+from llmops.domain.chat import Usage
+from llmops.local.lambda_runtime import LocalLambdaContext
+from tests.fakes import FakeProvider
 
 CANARIES = {
     "email": "zelda.canary.7731@example.com",
@@ -28,26 +26,19 @@ CANARIES = {
 PROMPT = "Please remember: " + "; ".join(CANARIES.values())
 
 
-class EchoingProvider:
-    """A model that repeats the prompt back, so the canaries also flow through the output stage."""
-
-    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
-        last = next(m.content for m in reversed(request.messages) if m.role is Role.USER)
-        return Completion(f"You said: {last}", FinishReason.STOP, Usage(30, 30))
+@pytest.fixture
+def fake_provider() -> FakeProvider:
+    # A model that repeats the prompt back, so the canaries also flow through the output stage.
+    return FakeProvider(usage=Usage(30, 30), echo_prefix="You said: ")
 
 
 @pytest.fixture
-def gateway(aws_settings: Settings) -> Iterator[ModuleType]:
-    module = load_handler_module("gateway")
-    provider = EchoingProvider()
-    module._runtime = build_gateway(
-        aws_settings, routes=FileRouteSource(), providers={Provider.BEDROCK: provider, Provider.SAGEMAKER: provider}
-    )
-    previous = module.logger.log_level
-    module.logger.setLevel("DEBUG")
-    yield module
-    module.logger.setLevel(previous)
-    module._runtime = None
+def gateway(gateway: ModuleType) -> Iterator[ModuleType]:
+    """The shared gateway fixture, logging at DEBUG."""
+    previous = gateway.logger.log_level
+    gateway.logger.setLevel("DEBUG")
+    yield gateway
+    gateway.logger.setLevel(previous)
 
 
 def _event(load_event: Any, body: Any, index: int) -> dict[str, Any]:

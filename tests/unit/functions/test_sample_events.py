@@ -4,38 +4,17 @@ the functions locally, so they must not rot."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from llmops.adapters.dynamodb.route_source import FileRouteSource
-from llmops.application.wiring import build_gateway
 from llmops.config.env import Settings
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
-from llmops.domain.routing import Provider, Target
 from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 GATEWAY_EVENTS = ["chat_completion", "chat_completion_stream", "list_models", "health", "guardrails_scan", "usage"]
-
-
-class InstantProvider:
-    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
-        return Completion("Hello.", FinishReason.STOP, Usage(3, 2))
-
-
-@pytest.fixture
-def gateway(aws_settings: Settings) -> Iterator[ModuleType]:
-    module = load_handler_module("gateway")
-    provider = InstantProvider()
-    module._runtime = build_gateway(
-        aws_settings, routes=FileRouteSource(), providers={Provider.BEDROCK: provider, Provider.SAGEMAKER: provider}
-    )
-    yield module
-    module._runtime = None
 
 
 def _event(name: str) -> dict[str, Any]:
@@ -83,15 +62,25 @@ def test_authorizer_allows_the_sample_key_and_refuses_others(aws_settings: Setti
         module._runtime = None
 
 
-def test_drift_monitor_runs_on_its_schedule_event(aws_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_drift_monitor_runs_on_its_schedule_event(
+    gateway: ModuleType, aws_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import boto3
 
     from llmops.config.env import EnvVar
 
+    # One audited chat request, so the monitor has an alias to report on.
+    assert gateway.handler(_event("chat_completion"), LocalLambdaContext("gateway"))["statusCode"] == 200
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="llmops-test-artifacts")
     monkeypatch.setenv(EnvVar.AUDIT_TABLE, aws_settings.audit_table)
     monkeypatch.setenv(EnvVar.FEEDBACK_TABLE, aws_settings.feedback_table)
     monkeypatch.setenv(EnvVar.ARTIFACT_BUCKET, "llmops-test-artifacts")
     monkeypatch.setenv(EnvVar.DRIFT_START_RETRAINING, "false")
     result = load_handler_module("drift_monitor").handler(_event("drift_monitor_schedule"), LocalLambdaContext("drift"))
-    assert "aliases" in result
+    (outcome,) = result["aliases"]
+    assert (outcome["alias"], outcome["baseline_target"]) == ("chat-default", "bedrock-claude-haiku")
+    # One recent request and no reference window: too few samples to call drift, so nothing starts.
+    assert outcome["drift"]["recent_count"] == 1
+    assert outcome["drift"]["reference_count"] == 0
+    assert outcome["drift"]["sufficient"] is False
+    assert (outcome["ratings"], outcome["retraining"], outcome["execution_name"]) == (0, "not_needed", None)

@@ -1,4 +1,5 @@
-"""The benchmark's moto patch keeps TransactWriteItems all-or-nothing (in-process moto, no network)."""
+"""The local stack's moto patch (item-level rollback, installed by `MotoService` and the handler-overhead
+benchmark) keeps TransactWriteItems all-or-nothing (in-process moto, no network)."""
 
 from __future__ import annotations
 

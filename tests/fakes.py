@@ -1,0 +1,93 @@
+"""Test doubles for the tests that run the real gateway: one scriptable model provider, and the
+gateway handler module wired to it over moto. Registered as a plugin by tests/conftest.py, so the
+fixtures below are available everywhere; a module overrides `fake_provider` or `gateway_settings`
+to change what the gateway is built with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from llmops.adapters.dynamodb.route_source import FileRouteSource
+from llmops.application.wiring import GatewayRuntime, build_gateway
+from llmops.config.env import Settings
+from llmops.domain.chat import ChatRequest, Completion, FinishReason, Role, Usage
+from llmops.domain.errors import ProviderError, ProviderFailureKind
+from llmops.domain.ports import ChatProvider
+from llmops.domain.routing import Provider, Target
+from llmops.local.lambda_runtime import load_handler_module
+
+__all__ = ["DEFAULT_ANSWER", "DEFAULT_USAGE", "FakeProvider", "gateway_runtime", "installed_gateway"]
+
+DEFAULT_ANSWER = "Hello there, this is a deterministic answer."
+DEFAULT_USAGE = Usage(12, 8)
+
+
+class FakeProvider:
+    """A model provider (the domain's `ChatProvider` port) scripted by the test.
+
+    Answers `text` with `usage`, or with `echo_prefix` + the last user message when `echo_prefix` is
+    set (so whatever the prompt carries flows through the output stage too). A target id in
+    `failing` is throttled; `on_call` runs before every answer (to fail, or to break something
+    mid-request); `calls` holds the target id of every call, in order.
+    """
+
+    def __init__(
+        self, text: str = DEFAULT_ANSWER, usage: Usage = DEFAULT_USAGE, *, echo_prefix: str | None = None
+    ) -> None:
+        self.text = text
+        self.usage = usage
+        self.echo_prefix = echo_prefix
+        self.failing: set[str] = set()
+        self.on_call: Callable[[], object] | None = None
+        self.calls: list[str] = []
+
+    def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
+        self.calls.append(target.id)
+        if target.id in self.failing:
+            raise ProviderError(ProviderFailureKind.THROTTLED, "throttled", target_id=target.id)
+        if self.on_call is not None:
+            self.on_call()
+        if self.echo_prefix is not None:
+            last = next(m.content for m in reversed(request.messages) if m.role is Role.USER)
+            return Completion(f"{self.echo_prefix}{last}", FinishReason.STOP, self.usage)
+        return Completion(self.text, FinishReason.STOP, self.usage)
+
+
+def gateway_runtime(settings: Settings, provider: FakeProvider, **options: Any) -> GatewayRuntime:
+    """The gateway's composition root with every model behind `provider` (`options` go to build_gateway)."""
+    providers: dict[Provider, ChatProvider] = {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider}
+    return build_gateway(settings, routes=FileRouteSource(), providers=providers, **options)
+
+
+@contextmanager
+def installed_gateway(settings: Settings, provider: FakeProvider, **options: Any) -> Iterator[ModuleType]:
+    """functions/gateway/handler.py, loaded as Lambda loads it, running on `gateway_runtime`."""
+    module: Any = load_handler_module("gateway")
+    module._runtime = gateway_runtime(settings, provider, **options)
+    try:
+        yield module
+    finally:
+        module._runtime = None
+
+
+@pytest.fixture
+def fake_provider() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.fixture
+def gateway_settings(aws_settings: Settings) -> Settings:
+    return aws_settings
+
+
+@pytest.fixture
+def gateway(fake_provider: FakeProvider, gateway_settings: Settings) -> Iterator[ModuleType]:
+    """The gateway handler module over moto (`aws_settings`), every model answered by `fake_provider`."""
+    with installed_gateway(gateway_settings, fake_provider) as module:
+        yield module
