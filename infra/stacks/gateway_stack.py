@@ -14,6 +14,7 @@ from infra.capabilities.dashboards import Dashboards
 from infra.capabilities.gateway_api import GatewayApi
 from infra.capabilities.key_pepper import KeyPepper
 from infra.capabilities.lambda_layer import SharedLayer, shared_layer_build
+from infra.capabilities.reservation_sweeper import ReservationSweeper
 from infra.capabilities.route_seed import RouteSeed
 from infra.capabilities.tables import Tables
 from infra.capabilities.workflows import Workflows
@@ -46,6 +47,9 @@ class GatewayStack(cdk.Stack):
             layer=self.shared_code.layer,
             key_pepper=self.key_pepper,
         )
+        self.reservation_sweeper = ReservationSweeper(
+            self, "ReservationSweeper", config=config, tables=self.tables, layer=self.shared_code.layer
+        )
         self.audit_dead_letters = AuditDeadLetters(self, "AuditDeadLetters", config=config)
         self.audit_dead_letters.attach(self.gateway.gateway.function)
         self.route_seed = RouteSeed(self, "RouteSeed", tables=self.tables, document=routes_document(), config=config)
@@ -63,7 +67,11 @@ class GatewayStack(cdk.Stack):
         self._outputs()
 
     def _observability(self, config: GatewayConfig) -> None:
-        functions = {"gateway": self.gateway.gateway.function, "authorizer": self.gateway.authorizer.function}
+        functions = {
+            "gateway": self.gateway.gateway.function,
+            "authorizer": self.gateway.authorizer.function,
+            "reservation-sweeper": self.reservation_sweeper.function,
+        }
         self.alarms = Alarms(
             self,
             "Alarms",

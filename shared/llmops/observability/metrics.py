@@ -56,6 +56,8 @@ __all__ = [
     "QUOTA_REJECTIONS",
     "REQUESTS",
     "REQUEST_DURATION",
+    "RESERVATIONS_EXPIRED",
+    "RESERVATION_SWEEPER_SERVICE",
     "ROUTING_FAILURES",
     "STAGE_DURATION",
     "TOKEN_USAGE",
@@ -77,6 +79,8 @@ NAMESPACE = "LLMOps"
 GATEWAY_SERVICE = "gateway"
 # The scheduled drift job (functions/drift_monitor) publishes under its own service value.
 DRIFT_MONITOR_SERVICE = "drift-monitor"
+# So does the scheduled sweep of expired quota reservations (functions/reservation_sweeper).
+RESERVATION_SWEEPER_SERVICE = "reservation-sweeper"
 
 
 class Unit(StrEnum):
@@ -260,6 +264,13 @@ DRIFT_SCORE = MetricSpec(
     "(llmops.domain.drift); published by the drift monitor, only when both windows have enough samples.",
     ((_S, Dim.ALIAS),),
 )
+RESERVATIONS_EXPIRED = MetricSpec(
+    "ReservationsExpired",
+    Unit.COUNT,
+    "Quota reservations the sweeper released because their request never settled them: each is a "
+    "gateway invocation that ended without answering (killed at its timeout, out of memory, crashed).",
+    ((_S,),),
+)
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     REQUESTS,
@@ -284,6 +295,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     FEEDBACK,
     FEEDBACK_NEGATIVE,
     DRIFT_SCORE,
+    RESERVATIONS_EXPIRED,
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
