@@ -19,13 +19,64 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CONFIG_TTL_S = 2.0  # LocalStackOptions.config_ttl_s
 
 
-def _push(llmops_cli: Any, tmp_path: Path, prompt_id: str, template: str) -> int:
+def _push(llmops_cli: Any, tmp_path: Path, prompt_id: str, template: str, *scope: str) -> int:
+    """Pushes a copy of the example prompt; `scope` is `--tenant T` (default: `--shared`)."""
     doc = yaml.safe_load((ROOT / "docs/prompts/support-answer.yaml").read_text())
     doc["id"], doc["template"] = prompt_id, template
     path = tmp_path / f"{prompt_id}-{uuid.uuid4().hex[:6]}.yaml"
     path.write_text(yaml.safe_dump(doc))
-    out = llmops_cli("prompts", "push", str(path), "--json").stdout
+    out = llmops_cli("prompts", "push", str(path), *(scope or ("--shared",)), "--json").stdout
     return int(json.loads(out)["version"])
+
+
+VARIABLES = {"product": "Acme Cloud", "tone": "friendly", "question": "How do refunds work?"}
+
+
+def _render(client: openai.OpenAI, reference: dict[str, Any]) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model="@prompt", messages=[], extra_body={"prompt": {**reference, "variables": VARIABLES}}
+    )
+
+
+def _refusal(client: openai.OpenAI, reference: dict[str, Any]) -> tuple[Any, ...]:
+    with pytest.raises(openai.NotFoundError) as caught:
+        _render(client, reference)
+    error = caught.value
+    return error.status_code, error.code, error.message, error.param, error.type
+
+
+def test_a_tenants_template_is_invisible_to_other_tenants_and_a_shared_one_serves_all(
+    new_key: Any, llmops_cli: Any, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    owner, other = f"tpl-a-{suffix}", f"tpl-b-{suffix}"
+    _, alice = new_key(owner)
+    _, bob = new_key(other)
+    prompt_id = f"confidential-{suffix}"
+    version = _push(llmops_cli, tmp_path, prompt_id, "Internal only: {{ question }}", "--tenant", owner)
+    llmops_cli("prompts", "label", "set", prompt_id, "production", str(version), "--tenant", owner)
+
+    assert _render(alice, {"id": prompt_id, "version": version}).headers["x-llmops-prompt"] == (
+        f"{owner}/{prompt_id}@{version}"
+    )
+    # To the other tenant the template is exactly as absent as one that was never pushed.
+    missing = f"never-pushed-{suffix}"
+    for selector in ({"version": version}, {"label": "production"}, {}):
+        assert _refusal(bob, {"id": prompt_id, **selector}) == _refusal(bob, {"id": missing, **selector})
+    assert _refusal(bob, {"id": prompt_id})[:2] == (404, "prompt_not_found")
+
+    # Nor can the other tenant's operator view list, show or move it.
+    listed = json.loads(llmops_cli("prompts", "list", "--tenant", other, "--json").stdout)
+    assert prompt_id not in {p["id"] for p in listed}
+    assert llmops_cli("prompts", "show", prompt_id, "--tenant", other, check=False).returncode == 1
+    moved = llmops_cli("prompts", "label", "set", prompt_id, "staging", str(version), "--tenant", other, check=False)
+    assert moved.returncode == 1
+
+    shared_id = f"shared-{suffix}"
+    shared = _push(llmops_cli, tmp_path, shared_id, "For everyone: {{ question }}")
+    llmops_cli("prompts", "label", "set", shared_id, "production", str(shared))
+    for client in (alice, bob):
+        assert _render(client, {"id": shared_id}).headers["x-llmops-prompt"] == f"{shared_id}@{shared}"
 
 
 def test_label_move_changes_the_version_used_without_redeploy(

@@ -19,6 +19,7 @@ from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
 from llmops.adapters.dynamodb.prompt_items import guard_policy_pk, label_sk, prompt_pk
 from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.adapters.dynamodb.route_items import ROUTE_PK, TARGET_PK, document_from_items
+from llmops.domain.prompts import scoped_prompt_id
 from llmops.workflows.canary_input import CanaryInput, GuardPolicyBundle, PromptBundle
 from llmops.workflows.canary_rollback import (
     PromptLabelRollback,
@@ -83,7 +84,7 @@ def _restore_label(
 ) -> PromptLabelRollback:
     if bundle is None:
         return PromptLabelRollback(PromptRestore.NO_BUNDLE)
-    pk = prompt_pk(bundle.id) if isinstance(bundle, PromptBundle) else guard_policy_pk(bundle.name)
+    pk = prompt_pk(bundle.scoped_id) if isinstance(bundle, PromptBundle) else guard_policy_pk(bundle.name)
     item = dynamodb.get_item(
         TableName=prompts_table,
         Key={"pk": {"S": pk}, "sk": {"S": label_sk(bundle.label)}},
@@ -169,20 +170,30 @@ def approve_canary(sfn: Any, execution_arn: str, reject: bool = False) -> bool:
     return True
 
 
-def prompt_bundle(store: DynamoPromptStore, prompt_id: str, label: str, candidate_version: int) -> PromptBundle:
-    """The bundle moving `label` of `prompt_id` from where it points now to `candidate_version`.
+def prompt_bundle(
+    store: DynamoPromptStore, prompt_id: str, label: str, candidate_version: int, tenant_id: str | None = None
+) -> PromptBundle:
+    """The bundle moving `label` of `prompt_id` (`tenant_id`'s own template, or the shared one when
+    None) from where it points now to `candidate_version`.
 
     Raises ValueError when the label or the candidate version does not exist, or the label
     already points at the candidate.
     """
-    state = store.get_label(prompt_id, label)
+    subject = scoped_prompt_id(prompt_id, tenant_id)
+    state = store.get_label(subject, label)
     if state is None:
-        raise ValueError(f"prompt {prompt_id} has no label {label!r}: set it to the current version first")
-    if store.get_version(prompt_id, candidate_version) is None:
-        raise ValueError(f"prompt {prompt_id} has no version {candidate_version}")
+        raise ValueError(f"prompt {subject} has no label {label!r}: set it to the current version first")
+    if store.get_version(subject, candidate_version) is None:
+        raise ValueError(f"prompt {subject} has no version {candidate_version}")
     if state.version == candidate_version:
-        raise ValueError(f"label {label!r} of prompt {prompt_id} already points at version {candidate_version}")
-    return PromptBundle(id=prompt_id, label=label, baseline_version=state.version, candidate_version=candidate_version)
+        raise ValueError(f"label {label!r} of prompt {subject} already points at version {candidate_version}")
+    return PromptBundle(
+        id=prompt_id,
+        label=label,
+        baseline_version=state.version,
+        candidate_version=candidate_version,
+        tenant=tenant_id,
+    )
 
 
 def guard_policy_bundle(

@@ -108,15 +108,17 @@ def _guard_policy_bundle(
 
 
 def _prompt_bundle(
-    conn: StackConnection, prompt_id: str | None, label: str | None, version: int | None
+    conn: StackConnection, prompt_id: str | None, label: str | None, version: int | None, tenant: str | None
 ) -> PromptBundle | None:
     if prompt_id is None and label is None and version is None:
+        if tenant is not None:
+            return fail("--prompt-tenant names the owner of a --prompt bundle; give the bundle too")  # type: ignore[no-any-return]
         return None
     if prompt_id is None or label is None or version is None:
         return fail("a release bundle needs all of --prompt, --prompt-label and --prompt-version")  # type: ignore[no-any-return]
     store = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table)
     try:
-        return prompt_bundle(store, prompt_id, label, version)
+        return prompt_bundle(store, prompt_id, label, version, tenant)
     except (ValidationError, ValueError) as exc:
         return fail(str(exc))  # type: ignore[no-any-return]
 
@@ -153,6 +155,10 @@ def start(
     prompt_version: Annotated[
         int | None, typer.Option("--prompt-version", help="The prompt version the label moves to at 100%.")
     ] = None,
+    prompt_tenant: Annotated[
+        str | None,
+        typer.Option("--prompt-tenant", help="The tenant owning the bundle's prompt (default: a shared prompt)."),
+    ] = None,
     guard_policy: Annotated[
         str | None,
         typer.Option("--guard-policy", help="Release bundle: a guard policy whose label moves with the model."),
@@ -174,7 +180,7 @@ def start(
     guard policy label with it)."""
     conn = connect(state_dir, stack, region)
     machine = _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN)
-    bundle = _prompt_bundle(conn, prompt, prompt_label, prompt_version)
+    bundle = _prompt_bundle(conn, prompt, prompt_label, prompt_version, prompt_tenant)
     guard_bundle = _guard_policy_bundle(conn, guard_policy, guard_policy_label, guard_policy_version)
     document = route_document(conn.client("dynamodb"), conn.settings.routes_table)
     if alias not in document["routes"]:
@@ -214,7 +220,9 @@ def start(
     )
     if canary.prompt is not None:
         p = canary.prompt
-        console.print(f"prompt {p.id} label {p.label}: version {p.baseline_version} -> {p.candidate_version} at 100%")
+        console.print(
+            f"prompt {p.scoped_id} label {p.label}: version {p.baseline_version} -> {p.candidate_version} at 100%"
+        )
     if canary.guard_policy is not None:
         g = canary.guard_policy
         console.print(
@@ -226,9 +234,11 @@ def _prompt_status(conn: StackConnection, canary: CanaryInput) -> dict[str, Any]
     bundle = canary.prompt
     if bundle is None:
         return None
-    state = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table).get_label(bundle.id, bundle.label)
+    store = DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table)
+    state = store.get_label(bundle.scoped_id, bundle.label)
     return {
         "id": bundle.id,
+        "tenant": bundle.tenant,
         "label": bundle.label,
         "baseline_version": bundle.baseline_version,
         "candidate_version": bundle.candidate_version,

@@ -1,6 +1,10 @@
 """`llmops prompts push|list|show|diff|label|rollback|test`: the prompt registry, like code.
 
 Every command works against the local stack (`--state-dir`) or a deployed one (`--stack`).
+Templates are scoped: `--tenant T` addresses tenant T's own template, which only T's keys can
+render; without it a command addresses the shared template of that id, which every tenant can
+render. `push` makes the choice explicit (`--tenant T` or `--shared`), so a confidential system
+prompt is never shared by accident.
 `test` runs a prompt file's examples through the gateway with the OpenAI SDK (the `prompt` extra
 field) and checks the declared properties of each answer; it exits 1 if any check fails, so CI can
 gate a prompt change on it.
@@ -25,6 +29,7 @@ from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.cli.options import DEFAULT_STATE_DIR, Actor, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
 from llmops.cli.terminal import console, current_actor, errors, fail, utc_time
+from llmops.domain.keys import validate_tenant_id
 from llmops.domain.prompts import (
     CheckResult,
     LabelState,
@@ -38,6 +43,7 @@ from llmops.domain.prompts import (
     check_output,
     diff,
     parse_prompt_document,
+    scoped_prompt_id,
     validate_label,
 )
 from llmops.local.naming import LOCAL_STATE_FILE
@@ -50,6 +56,10 @@ app.add_typer(label_app, name="label")
 
 
 PromptId = Annotated[str, typer.Argument(help="Prompt id.")]
+Tenant = Annotated[
+    str | None,
+    typer.Option("--tenant", help="The tenant owning the prompt (default: the shared prompt of that id)."),
+]
 PromptFile = Annotated[
     Path, typer.Argument(help="Prompt file (YAML or JSON).", exists=True, dir_okay=False, readable=True)
 ]
@@ -63,6 +73,20 @@ def _store(state_dir: Path, stack: str | None, region: str | None) -> DynamoProm
     if not conn.settings.prompts_table:
         fail("the stack does not name a Prompts table")
     return DynamoPromptStore(conn.client("dynamodb"), conn.settings.prompts_table)
+
+
+def _tenant(tenant: str | None) -> str | None:
+    if tenant is None:
+        return None
+    try:
+        return validate_tenant_id(tenant)
+    except ValueError as exc:
+        return fail(str(exc))  # type: ignore[no-any-return]
+
+
+def _subject(prompt_id: str, tenant: str | None) -> str:
+    """The registry's name of the prompt a command addresses."""
+    return scoped_prompt_id(prompt_id, _tenant(tenant))
 
 
 def load_prompt_file(path: Path) -> PromptDocument:
@@ -87,6 +111,7 @@ def _load(path: Path) -> PromptDocument:
 def _version_json(version: PromptVersion) -> dict[str, Any]:
     return {
         "id": version.prompt_id,
+        "tenant": version.tenant_id,
         "version": version.version,
         "ref": version.ref,
         "model": version.model,
@@ -120,9 +145,9 @@ def _selector_ref(prompt_id: str, selector: str) -> PromptRef:
         return fail(str(exc))  # type: ignore[no-any-return]
 
 
-def _resolve(store: DynamoPromptStore, ref: PromptRef) -> PromptVersion:
+def _resolve(store: DynamoPromptStore, ref: PromptRef, tenant: str | None) -> PromptVersion:
     try:
-        return store.resolve_version(ref)
+        return store.resolve_version(ref, _tenant(tenant))
     except PromptNotFoundError as exc:
         return fail(exc.message, code=1)  # type: ignore[no-any-return]
 
@@ -133,14 +158,22 @@ def push(
     label: Annotated[str | None, typer.Option("--label", help="Also point this label at the version.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="Change note (overrides the file's).")] = None,
     author: Annotated[str | None, typer.Option("--author", help="Author (overrides the file's).")] = None,
+    tenant: Tenant = None,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Store it as a shared prompt that every tenant can render.")
+    ] = False,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
-    """Validate FILE and store it as the prompt's next version (no-op if unchanged)."""
+    """Validate FILE and store it as the prompt's next version (no-op if unchanged).
+
+    Give --tenant T (only T's keys can render it) or --shared (every tenant can)."""
+    if (tenant is None) == (not shared):
+        fail("say whose prompt this is: --tenant TENANT (only that tenant's keys can render it) or --shared")
     document = _load(file)
-    draft = document.draft
+    draft = replace(document.draft, tenant_id=_tenant(tenant))
     if note is not None or author is not None or not draft.author:
         draft = replace(
             draft,
@@ -155,7 +188,7 @@ def push(
     store = _store(state_dir, stack, region)
     result = store.push(draft, time.time())
     state = (
-        store.set_label(draft.prompt_id, label, result.version.version, time.time(), current_actor(None))
+        store.set_label(draft.scoped_id, label, result.version.version, time.time(), current_actor(None))
         if label
         else None
     )
@@ -173,19 +206,27 @@ def push(
 
 @app.command("list")
 def list_prompts(
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Only what this tenant's keys can render: its own prompts and the shared ones."),
+    ] = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
-    """List prompts with their latest version and labels."""
+    """List prompts (every tenant's and the shared ones) with their latest version and labels."""
+    owner = _tenant(tenant)
     summaries = _store(state_dir, stack, region).list_prompts()
+    if owner is not None:
+        summaries = [s for s in summaries if s.tenant_id in (None, owner)]
     if as_json:
         console.print_json(
             json.dumps(
                 [
                     {
                         "id": s.prompt_id,
+                        "tenant": s.tenant_id,
                         "latest_version": s.latest_version,
                         "latest_created_at": s.latest_created_at,
                         "labels": dict(sorted(s.labels.items())),
@@ -196,11 +237,12 @@ def list_prompts(
         )
         return
     table = Table(title="Prompts")
-    for column in ("id", "latest", "created (UTC)", "labels"):
+    for column in ("id", "tenant", "latest", "created (UTC)", "labels"):
         table.add_column(column)
     for s in summaries:
         labels = ", ".join(f"{name}=v{v}" for name, v in sorted(s.labels.items())) or "-"
-        table.add_row(s.prompt_id, str(s.latest_version or "-"), utc_time(s.latest_created_at), labels)
+        owner_cell = s.tenant_id or "(shared)"
+        table.add_row(s.prompt_id, owner_cell, str(s.latest_version or "-"), utc_time(s.latest_created_at), labels)
     console.print(table)
 
 
@@ -209,6 +251,7 @@ def show(
     prompt_id: PromptId,
     version: Annotated[int | None, typer.Option("--version", min=1, help="Version number.")] = None,
     label: Annotated[str | None, typer.Option("--label", help="Label name.")] = None,
+    tenant: Tenant = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
@@ -217,15 +260,16 @@ def show(
     """Show one version (default: the latest) and the prompt's labels."""
     if version is not None and label is not None:
         fail("give --version or --label, not both")
+    subject = _subject(prompt_id, tenant)
     store = _store(state_dir, stack, region)
     if version is None and label is None:
-        found = store.latest_version(prompt_id)
+        found = store.latest_version(subject)
         if found is None:
-            fail(f"no prompt {prompt_id}", code=1)
+            fail(f"no prompt {subject}", code=1)
         assert found is not None
     else:
-        found = _resolve(store, _selector_ref(prompt_id, str(version) if version is not None else str(label)))
-    labels = store.list_labels(prompt_id)
+        found = _resolve(store, _selector_ref(prompt_id, str(version) if version is not None else str(label)), tenant)
+    labels = store.list_labels(subject)
     if as_json:
         console.print_json(json.dumps({**_version_json(found), "labels": [_label_json(s) for s in labels]}))
         return
@@ -248,13 +292,16 @@ def diff_versions(
     prompt_id: PromptId,
     a: Annotated[str, typer.Argument(help="Version number or label.")],
     b: Annotated[str, typer.Argument(help="Version number or label.")],
+    tenant: Tenant = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
     """Unified diff between two versions (or labels) of a prompt."""
     store = _store(state_dir, stack, region)
-    text = diff(_resolve(store, _selector_ref(prompt_id, a)), _resolve(store, _selector_ref(prompt_id, b)))
+    text = diff(
+        _resolve(store, _selector_ref(prompt_id, a), tenant), _resolve(store, _selector_ref(prompt_id, b), tenant)
+    )
     if not text:
         console.print("No differences.")
         return
@@ -266,6 +313,7 @@ def label_set(
     prompt_id: PromptId,
     label: Annotated[str, typer.Argument(help="Label name, e.g. production.")],
     version: Annotated[int, typer.Argument(min=1, help="Version the label should point at.")],
+    tenant: Tenant = None,
     actor: Actor = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
@@ -273,8 +321,9 @@ def label_set(
     region: Region = None,
 ) -> None:
     """Point LABEL at VERSION (the gateway sees it within its config TTL)."""
+    subject = _subject(prompt_id, tenant)
     try:
-        state = _store(state_dir, stack, region).set_label(prompt_id, label, version, time.time(), current_actor(actor))
+        state = _store(state_dir, stack, region).set_label(subject, label, version, time.time(), current_actor(actor))
     except PromptNotFoundError as exc:
         fail(exc.message, code=1)
     except ValueError as exc:
@@ -283,23 +332,25 @@ def label_set(
         console.print_json(json.dumps(_label_json(state)))
         return
     previous = f" (was v{state.history[-1]})" if state.history else ""
-    console.print(f"{prompt_id}: label [cyan]{label}[/] -> version {state.version}{previous}")
+    console.print(f"{subject}: label [cyan]{label}[/] -> version {state.version}{previous}")
 
 
 @label_app.command("list")
 def label_list(
     prompt_id: PromptId,
+    tenant: Tenant = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
     region: Region = None,
 ) -> None:
     """List a prompt's labels with their history."""
-    states = _store(state_dir, stack, region).list_labels(prompt_id)
+    subject = _subject(prompt_id, tenant)
+    states = _store(state_dir, stack, region).list_labels(subject)
     if as_json:
         console.print_json(json.dumps([_label_json(s) for s in states]))
         return
-    table = Table(title=f"Labels of {prompt_id}")
+    table = Table(title=f"Labels of {subject}")
     for column in ("label", "version", "previously", "updated (UTC)", "by"):
         table.add_column(column)
     for s in states:
@@ -312,6 +363,7 @@ def label_list(
 def rollback(
     prompt_id: PromptId,
     label: Annotated[str, typer.Argument(help="Label to move back.")],
+    tenant: Tenant = None,
     actor: Actor = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
@@ -319,8 +371,9 @@ def rollback(
     region: Region = None,
 ) -> None:
     """Move LABEL back to the version it pointed at before its last move."""
+    subject = _subject(prompt_id, tenant)
     try:
-        state = _store(state_dir, stack, region).rollback(prompt_id, label, time.time(), current_actor(actor))
+        state = _store(state_dir, stack, region).rollback(subject, label, time.time(), current_actor(actor))
     except PromptNotFoundError as exc:
         fail(exc.message, code=1)
     except ValueError as exc:
@@ -328,7 +381,7 @@ def rollback(
     if as_json:
         console.print_json(json.dumps(_label_json(state)))
         return
-    console.print(f"{prompt_id}: label [cyan]{label}[/] rolled back to version {state.version}")
+    console.print(f"{subject}: label [cyan]{label}[/] rolled back to version {state.version}")
 
 
 # -- test ------------------------------------------------------------------------------------------
@@ -373,18 +426,19 @@ def _registered_version(
     state_dir: Path,
     stack: str | None,
     region: str | None,
+    tenant: str | None = None,
 ) -> PromptVersion:
     """The registered version to test: the one named, else the one whose content is the file's."""
     store = _store(state_dir, stack, region)
     prompt_id = document.draft.prompt_id
     if version is not None or label is not None:
-        return _resolve(store, _selector_ref(prompt_id, str(version) if version is not None else str(label)))
-    for candidate in reversed(store.list_versions(prompt_id)):
+        return _resolve(store, _selector_ref(prompt_id, str(version) if version is not None else str(label)), tenant)
+    for candidate in reversed(store.list_versions(_subject(prompt_id, tenant))):
         if candidate.fingerprint == document.draft.fingerprint:
             return candidate
     return fail(  # type: ignore[no-any-return]
-        f"the content of this file is not a registered version of {prompt_id}: push it first "
-        "(`llmops prompts push FILE`) or name one with --version/--label"
+        f"the content of this file is not a registered version of {_subject(prompt_id, tenant)}: push it "
+        "first (`llmops prompts push FILE --tenant T | --shared`) or name one with --version/--label"
     )
 
 
@@ -421,6 +475,13 @@ def test(
     ] = None,
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="LLMOPS_API_KEY", help="Gateway API key.")] = None,
     timeout_s: Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds.")] = 60.0,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Test this tenant's own prompt (default: the shared one); --api-key must be that tenant's key.",
+        ),
+    ] = None,
     as_json: AsJson = False,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     stack: StackName = None,
@@ -439,7 +500,7 @@ def test(
     document = _load(file)
     if not document.examples:
         fail(f"{file} declares no examples to test")
-    target = _registered_version(document, version, label, state_dir, stack, region)
+    target = _registered_version(document, version, label, state_dir, stack, region, tenant)
     alias = model or target.model
     if not alias:
         fail(f"{target.ref} has no default model: pass --model")

@@ -8,6 +8,14 @@ attribute access, so a template can never run code (jinja2 would be both a sandb
 Lambda-bundle cost). Substitution is one pass, so a variable value that itself contains `{{ x }}`
 stays literal text. Rendering is strict: a missing or an undeclared variable is a 400 naming it.
 
+Templates are scoped. A tenant's own template is visible to that tenant's keys only; a shared
+template (no tenant) to every tenant. The registry names a template by its *scoped id*,
+`<tenant>/<id>` or the bare `<id>` for a shared one (neither part may contain `/`). A request's
+`prompt.id` is always the bare id: it resolves to the caller's own template when the tenant has
+one of that id (which then shadows any shared template of the same id, versions and labels
+alike), else to the shared one, and a template of another tenant is as absent as one that was
+never pushed. Audit records and `x-llmops-prompt` carry the scoped ref, `team-a/support@3`.
+
 This module is pure; YAML parsing happens in the CLI, which hands the parsed mapping to
 `parse_prompt_document`.
 """
@@ -26,6 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 from llmops.domain.chat import ChatRequest, Message, Role
 from llmops.domain.errors import BadRequestError, GatewayError
+from llmops.domain.keys import validate_tenant_id
 
 __all__ = [
     "DEFAULT_LABEL",
@@ -53,8 +62,11 @@ __all__ = [
     "parse_prompt_document",
     "placeholders",
     "render",
+    "scoped_prompt_id",
+    "split_scoped_prompt_id",
     "validate_label",
     "validate_prompt_id",
+    "validate_scoped_prompt_id",
 ]
 
 DEFAULT_LABEL = "production"  # what a reference without version or label resolves to
@@ -70,6 +82,8 @@ _SYNTAX_OPENERS = ("{{", "{%", "{#")
 _MAX_TEMPLATE_CHARS = 100_000
 _MAX_STOP = 4
 _VARIABLES_PARAM = "prompt.variables"
+# Neither tenant ids nor prompt ids may contain it, so a scoped id splits one way only.
+_SCOPE_SEPARATOR = "/"
 
 
 # What a chat request hears for a reference that names nothing it may use. The reference is not
@@ -95,6 +109,26 @@ def validate_prompt_id(prompt_id: str) -> str:
     if not isinstance(prompt_id, str) or not _ID_RE.match(prompt_id):
         raise ValueError(f"invalid prompt id {prompt_id!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return prompt_id
+
+
+def scoped_prompt_id(prompt_id: str, tenant_id: str | None) -> str:
+    """The registry's name for a template: `<tenant>/<id>`, or `<id>` for a shared one."""
+    return prompt_id if tenant_id is None else f"{tenant_id}{_SCOPE_SEPARATOR}{prompt_id}"
+
+
+def split_scoped_prompt_id(scoped_id: str) -> tuple[str | None, str]:
+    """`(tenant_id, prompt_id)` of a scoped id; the tenant is None for a shared template."""
+    tenant_id, _, prompt_id = scoped_id.rpartition(_SCOPE_SEPARATOR)
+    return (tenant_id or None), prompt_id
+
+
+def validate_scoped_prompt_id(scoped_id: str) -> str:
+    """Raises ValueError unless `scoped_id` is `<id>` or `<tenant>/<id>`, each part valid."""
+    tenant_id, prompt_id = split_scoped_prompt_id(scoped_id)
+    validate_prompt_id(prompt_id)
+    if tenant_id is not None:
+        validate_tenant_id(tenant_id)
+    return scoped_id
 
 
 def validate_label(label: str) -> str:
@@ -181,11 +215,18 @@ class PromptDraft:
     system: str | None = None
     author: str = ""
     change_note: str = ""
+    tenant_id: str | None = None  # the owning tenant; None: shared with every tenant
+
+    @property
+    def scoped_id(self) -> str:
+        return scoped_prompt_id(self.prompt_id, self.tenant_id)
 
     def problems(self) -> list[str]:
         found: list[str] = []
         try:
             validate_prompt_id(self.prompt_id)
+            if self.tenant_id is not None:
+                validate_tenant_id(self.tenant_id)
         except ValueError as exc:
             found.append(str(exc))
         if not self.template.strip():
@@ -242,6 +283,7 @@ class PromptDraft:
             author=self.author,
             change_note=self.change_note,
             created_at=created_at,
+            tenant_id=self.tenant_id,
         )
 
 
@@ -257,11 +299,17 @@ class PromptVersion:
     author: str = ""
     change_note: str = ""
     created_at: float = 0.0
+    tenant_id: str | None = None  # the owning tenant; None: shared with every tenant
+
+    @property
+    def scoped_id(self) -> str:
+        return scoped_prompt_id(self.prompt_id, self.tenant_id)
 
     @property
     def ref(self) -> str:
-        """`id@version`: what the audit record and the `x-llmops-prompt` header carry."""
-        return f"{self.prompt_id}@{self.version}"
+        """`[tenant/]id@version`: what the audit record and the `x-llmops-prompt` header carry, so a
+        tenant's own template and a shared one of the same id are never confused."""
+        return f"{self.scoped_id}@{self.version}"
 
     @property
     def draft(self) -> PromptDraft:
@@ -274,6 +322,7 @@ class PromptVersion:
             system=self.system,
             author=self.author,
             change_note=self.change_note,
+            tenant_id=self.tenant_id,
         )
 
     @property
@@ -283,7 +332,10 @@ class PromptVersion:
 
 @dataclass(frozen=True, slots=True)
 class LabelState:
-    """A label and where it pointed before (oldest first), so `rollback` can step back."""
+    """A label and where it pointed before (oldest first), so `rollback` can step back.
+
+    `prompt_id` is the registry subject the label belongs to: a prompt's scoped id
+    (`team-a/support`, or `support` when shared), or a guard policy's name."""
 
     prompt_id: str
     label: str
@@ -294,11 +346,15 @@ class LabelState:
 
 
 class PromptSource(Protocol):
-    """Reads the registry; the DynamoDB store implements it, the gateway caches it."""
+    """Reads the registry by scoped id; the DynamoDB store implements it, the gateway caches it."""
 
     def get_version(self, prompt_id: str, version: int) -> PromptVersion | None: ...
 
     def get_label(self, prompt_id: str, label: str) -> LabelState | None: ...
+
+    def has_versions(self, prompt_id: str) -> bool:
+        """Whether any version of this scoped id exists."""
+        ...
 
 
 # -- references and rendering ----------------------------------------------------------------------

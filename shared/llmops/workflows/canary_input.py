@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from llmops.config.tables import guard_policy_pk, label_sk, prompt_pk, version_sk
 from llmops.domain.guard_policy_registry import validate_policy_name
-from llmops.domain.prompts import validate_label, validate_prompt_id
+from llmops.domain.keys import validate_tenant_id
+from llmops.domain.prompts import scoped_prompt_id, validate_label, validate_prompt_id
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -65,6 +66,8 @@ class TargetRef(BaseModel):
 class PromptBundle(BaseModel):
     """A prompt label moved with the model: `label` of prompt `id` goes from `baseline_version`
     (where it points when the canary starts) to `candidate_version` at 100%, and back on rollback.
+    `tenant` names the owning tenant of a tenant's own template; without it the bundle moves the
+    shared template of that id.
 
     Whether both versions exist, and where the label points, can only be checked against the
     Prompts table: the CLI does that before starting, and the state machine checks again before
@@ -77,11 +80,22 @@ class PromptBundle(BaseModel):
     label: str
     baseline_version: int = Field(ge=1)
     candidate_version: int = Field(ge=1)
+    tenant: str | None = None
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return validate_prompt_id(value)
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, value: str | None) -> str | None:
+        return None if value is None else validate_tenant_id(value)
+
+    @property
+    def scoped_id(self) -> str:
+        """The registry's name of the template (`tenant/id`, or `id` when shared)."""
+        return scoped_prompt_id(self.id, self.tenant)
 
     @field_validator("label")
     @classmethod
@@ -95,15 +109,20 @@ class PromptBundle(BaseModel):
         return self
 
     def to_execution_input(self) -> dict[str, Any]:
-        return {
+        pk = {"S": prompt_pk(self.scoped_id)}
+        document: dict[str, Any] = {
             "id": self.id,
             "label": self.label,
             "baseline_version": self.baseline_version,
             "candidate_version": self.candidate_version,
-            # DynamoDB keys of the label item and the candidate version item, as the ASL passes them.
-            "label_key": {"pk": {"S": prompt_pk(self.id)}, "sk": {"S": label_sk(self.label)}},
-            "candidate_key": {"pk": {"S": prompt_pk(self.id)}, "sk": {"S": version_sk(self.candidate_version)}},
+            # DynamoDB keys of the label item and the candidate version item, as the ASL passes them:
+            # the state machine never builds a key itself, so it moves scoped templates unchanged.
+            "label_key": {"pk": pk, "sk": {"S": label_sk(self.label)}},
+            "candidate_key": {"pk": pk, "sk": {"S": version_sk(self.candidate_version)}},
         }
+        if self.tenant is not None:
+            document["tenant"] = self.tenant
+        return document
 
     @classmethod
     def from_execution_input(cls, document: Mapping[str, Any]) -> PromptBundle:
@@ -112,6 +131,7 @@ class PromptBundle(BaseModel):
             label=document["label"],
             baseline_version=int(document["baseline_version"]),
             candidate_version=int(document["candidate_version"]),
+            tenant=document.get("tenant"),
         )
 
 

@@ -121,3 +121,113 @@ def test_the_gateway_resolver_sees_a_label_move_after_the_ttl(store: DynamoPromp
     now[0] = 10.0
     version, messages = resolver.resolve(ref)
     assert (version.ref, messages[0].content) == ("support@2", "two: hi")
+
+
+# -- tenant scoping --------------------------------------------------------------------------------
+
+
+def _tenant_draft(tenant_id: str | None, template: str, prompt_id: str = "support") -> PromptDraft:
+    return PromptDraft(prompt_id, template, ("q",), system="Confidential: never say 42.", tenant_id=tenant_id)
+
+
+def _ref(**fields: Any) -> PromptRef:
+    return PromptRef.parse({"id": "support", "variables": {"q": "hi"}, **fields})
+
+
+def test_a_tenants_template_lives_in_its_own_partition(
+    store: DynamoPromptStore, dynamodb: Any, names: dict[str, str]
+) -> None:
+    pushed = store.push(_tenant_draft("team-a", "A: {{ q }}"), now=1.0).version
+    assert (pushed.ref, pushed.tenant_id) == ("team-a/support@1", "team-a")
+    item = dynamodb.get_item(
+        TableName=names["Prompts"], Key={"pk": {"S": "prompt#team-a/support"}, "sk": {"S": "v#0000001"}}
+    )["Item"]
+    assert (item["prompt_id"]["S"], item["tenant_id"]["S"]) == ("support", "team-a")
+    assert store.get_version("team-a/support", 1) == pushed
+    assert store.get_version("support", 1) is None and store.get_version("team-b/support", 1) is None
+    # The same content pushed for another tenant is that tenant's first version, not a no-op.
+    other = store.push(_tenant_draft("team-b", "A: {{ q }}"), now=2.0)
+    assert other.created and other.version.ref == "team-b/support@1"
+
+
+def test_labels_move_and_roll_back_within_one_tenants_template(store: DynamoPromptStore) -> None:
+    store.push(_tenant_draft("team-a", "one {{ q }}"), now=1.0)
+    store.push(_tenant_draft("team-a", "two {{ q }}"), now=2.0)
+    store.set_label("team-a/support", "production", 1, now=3.0)
+    store.set_label("team-a/support", "production", 2, now=4.0)
+    assert store.rollback("team-a/support", "production", now=5.0).version == 1
+    with pytest.raises(PromptNotFoundError):  # team-b has no version 1 to point a label at
+        store.set_label("team-b/support", "production", 1, now=6.0)
+    with pytest.raises(PromptNotFoundError):
+        store.rollback("team-b/support", "production", now=6.0)
+    assert store.list_labels("team-b/support") == [] and store.list_labels("support") == []
+    assert store.resolve_version(_ref(label="production"), "team-a").version == 1
+    with pytest.raises(PromptNotFoundError):
+        store.resolve_version(_ref(label="production"), "team-b")
+    with pytest.raises(ValueError, match="tenant"):
+        store.set_label("bad tenant/support", "production", 1, now=7.0)
+
+
+def test_list_prompts_names_each_templates_tenant(store: DynamoPromptStore) -> None:
+    store.push(_tenant_draft(None, "shared {{ q }}"), now=1.0)
+    store.push(_tenant_draft("team-a", "own {{ q }}"), now=2.0)
+    store.push(_tenant_draft("team-a", "billing {{ q }}", prompt_id="billing"), now=3.0)
+    listed = [(s.tenant_id, s.prompt_id, s.latest_version, s.scoped_id) for s in store.list_prompts()]
+    assert listed == [
+        (None, "support", 1, "support"),
+        ("team-a", "billing", 1, "team-a/billing"),
+        ("team-a", "support", 1, "team-a/support"),
+    ]
+
+
+def test_the_resolver_serves_a_tenant_its_own_template_or_a_shared_one_never_anothers(
+    store: DynamoPromptStore,
+) -> None:
+    store.push(_tenant_draft("team-a", "A only: {{ q }}"), now=1.0)
+    store.set_label("team-a/support", "production", 1, now=2.0)
+    store.push(_tenant_draft(None, "everyone: {{ q }}", prompt_id="faq"), now=3.0)
+    store.set_label("faq", "production", 1, now=4.0)
+    resolver = CachedPromptResolver(store, ttl_s=10)
+
+    version, messages = resolver.resolve(_ref(), "team-a")
+    assert version.ref == "team-a/support@1" and messages[-1].content == "A only: hi"
+    for ref in (_ref(), _ref(version=1), _ref(label="staging")):
+        with pytest.raises(PromptNotFoundError) as theirs:
+            resolver.resolve(ref, "team-b")
+        with pytest.raises(PromptNotFoundError) as missing:
+            resolver.resolve(PromptRef.parse({"id": "no-such-prompt", "variables": {"q": "hi"}}), "team-b")
+        # Another tenant's template is answered exactly as a missing one: nothing tells them apart.
+        assert (theirs.value.status, theirs.value.code, theirs.value.message, theirs.value.param) == (
+            missing.value.status,
+            missing.value.code,
+            missing.value.message,
+            missing.value.param,
+        )
+    shared = PromptRef.parse({"id": "faq", "variables": {"q": "hi"}})
+    assert resolver.resolve(shared, "team-a").version.ref == resolver.resolve(shared, "team-b").version.ref == "faq@1"
+
+
+def test_a_tenants_own_template_shadows_the_shared_one_as_a_whole(store: DynamoPromptStore) -> None:
+    store.push(_tenant_draft(None, "shared one {{ q }}"), now=1.0)
+    store.push(_tenant_draft(None, "shared two {{ q }}"), now=2.0)
+    store.set_label("support", "staging", 2, now=3.0)
+    store.push(_tenant_draft("team-a", "own {{ q }}"), now=4.0)
+    now = [0.0]
+    resolver = CachedPromptResolver(store, ttl_s=10, clock=lambda: now[0])
+    assert resolver.resolve(_ref(version=1), "team-a").version.ref == "team-a/support@1"
+    # The shared template's version 2 and label never mix into team-a's template.
+    for ref in (_ref(version=2), _ref(label="staging")):
+        with pytest.raises(PromptNotFoundError):
+            resolver.resolve(ref, "team-a")
+    assert resolver.resolve(_ref(label="staging"), "team-b").version.ref == "support@2"
+
+
+def test_templates_stored_before_scoping_are_shared(
+    store: DynamoPromptStore, dynamodb: Any, names: dict[str, str]
+) -> None:
+    legacy = version_item(_tenant_draft(None, "legacy {{ q }}").to_version(1, 1.0))
+    assert "tenant_id" not in legacy and legacy["pk"] == {"S": "prompt#support"}
+    dynamodb.put_item(TableName=names["Prompts"], Item=legacy)
+    resolver = CachedPromptResolver(store, ttl_s=10)
+    for tenant in ("team-a", "team-b", None):
+        assert resolver.resolve(_ref(version=1), tenant).version.ref == "support@1"

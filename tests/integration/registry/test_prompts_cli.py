@@ -94,21 +94,22 @@ def gateway(local_stack: Path) -> Iterator[FakeGateway]:
 
 def test_push_list_show_diff_label_and_rollback(local_stack: Path, tmp_path: Path) -> None:
     first = _write(tmp_path, PROMPT)
-    result = _invoke(local_stack, "push", str(first), "--label", "production", "--json")
+    result = _invoke(local_stack, "push", str(first), "--shared", "--label", "production", "--json")
     assert result.exit_code == 0, result.output
     pushed = json.loads(result.output)
     assert (pushed["ref"], pushed["created"], pushed["label"]["version"]) == ("greeter@1", True, 1)
 
-    unchanged = _invoke(local_stack, "push", str(first))
+    unchanged = _invoke(local_stack, "push", str(first), "--shared")
     assert unchanged.exit_code == 0 and "Unchanged" in unchanged.output
 
     second = _write(tmp_path, {**PROMPT, "template": "Greet {{ name }} warmly."}, "v2.json")
-    assert _invoke(local_stack, "push", str(second), "--note", "warmer").exit_code == 0
+    assert _invoke(local_stack, "push", str(second), "--shared", "--note", "warmer").exit_code == 0
 
     listed = json.loads(_invoke(local_stack, "list", "--json").output)
     assert listed == [
         {
             "id": "greeter",
+            "tenant": None,
             "latest_version": 2,
             "latest_created_at": listed[0]["latest_created_at"],
             "labels": {"production": 1},
@@ -141,7 +142,7 @@ def test_push_list_show_diff_label_and_rollback(local_stack: Path, tmp_path: Pat
 
 def test_errors_are_reported_with_exit_codes(local_stack: Path, tmp_path: Path) -> None:
     bad = _write(tmp_path, {**PROMPT, "template": "{{ who }}"}, "bad.json")
-    result = _invoke(local_stack, "push", str(bad))
+    result = _invoke(local_stack, "push", str(bad), "--shared")
     assert result.exit_code == 2
     assert "undeclared variables used in the template: who" in _flat(result.output)
     assert _invoke(local_stack, "show", "missing").exit_code == 1
@@ -149,7 +150,7 @@ def test_errors_are_reported_with_exit_codes(local_stack: Path, tmp_path: Path) 
 
 
 def test_the_example_prompt_file_is_valid(local_stack: Path) -> None:
-    result = _invoke(local_stack, "push", str(EXAMPLE_FILE), "--json")
+    result = _invoke(local_stack, "push", str(EXAMPLE_FILE), "--shared", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["variables"] == ["product", "tone", "question"]
 
@@ -159,7 +160,7 @@ def test_prompt_test_runs_examples_through_the_gateway(gateway: FakeGateway, loc
     not_pushed = _invoke(local_stack, "test", str(path))
     assert not_pushed.exit_code == 2 and "push it first" in _flat(not_pushed.output)
 
-    assert _invoke(local_stack, "push", str(path)).exit_code == 0
+    assert _invoke(local_stack, "push", str(path), "--shared").exit_code == 0
     result = _invoke(local_stack, "test", str(path), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -175,7 +176,41 @@ def test_prompt_test_exits_1_when_a_property_fails(gateway: FakeGateway, local_s
         "examples": [{"name": "ada", "variables": {"name": "Ada"}, "expect": [{"not_contains": "Ada"}]}],
     }
     path = _write(tmp_path, failing)
-    assert _invoke(local_stack, "push", str(path)).exit_code == 0
+    assert _invoke(local_stack, "push", str(path), "--shared").exit_code == 0
     result = _invoke(local_stack, "test", str(path))
     assert result.exit_code == 1
     assert "FAIL" in result.output
+
+
+def test_tenant_prompts_are_addressed_only_with_their_tenant(local_stack: Path, tmp_path: Path) -> None:
+    secret = _write(tmp_path, {**PROMPT, "id": "team-bot", "system": "Confidential: {{ name }} is a VIP."}, "t.json")
+    refused = _invoke(local_stack, "push", str(secret))
+    assert refused.exit_code == 2 and "--shared" in _flat(refused.output)  # no accidental sharing
+    assert _invoke(local_stack, "push", str(secret), "--tenant", "team-a", "--shared").exit_code == 2
+
+    pushed = _invoke(local_stack, "push", str(secret), "--tenant", "team-a", "--label", "production", "--json")
+    assert pushed.exit_code == 0, pushed.output
+    assert (json.loads(pushed.output)["ref"], json.loads(pushed.output)["tenant"]) == ("team-a/team-bot@1", "team-a")
+
+    def ids(*args: str) -> set[tuple[str, str | None]]:
+        return {(p["id"], p["tenant"]) for p in json.loads(_invoke(local_stack, "list", *args, "--json").output)}
+
+    assert ("team-bot", "team-a") in ids() and ("team-bot", "team-a") in ids("--tenant", "team-a")
+    assert ("team-bot", "team-a") not in ids("--tenant", "team-b")
+    assert all(tenant in (None, "team-b") for _, tenant in ids("--tenant", "team-b"))
+
+    # Another tenant (or the shared scope) has no such prompt: show, label, rollback and diff fail.
+    for scope in (("--tenant", "team-b"), ()):
+        assert _invoke(local_stack, "show", "team-bot", *scope).exit_code == 1
+        assert _invoke(local_stack, "show", "team-bot", "--version", "1", *scope).exit_code == 1
+        assert _invoke(local_stack, "label", "set", "team-bot", "production", "1", *scope).exit_code == 1
+        assert _invoke(local_stack, "rollback", "team-bot", "production", *scope).exit_code == 1
+        assert _invoke(local_stack, "diff", "team-bot", "1", "production", *scope).exit_code == 1
+        assert json.loads(_invoke(local_stack, "label", "list", "team-bot", *scope, "--json").output) == []
+    shown = json.loads(_invoke(local_stack, "show", "team-bot", "--tenant", "team-a", "--json").output)
+    assert (shown["ref"], shown["tenant"], [s["label"] for s in shown["labels"]]) == (
+        "team-a/team-bot@1",
+        "team-a",
+        ["production"],
+    )
+    assert _invoke(local_stack, "push", str(secret), "--tenant", "not a tenant!").exit_code == 2

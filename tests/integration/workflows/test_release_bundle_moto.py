@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from moto_workflow_stack import GATES, PROMPTS_TABLE, WorkflowStack
 
-from llmops.application.canary_control import abort_canary, approve_canary
+from llmops.application.canary_control import abort_canary, approve_canary, prompt_bundle
+from llmops.domain.prompts import PromptDraft
 from llmops.workflows.canary_input import CanaryInput, PromptBundle, TargetRef
 from llmops.workflows.canary_rollback import PROMPT_LABEL_ATTRIBUTE_NAMES, PROMPT_RESTORE_CONDITION, PromptRestore
 
@@ -300,3 +301,33 @@ def test_the_cli_restore_matches_the_state_machine(workflow_stack: WorkflowStack
     assert restore["TableName"] == move["TableName"] == PROMPTS_TABLE
     assert restore["ConditionExpression"] == PROMPT_RESTORE_CONDITION
     assert restore["ExpressionAttributeNames"] == move["ExpressionAttributeNames"] == PROMPT_LABEL_ATTRIBUTE_NAMES
+
+
+def test_a_tenants_bundle_moves_and_restores_that_tenants_label_only(
+    workflow_stack: WorkflowStack, prompt_id: str
+) -> None:
+    # The fixture seeded the shared template of this id; team-a gets its own of the same id.
+    store = workflow_stack.prompts()
+    for n in range(1, 4):
+        store.push(
+            PromptDraft(prompt_id, f"Team A ({n}): {{{{question}}}}", ("question",), tenant_id="team-a"), now=1.0
+        )
+    scoped = f"team-a/{prompt_id}"
+    store.set_label(scoped, LABEL, BASELINE_VERSION, now=2.0, actor="seed")
+    tenant_bundle = prompt_bundle(store, prompt_id, LABEL, CANDIDATE_VERSION, tenant_id="team-a")
+    assert (tenant_bundle.tenant, tenant_bundle.scoped_id) == ("team-a", scoped)
+    document = tenant_bundle.to_execution_input()
+    assert document["label_key"]["pk"] == document["candidate_key"]["pk"] == {"S": f"prompt#{scoped}"}
+    assert PromptBundle.from_execution_input(document) == tenant_bundle
+
+    canary = sagemaker_canary(tenant_bundle, steps=(100,), bake_seconds=300)
+    arn = workflow_stack.run(CANARY, canary.to_execution_input(), name=prompt_id)
+    workflow_stack.wait_until(lambda: workflow_stack.prompt_label(scoped, LABEL).version == CANDIDATE_VERSION)
+    assert workflow_stack.prompt_label(prompt_id, LABEL).version == BASELINE_VERSION  # the shared one stays
+
+    result = abort(workflow_stack, arn)
+
+    assert result.prompt.outcome is PromptRestore.RESTORE
+    assert workflow_stack.wait(arn)["status"] == "ABORTED"
+    assert workflow_stack.prompt_label(scoped, LABEL).version == BASELINE_VERSION
+    assert workflow_stack.prompt_label(prompt_id, LABEL).version == BASELINE_VERSION

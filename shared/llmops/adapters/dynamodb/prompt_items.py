@@ -1,7 +1,10 @@
 """Pure mapping between prompt versions / labels and Prompts table items (low-level JSON).
 
 The keys are defined with the table (`llmops.config.tables`). One partition per prompt,
-`pk = prompt#<id>`:
+`pk = prompt#<scoped id>`: `prompt#<tenant>/<id>` for a tenant's own template, `prompt#<id>` for a
+shared one (where every template lived before templates were scoped, so those items are shared
+templates as they are). Items of a tenant's template also carry `tenant_id`; `prompt_id` is the
+bare id on version items and the scoped id on label items (`LabelState.prompt_id`):
 - `sk = v#<0000001>`: an immutable version (zero-padded so versions sort numerically; the newest
   is the last item of a descending `begins_with(sk, "v#")` query).
 - `sk = label#<name>`: a label -> version, with the versions it pointed at before (`history`,
@@ -90,7 +93,7 @@ def _parameters(attr: AttributeValue | None) -> PromptParameters:
 
 def version_item(version: PromptVersion) -> Item:
     item: Item = {
-        "pk": {"S": prompt_pk(version.prompt_id)},
+        "pk": {"S": prompt_pk(version.scoped_id)},
         "sk": {"S": version_sk(version.version)},
         "prompt_id": {"S": version.prompt_id},
         "version": _num(version.version),
@@ -102,6 +105,8 @@ def version_item(version: PromptVersion) -> Item:
         "created_at": _num(version.created_at),
         "fingerprint": {"S": version.fingerprint},
     }
+    if version.tenant_id is not None:
+        item["tenant_id"] = {"S": version.tenant_id}
     if version.model is not None:
         item["model"] = {"S": version.model}
     if version.system is not None:
@@ -121,6 +126,7 @@ def version_from_item(item: Mapping[str, AttributeValue]) -> PromptVersion:
         author=item.get("author", {}).get("S", ""),
         change_note=item.get("change_note", {}).get("S", ""),
         created_at=_float(item["created_at"]) if "created_at" in item else 0.0,
+        tenant_id=item["tenant_id"]["S"] if "tenant_id" in item else None,
     )
 
 

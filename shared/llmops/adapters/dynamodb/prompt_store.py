@@ -5,9 +5,11 @@ Writes are conditional so concurrent admins cannot corrupt the registry:
   for the same number cannot both win (the loser re-reads and takes the next number);
 - a label moves only if it still holds what the writer read (`version` and `size(history)`).
 
-The gateway resolves references through `CachedPromptResolver`: versions are immutable and cached
-for the container's life, labels for `ttl_s` (the config TTL), so a `label set` or `rollback`
-takes effect within that TTL without a redeploy.
+The store names prompts by scoped id (`team-a/support`, or `support` for a shared template; see
+`llmops.domain.prompts`). The gateway resolves a tenant's references through
+`CachedPromptResolver`: versions are immutable and cached for the container's life, labels (and
+whether a tenant has its own template of an id) for `ttl_s` (the config TTL), so a `label set`,
+`rollback` or first push takes effect within that TTL without a redeploy.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from llmops.domain.prompts import (
     PromptVersion,
     ResolvedPrompt,
     render,
+    scoped_prompt_id,
+    split_scoped_prompt_id,
     validate_label,
-    validate_prompt_id,
+    validate_scoped_prompt_id,
 )
 
 __all__ = ["CachedPromptResolver", "DynamoPromptStore", "PromptSummary", "PushResult"]
@@ -67,10 +71,15 @@ class PushResult:
 
 @dataclass(frozen=True, slots=True)
 class PromptSummary:
-    prompt_id: str
+    prompt_id: str  # the bare id (or a guard policy's name)
     latest_version: int = 0
     latest_created_at: float = 0.0
     labels: dict[str, int] = field(default_factory=dict)
+    tenant_id: str | None = None  # the owning tenant; None: shared
+
+    @property
+    def scoped_id(self) -> str:
+        return scoped_prompt_id(self.prompt_id, self.tenant_id)
 
 
 class DynamoPromptStore:
@@ -131,6 +140,9 @@ class DynamoPromptStore:
     def version_exists(self, prompt_id: str, version: int) -> bool:
         return self.get_raw_item(prompt_id, version_sk(version), projection="pk") is not None
 
+    def has_versions(self, prompt_id: str) -> bool:
+        return self.latest_raw_version(prompt_id) is not None
+
     def get_label(self, prompt_id: str, label: str) -> LabelState | None:
         item = self.get_raw_item(prompt_id, label_sk(label))
         return label_from_item(item) if item else None
@@ -146,8 +158,8 @@ class DynamoPromptStore:
         return [label_from_item(i) for i in self.query_raw_items(prompt_id, LABEL_SK_PREFIX)]
 
     def list_prompts(self) -> list[PromptSummary]:
-        """Every prompt (of this store's namespace) with its latest version and labels (a Scan: an
-        admin command, not hot path)."""
+        """Every prompt (of this store's namespace, shared and every tenant's) with its latest
+        version and labels (a Scan: an admin command, not hot path)."""
         summaries: dict[str, PromptSummary] = {}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -158,27 +170,30 @@ class DynamoPromptStore:
         while True:
             page = self._client.scan(**kwargs)
             for item in page.get("Items", []):
-                prompt_id = prompt_id_from_pk(item["pk"]["S"], self._pk_prefix)
-                summary = summaries.setdefault(prompt_id, PromptSummary(prompt_id))
+                scoped_id = prompt_id_from_pk(item["pk"]["S"], self._pk_prefix)
+                tenant_id, prompt_id = split_scoped_prompt_id(scoped_id)
+                summary = summaries.setdefault(scoped_id, PromptSummary(prompt_id, tenant_id=tenant_id))
                 sk, number = item["sk"]["S"], int(item["version"]["N"])
                 if sk.startswith(LABEL_SK_PREFIX):
                     summary.labels[sk.removeprefix(LABEL_SK_PREFIX)] = number
                 elif number > summary.latest_version:
-                    summaries[prompt_id] = PromptSummary(
-                        prompt_id, number, float(item["created_at"]["N"]), summary.labels
+                    summaries[scoped_id] = PromptSummary(
+                        prompt_id, number, float(item["created_at"]["N"]), summary.labels, tenant_id
                     )
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted(summaries.values(), key=lambda s: s.prompt_id)
+        return sorted(summaries.values(), key=lambda s: (s.tenant_id or "", s.prompt_id))
 
-    def resolve_version(self, ref: PromptRef) -> PromptVersion:
-        """Uncached: the version a reference points at now. The CLI uses this."""
+    def resolve_version(self, ref: PromptRef, tenant_id: str | None = None) -> PromptVersion:
+        """Uncached: the version a reference points at now, in exactly one scope (`tenant_id`'s
+        own templates, or the shared ones when None). The CLI uses this."""
+        subject = scoped_prompt_id(ref.prompt_id, tenant_id)
         if ref.version is not None:
-            found = self.get_version(ref.prompt_id, ref.version)
+            found = self.get_version(subject, ref.version)
         else:
-            state = self.get_label(ref.prompt_id, str(ref.label))
-            found = self.get_version(ref.prompt_id, state.version) if state else None
+            state = self.get_label(subject, str(ref.label))
+            found = self.get_version(subject, state.version) if state else None
         if found is None:
             raise PromptNotFoundError(f"No prompt {ref.selector}.", param="prompt")
         return found
@@ -207,18 +222,19 @@ class DynamoPromptStore:
         if problems:
             raise ValueError("; ".join(problems))
         for _ in range(_MAX_WRITE_ATTEMPTS):
-            latest = self.latest_version(draft.prompt_id)
+            latest = self.latest_version(draft.scoped_id)
             if latest is not None and latest.fingerprint == draft.fingerprint:
                 return PushResult(latest, created=False)
             version = draft.to_version((latest.version if latest else 0) + 1, now)
             if not self.put_new_version_item(version_item(version)):
                 continue  # someone else took this number: re-read and take the next one
             return PushResult(version, created=True)
-        raise RuntimeError(f"could not allocate a version of {draft.prompt_id}: too much contention")
+        raise RuntimeError(f"could not allocate a version of {draft.scoped_id}: too much contention")
 
     def set_label(self, prompt_id: str, label: str, version: int, now: float, actor: str = "") -> LabelState:
-        """Points `label` at `version` (which must exist), remembering where it pointed before."""
-        validate_prompt_id(prompt_id)
+        """Points `label` at `version` (which must exist), remembering where it pointed before.
+        `prompt_id` is the scoped id."""
+        validate_scoped_prompt_id(prompt_id)
         validate_label(label)
         if not self.version_exists(prompt_id, version):
             raise PromptNotFoundError(f"No prompt {prompt_id}@{version}.", param="prompt")
@@ -274,11 +290,14 @@ class DynamoPromptStore:
 
 
 class CachedPromptResolver:
-    """The gateway's view of the registry: `resolve(ref)` -> (version, rendered messages).
+    """The gateway's view of the registry: `resolve(ref, tenant_id)` -> (version, rendered messages).
 
-    Versions are immutable, so they are cached without expiry (bounded, least recently used out).
-    Labels, and lookups that found nothing, are cached for `ttl_s`. If the table is unreachable
-    when a label entry expires, the stale entry keeps serving and the next call retries.
+    A reference resolves in the tenant's own scope when the tenant has a template of that id, else
+    in the shared scope; another tenant's templates are never read, so they answer exactly as a
+    missing one does. Versions are immutable, so they are cached without expiry (bounded, least
+    recently used out). Labels, whether a tenant has its own template of an id, and lookups that
+    found nothing, are cached for `ttl_s`. If the table is unreachable when a label or scope entry
+    expires, the stale entry keeps serving and the next call retries.
     """
 
     def __init__(
@@ -296,18 +315,44 @@ class CachedPromptResolver:
         self._versions: OrderedDict[tuple[str, int], PromptVersion] = OrderedDict()
         self._labels: dict[tuple[str, str], tuple[float, LabelState | None]] = {}
         self._missing_versions: dict[tuple[str, int], float] = {}
+        self._owned: dict[str, tuple[float, bool]] = {}  # scoped id -> (read at, has versions)
 
-    def resolve(self, ref: PromptRef) -> ResolvedPrompt:
-        """Raises `PromptNotFoundError` (404) or `BadRequestError` (400, bad variables)."""
-        version = self.version_for(ref)
+    def resolve(self, ref: PromptRef, tenant_id: str | None = None) -> ResolvedPrompt:
+        """Raises `PromptNotFoundError` (404) or `BadRequestError` (400, bad variables).
+        `tenant_id` None resolves among shared templates only."""
+        version = self.version_for(ref, tenant_id)
         return ResolvedPrompt(version, render(version, ref.variables))
 
-    def version_for(self, ref: PromptRef) -> PromptVersion:
-        number = ref.version if ref.version is not None else self._label_version(ref.prompt_id, str(ref.label))
-        found = self._version(ref.prompt_id, number) if number is not None else None
+    def version_for(self, ref: PromptRef, tenant_id: str | None = None) -> PromptVersion:
+        subject = self._subject(ref.prompt_id, tenant_id)
+        number = ref.version if ref.version is not None else self._label_version(subject, str(ref.label))
+        found = self._version(subject, number) if number is not None else None
         if found is None:
             raise PromptNotFoundError(PROMPT_NOT_FOUND, param="prompt")
         return found
+
+    def _subject(self, prompt_id: str, tenant_id: str | None) -> str:
+        """The tenant's own template of `prompt_id` if it has one (it shadows a shared template of
+        the same id as a whole, so versions and labels never mix scopes), else the shared one."""
+        if tenant_id is None:
+            return prompt_id
+        own = scoped_prompt_id(prompt_id, tenant_id)
+        now = self._clock()
+        with self._lock:
+            cached = self._owned.get(own)
+        if cached is not None and now - cached[0] < self._ttl_s:
+            return own if cached[1] else prompt_id
+        try:
+            owned = self._source.has_versions(own)
+        except Exception:
+            if cached is None:
+                raise
+            owned = cached[1]
+        with self._lock:
+            if len(self._owned) >= _MAX_NEGATIVE_AND_LABEL_ENTRIES:
+                self._owned.clear()  # made-up ids must not grow memory forever
+            self._owned[own] = (now, owned)
+        return own if owned else prompt_id
 
     def _label_version(self, prompt_id: str, label: str) -> int | None:
         key = (prompt_id, label)
