@@ -23,10 +23,14 @@ from fault_scenarios import (  # type: ignore[import-not-found]
     assert_upstream_error,
     moto_client,
     new_tenant,
+    run_llmops,
     scenario_routes,
 )
 
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
+from llmops.adapters.dynamodb.key_store import DynamoKeyStore
+from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
+from llmops.domain.quotas import Demand
 from llmops.local.naming import local_table_name
 from tests.local_stack_process import start_llmops_serve, stop_llmops_serve
 
@@ -51,6 +55,8 @@ def deadline_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         "--provider-read-timeout-s",
         "20",
         "--workers",
+        "1",
+        "--reservation-sweep-s",
         "1",
     )
     yield state
@@ -116,3 +122,26 @@ def test_nothing_answering_in_time_is_the_gateways_504_with_the_reservation_rele
 
     assert assert_accounted(tenant) == {"rpm": 0.0, "tpm": 0.0, "tpd": 0.0, "usd_month": 0.0}
     assert_audited(tenant)
+
+
+def test_a_reservation_its_function_never_settled_is_released_by_the_local_sweeper(tenant: Tenant) -> None:
+    """What a function killed mid-request leaves behind, planted directly: a reservation already due."""
+    context = DynamoKeyStore(
+        moto_client(tenant.stack, "dynamodb"), local_table_name("ApiKeys"), tenant.stack["key_pepper"]
+    ).resolve(tenant.api_key, time.time())
+    ledger = DynamoQuotaLedger(
+        moto_client(tenant.stack, "dynamodb"), local_table_name("Quotas"), local_table_name("Usage")
+    )
+    now = time.time()
+    ledger.reserve(context, "killed-mid-request", Demand(tokens=5_000, cost_nanos=7_000_000), now, release_at=int(now))
+    assert tenant.usage()["tpd"]["used"] == tenant.baseline["tpd"]["used"] + 5_000
+
+    swept = run_llmops(tenant.stack, "usage", "sweep", "--json")  # the CLI verb, racing the 1 s timer
+    assert set(json.loads(swept.stdout)) == {"released", "already_settled", "tenants"}
+
+    deadline = time.monotonic() + 10
+    while tenant.usage()["tpd"]["used"] != tenant.baseline["tpd"]["used"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    windows = tenant.usage()
+    for name in ("rpm", "tpm", "tpd", "usd_month"):
+        assert windows[name]["used"] == tenant.baseline[name]["used"], name

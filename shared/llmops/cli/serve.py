@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from llmops.config.env import EnvVar
-from llmops.config.timeouts import GATEWAY_TIMEOUT_S
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S, RESERVATION_SWEEP_SCHEDULE_MINUTES
 from llmops.local.foreground import run_in_foreground
 from llmops.local.stack import LocalStack, LocalStackOptions
 from llmops.observability.powertools_env import PowertoolsVar
@@ -39,6 +39,10 @@ def serve(
             help="The gateway function's timeout: each request runs against this deadline, as in Lambda.",
         ),
     ] = GATEWAY_TIMEOUT_S,
+    reservation_sweep_s: Annotated[
+        float,
+        typer.Option(min=0.5, help="How often expired quota reservations are released (the deployed schedule: 60 s)."),
+    ] = RESERVATION_SWEEP_SCHEDULE_MINUTES * 60.0,
     workers: Annotated[
         int,
         typer.Option(
@@ -62,6 +66,7 @@ def serve(
         },
         workers=workers,
         gateway_timeout_s=gateway_timeout_s,
+        sweep_interval_s=reservation_sweep_s,
     )
     if routes_file is not None:
         options.routes_file = routes_file

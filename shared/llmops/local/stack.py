@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from llmops.adapters.dynamodb.route_items import table_items
 from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, load_route_document
 from llmops.config.env import EnvVar
 from llmops.config.tables import TABLES
-from llmops.config.timeouts import GATEWAY_TIMEOUT_S
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S, RESERVATION_SWEEP_SCHEDULE_MINUTES
 from llmops.domain.keys import generate_api_key
 from llmops.domain.routing import RouteTable
 from llmops.local.aws_emulation import MotoService
@@ -52,6 +53,8 @@ class LocalStackOptions:
     authorizer_cache_ttl_s: float = 60.0
     workers: int = 1  # front-door processes, each one "Lambda container"
     gateway_timeout_s: float = GATEWAY_TIMEOUT_S  # the gateway function's timeout, as deployed
+    # How often expired quota reservations are released, as the deployed EventBridge rule does.
+    sweep_interval_s: float = RESERVATION_SWEEP_SCHEDULE_MINUTES * 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -110,6 +113,8 @@ class LocalStack:
         self._sagemaker = LoopbackServer(SageMakerRuntimeEmulator.from_route_table(table, forwarder=forwarder))
         self._front: LoopbackServer | None = None
         self._workers: FrontDoorWorkers | None = None
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
         self.state: dict[str, Any] = {}
 
     def start(self) -> dict[str, Any]:
@@ -121,6 +126,7 @@ class LocalStack:
         os.environ[EnvVar.AUDIT_DLQ_URL] = self._create_audit_dead_letter_queue()
         workflows = provision_workflows(_local_client, os.environ, load_route_document(self.options.routes_file))
         api_key = self._seed_dev_key()
+        self._start_sweeper()
         front = FrontDoor(
             authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s, gateway_timeout_s=self.options.gateway_timeout_s
         )
@@ -175,7 +181,29 @@ class LocalStack:
         build_key_store(Settings.from_env()).seed(raw_key, DEV_TENANT, time.time())
         return raw_key
 
+    def _start_sweeper(self) -> None:
+        from llmops.application.reservation_sweeper import build_sweeper_ledger, sweep_expired_reservations  # noqa: PLC0415
+        from llmops.config.env import Settings  # noqa: PLC0415
+
+        ledger = build_sweeper_ledger(Settings.from_env())
+
+        def run() -> None:
+            while not self._stopping.wait(self.options.sweep_interval_s):
+                try:
+                    report = sweep_expired_reservations(ledger, time.time())
+                except Exception as exc:  # the timer outlives a failed sweep, as the schedule does
+                    log.warning("reservation sweep failed: %s", type(exc).__name__)
+                    continue
+                if report.released:
+                    log.warning("released %d expired quota reservations", report.released)
+
+        self._sweeper = threading.Thread(target=run, name="reservation-sweeper", daemon=True)
+        self._sweeper.start()
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=10)
         if self._workers is not None:
             self._workers.stop()
         for server in (self._front, self._sagemaker, self._bedrock):
