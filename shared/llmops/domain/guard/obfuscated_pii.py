@@ -31,12 +31,13 @@ Decisions (README, Guardrails):
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from typing import Final
 
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard.checksums import IBAN_LENGTHS, card_brand, iban_valid, luhn_valid, ssn_valid
 from llmops.domain.guard.findings import Finding, FindingType
-from llmops.domain.guard.text_view import TextView, byte_table, find_all
+from llmops.domain.guard.text_view import TextView, byte_table
 
 __all__ = ["obfuscated_pii"]
 
@@ -48,8 +49,7 @@ _DETECTOR: Final = "pii.obfuscated"
 _SEPARATED_SHAPE = byte_table(" ", **{"0": "0123456789", ".": " \t\n\r._/\\-"})
 # A 3- or 4-digit group, then up to four more groups, each after 1-3 separator characters. Digit
 # and separator classes are disjoint, so there is one way to match: linear, no backtracking.
-_SEPARATED_NUMBER = re.compile(rb"0{3,4}\.{1,3}0{2,7}(?:\.{1,3}0{1,7}){0,4}")
-_SPLIT_GROUPS = re.compile(r"(\D+)")
+_SEPARATED_NUMBER = safe_regex.compile(rb"0{3,4}\.{1,3}0{2,7}(?:\.{1,3}0{1,7}){0,4}")
 _CARD_SEPARATORS: Final = frozenset({".", "/", "_", "\\", "\t", "\n", "\r\n"} | {f" {c} " for c in "./_-\\"})
 _SSN_SEPARATORS: Final = frozenset({".", "/", "_"} | {f" {c} " for c in "./_"})
 _SSN_MIXED: Final = frozenset({("-", " "), (" ", "-")})
@@ -63,18 +63,22 @@ def _continues(text: str, start: int, end: int, separator: str) -> bool:
     """
     if (start and text[start - 1].isdigit()) or (end < len(text) and text[end].isdigit()):
         return True
-    joins: str = "0123456789" if separator.isspace() else ""
-    size = len(separator) + 1
-    before = text[start - size : start] if start >= size else ""
-    after = text[end : end + size]
-    for piece, neighbour in ((before, before[:1]), (after, after[-1:])):
-        joined = neighbour in joins if joins else neighbour.isalnum()
-        if len(piece) == size and separator in (piece[1:], piece[:-1]) and neighbour and joined:
+    size = len(separator)
+    letters_join = not separator.isspace()
+    if start > size and text.endswith(separator, 0, start):
+        neighbour = text[start - size - 1]
+        if neighbour.isdigit() or (letters_join and neighbour.isalnum()):
+            return True
+    if end + size < len(text) and text.startswith(separator, end):
+        neighbour = text[end + size]
+        if neighbour.isdigit() or (letters_join and neighbour.isalnum()):
             return True
     return False
 
 
-def _card(text: str, start: int, groups: list[str], separators: list[str]) -> Finding | None:
+def _card(
+    text: str, start: int, groups: list[str], separators: list[str], card_context: Callable[[int], bool]
+) -> Finding | None:
     separator = separators[0]
     if separator not in _CARD_SEPARATORS:
         return None
@@ -87,12 +91,16 @@ def _card(text: str, start: int, groups: list[str], separators: list[str]) -> Fi
     if len(card_groups[0]) != 4 or any(not 3 <= len(g) <= 6 for g in card_groups[1:-1]):
         return None
     digits = "".join(card_groups)
-    if not 12 <= len(digits) <= 19 or not luhn_valid(digits) or card_brand(digits) is None:
+    if not 12 <= len(digits) <= 19 or not luhn_valid(digits):
         return None
     end = start + len(separator.join(card_groups))
     if _continues(text, start, end, separator):
         return None
-    return Finding(FindingType.CREDIT_CARD, start, end, 0.95, _DETECTOR)
+    if card_brand(digits) is not None:
+        return Finding(FindingType.CREDIT_CARD, start, end, 0.95, _DETECTOR)
+    # Outside the known IIN ranges (a private-label or regional scheme), as for plain numbers: a
+    # card only where the text calls it one.
+    return Finding(FindingType.CREDIT_CARD, start, end, 0.8, _DETECTOR) if card_context(start) else None
 
 
 def _ssn(text: str, start: int, groups: list[str], separators: list[str]) -> Finding | None:
@@ -105,48 +113,64 @@ def _ssn(text: str, start: int, groups: list[str], separators: list[str]) -> Fin
     if not ssn_valid(digits):
         return None
     end = start + len(groups[0]) + len(first) + len(groups[1]) + len(second) + len(groups[2])
-    if _continues(text, start, end, first) or _continues(text, start, end, second):
+    if _continues(text, start, end, first) or (second != first and _continues(text, start, end, second)):
         return None
     return Finding(FindingType.US_SSN, start, end, 0.85, _DETECTOR)
 
 
-def _separated_numbers(view: TextView, found: list[Finding]) -> None:
+def _groups(text: str, shape: bytes, start: int, end: int) -> tuple[list[str], list[str]]:
+    """The digit groups of text[start:end] and the separators between them (at most six groups)."""
+    groups: list[str] = []
+    separators: list[str] = []
+    position = start
+    while (separator_at := shape.find(b".", position, end)) != -1:
+        digit_at = shape.find(b"0", separator_at, end)
+        groups.append(text[position:separator_at])
+        separators.append(text[separator_at:digit_at])
+        position = digit_at
+    groups.append(text[position:end])
+    return groups, separators
+
+
+def _separated_numbers(view: TextView, found: list[Finding], card_context: Callable[[int], bool]) -> None:
     text = view.text
     shape = view.ascii_lowered.translate(_SEPARATED_SHAPE)
     for m in _SEPARATED_NUMBER.finditer(shape):
         start, end = m.span()
-        parts = _SPLIT_GROUPS.split(text[start:end])
-        groups, separators = parts[0::2], parts[1::2]
+        groups, separators = _groups(text, shape, start, end)
         if len(set(separators)) == 1 and separators[0] in (" ", "-"):
             continue  # the plain forms: pii_detectors reports them with its own rules
-        finding = _card(text, start, groups, separators) or _ssn(text, start, groups, separators)
+        finding = _card(text, start, groups, separators, card_context) or _ssn(text, start, groups, separators)
         if finding is not None:
             found.append(finding)
 
 
 # -- IBANs -------------------------------------------------------------------------------------
 
-_IBAN_LENGTHS_LOWER: Final = {country.lower(): length for country, length in IBAN_LENGTHS.items()}
-# Per IBAN length: country letters, check digits, then exactly the remaining alphanumerics, each
-# optionally after one space or dash. The match ends where the country's IBAN ends.
-_IBAN_BY_LENGTH: Final = {
-    length: re.compile(r"[a-z]{2}[0-9]{2}(?:[ -]?[a-z0-9]){%d}" % (length - 4))  # noqa: UP031 - a regex
-    for length in set(IBAN_LENGTHS.values())
-}
+
+def _iban_pattern() -> str:
+    """Country letters, check digits, then exactly that country's remaining alphanumerics, each
+    optionally after one space or dash: one alternative per IBAN length, so a match ends where the
+    country's IBAN ends and the whole text is one linear pass."""
+    by_length: dict[int, list[str]] = {}
+    for country, length in IBAN_LENGTHS.items():
+        by_length.setdefault(length, []).append(country.lower())
+    alternatives = [
+        "(?:" + "|".join(sorted(countries)) + ")[0-9]{2}(?:[ -]?[a-z0-9]){" + str(length - 4) + "}"
+        for length, countries in sorted(by_length.items())
+    ]
+    return r"\b(?:" + "|".join(alternatives) + ")"
+
+
+_IBAN_ANY_CASE = safe_regex.compile(_iban_pattern())
 
 
 def _ibans(view: TextView, found: list[Finding]) -> None:
     text = view.text
-    lowered = view.lowered
-    for cluster in view.digit_clusters:
-        start = cluster.start - 2
-        length = _IBAN_LENGTHS_LOWER.get(lowered[start : cluster.start]) if start >= 0 else None
-        if length is None or (start > 0 and lowered[start - 1].isalnum()):
-            continue
-        m = _IBAN_BY_LENGTH[length].match(lowered, start)
-        if m is None:
-            continue
-        end = m.end()
+    # Matches do not overlap: an IBAN right after a longer look-alike ("gb82 de89 ...") is left to
+    # the plain upper-case detector. That keeps the Python work at one step per 15+ characters.
+    for m in _IBAN_ANY_CASE.finditer(view.lowered):
+        start, end = m.span()
         candidate = text[start:end]
         if ("-" in candidate and " " in candidate) or (candidate.isupper() and "-" not in candidate):
             continue  # one kind of separator per IBAN; the plain upper-case form is pii_detectors' job
@@ -181,81 +205,58 @@ _DOMAIN = (
     r"(?:" + _LABEL + _DOT + r"){1,8}(?:[a-z]{2}|" + "|".join(sorted(_COMMON_TLDS, key=len, reverse=True)) + r")"
     r"(?:[^a-z0-9-]|$)"
 )
-# "@" or a bracketed "at"/"@", up to two spaces, the domain; or the bare word "at" between spaces.
-_AT_SYMBOL_DOMAIN = re.compile(r"(?:@|" + _OPEN + r"[ \t]?(?:at|@)[ \t]?" + _CLOSE + r")[ \t]{0,2}" + _DOMAIN)
-_AT_WORD_DOMAIN = re.compile(r"at[ \t]{1,2}" + _DOMAIN)
-# The local part, read backwards from the "at": reversed dot spellings between runs of local chars.
-_LOCAL_CHARS = r"[a-z0-9_%+-]{1,64}"
-_REVERSED_DOT = (
-    r"(?:\.|[ \t]{1,2}\.[ \t]{1,2}|[ \t]{0,2}" + _CLOSE + r"[ \t]?(?:tod|\.)[ \t]?" + _OPEN + r"[ \t]{0,2}"
-    r"|[ \t]{1,2}tod[ \t]{1,2})"
-)
-_REVERSED_LOCAL = re.compile(_LOCAL_CHARS + r"(?:" + _REVERSED_DOT + _LOCAL_CHARS + r"){0,8}")
+# The local part: runs of local characters joined by dots in any of the spellings above.
+_LOCAL = r"[a-z0-9_%+-]{1,64}(?:" + _DOT + r"[a-z0-9_%+-]{1,64}){0,8}"
+# "@" or a bracketed "at"/"@", with up to two spaces on each side.
+_AT_SYMBOL = r"[ \t]{0,2}(?:@|" + _OPEN + r"[ \t]?(?:at|@)[ \t]?" + _CLOSE + r")[ \t]{0,2}"
+# One pass each over the text (RE2: linear, and most text never reaches Python). A bare "at" takes
+# a plain local part only; whether it could be an English word is decided in Python.
+_SYMBOL_EMAIL = safe_regex.compile(_LOCAL + _AT_SYMBOL + _DOMAIN)
+_WORD_EMAIL = safe_regex.compile(r"[a-z0-9._%+-]{1,64}[ \t]{1,2}at[ \t]{1,2}" + _DOMAIN)
 _PLAIN_EMAIL_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-@")
-_LOCAL_CHARS_SET: Final = _PLAIN_EMAIL_CHARS - {"@"}
-_LOCAL_WINDOW = 96
-_AT_SYMBOL_ANCHORS: Final = tuple(o + s + a for o in "[({<" for s in ("", " ") for a in ("at", "@"))
-_SPACES = " \t"
+_AT_SYMBOL_NEEDLES: Final = ("@", *(o + s + a for o in "[({<" for s in ("", " ") for a in ("at", "@")))
 
 
-def _local_start(lowered: str, at: int, floor: int, *, bare_word: bool) -> int | None:
-    """Start of the local part that ends at `at` (after it come the "at" token's spaces), or None."""
-    if bare_word:
-        # A bare "at": the part before it must not read as an English word ("look at", "well-known at").
-        start = at
-        while start > floor and at - start < 64 and lowered[start - 1] in _LOCAL_CHARS_SET:
-            start -= 1
-        local = lowered[start:at]
-        if not local or local[0] == "." or local[-1] == "." or not any(c in "._" or c.isdigit() for c in local):
-            return None
-        return start
-    m = _REVERSED_LOCAL.match(lowered[max(floor, at - _LOCAL_WINDOW) : at][::-1])
-    if m is None:
-        return None
-    start = at - m.end()
-    return None if start > 0 and lowered[start - 1] == "@" else start
-
-
-def _at_anchors(lowered: str) -> list[tuple[int, bool]]:
-    """(position of an "at" token, whether it is the bare word "at"), in text order."""
-    anchors = [(i, False) for i in find_all(lowered, "@")]
-    for needle in _AT_SYMBOL_ANCHORS:
-        if needle in lowered:
-            anchors.extend((i, False) for i in find_all(lowered, needle))
-    for needle in (" at ", " at\t"):
-        anchors.extend((i + 1, True) for i in find_all(lowered, needle))
-    anchors.sort()
-    return anchors
+def _english_word_before_at(local: str) -> bool:
+    """A bare "at" after this could be English ("look at", "well-known at", "e.g. at")."""
+    return local[0] == "." or local[-1] == "." or not any(c in "._" or c.isdigit() for c in local)
 
 
 def _emails(view: TextView, found: list[Finding]) -> None:
     lowered = view.lowered
-    end_of_last = 0
-    for anchor, bare_word in _at_anchors(lowered):
-        if anchor < end_of_last:
-            continue
-        # The "at" and the domain first: most anchors ("at noon", a lone "@") fail here, cheaply.
-        m = (_AT_WORD_DOMAIN if bare_word else _AT_SYMBOL_DOMAIN).match(lowered, anchor)
-        if m is None:
-            continue
-        domain_end = m.end() if lowered[m.end() - 1].isalpha() else m.end() - 1
-        token_start = anchor
-        while token_start > end_of_last and anchor - token_start < 2 and lowered[token_start - 1] in _SPACES:
-            token_start -= 1
-        local_start = _local_start(lowered, token_start, end_of_last, bare_word=bare_word)
-        if local_start is None:
-            continue
-        if _PLAIN_EMAIL_CHARS.issuperset(lowered[local_start:domain_end]):
-            continue  # a plain address: pii_detectors reports it
-        found.append(Finding(FindingType.EMAIL, local_start, domain_end, 0.85, _DETECTOR))
-        end_of_last = domain_end
+    passes = []
+    if any(needle in lowered for needle in _AT_SYMBOL_NEEDLES):
+        passes.append((_SYMBOL_EMAIL, False))
+    if " at " in lowered or " at\t" in lowered:
+        passes.append((_WORD_EMAIL, True))
+    for pattern, bare_word in passes:
+        for m in pattern.finditer(lowered):
+            start, end = m.span()
+            if not lowered[end - 1].isalpha():
+                end -= 1  # the boundary character after the top-level domain
+            span = lowered[start:end]
+            if _PLAIN_EMAIL_CHARS.issuperset(span):
+                continue  # a plain address: pii_detectors reports it
+            if bare_word and _english_word_before_at(span.split(None, 1)[0]):
+                continue
+            if start > 0 and lowered[start - 1] == "@":
+                continue
+            found.append(Finding(FindingType.EMAIL, start, end, 0.85, _DETECTOR))
 
 
-def obfuscated_pii(view: TextView) -> list[Finding]:
-    """Cards, SSNs, e-mail addresses and IBANs in the obfuscated forms above; offsets into `view.text`."""
+def _no_context(start: int) -> bool:
+    return False
+
+
+def obfuscated_pii(view: TextView, card_context: Callable[[int], bool] = _no_context) -> list[Finding]:
+    """Cards, SSNs, e-mail addresses and IBANs in the obfuscated forms above; offsets into `view.text`.
+
+    `card_context(start)` says whether the text calls the number starting there a card ("card no"),
+    which lets a Luhn-valid number outside the known IIN ranges count, as it does in plain form.
+    """
     found: list[Finding] = []
     if view.has_digit:
-        _separated_numbers(view, found)
+        _separated_numbers(view, found, card_context)
         _ibans(view, found)
     lowered = view.lowered
     if "@" in lowered or "at" in lowered:

@@ -286,6 +286,11 @@ def _parse_phone(phonenumbers: Any, number: str, region: str | None) -> Any:
         return None
 
 
+def _card_context(text: str, start: int) -> bool:
+    """Whether a card word ("card", "visa", "cc"...) ends just before `start`."""
+    return _CARD_CONTEXT.search(text, max(0, start - _CARD_CONTEXT_CHARS), start) is not None
+
+
 def _has_placeholder(text: str, start: int, end: int) -> bool:
     return "[" in text[start:end] and _PLACEHOLDER.search(text, start, end) is not None
 
@@ -311,7 +316,8 @@ class PiiDetector:
             self._context_numbers(view, found)
         if ":" in text or "-" in text:
             self._colon_hex(text, found)
-        found.extend(obfuscated_pii(view))  # "4111.1111.1111.1111", "john [at] example [dot] com", ...
+        # "4111.1111.1111.1111", "john [at] example [dot] com", ...; a card word vouches as for plain numbers
+        found.extend(obfuscated_pii(view, lambda start: _card_context(text, start)))
         return found
 
     @staticmethod
