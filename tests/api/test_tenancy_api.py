@@ -90,6 +90,37 @@ def test_feedback_is_isolated_per_tenant_and_replaced(new_key: Any) -> None:
         alice.post("/feedback", body={"request_id": "no-such-request", "score": "up"}, cast_to=object)
 
 
+def _key_id(raw_key: str) -> str:
+    return raw_key.split("-")[1]  # llmops-<prefix>-<secret>
+
+
+def test_a_rating_belongs_to_its_key_and_user_never_reaches_another_keys(new_key: Any) -> None:
+    tenant = _tenant()
+    raw_a, key_a = new_key(tenant)
+    raw_b, key_b = new_key(tenant)
+    request_id = key_a.chat.completions.with_raw_response.create(model="nova-lite", messages=HELLO).headers[
+        "x-request-id"
+    ]
+    theirs = key_b.post("/feedback", body={"request_id": request_id, "score": 5, "label": "good"}, cast_to=object)
+    assert theirs["rater"] == _key_id(raw_b)  # type: ignore[index]
+    # Naming key B as the user writes key A's own row, never key B's.
+    forged = key_a.post(
+        "/feedback",
+        body={"request_id": request_id, "score": 1, "label": "unsafe", "user": _key_id(raw_b)},
+        cast_to=object,
+    )
+    assert forged["rater"] == f"{_key_id(raw_a)}/{_key_id(raw_b)}"  # type: ignore[index]
+
+    # Ballot stuffing is bounded: a sixth made-up user of one key is refused, naming `user`.
+    for n in range(1, 5):
+        key_a.post("/feedback", body={"request_id": request_id, "score": "down", "user": f"sock{n}"}, cast_to=object)
+    with pytest.raises(openai.BadRequestError) as refused:
+        key_a.post("/feedback", body={"request_id": request_id, "score": "down", "user": "sock5"}, cast_to=object)
+    assert (refused.value.code, refused.value.param) == ("too_many_feedback_users", "user")
+    again = key_a.post("/feedback", body={"request_id": request_id, "score": "up", "user": "sock1"}, cast_to=object)
+    assert again["score"] == "up"  # type: ignore[index]
+
+
 def test_audit_trail_verifies_and_holds_no_raw_pii(new_key: Any, llmops_cli: Any) -> None:
     tenant = _tenant()
     _, client = new_key(tenant)
