@@ -1,6 +1,6 @@
 """Faulty model endpoints (throttling, 5xx, timeouts, slowness) against a live local stack.
 
-Promises (DESIGN.md, issue 8 item 7):
+Promises (docs/architecture.md, the README's HTTP API; issue 8 item 7):
 - fallbacks succeed while a healthy target exists, and `x-llmops-target` names the one that answered;
 - when every target fails the error is the documented one: 503 `upstream_throttled` with
   Retry-After, 502 `upstream_error` or 504 `upstream_timeout`, in the OpenAI shape, naming the alias;

@@ -9,13 +9,14 @@ import schemathesis
 from llmops.application.openapi import BEARER_SCHEME, ERROR_SCHEMA_NAME, PUBLIC_ROUTES, resolver_routes
 from llmops.local.lambda_runtime import load_handler_module
 
-# DESIGN.md "External contracts": routes that must exist today (POST /v1/feedback is being added;
-# once the handler registers it, `test_every_route_is_documented` covers it automatically).
+# The README's HTTP API (docs/architecture.md, "External contracts"): routes that must exist.
 CONTRACT_ROUTES = {
     ("GET", "/health"),
+    ("GET", "/v1/openapi.json"),
     ("GET", "/v1/models"),
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/guardrails/scan"),
+    ("POST", "/v1/feedback"),
     ("GET", "/v1/usage"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}

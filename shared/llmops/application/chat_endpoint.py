@@ -1,7 +1,8 @@
-"""The chat completion request path, stage by stage, in the order DESIGN.md gives:
+"""The chat completion request path, stage by stage (docs/architecture.md, "The request path"):
 
-parse -> prompt template -> input guard -> route plan -> cache lookup -> quota reserve
--> provider (fallbacks) -> output guard -> restore pseudonyms -> quota settle -> audit -> render.
+parse (with the prompt template) -> input guard -> route -> cache lookup -> quota reserve
+-> provider (fallbacks) -> output guard (then restore pseudonyms) -> quota settle -> cache store
+-> render, and then the audit record. The names are `llmops.domain.stages.RequestStage`.
 
 A registered prompt template is applied first; deterministic requests may be answered from the
 response cache after the input guard (a blocked request is never served from cache).

@@ -1,4 +1,4 @@
-"""`POST /v1/guardrails/scan`: the guard engine on one text, exactly per DESIGN.md."""
+"""`POST /v1/guardrails/scan`: the guard engine on one text, answering the contract in docs/architecture.md."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ gateway promises beyond them: the bearer authentication in front of every `/v1` 
 OpenAI error shape for every 4xx and 5xx (validation errors are 400s here, never FastAPI-style
 422s), and the bodies of routes that return a prebuilt `Response` (chat completions answer JSON or
 SSE). This module layers those promises on top, so the document clients and the fuzzer read is
-the contract in DESIGN.md, not a guess from type hints.
+the contract (the README's HTTP API, docs/architecture.md), not a guess from type hints.
 
 The gateway serves it at `GET /v1/openapi.json` (`openapi_json`, built on the first request, not
 at import, so a cold start does not pay for it). The resolver is passed in (rather than imported)
@@ -43,7 +43,7 @@ PUBLIC_ROUTES = frozenset((route.method, route.path) for route in _PUBLIC)
 _JSON = "application/json"
 _SSE = "text/event-stream"
 
-# The statuses each route may answer besides 200 (DESIGN.md, "Errors"). Every /v1 route can be
+# The statuses each route may answer besides 200 (the README's "HTTP API" errors). Every /v1 route can be
 # refused by the authorizer (401) or find it failing (503 `service_unavailable`), and any route can
 # fail unexpectedly (a 500 that is still in the OpenAI shape); the fuzz tests assert separately
 # that no 5xx ever happens on valid traffic.

@@ -1,7 +1,8 @@
-"""The chat completion use case: pick a target for an alias, call it, fall back, account for it.
+"""The chat path's `route` and `provider` stages: pick the targets for an alias, call them within the
+request's deadline, fall back, and price the answer.
 
-Stages that later capabilities add (guards, quotas, audit) hook in through ports so this module
-stays the single place that defines the order of the request path in DESIGN.md.
+The order of the whole request path is `llmops.application.chat_endpoint`'s (docs/architecture.md,
+"The request path"); this module knows nothing of guards, quotas or audit.
 """
 
 from __future__ import annotations

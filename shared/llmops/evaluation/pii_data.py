@@ -18,7 +18,7 @@ __all__ = [
     "parse_spans",
 ]
 
-# Presidio's entity names -> ours (DESIGN.md). Names not listed are kept as they are.
+# Presidio's entity names -> ours (FindingType; docs/architecture.md lists them). Names not listed are kept as they are.
 PRESIDIO_TO_OURS: Mapping[str, str] = {
     "EMAIL_ADDRESS": "EMAIL",
 }

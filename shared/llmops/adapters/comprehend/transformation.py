@@ -28,7 +28,7 @@ __all__ = [
 DETECTOR_NAME: Final = "comprehend"
 MAX_TEXT_BYTES: Final = 100_000  # DetectPiiEntities' limit on Text, in UTF-8 bytes
 
-# Comprehend's PiiEntityType -> our finding types (DESIGN.md names where one exists, Presidio's
+# Comprehend's PiiEntityType -> our finding types (FindingType names where one exists, Presidio's
 # names otherwise). Types not listed pass through unchanged.
 COMPREHEND_TO_FINDING_TYPE: Mapping[str, str] = {
     "EMAIL": "EMAIL",

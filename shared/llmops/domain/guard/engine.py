@@ -71,7 +71,10 @@ def _blocked_by(decisions: Sequence[Decision], direction: Direction) -> BlockedB
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
-    """Exactly the `/v1/guardrails/scan` response of DESIGN.md. `action` is allow, redact or block."""
+    """Exactly the `/v1/guardrails/scan` response (docs/architecture.md, "External contracts").
+
+    `action` is allow, redact or block.
+    """
 
     action: Action
     redacted_text: str
