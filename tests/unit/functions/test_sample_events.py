@@ -36,7 +36,14 @@ def test_feedback_event_rates_the_chat_event(gateway: ModuleType) -> None:
 
 
 def test_every_event_file_is_exercised() -> None:
-    covered = {*GATEWAY_EVENTS, "feedback", "authorizer_request", "drift_monitor_schedule"}
+    # reservation_sweeper_schedule is exercised by test_reservation_sweeper_handler.py.
+    covered = {
+        *GATEWAY_EVENTS,
+        "feedback",
+        "authorizer_request",
+        "drift_monitor_schedule",
+        "reservation_sweeper_schedule",
+    }
     assert {p.stem for p in EVENTS.glob("*.json")} <= covered
 
 
