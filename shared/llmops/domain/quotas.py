@@ -36,9 +36,9 @@ from llmops.domain.token_estimate import estimate_prompt_tokens
 
 __all__ = [
     "NANOS_PER_USD",
+    "RESERVATION_GRACE_S",
     "Actual",
     "Charge",
-    "RESERVATION_GRACE_S",
     "Demand",
     "ExpiredReservation",
     "InsufficientQuotaError",
@@ -47,9 +47,9 @@ __all__ = [
     "QuotaUnavailableError",
     "RateLimitExceededError",
     "Reservation",
-    "SweepReport",
     "Scope",
     "SettleOutcome",
+    "SweepReport",
     "UsageEntry",
     "Window",
     "WindowDelta",
