@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llmops.application.chat_endpoint import RequestTrace
 from llmops.application.feedback_api import FeedbackRequest, record_feedback
 from llmops.application.guardrails_api import ScanRequest, scan
 from llmops.application.lambda_deadline import deadline_of
@@ -32,6 +31,7 @@ from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
 from llmops.domain.errors import BadRequestError, GatewayError
 from llmops.domain.keys import InvalidApiKeyError
+from llmops.domain.request_trace import RequestTrace
 from llmops.domain.tenancy import TenantContext
 from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
 

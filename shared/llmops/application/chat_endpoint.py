@@ -17,9 +17,9 @@ import hashlib
 import hmac
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
@@ -28,7 +28,7 @@ from llmops.application.rendering import chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
 from llmops.domain.audit import AuditRecord, GuardVerdict, text_evidence
 from llmops.domain.chat import ChatRequest, Completion, Message, Role
-from llmops.domain.completions import Attempt, CompletionResult, CompletionService, RoutePlan
+from llmops.domain.completions import CompletionResult, CompletionService, RoutePlan
 from llmops.domain.deadline import Deadline
 from llmops.domain.errors import GatewayError
 from llmops.domain.guard import Decision, GuardEngine, embed_canary
@@ -42,6 +42,7 @@ from llmops.domain.quotas import (
     release_at_for,
     worst_case_demand,
 )
+from llmops.domain.request_trace import RequestTrace, SpanFactory
 from llmops.domain.response_cache import (
     CacheDecision,
     CacheEntry,
@@ -51,7 +52,6 @@ from llmops.domain.response_cache import (
     cache_key,
     storable,
 )
-from llmops.domain.routing import Provider
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
 from llmops.domain.token_estimate import estimate_prompt_tokens
@@ -60,14 +60,9 @@ __all__ = [
     "AuditSink",
     "ChatEndpoint",
     "PromptResolver",
-    "RequestTrace",
-    "SpanFactory",
     "provenance_headers",
     "provider_texts",
 ]
-
-
-SpanFactory = Callable[[str], AbstractContextManager[object]]
 
 
 class AuditSink(Protocol):
@@ -78,55 +73,6 @@ class PromptResolver(Protocol):
     def resolve(self, ref: PromptRef, tenant_id: str | None = None) -> ResolvedPrompt:
         """The caller's own template of `ref.prompt_id`, else a shared one; never another tenant's."""
         ...
-
-
-@dataclass(slots=True)
-class RequestTrace:
-    """What the audit record and metrics need to know about one request, filled in stage by stage."""
-
-    request_id: str
-    tenant: TenantContext
-    started_at: float = field(default_factory=time.time)
-    status: int = 200
-    error_code: str | None = None
-    alias: str = ""
-    target: str = ""
-    variant: str = ""
-    provider: str = ""
-    attempts: int = 0
-    provider_attempts: tuple[Attempt, ...] = ()  # per-target outcomes, for the canary gates' metrics
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    streamed: bool = False
-    cache: str = ""  # hit | miss | bypass, empty when the request never got that far
-    prompt_version: str | None = None  # "[tenant/]id@version" of a registered template
-    guard: list[GuardVerdict] = field(default_factory=list)
-    stage_ms: dict[str, float] = field(default_factory=dict)
-    prompt_text: str | None = None  # guard-redacted, never raw
-    completion_text: str | None = None  # guard-redacted, never raw
-    settle_pending: bool = False
-
-    def record_result(self, result: CompletionResult) -> None:
-        self.stage_ms[RequestStage.PROVIDER] = result.stage_ms.get(RequestStage.PROVIDER, 0.0)
-        self.alias, self.target = result.route.alias, result.target.id
-        self.provider = result.target.provider.value
-        self.variant = result.target.variant if result.target.provider is Provider.SAGEMAKER else ""
-        self.attempts = len(result.attempts)
-        self.provider_attempts = result.attempts
-        self.input_tokens = result.completion.usage.input_tokens
-        self.output_tokens = result.completion.usage.output_tokens
-        self.cost_usd = result.cost_usd
-
-    @contextmanager
-    def stage(self, spans: SpanFactory, name: RequestStage) -> Iterator[None]:
-        """Times one stage of the request path into `stage_ms` and traces it as a subsegment."""
-        started = time.perf_counter()
-        try:
-            with spans(name):
-                yield
-        finally:
-            self.stage_ms[name] = self.stage_ms.get(name, 0.0) + (time.perf_counter() - started) * 1000
 
 
 def provenance_headers(request_id: str, result: CompletionResult) -> dict[str, str]:

@@ -23,12 +23,13 @@ from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
-from llmops.application.chat_endpoint import ChatEndpoint, RequestTrace, SpanFactory
+from llmops.application.chat_endpoint import ChatEndpoint
 from llmops.application.feedback_api import AuditRecordLookup
 from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
 from llmops.domain.completions import CompletionService
 from llmops.domain.ports import ChatProvider, RouteSource
+from llmops.domain.request_trace import RequestTrace, SpanFactory
 from llmops.domain.routing import Provider
 
 __all__ = ["AuthorizerRuntime", "GatewayRuntime", "build_authorizer", "build_gateway", "build_key_store"]

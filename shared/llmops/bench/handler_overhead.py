@@ -31,7 +31,7 @@ from llmops.adapters.dynamodb.call_counter import DynamoCallCounter
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.route_source import FileRouteSource
-from llmops.application.chat_endpoint import ChatEndpoint, RequestTrace
+from llmops.application.chat_endpoint import ChatEndpoint
 from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.bench.context import BenchContext
 from llmops.bench.fakes import InMemoryAuditSink, InMemoryLedger
@@ -43,6 +43,7 @@ from llmops.bench.workload import chat_request_body
 from llmops.config.env import Settings
 from llmops.config.tables import TABLES
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
+from llmops.domain.request_trace import RequestTrace
 from llmops.domain.routing import Provider, Target
 from llmops.local.aws_emulation import MotoService
 from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module

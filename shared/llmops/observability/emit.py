@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
@@ -29,6 +28,7 @@ from llmops.domain.completions import Attempt
 from llmops.domain.errors import ProviderFailureKind
 from llmops.domain.feedback import Feedback
 from llmops.domain.guard.findings import NON_ENTITY_TYPES, PII_TYPES, SECRET_TYPES
+from llmops.domain.request_trace import RequestTrace
 from llmops.domain.stages import RequestStage
 from llmops.observability.metrics import (
     CACHE_HITS,
@@ -63,9 +63,6 @@ from llmops.observability.metrics import (
     TokenType,
     status_class,
 )
-
-if TYPE_CHECKING:
-    from llmops.application.chat_endpoint import RequestTrace
 
 __all__ = ["FEEDBACK_RECORD", "REQUEST_RECORD", "emit_feedback_metrics", "emit_request_metrics", "guard_type"]
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from llmops.application.chat_endpoint import RequestTrace
 from llmops.application.openai_schema import ChatCompletionRequest
 from llmops.config.env import Settings
+from llmops.domain.request_trace import RequestTrace
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
 from tests.fakes import FakeProvider, gateway_runtime

@@ -13,7 +13,7 @@ import pytest
 from aws_lambda_powertools import Metrics
 
 from llmops.adapters.dynamodb.route_source import FileRouteSource
-from llmops.application.chat_endpoint import ChatEndpoint, RequestTrace
+from llmops.application.chat_endpoint import ChatEndpoint
 from llmops.application.guard_policies import GuardPolicies
 from llmops.application.openai_schema import ChatCompletionRequest
 from llmops.domain.audit import AuditRecord, GuardVerdict
@@ -23,6 +23,7 @@ from llmops.domain.errors import GatewayError, ProviderError, ProviderFailureKin
 from llmops.domain.feedback import Feedback, FeedbackLabel, parse_score
 from llmops.domain.prompts import PromptRef, ResolvedPrompt
 from llmops.domain.quotas import Actual, Demand, Reservation, SettleOutcome, UsageEntry, WindowStatus
+from llmops.domain.request_trace import RequestTrace
 from llmops.domain.response_cache import CacheEntry
 from llmops.domain.routing import Provider, Target
 from llmops.domain.stages import RequestStage

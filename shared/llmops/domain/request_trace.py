@@ -1,0 +1,73 @@
+"""What one chat request leaves behind for its audit record and its metrics, filled in stage by stage.
+
+The chat path (`llmops.application.chat_endpoint`) writes it and the EMF emitter
+(`llmops.observability.emit`) reads it; it lives in the domain so that the emitter, a layer below the
+application, needs nothing from the application to read it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+
+from llmops.domain.audit import GuardVerdict
+from llmops.domain.completions import Attempt, CompletionResult
+from llmops.domain.routing import Provider
+from llmops.domain.stages import RequestStage
+from llmops.domain.tenancy import TenantContext
+
+__all__ = ["RequestTrace", "SpanFactory"]
+
+# Opens a tracing span (an X-Ray subsegment in Lambda) named after a stage.
+SpanFactory = Callable[[str], AbstractContextManager[object]]
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """What the audit record and metrics need to know about one request, filled in stage by stage."""
+
+    request_id: str
+    tenant: TenantContext
+    started_at: float = field(default_factory=time.time)
+    status: int = 200
+    error_code: str | None = None
+    alias: str = ""
+    target: str = ""
+    variant: str = ""
+    provider: str = ""
+    attempts: int = 0
+    provider_attempts: tuple[Attempt, ...] = ()  # per-target outcomes, for the canary gates' metrics
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    streamed: bool = False
+    cache: str = ""  # hit | miss | bypass, empty when the request never got that far
+    prompt_version: str | None = None  # "[tenant/]id@version" of a registered template
+    guard: list[GuardVerdict] = field(default_factory=list)
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    prompt_text: str | None = None  # guard-redacted, never raw
+    completion_text: str | None = None  # guard-redacted, never raw
+    settle_pending: bool = False
+
+    def record_result(self, result: CompletionResult) -> None:
+        self.stage_ms[RequestStage.PROVIDER] = result.stage_ms.get(RequestStage.PROVIDER, 0.0)
+        self.alias, self.target = result.route.alias, result.target.id
+        self.provider = result.target.provider.value
+        self.variant = result.target.variant if result.target.provider is Provider.SAGEMAKER else ""
+        self.attempts = len(result.attempts)
+        self.provider_attempts = result.attempts
+        self.input_tokens = result.completion.usage.input_tokens
+        self.output_tokens = result.completion.usage.output_tokens
+        self.cost_usd = result.cost_usd
+
+    @contextmanager
+    def stage(self, spans: SpanFactory, name: RequestStage) -> Iterator[None]:
+        """Times one stage of the request path into `stage_ms` and traces it as a subsegment."""
+        started = time.perf_counter()
+        try:
+            with spans(name):
+                yield
+        finally:
+            self.stage_ms[name] = self.stage_ms.get(name, 0.0) + (time.perf_counter() - started) * 1000
