@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, cast
 
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -23,7 +27,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from llmops.domain.errors import ProviderFailureKind
+from llmops.adapters.provider_errors import ServiceErrorTable, provider_error, service_error
+from llmops.domain.errors import ProviderError, ProviderFailureKind
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -35,6 +40,7 @@ __all__ = [
     "call_timeouts",
     "clear_client_cache",
     "client",
+    "provider_call",
     "provider_client",
     "sagemaker_runtime",
     "transport_failure_kind",
@@ -172,3 +178,18 @@ def transport_failure_kind(exc: BaseException) -> ProviderFailureKind | None:
     if isinstance(exc, ParamValidationError):
         return ProviderFailureKind.INVALID_REQUEST
     return None
+
+
+@contextmanager
+def provider_call(service: str, errors: ServiceErrorTable, *, target_id: str) -> Iterator[None]:
+    """Runs one model runtime call of `service` ("Bedrock", "SageMaker"), raising `ProviderError`
+    for botocore's exceptions: service answers by `errors` (`provider_errors`), transport failures
+    by `transport_failure_kind`. Nothing from the request or the service's message is kept."""
+    try:
+        yield
+    except ClientError as exc:
+        raise provider_error(service, service_error(exc.response), errors, target_id=target_id) from exc
+    except BotoCoreError as exc:
+        name = type(exc).__name__
+        kind = transport_failure_kind(exc) or ProviderFailureKind.UNAVAILABLE
+        raise ProviderError(kind, f"{service} call failed: {name}", target_id=target_id, error_code=name) from exc

@@ -69,10 +69,24 @@ def build_route_source(settings: Settings) -> RouteSource:
     return FileRouteSource(Path(settings.routes_file)) if settings.routes_file else FileRouteSource()
 
 
+def _provider_client(service: str, settings: Settings) -> Callable[[float | None], Any]:
+    """`budget_s -> client` for one model call within that budget (`aws_clients` caches the clients)."""
+
+    def for_call(budget_s: float | None) -> Any:
+        return aws_clients.provider_client(
+            service,
+            budget_s=budget_s,
+            connect_timeout_s=settings.provider_connect_timeout_s,
+            read_timeout_s=settings.provider_read_timeout_s,
+        )
+
+    return for_call
+
+
 def build_providers(settings: Settings) -> dict[Provider, ChatProvider]:
     return {
-        Provider.BEDROCK: BedrockConverseProvider.from_settings(settings),
-        Provider.SAGEMAKER: SageMakerEndpointProvider.from_settings(settings),
+        Provider.BEDROCK: BedrockConverseProvider(_provider_client("bedrock-runtime", settings)),
+        Provider.SAGEMAKER: SageMakerEndpointProvider(_provider_client("sagemaker-runtime", settings)),
     }
 
 

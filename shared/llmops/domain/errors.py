@@ -6,6 +6,7 @@ should reach the caller: anything unexpected becomes a 500-class `internal_error
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "RequestTooLargeError",
     "StoreUnavailableError",
     "UpstreamUnavailableError",
+    "safe_error_code",
 ]
 
 
@@ -110,14 +112,30 @@ class ProviderFailureKind(StrEnum):
         return self is not ProviderFailureKind.INVALID_REQUEST
 
 
-class ProviderError(Exception):
-    """Raised by provider adapters after mapping the SDK's exception; carries no prompt text."""
+# What a service error code looks like (`ValidationException`, `ModelError`): an identifier, never
+# free text, so it is safe to show the caller.
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
 
-    def __init__(self, kind: ProviderFailureKind, message: str, *, target_id: str = "") -> None:
+
+def safe_error_code(raw: object) -> str:
+    """`raw` if it is shaped like a service error code, else "Unknown" (it might quote the request)."""
+    text = str(raw)
+    return text if _ERROR_CODE.fullmatch(text) else "Unknown"
+
+
+class ProviderError(Exception):
+    """Raised by provider adapters after mapping the SDK's exception; carries no prompt text.
+
+    `error_code` is the service's error code (or the client-side exception's name), checked by
+    `safe_error_code`: it is the one detail of a provider failure the caller may be shown.
+    """
+
+    def __init__(self, kind: ProviderFailureKind, message: str, *, target_id: str = "", error_code: str = "") -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.target_id = target_id
+        self.error_code = safe_error_code(error_code) if error_code else ""
 
     @property
     def retryable(self) -> bool:

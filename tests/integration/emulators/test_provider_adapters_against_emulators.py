@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from llmops.adapters.bedrock.client import BedrockConverseProvider
-from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
+from llmops.application.wiring import build_providers
 from llmops.config.env import Settings
 from llmops.domain.chat import ChatRequest, FinishReason, Message, Role
 from llmops.domain.errors import ProviderError, ProviderFailureKind
+from llmops.domain.ports import ChatProvider
 from llmops.domain.routing import PayloadFormat, Provider, RouteTable, Target
 from llmops.local.emulators import (
     BedrockRuntimeEmulator,
@@ -84,8 +84,16 @@ def sagemaker(
     yield app
 
 
+def bedrock_provider(settings: Settings = SETTINGS) -> ChatProvider:
+    return build_providers(settings)[Provider.BEDROCK]
+
+
+def sagemaker_provider(settings: Settings = SETTINGS) -> ChatProvider:
+    return build_providers(settings)[Provider.SAGEMAKER]
+
+
 def failure(
-    provider: BedrockConverseProvider | SageMakerEndpointProvider,
+    provider: ChatProvider,
     target: Target,
     request: ChatRequest | None = None,
 ) -> ProviderError:
@@ -98,7 +106,7 @@ def failure(
 
 
 def test_bedrock_completion_through_env_configured_endpoint(bedrock: BedrockRuntimeEmulator) -> None:
-    completion = BedrockConverseProvider.from_settings(SETTINGS).complete(HAIKU, chat(max_tokens=50))
+    completion = bedrock_provider().complete(HAIKU, chat(max_tokens=50))
     # Consecutive user turns were merged (the emulator enforces alternation like Bedrock does).
     assert completion.text.startswith(f"Emulated answer from {HAIKU.model_id}: Capital of France? One word.")
     assert completion.finish_reason is FinishReason.STOP
@@ -107,7 +115,7 @@ def test_bedrock_completion_through_env_configured_endpoint(bedrock: BedrockRunt
 
 
 def test_bedrock_max_tokens_gives_length(bedrock: BedrockRuntimeEmulator) -> None:
-    completion = BedrockConverseProvider.from_settings(SETTINGS).complete(HAIKU, chat(max_tokens=4))
+    completion = bedrock_provider().complete(HAIKU, chat(max_tokens=4))
     assert completion.finish_reason is FinishReason.LENGTH
     assert completion.usage.output_tokens == 4
 
@@ -125,20 +133,20 @@ def test_bedrock_faults_become_provider_error_kinds(
     bedrock: BedrockRuntimeEmulator, spec: FaultSpec, kind: ProviderFailureKind
 ) -> None:
     bedrock.faults.set(HAIKU.model_id, spec)
-    error = failure(BedrockConverseProvider.from_settings(SETTINGS), HAIKU)
+    error = failure(bedrock_provider(), HAIKU)
     assert error.kind is kind
     assert error.target_id == HAIKU.id
     assert "France" not in error.message
 
 
 def test_bedrock_unknown_model_allows_fallback(bedrock: BedrockRuntimeEmulator) -> None:
-    error = failure(BedrockConverseProvider.from_settings(SETTINGS), replace(HAIKU, model_id="retired.model-v1:0"))
+    error = failure(bedrock_provider(), replace(HAIKU, model_id="retired.model-v1:0"))
     assert error.kind is ProviderFailureKind.UNAVAILABLE
 
 
 def test_bedrock_rejected_request_is_invalid(bedrock: BedrockRuntimeEmulator) -> None:
     request = chat((Role.ASSISTANT, "I start"), (Role.USER, "then me"))
-    error = failure(BedrockConverseProvider.from_settings(SETTINGS), HAIKU, request)
+    error = failure(bedrock_provider(), HAIKU, request)
     assert error.kind is ProviderFailureKind.INVALID_REQUEST
     assert not error.retryable
 
@@ -146,14 +154,14 @@ def test_bedrock_rejected_request_is_invalid(bedrock: BedrockRuntimeEmulator) ->
 def test_bedrock_read_timeout(bedrock: BedrockRuntimeEmulator) -> None:
     bedrock.faults.set(HAIKU.model_id, FaultSpec(timeout_rate=1.0, timeout_s=10))
     fast = SETTINGS.model_copy(update={"provider_read_timeout_s": 0.2})
-    error = failure(BedrockConverseProvider.from_settings(fast), HAIKU)
+    error = failure(bedrock_provider(fast), HAIKU)
     assert error.kind is ProviderFailureKind.TIMEOUT
     bedrock.release_waiters()
 
 
 def test_bedrock_connection_refused_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://127.0.0.1:9")
-    error = failure(BedrockConverseProvider.from_settings(SETTINGS), HAIKU)
+    error = failure(bedrock_provider(), HAIKU)
     assert error.kind is ProviderFailureKind.UNAVAILABLE
 
 
@@ -161,7 +169,7 @@ def test_bedrock_connection_refused_is_unavailable(monkeypatch: pytest.MonkeyPat
 
 
 def test_sagemaker_openai_variant(sagemaker: SageMakerRuntimeEmulator) -> None:
-    completion = SageMakerEndpointProvider.from_settings(SETTINGS).complete(LLAMA_CANDIDATE, chat())
+    completion = sagemaker_provider().complete(LLAMA_CANDIDATE, chat())
     assert completion.text.startswith("Emulated answer from llmops-llama3-8b/candidate: One word.")
     assert completion.raw_model == "llmops-llama3-8b/candidate"
     assert sagemaker.faults.stats() == {
@@ -172,7 +180,7 @@ def test_sagemaker_openai_variant(sagemaker: SageMakerRuntimeEmulator) -> None:
 def test_sagemaker_tgi_with_parameters_tgi_would_reject_untranslated(
     sagemaker: SageMakerRuntimeEmulator,
 ) -> None:
-    provider = SageMakerEndpointProvider.from_settings(SETTINGS)
+    provider = sagemaker_provider()
     completion = provider.complete(MISTRAL_TGI, chat(temperature=0.0, top_p=1.0, max_tokens=50))
     # Mistral has no system role: the template prefixes it to the user turn and the emulator answers
     # only the user's own paragraph.
@@ -198,7 +206,7 @@ def test_sagemaker_faults_become_provider_error_kinds(
     sagemaker: SageMakerRuntimeEmulator, spec: FaultSpec, kind: ProviderFailureKind
 ) -> None:
     sagemaker.faults.set("llmops-llama3-8b/candidate", spec)
-    error = failure(SageMakerEndpointProvider.from_settings(SETTINGS), LLAMA_CANDIDATE)
+    error = failure(sagemaker_provider(), LLAMA_CANDIDATE)
     assert error.kind is kind
     assert "France" not in error.message
 
@@ -210,20 +218,20 @@ def test_sagemaker_faults_become_provider_error_kinds(
 def test_sagemaker_missing_endpoint_or_variant_allows_fallback(
     sagemaker: SageMakerRuntimeEmulator, target: Target
 ) -> None:
-    assert failure(SageMakerEndpointProvider.from_settings(SETTINGS), target).kind is ProviderFailureKind.UNAVAILABLE
+    assert failure(sagemaker_provider(), target).kind is ProviderFailureKind.UNAVAILABLE
 
 
 def test_sagemaker_read_timeout(sagemaker: SageMakerRuntimeEmulator) -> None:
     sagemaker.faults.set("llmops-mistral-7b-tgi", FaultSpec(timeout_rate=1.0, timeout_s=10))
     fast = SETTINGS.model_copy(update={"provider_read_timeout_s": 0.2})
-    error = failure(SageMakerEndpointProvider.from_settings(fast), MISTRAL_TGI)
+    error = failure(sagemaker_provider(fast), MISTRAL_TGI)
     assert error.kind is ProviderFailureKind.TIMEOUT
     sagemaker.release_waiters()
 
 
 def test_latency_is_added_without_failing(sagemaker: SageMakerRuntimeEmulator) -> None:
     sagemaker.faults.set("llmops-llama3-8b", FaultSpec(latency_ms=30))
-    completion = SageMakerEndpointProvider.from_settings(SETTINGS).complete(LLAMA_CANDIDATE, chat())
+    completion = sagemaker_provider().complete(LLAMA_CANDIDATE, chat())
     assert completion.text
     assert sagemaker.faults.stats()["llmops-llama3-8b/candidate"]["ok"] == 1
 
@@ -232,10 +240,7 @@ def test_every_target_in_the_shipped_route_table_answers(monkeypatch: pytest.Mon
     table = RouteTable.from_document(json.loads(ROUTES_FILE.read_text()))
     bedrock_app = BedrockRuntimeEmulator.from_route_table(table)
     sagemaker_app = SageMakerRuntimeEmulator.from_route_table(table)
-    providers: dict[Provider, BedrockConverseProvider | SageMakerEndpointProvider] = {
-        Provider.BEDROCK: BedrockConverseProvider.from_settings(SETTINGS),
-        Provider.SAGEMAKER: SageMakerEndpointProvider.from_settings(SETTINGS),
-    }
+    providers = build_providers(SETTINGS)
     with LoopbackServer(bedrock_app) as bedrock_server, LoopbackServer(sagemaker_app) as sagemaker_server:
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock_server.url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", sagemaker_server.url)

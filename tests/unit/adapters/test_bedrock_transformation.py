@@ -4,10 +4,11 @@ import pytest
 
 from llmops.adapters.bedrock.transformation import (
     ERROR_KINDS,
-    failure_kind,
+    ERROR_TABLE,
     from_converse_response,
     to_converse_request,
 )
+from llmops.adapters.provider_errors import ServiceError, failure_kind
 from llmops.domain.chat import ChatRequest, FinishReason, Message, Role
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.routing import Provider, Target
@@ -138,12 +139,12 @@ def test_malformed_response_is_an_unavailable_provider_error() -> None:
     ],
 )
 def test_error_codes_map_to_failure_kinds(code: str, status: int | None, expected: ProviderFailureKind) -> None:
-    assert failure_kind(code, status) is expected
+    assert failure_kind(ServiceError(code, status), ERROR_TABLE) is expected
 
 
 def test_every_listed_code_is_classified_as_listed() -> None:
     for code, kind in ERROR_KINDS.items():
-        assert failure_kind(code, 400) is kind
+        assert failure_kind(ServiceError(code, 400), ERROR_TABLE) is kind
 
 
 @pytest.mark.parametrize(
@@ -155,4 +156,5 @@ def test_every_listed_code_is_classified_as_listed() -> None:
     ],
 )
 def test_validation_errors_about_the_target_allow_fallback(message: str) -> None:
-    assert failure_kind("ValidationException", 400, message=message) is ProviderFailureKind.UNAVAILABLE
+    error = ServiceError("ValidationException", 400, message=message)
+    assert failure_kind(error, ERROR_TABLE) is ProviderFailureKind.UNAVAILABLE

@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import pytest
 
+from llmops.adapters.provider_errors import ServiceError, failure_kind
 from llmops.adapters.sagemaker.transformation import (
+    ERROR_TABLE,
     estimate_tokens,
-    failure_kind,
     from_invoke_endpoint_response,
     openai_body,
     tgi_body,
@@ -223,4 +224,5 @@ def test_unreadable_bodies_are_unavailable(body: bytes) -> None:
 def test_error_mapping(
     code: str, status: int, original: int | None, message: str, expected: ProviderFailureKind
 ) -> None:
-    assert failure_kind(code, status, original_status=original, message=message) is expected
+    error = ServiceError(code, status, message=message, original_status=original)
+    assert failure_kind(error, ERROR_TABLE) is expected

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from llmops.adapters.provider_errors import ServiceErrorTable
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, Role, Usage
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.routing import Target
@@ -15,8 +16,8 @@ BEDROCK_MAX_TEMPERATURE = 1.0
 
 __all__ = [
     "ERROR_KINDS",
+    "ERROR_TABLE",
     "FINISH_REASONS",
-    "failure_kind",
     "from_converse_response",
     "merge_consecutive_roles",
     "to_converse_request",
@@ -66,24 +67,11 @@ _MISCONFIGURED_TARGET = re.compile(
     re.I,
 )
 
-
-def failure_kind(code: str, http_status: int | None, *, message: str = "") -> ProviderFailureKind:
-    """Classifies a Bedrock error; unknown codes fall back to their HTTP status class.
-
-    `message` is only matched against, never echoed (service messages may quote the request).
-    """
-    if code == "ValidationException" and _MISCONFIGURED_TARGET.search(message):
-        return ProviderFailureKind.UNAVAILABLE
-    known = ERROR_KINDS.get(code)
-    if known is not None:
-        return known
-    if http_status == 429:
-        return ProviderFailureKind.THROTTLED
-    if http_status == 408:
-        return ProviderFailureKind.TIMEOUT
-    if http_status is not None and 400 <= http_status < 500:
-        return ProviderFailureKind.INVALID_REQUEST
-    return ProviderFailureKind.UNAVAILABLE
+# Unknown codes fall back to their HTTP status class (`provider_errors.failure_kind`).
+ERROR_TABLE = ServiceErrorTable(
+    kinds=ERROR_KINDS,
+    target_faults=MappingProxyType({"ValidationException": _MISCONFIGURED_TARGET}),
+)
 
 
 def merge_consecutive_roles(messages: Iterable[Message]) -> list[tuple[Role, list[str]]]:

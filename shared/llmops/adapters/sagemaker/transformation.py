@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from llmops.adapters.provider_errors import ServiceErrorTable
 from llmops.adapters.sagemaker.chat_templates import UnknownChatTemplateError, render_prompt
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
 from llmops.domain.errors import ProviderError, ProviderFailureKind
@@ -25,10 +26,10 @@ from llmops.domain.routing import PayloadFormat, Target
 __all__ = [
     "CONTENT_TYPE",
     "ERROR_KINDS",
+    "ERROR_TABLE",
     "OPENAI_FINISH_REASONS",
     "TGI_FINISH_REASONS",
     "estimate_tokens",
-    "failure_kind",
     "from_invoke_endpoint_response",
     "openai_body",
     "tgi_body",
@@ -57,7 +58,7 @@ TGI_FINISH_REASONS: Mapping[str, FinishReason] = MappingProxyType(
 )
 
 # Error code (x-amzn-ErrorType, as botocore reports it) -> failure kind. ModelError and
-# ValidationError need more than the code; see `failure_kind`.
+# ValidationError need more than the code; see `ERROR_TABLE`.
 ERROR_KINDS: Mapping[str, ProviderFailureKind] = MappingProxyType(
     {
         "ThrottlingException": ProviderFailureKind.THROTTLED,
@@ -76,40 +77,18 @@ ERROR_KINDS: Mapping[str, ProviderFailureKind] = MappingProxyType(
 # so the router must be free to fall back.
 _MISSING_TARGET = re.compile(r"\b(endpoint|variant)\b.*\b(not found|not valid|does not exist)", re.I | re.S)
 
+# ModelError is the container's answer relayed (HTTP 424): its OriginalStatusCode says whose fault it
+# was. Unknown codes fall back to their HTTP status class (`provider_errors.failure_kind`).
+ERROR_TABLE = ServiceErrorTable(
+    kinds=ERROR_KINDS,
+    target_faults=MappingProxyType({"ValidationError": _MISSING_TARGET}),
+    relayed_status_codes=frozenset({"ModelError"}),
+)
+
 
 def estimate_tokens(text: str) -> int:
     """A deliberately generous estimate (3 characters a token) used when the container reports none."""
     return math.ceil(len(text) / 3)
-
-
-def failure_kind(
-    code: str, http_status: int | None, *, original_status: int | None = None, message: str = ""
-) -> ProviderFailureKind:
-    """Classifies an InvokeEndpoint error.
-
-    `original_status` is ModelError's OriginalStatusCode (what the container answered); `message`
-    is only matched against, never echoed.
-    """
-    if code == "ModelError":
-        if original_status == 429:
-            return ProviderFailureKind.THROTTLED
-        if original_status == 408:
-            return ProviderFailureKind.TIMEOUT
-        if original_status is not None and 400 <= original_status < 500:
-            return ProviderFailureKind.INVALID_REQUEST
-        return ProviderFailureKind.UNAVAILABLE
-    if code == "ValidationError" and _MISSING_TARGET.search(message):
-        return ProviderFailureKind.UNAVAILABLE
-    known = ERROR_KINDS.get(code)
-    if known is not None:
-        return known
-    if http_status == 429:
-        return ProviderFailureKind.THROTTLED
-    if http_status == 408:
-        return ProviderFailureKind.TIMEOUT
-    if http_status is not None and 400 <= http_status < 500:
-        return ProviderFailureKind.INVALID_REQUEST
-    return ProviderFailureKind.UNAVAILABLE
 
 
 def openai_body(request: ChatRequest) -> dict[str, Any]:
