@@ -14,7 +14,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llmops.application.drift_monitor import DriftMonitorSettings, build_monitor_ports, run_drift_monitor
+from llmops.application.drift_monitor import run_drift_monitor
+from llmops.application.drift_monitor_wiring import build_monitor_ports
+from llmops.config.drift_monitor import DriftMonitorSettings
 
 logger = Logger()
 tracer = Tracer()

@@ -65,7 +65,7 @@ from infra.capabilities.python_function import FunctionSpec, PythonFunction, ret
 from infra.capabilities.tables import TableAccess, Tables
 from infra.config import ConfigError, GatewayConfig
 from infra.nag import acknowledge
-from llmops.application.drift_monitor import latest_dataset_key
+from llmops.config.drift_monitor import latest_dataset_key
 from llmops.config.env import EnvVar
 from llmops.observability.metrics import DRIFT_MONITOR_SERVICE, DRIFT_SCORE, FEEDBACK_NEGATIVE, NAMESPACE, Dim
 from llmops.workflows import APPROVAL, CANARY, RETRAINING, load_definition

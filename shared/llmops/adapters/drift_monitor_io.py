@@ -1,18 +1,62 @@
-"""The drift monitor's AWS-backed ports: audit and feedback reads, dataset staging, retraining
-starts. Clients are created by the caller (llmops.application.drift_monitor.build_monitor_ports)."""
+"""The drift monitor's ports (what the job reads and writes) and their AWS implementations: audit
+and feedback reads, dataset staging, retraining starts.
+
+The job (`llmops.application.drift_monitor`) sees only the protocols and `MonitorPorts`; the tests
+and the local stack build `MonitorPorts` from fakes or moto-backed clients. Clients are created by
+the caller (`llmops.application.drift_monitor_wiring.build_monitor_ports`), never at import time.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from llmops.adapters.dynamodb.audit_items import stored_entry_from_item
 from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
 from llmops.domain.audit import AuditRecord
+from llmops.domain.drift import DriftReport
 from llmops.domain.feedback import Feedback
 
-__all__ = ["DynamoAuditScan", "DynamoFeedbackReader", "S3DatasetStager", "StepFunctionsRetraining"]
+__all__ = [
+    "AuditReader",
+    "DatasetStager",
+    "DynamoAuditScan",
+    "DynamoFeedbackReader",
+    "FeedbackReader",
+    "MonitorPorts",
+    "RetrainingStarter",
+    "S3DatasetStager",
+    "StepFunctionsRetraining",
+]
+
+
+class AuditReader(Protocol):
+    def records_since(self, since: float) -> Iterable[AuditRecord]: ...
+
+
+class FeedbackReader(Protocol):
+    def feedback_since(self, since: float) -> Iterable[Feedback]: ...
+
+
+class DatasetStager(Protocol):
+    def put(self, key: str, body: bytes) -> None: ...
+
+
+class RetrainingStarter(Protocol):
+    def start(self, name: str, document: Mapping[str, Any]) -> bool:
+        """Starts the execution; False when one with this name already exists."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorPorts:
+    audit: AuditReader
+    feedback: FeedbackReader
+    datasets: DatasetStager
+    retraining: RetrainingStarter | None  # None: no retraining state machine configured
+    emit: Callable[[str, DriftReport], None]
 
 
 class DynamoAuditScan:

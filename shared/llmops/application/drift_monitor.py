@@ -25,167 +25,37 @@ Nothing here logs or returns text: reports carry counts, scores and keys only.
 
 The audit read is a filtered Scan of the Audit table (chain entries only). That is fine for a daily
 job on a modest trail; a high-volume deployment would feed the job from an export or a stream.
+
+Only the job is here. Its settings and the names it writes under (dataset keys, run names) are in
+`llmops.config.drift_monitor`, its ports and their AWS implementations in
+`llmops.adapters.drift_monitor_io`, the Lambda's wiring in `llmops.application.drift_monitor_wiring`
+and the `DriftScore` line in `llmops.observability.drift_metric`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from llmops.adapters import aws_clients
-from llmops.adapters.drift_monitor_io import (
-    DynamoAuditScan,
-    DynamoFeedbackReader,
-    S3DatasetStager,
-    StepFunctionsRetraining,
+from llmops.adapters.drift_monitor_io import MonitorPorts
+from llmops.config.drift_monitor import (
+    DriftMonitorSettings,
+    latest_dataset_key,
+    retraining_run_name,
+    staged_dataset_key,
 )
-from llmops.config.env import EnvVar
 from llmops.domain.audit import AuditRecord
 from llmops.domain.drift import DriftReport, InputSample, drift_score
 from llmops.domain.feedback import Feedback, aggregate, trusted_votes
 from llmops.domain.finetune_export import export_finetune_jsonl
 from llmops.domain.tenancy import TextRetention
-from llmops.observability.metrics import DRIFT_MONITOR_SERVICE, DRIFT_SCORE, NAMESPACE, Dim
 from llmops.workflows.retraining_input import RetrainingInput, Signals, Thresholds
 
-__all__ = [
-    "DRIFT_MONITOR_ENV",
-    "AliasOutcome",
-    "AuditReader",
-    "DatasetStager",
-    "DriftMonitorSettings",
-    "FeedbackReader",
-    "MonitorPorts",
-    "RetrainingStarter",
-    "emit_drift_metric",
-    "input_sample",
-    "latest_dataset_key",
-    "retraining_run_name",
-    "run_drift_monitor",
-    "staged_dataset_key",
-]
-
-# Env var -> settings field. Specific to this function, so kept next to the settings it fills.
-DRIFT_MONITOR_ENV: Mapping[str, str] = {
-    EnvVar.AUDIT_TABLE: "audit_table",
-    EnvVar.FEEDBACK_TABLE: "feedback_table",
-    EnvVar.ARTIFACT_BUCKET: "artifact_bucket",
-    EnvVar.RETRAINING_STATE_MACHINE_ARN: "retraining_state_machine_arn",
-    EnvVar.RETRAINING_INFERENCE_IMAGE: "inference_image",
-    EnvVar.DRIFT_RECENT_HOURS: "recent_hours",
-    EnvVar.DRIFT_REFERENCE_HOURS: "reference_hours",
-    EnvVar.DRIFT_MIN_SAMPLES: "min_samples",
-    EnvVar.DRIFT_THRESHOLD: "drift_threshold",
-    EnvVar.NEGATIVE_FEEDBACK_THRESHOLD: "negative_feedback_threshold",
-    EnvVar.DRIFT_START_RETRAINING: "start_retraining",
-}
-
-_STAGING_PREFIX = "staging/drift-monitor"
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-class DriftMonitorSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    audit_table: str = Field(min_length=1)
-    feedback_table: str = Field(min_length=1)
-    artifact_bucket: str = Field(min_length=1)
-    retraining_state_machine_arn: str = ""
-    inference_image: str = ""  # without one no run can register a model package, so none starts
-    recent_hours: float = Field(default=24.0, gt=0, le=24 * 31)
-    reference_hours: float = Field(default=24.0 * 7, gt=0, le=24 * 365)
-    min_samples: int = Field(default=30, ge=1)
-    drift_threshold: float = Field(default=Thresholds().drift_score, ge=0, le=1)
-    negative_feedback_threshold: float = Field(default=Thresholds().negative_feedback_rate, ge=0, le=1)
-    # Off where alarms on the published metrics start the runs (the deployed stack), so one crossing
-    # starts one run; on for the local stack, whose alarms moto never evaluates.
-    start_retraining: bool = True
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> DriftMonitorSettings:
-        values = {name: environ[var] for var, name in DRIFT_MONITOR_ENV.items() if environ.get(var, "") != ""}
-        return cls.model_validate(values)
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(
-            negative_feedback_rate=self.negative_feedback_threshold,
-            drift_score=self.drift_threshold,
-        )
-
-
-# --- ports ------------------------------------------------------------------------------------
-
-
-class AuditReader(Protocol):
-    def records_since(self, since: float) -> Iterable[AuditRecord]: ...
-
-
-class FeedbackReader(Protocol):
-    def feedback_since(self, since: float) -> Iterable[Feedback]: ...
-
-
-class DatasetStager(Protocol):
-    def put(self, key: str, body: bytes) -> None: ...
-
-
-class RetrainingStarter(Protocol):
-    def start(self, name: str, document: Mapping[str, Any]) -> bool:
-        """Starts the execution; False when one with this name already exists."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class MonitorPorts:
-    audit: AuditReader
-    feedback: FeedbackReader
-    datasets: DatasetStager
-    retraining: RetrainingStarter | None
-    emit: Callable[[str, DriftReport], None]
-
-
-def build_monitor_ports(settings: DriftMonitorSettings) -> MonitorPorts:
-    """The AWS-backed ports, built once per container by the Lambda (never at import time)."""
-
-    def client(service: str) -> Any:
-        # A scheduled batch job: generous timeouts and retries, unlike the request path.
-        return aws_clients.client(service, connect_timeout_s=5, read_timeout_s=30, max_attempts=5)
-
-    dynamodb = client("dynamodb")
-    retraining = (
-        StepFunctionsRetraining(client("stepfunctions"), settings.retraining_state_machine_arn)
-        if settings.retraining_state_machine_arn
-        else None
-    )
-    return MonitorPorts(
-        audit=DynamoAuditScan(dynamodb, settings.audit_table),
-        feedback=DynamoFeedbackReader(dynamodb, settings.feedback_table),
-        datasets=S3DatasetStager(client("s3"), settings.artifact_bucket),
-        retraining=retraining,
-        emit=emit_drift_metric,
-    )
-
-
-def emit_drift_metric(alias: str, report: DriftReport) -> None:
-    """One EMF line: DriftScore with (service, alias), the feature distances as properties."""
-    provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=DRIFT_MONITOR_SERVICE)
-    provider.add_dimension(name=Dim.ALIAS.value, value=alias)
-    provider.add_metric(name=DRIFT_SCORE.name, unit=DRIFT_SCORE.unit.value, value=report.score)
-    provider.add_metadata(key="record", value="drift")
-    provider.add_metadata(key="drift_parts", value=dict(report.parts))
-    provider.add_metadata(key="recent_count", value=report.recent_count)
-    provider.add_metadata(key="reference_count", value=report.reference_count)
-    provider.flush_metrics()
-
-
-# --- the job ----------------------------------------------------------------------------------
+__all__ = ["AliasOutcome", "input_sample", "run_drift_monitor"]
 
 
 @dataclass
@@ -224,28 +94,6 @@ def input_sample(record: AuditRecord) -> InputSample:
         if verdict.stage == "input":
             findings.update(verdict.findings)
     return InputSample(input_tokens=record.input_tokens, text=text or None, guard_findings=dict(findings))
-
-
-def _day(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
-
-
-def _safe(alias: str) -> str:
-    return _NAME_UNSAFE.sub("-", alias).strip("-") or "alias"
-
-
-def staged_dataset_key(alias: str, now: float) -> str:
-    return f"{_STAGING_PREFIX}/{_safe(alias)}/{_day(now)}.jsonl"
-
-
-def latest_dataset_key(alias: str) -> str:
-    """Where the newest export for `alias` waits; alarm-started runs name this key in their input."""
-    return f"{_STAGING_PREFIX}/{_safe(alias)}/latest.jsonl"
-
-
-def retraining_run_name(alias: str, now: float) -> str:
-    suffix = f"-drift-monitor-{_day(now)}"
-    return f"retraining-{_safe(alias)[: 80 - len('retraining-') - len(suffix)]}{suffix}"
 
 
 def _main_target(records: Sequence[AuditRecord]) -> str:
@@ -350,7 +198,10 @@ def _start(
                 "dataset_key": outcome.dataset_key,
                 "inference_image": settings.inference_image,
                 "signals": signals.model_dump(),
-                "thresholds": settings.thresholds.model_dump(),
+                "thresholds": Thresholds(
+                    negative_feedback_rate=settings.negative_feedback_threshold,
+                    drift_score=settings.drift_threshold,
+                ).model_dump(),
             }
         )
     except ValidationError:

@@ -40,7 +40,7 @@ class EnvVar(StrEnum):
     ROUTES_FILE = "LLMOPS_ROUTES_FILE"
     AUDIT_DLQ_URL = "LLMOPS_AUDIT_DLQ_URL"
     GUARD_POLICIES = "LLMOPS_GUARD_POLICIES"
-    # The scheduled drift monitor's settings (llmops.application.drift_monitor).
+    # The scheduled drift monitor's settings (llmops.config.drift_monitor).
     ARTIFACT_BUCKET = "LLMOPS_ARTIFACT_BUCKET"
     RETRAINING_STATE_MACHINE_ARN = "LLMOPS_RETRAINING_STATE_MACHINE_ARN"
     RETRAINING_INFERENCE_IMAGE = "LLMOPS_RETRAINING_INFERENCE_IMAGE"

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from llmops.config.drift_monitor import DEFAULT_DRIFT_THRESHOLD, DEFAULT_NEGATIVE_FEEDBACK_THRESHOLD
+
 __all__ = ["RetrainingInput", "Signals", "Thresholds"]
 
 S3Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()=-][A-Za-z0-9!_.*'()/=+-]{0,1023}$")]
@@ -38,8 +40,8 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    negative_feedback_rate: float = Field(default=0.15, ge=0.0, le=1.0)
-    drift_score: float = Field(default=0.3, ge=0.0, le=1.0)
+    negative_feedback_rate: float = Field(default=DEFAULT_NEGATIVE_FEEDBACK_THRESHOLD, ge=0.0, le=1.0)
+    drift_score: float = Field(default=DEFAULT_DRIFT_THRESHOLD, ge=0.0, le=1.0)
 
 
 class RetrainingInput(BaseModel):

@@ -15,26 +15,25 @@ from moto import mock_aws
 from llmops.adapters.drift_monitor_io import (
     DynamoAuditScan,
     DynamoFeedbackReader,
+    MonitorPorts,
     S3DatasetStager,
     StepFunctionsRetraining,
 )
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
 from llmops.adapters.dynamodb.provisioning import create_tables
-from llmops.application.drift_monitor import (
+from llmops.application.drift_monitor import input_sample, run_drift_monitor
+from llmops.config.drift_monitor import (
     DriftMonitorSettings,
-    MonitorPorts,
-    emit_drift_metric,
-    input_sample,
     latest_dataset_key,
     retraining_run_name,
-    run_drift_monitor,
     staged_dataset_key,
 )
 from llmops.domain.audit import AuditRecord, GuardVerdict, TextEvidence
 from llmops.domain.drift import DriftReport
 from llmops.domain.feedback import Feedback, FeedbackLabel, aggregate, parse_score
 from llmops.domain.tenancy import TextRetention
+from llmops.observability.drift_metric import emit_drift_metric
 from llmops.workflows import RETRAINING, load_definition
 from llmops.workflows.retraining_input import RetrainingInput
 
@@ -346,5 +345,5 @@ def test_settings_come_from_the_environment() -> None:
         }
     )
     assert settings.start_retraining is False
-    assert settings.thresholds.drift_score == 0.25
+    assert settings.drift_threshold == 0.25
     assert settings.inference_image == ""
