@@ -77,4 +77,4 @@ def _reference_segment_estimate(text: str) -> int:
 def test_fast_segment_estimate_equals_the_reference(text: str) -> None:
     from llmops.domain.token_estimate import _segment_estimate
 
-    assert _segment_estimate(text, len(text.encode("utf-8"))) == _reference_segment_estimate(text)
+    assert _segment_estimate(text, text.encode("utf-8")) == _reference_segment_estimate(text)

@@ -8,16 +8,18 @@ with accents or typographic quotes still matches.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard.findings import Finding, FindingType
 from llmops.domain.guard.normalization import normalize
 from llmops.domain.guard.text_view import TextView
 
 __all__ = ["DenyListDetector", "canonical_term"]
 
-_SPACES = re.compile(r"\s+")
+_SPACES = safe_regex.compile(r"\s+")
+# a word character, as Python's Unicode "\w" (RE2's "\w" is ASCII)
+_WORD_CHARS = r"\pL\pN_"
 
 
 def canonical_term(term: str) -> str:
@@ -37,11 +39,11 @@ class DenyListDetector:
         for word in words:
             if term := canonical_term(word):
                 self._labels[term] = (FindingType.DENIED_WORD, "deny_list")
-        self._pattern: re.Pattern[str] | None = None
+        self._pattern: safe_regex.Pattern[str] | None = None
         if self._labels:
             alternatives = sorted(self._labels, key=lambda t: (-len(t), t))
-            body = "|".join(r"\s+".join(re.escape(part) for part in t.split(" ")) for t in alternatives)
-            self._pattern = re.compile(r"(?<!\w)(?:" + body + r")(?!\w)")
+            body = "|".join(r"\s+".join(safe_regex.escape(part) for part in t.split(" ")) for t in alternatives)
+            self._pattern = safe_regex.compile(body, not_preceded_by=_WORD_CHARS, not_followed_by=_WORD_CHARS)
 
     def __bool__(self) -> bool:
         return self._pattern is not None

@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import re
 import string
 from dataclasses import dataclass, field
 from typing import Final
 
+from llmops.domain.guard import safe_regex
+from llmops.domain.guard.safe_regex import LazyPattern
 from llmops.domain.guard.text_view import TextView, byte_table, find_all, word_start
 
 __all__ = ["BIAS", "InjectionAssessment", "InjectionScorer", "LazyPattern", "Signal"]
@@ -60,32 +61,9 @@ class Signal:
         object.__setattr__(self, "require_set", frozenset(self.requires))
 
 
-class LazyPattern:
-    """A regex compiled on first use: most signals' gates never open on benign text, so their
-    patterns (about 20 ms of compiling in all) stay out of the cold start."""
-
-    __slots__ = ("_compiled", "_flags", "source")
-
-    def __init__(self, source: str, flags: int = 0) -> None:
-        self.source = source
-        self._flags = flags
-        self._compiled: re.Pattern[str] | None = None
-
-    @property
-    def compiled(self) -> re.Pattern[str]:
-        if self._compiled is None:
-            self._compiled = re.compile(self.source, self._flags)
-        return self._compiled
-
-    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
-        return self.compiled.match(text, pos)
-
-    def search(self, text: str) -> re.Match[str] | None:
-        return self.compiled.search(text)
-
-
-def _rx(pattern: str, *, multiline: bool = False) -> LazyPattern:
-    return LazyPattern(pattern, re.MULTILINE if multiline else 0)
+def _rx(pattern: str, *, multiline: bool = False, needs: str = "") -> LazyPattern:
+    """RE2 unless `needs` names the feature RE2 lacks (then Python's re, checked by regexploit in the tests)."""
+    return LazyPattern(pattern, safe_regex.MULTILINE if multiline else 0, needs=needs)
 
 
 def _words(spaced: str) -> tuple[str, ...]:
@@ -146,7 +124,8 @@ SIGNALS: tuple[Signal, ...] = (
         _rx(
             r"(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+|anything\s+)?(?:of\s+)?"
             r"(?:(?:the\s+)?above|what\s+(?:i|you)\s+(?:said|told\s+you|were\s+told)|everything\s+(?:above|before)"
-            r"|everything\s+you|(?:the\s+)?(?:previous|prior|preceding)(?:\s+ones)?(?=\s*(?:[.,;:!]|and\b|$)))\b"
+            r"|everything\s+you|(?:the\s+)?(?:previous|prior|preceding)(?:\s+ones)?(?=\s*(?:[.,;:!]|and\b|$)))\b",
+            needs="look-ahead: 'previous' only before punctuation, 'and' or the end",
         ),
         starts=_words("ignore disregard forget"),
     ),
@@ -345,7 +324,8 @@ SIGNALS: tuple[Signal, ...] = (
             r"|(?:i\s+am|i'm|as)\s+(?:a|an|the|your)\s+(?:\w+\s+)?(?:developer|programmer|engineer|employee|creator"
             r"|administrator|admin)\s+(?:at|from|of|for|with)\s+(?:openai|anthropic|google|deepmind|meta|microsoft)\b"
             r"|(?:enabled|activated|authori[sz]ed|approved)\s+by\s+(?:an?\s+)?(?:openai|anthropic)\s+(?:employee|staff"
-            r"|developer|engineer|admin)"
+            r"|developer|engineer|admin)",
+            needs="look-ahead: 'on' only before punctuation or the end",
         ),
         requires=_words("mode override protocol access authorized authorised clearance authorization authorisation "
                         "developer programmer engineer employee creator administrator admin"),
@@ -444,7 +424,8 @@ SIGNALS: tuple[Signal, ...] = (
             r"|(?:must|will|shall)\s+(?:always\s+)?(?:answer|comply\s+with|obey)\s+(?:any|every|all)\b"
             r"|as\s+an\s+ai\s+with(?:out)?\s+(?:no\s+)?(?:restrictions|limits|filters)"
             r"|(?:openai|anthropic)'?s?\s+(?:content\s+)?polic(?:y|ies)"
-            r"|have\s+been\s+freed\b|hypothetical\s+response\b"
+            r"|have\s+been\s+freed\b|hypothetical\s+response\b",
+            needs="look-ahead: 'mode' only with a condition word within 80 characters",
         ),
         starts=_words("stay break breaking no without must shall as openai anthropic have hypothetical")
         + _NEGATIONS,
@@ -477,7 +458,8 @@ SIGNALS: tuple[Signal, ...] = (
         _rx(
             r"(?:can|could|will|may|is\s+(?:able|allowed|free|permitted)\s+to|are\s+(?:able|allowed|free|permitted)\s+to)"
             r"\s+(?:say|do|write|generate|answer|produce|output|tell)\s+(?:anything|everything|whatever|any\s+question"
-            r"|all\s+questions)\b(?![^.\n]{0,20}\b(?:about\s+(?:it|this|that)|related\s+to|regarding)\b)"
+            r"|all\s+questions)\b(?![^.\n]{0,20}\b(?:about\s+(?:it|this|that)|related\s+to|regarding)\b)",
+            needs="negative look-ahead: not 'anything about it' (a scoped answer)",
         ),
         starts=_words("can could will may is are"),
         requires=_words("anything everything whatever any all"),
@@ -623,10 +605,12 @@ SIGNALS: tuple[Signal, ...] = (
     ),
 )  # fmt: skip
 
-_BASE64_TAIL = re.compile(r"[A-Za-z0-9+/_-]{16,8000}={0,2}")
-_BASE64_SHAPE_RUN = re.compile(rb"a{16,}")
-_HEX = re.compile(r"(?:(?:0x|\\x)?[0-9a-f]{2}[\s,:]?){12,4000}")
-_HEX_NOISE = re.compile(r"0x|\\x|[\s,:]")
+# RE2 repeats at most 1000 times: the blob lengths are bounded in `_decoded_payloads` instead.
+_BASE64_TAIL = safe_regex.compile(r"([A-Za-z0-9+/_-]{16,})(={0,2})")
+_BASE64_MAX: Final = 8000
+_BASE64_SHAPE_RUN = safe_regex.compile(rb"a{16,}")
+_HEX = safe_regex.compile(r"(?:(?:0x|\\x)?[0-9a-f]{2}[\s,:]?){12,}")
+_HEX_NOISE = safe_regex.compile(r"0x|\\x|[\s,:]")
 # rot13 spellings of the commonest English words and of injection vocabulary
 _ROT13_MARKERS = frozenset(
     _words("gur naq lbh lbhe vtaber cerivbhf vafgehpgvbaf flfgrz cebzcg qvfertneq gung guvf jvgu sebz ner vf")
@@ -644,7 +628,7 @@ _ROT13 = str.maketrans(
     "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
 )
 _LEET = str.maketrans("013457@$", "oieastas")
-_WORDISH = re.compile(r"[A-Za-z]{2,}")
+_WORDISH = safe_regex.compile(r"[A-Za-z]{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -784,7 +768,7 @@ class InjectionScorer:
                 _fire(fired, key, signal.weight, span or (m.start(), m.end()))
 
 
-def _match_anchored(signal: Signal, lowered: str, words: frozenset[str]) -> re.Match[str] | None:
+def _match_anchored(signal: Signal, lowered: str, words: frozenset[str]) -> safe_regex.Match[str] | None:
     if signal.require_set and signal.require_set.isdisjoint(words):
         return None
     present = signal.start_set & words
@@ -801,7 +785,7 @@ def _match_anchored(signal: Signal, lowered: str, words: frozenset[str]) -> re.M
     return None
 
 
-def _search_gated(signal: Signal, haystack: str, words: frozenset[str]) -> re.Match[str] | None:
+def _search_gated(signal: Signal, haystack: str, words: frozenset[str]) -> safe_regex.Match[str] | None:
     if signal.require_set and signal.require_set.isdisjoint(words):
         return None
     if signal.chars and not any(c in haystack for c in signal.chars):
@@ -824,12 +808,14 @@ def _decoded_payloads(view: TextView) -> list[tuple[int, int, str]]:
             start = run.start()
             if start and text[start - 1] == "=":
                 continue
-            m = _BASE64_TAIL.match(text, start, min(len(text), start + 8002))
+            m = _BASE64_TAIL.match(text, start, min(len(text), start + _BASE64_MAX + 2))
             if m is None:
                 continue
-            decoded = _decode_base64(m.group())
+            # as "[...]{16,8000}={0,2}" would: at most 8000 characters, then the padding if it follows
+            end = m.end() if m.end(1) - start <= _BASE64_MAX else start + _BASE64_MAX
+            decoded = _decode_base64(text[start:end])
             if decoded is not None:
-                out.append((m.start(), m.end(), decoded))
+                out.append((start, end, decoded))
     hex_shape = ascii_lowered.translate(_HEX_SHAPE)
     if _HEX_RUN in hex_shape or _HEX_PAIRS in hex_shape or b"\\x" in ascii_lowered:
         for m in _HEX.finditer(view.lowered):

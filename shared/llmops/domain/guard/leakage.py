@@ -13,21 +13,23 @@ system prompt scores by how much of the prompt it reproduces (see :func:`overlap
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard.normalization import normalize
 
 __all__ = ["CANARY_PATTERN", "LeakAssessment", "canary_leak", "embed_canary", "new_canary", "overlap_leak"]
 
-CANARY_PATTERN: Final = re.compile(r"llmops-canary-[0-9a-f]{16}", re.IGNORECASE)
+CANARY_PATTERN: Final = safe_regex.compile(r"llmops-canary-[0-9a-f]{16}", safe_regex.IGNORECASE)
 _SHINGLE: Final = 5  # words per n-gram: long enough that common phrases rarely collide
 _FULL_LEAK_SHINGLES: Final = 20  # reproducing this many prompt n-grams (~24 words) is a full leak
 _MIN_DENOMINATOR: Final = 8  # a five-word prompt echoed back is not a leak worth blocking
-_WORD = re.compile(r"\w+")
+_WORD = safe_regex.compile_backtracking(
+    r"\w+", needs="Unicode word characters and throughput: one match per word, ~0.1 us each in re vs ~1 us in RE2"
+)
 
 
 @dataclass(frozen=True, slots=True)

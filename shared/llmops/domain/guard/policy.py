@@ -7,12 +7,12 @@ once. See the package docstring for the format.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard.findings import PII_TYPES, SECRET_TYPES, Action, Direction, FindingType
 
 __all__ = [
@@ -37,7 +37,8 @@ _UNMASKABLE = frozenset(
         FindingType.OUTPUT_TOO_LARGE,
     }
 )
-_TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_TYPE_NAME = safe_regex.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_TOPIC_NAME = safe_regex.compile(r"[A-Za-z0-9_.-]{1,64}")
 _KEYS = frozenset(
     {
         "actions",
@@ -260,7 +261,7 @@ def _topics(value: Any, errors: list[str]) -> Mapping[str, tuple[str, ...]]:
         return MappingProxyType({})
     out: dict[str, tuple[str, ...]] = {}
     for name, keywords in value.items():
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name):
             errors.append(f"denied_topics: topic names are 1-64 letters, digits, '_', '.' or '-': {name!r}")
             continue
         out[name] = _strings(keywords, f"denied_topics.{name}", errors)

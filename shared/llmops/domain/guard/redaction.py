@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 import bisect
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NoReturn
 
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard.findings import Finding
 
 __all__ = ["PlaceholderAllocator", "PseudonymVault", "apply_replacements", "resolve_overlaps"]
 
-PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*?)_(\d+)\]")
+PLACEHOLDER = safe_regex.compile(r"\[([A-Z][A-Z0-9_]*?)_(\d+)\]")
 # What models actually echo back: [EMAIL_1], [ EMAIL_1 ], [email_1], [EMAIL 1], [EMAIL1] and bare EMAIL_1.
-_ECHOED = re.compile(
-    r"\[\s*(?P<bt>[A-Za-z][A-Za-z0-9_]*?)[ _]?(?P<bn>\d+)\s*\]"
-    r"|(?<![\w\[])(?P<t>[A-Z][A-Z0-9_]*?)_(?P<n>\d+)(?![\w\]])"
+# Python's re took O(n^2) on "[a" + "1" * n (the lazy type name and the digits overlap): 90 s at 100 KB,
+# in the input guard (reserve_literals) and the output guard (restore). RE2 runs both forms in linear
+# time; the bare form's look-around is emulated, so the two are searched separately and the earlier
+# match wins (the bracketed one on a tie), as the alternation "bracketed|bare" did.
+_ECHOED_BRACKETED = safe_regex.compile(r"\[\s*([A-Za-z][A-Za-z0-9_]*?)[ _]?(\d+)\s*\]")
+_ECHOED_BARE = safe_regex.compile(
+    r"([A-Z][A-Z0-9_]*?)_(\d+)", not_preceded_by=r"\pL\pN_\[", not_followed_by=r"\pL\pN_\]"
 )
 
 
-def canonical_placeholder(m: re.Match[str]) -> str:
-    """The "[TYPE_N]" form of whatever spelling `_ECHOED` matched."""
-    if m.group("bt") is not None:
-        return f"[{m.group('bt').upper()}_{m.group('bn')}]"
-    return f"[{m.group('t')}_{m.group('n')}]"
+def _echoed(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, "[TYPE_N]") of every placeholder spelling in `text`, left to right, not overlapping."""
+    size = len(text)
+    position = 0
+    bracketed = _ECHOED_BRACKETED.search(text) if "[" in text else None
+    bare = _ECHOED_BARE.search(text) if "_" in text else None
+    while bracketed is not None or bare is not None:
+        if bracketed is not None and (bare is None or bracketed.start() <= bare.start()):
+            start, end = bracketed.span()
+            yield start, end, f"[{bracketed.group(1).upper()}_{bracketed.group(2)}]"
+        else:
+            assert bare is not None
+            start, end = bare.span()
+            yield start, end, f"[{bare.group(1)}_{bare.group(2)}]"
+        position = end if end > start else start + 1
+        if position > size:
+            return
+        if bracketed is not None and bracketed.start() < position:
+            bracketed = _ECHOED_BRACKETED.search(text, position)
+        if bare is not None and bare.start() < position:
+            bare = _ECHOED_BARE.search(text, position)
 
 
 def _priority(finding: Finding) -> tuple[float, int, int, str, str]:
@@ -81,7 +101,7 @@ class PlaceholderAllocator:
     def reserve_literals(self, text: str) -> None:
         """Skip every placeholder the restore step would recognise in `text` (bracketed or bare)."""
         if "_" in text or "[" in text:
-            self._reserved.update(canonical_placeholder(m) for m in _ECHOED.finditer(text))
+            self._reserved.update(canonical for _, _, canonical in _echoed(text))
 
     def placeholder(self, finding_type: str, value: str) -> str:
         key = (finding_type, value)
@@ -149,11 +169,18 @@ class PseudonymVault:
         if not self._originals:
             return text
         originals = self._originals
-
-        def substitute(m: re.Match[str]) -> str:
-            return originals.get(canonical_placeholder(m), m.group())
-
-        return _ECHOED.sub(substitute, text)
+        pieces: list[str] = []
+        position = 0
+        for start, end, canonical in _echoed(text):
+            original = originals.get(canonical)
+            if original is not None:
+                pieces.append(text[position:start])
+                pieces.append(original)
+                position = end
+        if not pieces:
+            return text
+        pieces.append(text[position:])
+        return "".join(pieces)
 
     def __repr__(self) -> str:
         return f"PseudonymVault(<{len(self._originals)} pseudonyms hidden>)"

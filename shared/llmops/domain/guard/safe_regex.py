@@ -45,6 +45,7 @@ __all__ = [
     "DOTALL",
     "IGNORECASE",
     "MULTILINE",
+    "LazyPattern",
     "Match",
     "Pattern",
     "RegisteredPattern",
@@ -101,8 +102,8 @@ def _register(entry: RegisteredPattern) -> None:
 
 
 def escape(literal: str) -> str:
-    """A pattern matching `literal` exactly, in either engine."""
-    return re.escape(literal)
+    """A pattern matching `literal` exactly, in either engine (RE2's QuoteMeta)."""
+    return str(re2.escape(literal))
 
 
 def preceded_by(text: str, index: int, chars: str | frozenset[str]) -> bool:
@@ -349,6 +350,15 @@ def _re2_source(pattern: S, flags: int) -> S:
     return prefix.encode("ascii") + pattern if isinstance(pattern, bytes) else prefix + pattern  # type: ignore[return-value]
 
 
+# Python's "\\uXXXX" / "\\UXXXXXXXX" pattern escapes are "\\x{XXXX}" in RE2 (this runs on pattern
+# sources, never on untrusted text).
+_PYTHON_UNICODE_ESCAPE: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8}))")
+
+
+def _re2_escapes(pattern: str) -> str:
+    return _PYTHON_UNICODE_ESCAPE.sub(lambda m: m.group(1) + "\\x{" + (m.group(2) or m.group(3)) + "}", pattern)
+
+
 def _re2_program(source: str | bytes, latin1: bool, shown: object) -> Any:
     options = re2.Options()
     options.log_errors = False
@@ -387,7 +397,7 @@ class _Re2Pattern(Pattern[S]):
         if flags & ~_SUPPORTED_FLAGS:
             raise UnsafePatternError(f"unsupported flags for RE2: {flags!r}")
         self._latin1 = isinstance(pattern, bytes)
-        core: str = pattern.decode("latin-1") if isinstance(pattern, bytes) else pattern
+        core: str = pattern.decode("latin-1") if isinstance(pattern, bytes) else _re2_escapes(pattern)
         self._behind = bool(not_preceded_by)
         self._ahead = bool(followed_by)
         head = "()" if self._behind else ""
@@ -549,3 +559,35 @@ def compile_backtracking(pattern: str | bytes, flags: int = 0, *, needs: str) ->
     compiled: Pattern[Any] = _BacktrackingPattern(pattern, flags)
     _register(RegisteredPattern(pattern, flags, "re", needs))
     return compiled
+
+
+class LazyPattern:
+    """A pattern compiled on first use (most of the injection signals' gates never open on benign
+    text, so their patterns stay out of the cold start). Registered at construction, so the rule's
+    test compiles and checks it like any other. `needs` non-empty: Python's re, as in
+    `compile_backtracking`."""
+
+    __slots__ = ("_compiled", "flags", "needs", "source")
+
+    def __init__(self, source: str, flags: int = 0, *, needs: str = "") -> None:
+        self.source = source
+        self.flags = flags
+        self.needs = needs
+        self._compiled: Pattern[str] | None = None
+        _register(RegisteredPattern(source, flags, "re" if needs else "re2", needs))
+
+    @property
+    def compiled(self) -> Pattern[str]:
+        if self._compiled is None:
+            self._compiled = (
+                _BacktrackingPattern(self.source, self.flags)
+                if self.needs
+                else _Re2Pattern(self.source, self.flags, "", "")
+            )
+        return self._compiled
+
+    def match(self, text: str, pos: int = 0) -> Match[str] | None:
+        return self.compiled.match(text, pos)
+
+    def search(self, text: str) -> Match[str] | None:
+        return self.compiled.search(text)

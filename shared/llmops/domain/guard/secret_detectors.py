@@ -2,16 +2,17 @@
 
 Each pattern has a cheap substring pre-check so that the common text with no credential in it pays a
 few ``in`` tests instead of a dozen regex scans. Every quantifier is bounded, so no pattern can go
-quadratic on megabytes of adversarial input.
+quadratic on megabytes of adversarial input; and every pattern runs on RE2 (`safe_regex`), which is
+linear whatever the pattern. RE2 repeats at most 1000 times: longer bounds are applied after the match.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 from typing import Final
 
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard.checksums import shannon_entropy
 from llmops.domain.guard.findings import Finding, FindingType
 from llmops.domain.guard.text_view import TextView, find_all, word_start
@@ -21,49 +22,64 @@ __all__ = ["SecretsDetector"]
 _PATTERN: Final = "secrets.pattern"
 _ENTROPY: Final = "secrets.entropy"
 
-# Patterns that start with a literal are found by re's fast literal search; the "not preceded by a
-# word character" condition is checked in code instead of a leading look-behind, which would force
-# re to try every position.
-_AWS_ACCESS_KEY = re.compile(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}(?![A-Za-z0-9])")
-_B64_40 = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-_PEM = re.compile(
-    r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:[A-Za-z0-9+/=\s:,.\\]|-(?!----)){0,20000}"
-    r"(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)?"
+# The "not preceded by a word character" condition is checked in code (word_start, _token_start).
+_AWS_ACCESS_KEY = safe_regex.compile(
+    r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}", not_followed_by="A-Za-z0-9"
 )
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,4000}\.eyJ[A-Za-z0-9_-]{5,8000}\.[A-Za-z0-9_-]{0,4000}")
-_GITHUB = re.compile(r"gh[pousr]_[A-Za-z0-9]{36,251}(?![A-Za-z0-9_])")
-_GITHUB_PAT = re.compile(r"github_pat_[A-Za-z0-9_]{50,251}(?![A-Za-z0-9_])")
-_SLACK = re.compile(r"xox[abposre]-[A-Za-z0-9-]{10,250}")
-_SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{16,32}")
+_B64_40 = safe_regex.compile(r"[A-Za-z0-9/+]{40}", not_preceded_by="A-Za-z0-9/+", not_followed_by="A-Za-z0-9/+=")
+# A PEM block: the header, a body of base64 and header lines up to the next "-----" (at most 20000
+# characters), then the footer if it is there.
+_PEM_HEADER = safe_regex.compile(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BODY_BREAK = safe_regex.compile(r"[^A-Za-z0-9+/=\s:,.\\-]|-----")
+_PEM_FOOTER = safe_regex.compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BODY_MAX: Final = 20000
+# three segments of at most 4000, 8000 and 4000 characters, checked after the match
+_JWT = safe_regex.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_JWT_SEGMENTS_MAX: Final = (4000 + 3, 8000 + 3, 4000)
+_GITHUB = safe_regex.compile(r"gh[pousr]_[A-Za-z0-9]{36,251}", not_followed_by="A-Za-z0-9_")
+_GITHUB_PAT = safe_regex.compile(r"github_pat_[A-Za-z0-9_]{50,251}", not_followed_by="A-Za-z0-9_")
+_SLACK = safe_regex.compile(r"xox[abposre]-[A-Za-z0-9-]{10,250}")
+_SLACK_WEBHOOK = safe_regex.compile(
+    r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{16,32}"
+)
 _VENDOR_API_KEYS = (
-    ("AIza", re.compile(r"AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])")),  # Google
+    ("AIza", safe_regex.compile(r"AIza[0-9A-Za-z_-]{35}", not_followed_by="A-Za-z0-9_-")),  # Google
     # OpenAI and Anthropic
-    ("sk-", re.compile(r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{20,200}(?![A-Za-z0-9_-])")),
-    ("_live_", re.compile(r"[srp]k_live_[A-Za-z0-9]{16,200}(?![A-Za-z0-9_-])")),  # Stripe
-    ("_test_", re.compile(r"[srp]k_test_[A-Za-z0-9]{16,200}(?![A-Za-z0-9_-])")),
-    ("xai-", re.compile(r"xai-[A-Za-z0-9]{40,100}(?![A-Za-z0-9_-])")),
-    ("hf_", re.compile(r"hf_[A-Za-z0-9]{30,60}(?![A-Za-z0-9_-])")),  # Hugging Face
+    (
+        "sk-",
+        safe_regex.compile(
+            r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{20,200}", not_followed_by="A-Za-z0-9_-"
+        ),
+    ),
+    ("_live_", safe_regex.compile(r"[srp]k_live_[A-Za-z0-9]{16,200}", not_followed_by="A-Za-z0-9_-")),  # Stripe
+    ("_test_", safe_regex.compile(r"[srp]k_test_[A-Za-z0-9]{16,200}", not_followed_by="A-Za-z0-9_-")),
+    ("xai-", safe_regex.compile(r"xai-[A-Za-z0-9]{40,100}", not_followed_by="A-Za-z0-9_-")),
+    ("hf_", safe_regex.compile(r"hf_[A-Za-z0-9]{30,60}", not_followed_by="A-Za-z0-9_-")),  # Hugging Face
 )
 _CREDENTIAL_NAMES = r"(?:passw(?:or)?d|passwd|passphrase|pwd|secret|token|key|credentials?)"
-_ASSIGNMENT = re.compile(
+# `name "value"`: the third way to assign needs the quote, which the value may not start with.
+_ASSIGNMENT = safe_regex.compile(
     r"(?P<name>" + _CREDENTIAL_NAMES + r")[A-Za-z0-9_.-]{0,24}[\"']?"
-    r"(?:\s{0,3}(?::=|=>|[:=])\s{0,3}|\s{1,3}is\s{1,3}|\s{1,3}(?=[\"']))"
-    r"[\"'`]?(?P<value>[^\s\"'`,;)}\]]{6,256})",
-    re.IGNORECASE,
+    r"(?:\s{0,3}(?::=|=>|[:=])\s{0,3}[\"'`]?|\s{1,3}is\s{1,3}[\"'`]?|\s{1,3}[\"'])"
+    r"(?P<value>[^\s\"'`,;)}\]]{6,256})",
+    safe_regex.IGNORECASE,
 )
-_BEARER = re.compile(r"bearer\s{1,3}(?P<value>[A-Za-z0-9._~+/-]{20,4000}=*)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,128}:(?P<value>[^\s:/@]{1,128})@", re.IGNORECASE)
+# the value is at most 4000 characters (then its "=" padding): cut after the match
+_BEARER = safe_regex.compile(r"bearer\s{1,3}(?P<value>[A-Za-z0-9._~+/-]{20,}=*)", safe_regex.IGNORECASE)
+_BEARER_VALUE_MAX: Final = 4000
+_URL_PASSWORD = safe_regex.compile(
+    r"[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,128}:(?P<value>[^\s:/@]{1,128})@", safe_regex.IGNORECASE
+)
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 _ASSIGNMENT_KEYWORDS = ("pass", "pwd", "secret", "token", "key", "credential")
 _AWS_SECRET_CONTEXT_WORDS = ("aws", "secret")
-_PLACEHOLDER_VALUE = re.compile(
+_PLACEHOLDER_VALUE = safe_regex.compile(
     r"^(?:[$<{%]|\*+$|x+$|\.+$|null$|none$|nil$|true$|false$|undefined$|changeme$|password\d*$|example"
     r"|your[_-]|my[_-]|os\.|process\.|env\.|getenv|self\.|config\.|settings\.|required|optional|str$)",
-    re.IGNORECASE,
+    safe_regex.IGNORECASE,
 )
-_HAS_DIGIT_OR_SYMBOL = re.compile(r"[0-9!#$%&*+/=?@^_~-]")
+_HAS_DIGIT_OR_SYMBOL = safe_regex.compile(r"[0-9!#$%&*+/=?@^_~-]")
 
 
 def _strong_value(value: str) -> bool:
@@ -101,12 +117,13 @@ class SecretsDetector:
         if len(text) >= 40 and ("aws" in lowered or "secret" in lowered):
             self._aws_secrets(text, lowered, found)
         if "PRIVATE KEY" in text:
-            for m in _PEM.finditer(text):
-                add(Finding(FindingType.PRIVATE_KEY, m.start(), m.end(), 1.0, _PATTERN))
-        for m in _JWT.finditer(text):
-            if _token_start(text, m.start()):
-                score = 0.99 if _jwt_header_ok(m.group()) else 0.8
-                add(Finding(FindingType.JWT, m.start(), m.end(), score, _PATTERN))
+            for start, end in _pem_blocks(text):
+                add(Finding(FindingType.PRIVATE_KEY, start, end, 1.0, _PATTERN))
+        if "eyJ" in text:
+            for start, end in _jwts(text):
+                if _token_start(text, start):
+                    score = 0.99 if _jwt_header_ok(text[start:end]) else 0.8
+                    add(Finding(FindingType.JWT, start, end, score, _PATTERN))
         for pattern in (_GITHUB, _GITHUB_PAT):
             for m in pattern.finditer(text):
                 if _token_start(text, m.start()):
@@ -126,8 +143,10 @@ class SecretsDetector:
         self._assignments(text, lowered, found)
         if "bearer" in lowered:
             for m in _BEARER.finditer(text):
-                if word_start(text, m.start()) and _strong_value(m.group("value")):
-                    add(Finding(FindingType.GENERIC_SECRET, m.start("value"), m.end("value"), 0.75, _ENTROPY))
+                value_start, value_end = m.span("value")
+                value_end = min(value_end, value_start + _BEARER_VALUE_MAX)
+                if word_start(text, m.start()) and _strong_value(text[value_start:value_end]):
+                    add(Finding(FindingType.GENERIC_SECRET, value_start, value_end, 0.75, _ENTROPY))
         if "://" in text and "@" in text:
             self._url_passwords(text, lowered, found)
         return found
@@ -171,6 +190,41 @@ class SecretsDetector:
             m = _URL_PASSWORD.match(text, start)
             if m is not None and not _PLACEHOLDER_VALUE.match(m.group("value")):
                 found.append(Finding(FindingType.GENERIC_SECRET, m.start("value"), m.end("value"), 0.75, _PATTERN))
+
+
+def _pem_blocks(text: str) -> list[tuple[int, int]]:
+    """Spans of "-----BEGIN ... PRIVATE KEY-----", its body and, if present, its footer."""
+    blocks: list[tuple[int, int]] = []
+    pos = 0
+    while (header := _PEM_HEADER.search(text, pos)) is not None:
+        body_end = min(len(text), header.end() + _PEM_BODY_MAX)
+        stop = _PEM_BODY_BREAK.search(text, header.end(), body_end)
+        end = body_end if stop is None else stop.start()
+        footer = _PEM_FOOTER.match(text, end)
+        end = footer.end() if footer is not None else end
+        blocks.append((header.start(), end))
+        pos = max(end, header.end())
+    return blocks
+
+
+def _jwts(text: str) -> list[tuple[int, int]]:
+    """JWT spans with segments of at most 4000, 8000 and 4000 characters (as the bounded pattern had)."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while (m := _JWT.search(text, pos)) is not None:
+        header_end = text.index(".", m.start())
+        payload_end = text.index(".", header_end + 1)
+        first, second, third = _JWT_SEGMENTS_MAX
+        if header_end - m.start() > first:
+            pos = header_end - first  # only a start this close to the "." can have a short enough header
+            continue
+        if payload_end - header_end - 1 > second:
+            pos = header_end + 1  # every start before the "." shares this payload: look past it
+            continue
+        end = min(m.end(), payload_end + 1 + third)
+        spans.append((m.start(), end))
+        pos = end
+    return spans
 
 
 def _token_start(text: str, index: int) -> bool:
