@@ -55,10 +55,6 @@ class CompletionResult:
     attempts: tuple[Attempt, ...]
     stage_ms: Mapping[str, float] = field(default_factory=dict)
 
-    @property
-    def fell_back(self) -> bool:
-        return any(a.target_id != self.target.id for a in self.attempts)
-
 
 @dataclass(frozen=True, slots=True)
 class RoutePlan:
@@ -97,11 +93,6 @@ class CompletionService:
         )
         return RoutePlan(route, targets)
 
-    def complete(
-        self, request: ChatRequest, tenant: TenantContext, deadline: Deadline | None = None
-    ) -> CompletionResult:
-        return self.execute(self.plan(request, tenant), request, deadline)
-
     def execute(self, plan: RoutePlan, request: ChatRequest, deadline: Deadline | None = None) -> CompletionResult:
         """Calls the plan's targets in order, then again while `attempts_per_target` and `deadline` allow.
 
@@ -133,9 +124,7 @@ class CompletionService:
                 except ProviderError as exc:
                     attempts.append(Attempt(target.id, exc.kind.value, (self.clock() - started) * 1000))
                     if not exc.retryable:
-                        raise BadRequestError(
-                            f"The model behind '{plan.route.alias}' rejected the request: {exc.message}",
-                        ) from exc
+                        raise self._rejected(plan, exc) from exc
                     self.breaker.record_failure(target.id, self.clock())
                     last = exc
                     if exc.kind is not ProviderFailureKind.TIMEOUT:
@@ -180,6 +169,16 @@ class CompletionService:
         if more_targets and math.isfinite(usable):
             return min(usable, max(self.min_attempt_s, usable / 2))
         return usable
+
+    @staticmethod
+    def _rejected(plan: RoutePlan, exc: ProviderError) -> BadRequestError:
+        # The provider's error code only, never its message: service messages can quote the request
+        # (a Bedrock ValidationException names the offending text, a container may echo the prompt).
+        code = f" ({exc.error_code})" if exc.error_code else ""
+        return BadRequestError(
+            f"The model behind '{plan.route.alias}' rejected the request as invalid{code}. "
+            "Check the request's messages and parameters against the model's limits."
+        )
 
     @staticmethod
     def _out_of_time(plan: RoutePlan, attempts: list[Attempt]) -> UpstreamUnavailableError:

@@ -7,7 +7,7 @@ from typing import Protocol
 from llmops.domain.chat import ChatRequest, Completion
 from llmops.domain.routing import RouteTable, Target
 
-__all__ = ["ChatProvider", "Clock", "RouteSource"]
+__all__ = ["ChatProvider", "RouteSource"]
 
 
 class ChatProvider(Protocol):
@@ -24,7 +24,3 @@ class RouteSource(Protocol):
     """Returns the current route table; implementations cache it (see config TTL)."""
 
     def current(self) -> RouteTable: ...
-
-
-class Clock(Protocol):
-    def __call__(self) -> float: ...

@@ -109,6 +109,7 @@ def test_bedrock_client_errors_become_provider_errors_without_prompt_text(
     assert info.value.target_id == "br"
     assert SECRET_PROMPT not in info.value.message
     assert code in info.value.message
+    assert info.value.error_code == code  # what a rejected request's answer may name
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 
 from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, FileRouteSource
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, Role, Usage
-from llmops.domain.completions import CompletionService
+from llmops.domain.completions import CompletionResult, CompletionService
 from llmops.domain.deadline import Deadline
 from llmops.domain.errors import ProviderError, ProviderFailureKind, UpstreamUnavailableError
 from llmops.domain.routing import CircuitBreaker, Provider, Target
@@ -70,12 +70,17 @@ def _request(model: str = "llama3-8b") -> ChatRequest:
     return ChatRequest(model=model, messages=(Message(Role.USER, "hi"),))
 
 
+def _complete(service: CompletionService, request: ChatRequest, deadline: Deadline | None = None) -> CompletionResult:
+    """What the chat path does: plan the targets (before reserving quota), then execute the plan."""
+    return service.execute(service.plan(request, TENANT), request, deadline)
+
+
 def test_hung_primary_leaves_its_fallback_time_to_answer() -> None:
     clock = FakeClock()
     provider = HangingProvider(clock, hang=frozenset({PRIMARY}))
     deadline = Deadline.after(29, clock)
 
-    result = _service(provider, clock).complete(_request(), TENANT, deadline)
+    result = _complete(_service(provider, clock), _request(), deadline)
 
     assert result.target.id == FALLBACK
     # While a fallback remains the primary may use half of what is left after the margin: (29 - 2) / 2.
@@ -91,7 +96,7 @@ def test_nothing_answering_in_time_is_a_504_before_the_deadline() -> None:
     deadline = Deadline.after(29, clock)
 
     with pytest.raises(UpstreamUnavailableError) as info:
-        _service(provider, clock).complete(_request(), TENANT, deadline)
+        _complete(_service(provider, clock), _request(), deadline)
 
     assert (info.value.status, info.value.code) == (504, "upstream_timeout")
     assert [c[0] for c in provider.calls] == [PRIMARY, FALLBACK]  # timed-out targets are not called again
@@ -105,7 +110,7 @@ def test_a_target_that_no_longer_fits_is_not_called() -> None:
     deadline = Deadline.after(MARGIN_S + MIN_ATTEMPT_S + 1, clock)  # room for the primary's minimum only
 
     with pytest.raises(UpstreamUnavailableError) as info:
-        _service(provider, clock).complete(_request(), TENANT, deadline)
+        _complete(_service(provider, clock), _request(), deadline)
 
     assert (info.value.status, info.value.code) == (504, "upstream_timeout")
     assert provider.calls == [(PRIMARY, MIN_ATTEMPT_S)]
@@ -116,7 +121,7 @@ def test_no_time_at_all_calls_nothing() -> None:
     clock = FakeClock()
     provider = HangingProvider(clock)
     with pytest.raises(UpstreamUnavailableError) as info:
-        _service(provider, clock).complete(_request(), TENANT, Deadline.after(MARGIN_S, clock))
+        _complete(_service(provider, clock), _request(), Deadline.after(MARGIN_S, clock))
     assert info.value.code == "upstream_timeout"
     assert provider.calls == []
 
@@ -125,7 +130,7 @@ def test_throttled_targets_are_retried_after_every_target_was_tried_once() -> No
     clock = FakeClock()
     provider = HangingProvider(clock, fail=ProviderFailureKind.THROTTLED)
     with pytest.raises(UpstreamUnavailableError) as info:
-        _service(provider, clock, attempts=2).complete(_request(), TENANT, Deadline.after(29, clock))
+        _complete(_service(provider, clock, attempts=2), _request(), Deadline.after(29, clock))
     assert [c[0] for c in provider.calls] == [PRIMARY, FALLBACK, PRIMARY, FALLBACK]
     assert (info.value.status, info.value.code) == (503, "upstream_throttled")
 
@@ -136,7 +141,7 @@ def test_retries_stop_when_the_deadline_leaves_no_room_and_report_the_last_failu
     # 4.5 s usable: both targets fit once (1 s each), then a retry would need MIN_ATTEMPT_S and 2.5 s are left.
     deadline = Deadline.after(MARGIN_S + 4.5, clock)
     with pytest.raises(UpstreamUnavailableError) as info:
-        _service(provider, clock, attempts=2).complete(_request(), TENANT, deadline)
+        _complete(_service(provider, clock, attempts=2), _request(), deadline)
     assert [c[0] for c in provider.calls] == [PRIMARY, FALLBACK]
     assert (info.value.status, info.value.code) == (503, "upstream_throttled")
 
@@ -144,7 +149,7 @@ def test_retries_stop_when_the_deadline_leaves_no_room_and_report_the_last_failu
 def test_without_a_deadline_the_configured_timeouts_apply() -> None:
     clock = FakeClock()
     provider = HangingProvider(clock)
-    _service(provider, clock).complete(_request(), TENANT)
+    _complete(_service(provider, clock), _request())
     assert provider.calls == [(PRIMARY, None)]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, FileRouteSource
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, Role, Usage
-from llmops.domain.completions import CompletionService
+from llmops.domain.completions import CompletionResult, CompletionService
 from llmops.domain.errors import (
     BadRequestError,
     ProviderError,
@@ -48,13 +48,18 @@ def _request(model: str = "chat-default", max_tokens: int | None = None) -> Chat
     return ChatRequest(model=model, messages=(Message(Role.USER, "hi"),), max_tokens=max_tokens)
 
 
+def _complete(service: CompletionService, request: ChatRequest) -> CompletionResult:
+    """What the chat path does: plan the targets (before reserving quota), then execute the plan."""
+    return service.execute(service.plan(request, TENANT), request)
+
+
 def test_primary_answers_and_cost_is_priced() -> None:
     provider = ScriptedProvider()
-    result = _service(provider).complete(_request(), TENANT)
+    result = _complete(_service(provider), _request())
     assert result.target.id == "bedrock-claude-haiku"
     assert provider.calls == ["bedrock-claude-haiku"]
     assert result.cost_usd == pytest.approx(10 / 1000 * 0.0008 + 5 / 1000 * 0.004)
-    assert not result.fell_back
+    assert [a.target_id for a in result.attempts] == [result.target.id]  # no fallback
 
 
 @pytest.mark.parametrize(
@@ -62,7 +67,7 @@ def test_primary_answers_and_cost_is_priced() -> None:
 )
 def test_retryable_failure_falls_back(kind: ProviderFailureKind) -> None:
     provider = ScriptedProvider({"sm-llama3-8b-primary": kind})
-    result = _service(provider).complete(_request("llama3-8b"), TENANT)
+    result = _complete(_service(provider), _request("llama3-8b"))
     assert result.target.id == "bedrock-nova-lite"
     assert [a.outcome for a in result.attempts] == [kind.value, "ok"]
 
@@ -70,8 +75,30 @@ def test_retryable_failure_falls_back(kind: ProviderFailureKind) -> None:
 def test_invalid_request_does_not_fall_back() -> None:
     provider = ScriptedProvider({"bedrock-claude-haiku": ProviderFailureKind.INVALID_REQUEST})
     with pytest.raises(BadRequestError):
-        _service(provider).complete(_request(), TENANT)
+        _complete(_service(provider), _request())
     assert provider.calls == ["bedrock-claude-haiku"]
+
+
+def test_a_rejected_request_names_the_providers_error_code_but_never_its_message() -> None:
+    # Provider messages can quote the request (a Bedrock ValidationException names the offending
+    # text), so the caller is told the alias and the provider's error code, nothing more.
+    class QuotingProvider:
+        def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
+            raise ProviderError(
+                ProviderFailureKind.INVALID_REQUEST,
+                f"Bedrock said: {request.messages[0].content} is invalid",
+                target_id=target.id,
+                error_code="ValidationException",
+            )
+
+    service = CompletionService(FileRouteSource(DEFAULT_ROUTES_FILE), {Provider.BEDROCK: QuotingProvider()})
+    request = ChatRequest(model="chat-default", messages=(Message(Role.USER, "my card is 4111 1111 1111 1111"),))
+    with pytest.raises(BadRequestError) as info:
+        _complete(service, request)
+    assert (info.value.status, info.value.code) == (400, "invalid_request")
+    assert "4111" not in info.value.message
+    assert "chat-default" in info.value.message
+    assert "ValidationException" in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -85,7 +112,7 @@ def test_invalid_request_does_not_fall_back() -> None:
 def test_all_targets_failing_maps_to_5xx_naming_alias(kind: ProviderFailureKind, status: int) -> None:
     provider = ScriptedProvider({"bedrock-claude-haiku": kind, "bedrock-nova-lite": kind})
     with pytest.raises(UpstreamUnavailableError) as err:
-        _service(provider).complete(_request(), TENANT)
+        _complete(_service(provider), _request())
     assert err.value.status == status
     assert "chat-default" in err.value.message
 
@@ -94,9 +121,9 @@ def test_breaker_skips_a_failing_target_after_threshold() -> None:
     provider = ScriptedProvider({"bedrock-claude-haiku": ProviderFailureKind.UNAVAILABLE})
     service = _service(provider)
     for _ in range(2):
-        service.complete(_request(), TENANT)
+        _complete(service, _request())
     provider.calls.clear()
-    service.complete(_request(), TENANT)
+    _complete(service, _request())
     assert provider.calls == ["bedrock-nova-lite"]
 
 
@@ -114,12 +141,12 @@ def test_canary_weight_sends_share_of_traffic_to_candidate() -> None:
     service = CompletionService(
         Source(), {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider}, draw=lambda: next(draws)
     )
-    targets = [service.complete(_request("llama3-8b"), TENANT).target.id for _ in range(100)]
+    targets = [_complete(service, _request("llama3-8b")).target.id for _ in range(100)]
     assert targets.count("sm-llama3-8b-candidate") == 25
 
 
 def test_max_tokens_beyond_primary_limit_is_rejected_before_any_call() -> None:
     provider = ScriptedProvider()
     with pytest.raises(BadRequestError):
-        _service(provider).complete(_request("llama3-8b", max_tokens=100_000), TENANT)
+        _complete(_service(provider), _request("llama3-8b", max_tokens=100_000))
     assert provider.calls == []
