@@ -44,7 +44,6 @@ __all__ = [
     "InsufficientQuotaError",
     "PendingSettlement",
     "QuotaLedger",
-    "QuotaUnavailableError",
     "RateLimitExceededError",
     "Reservation",
     "Scope",
@@ -118,14 +117,6 @@ class InsufficientQuotaError(GatewayError):
     status = 429
     error_type = "insufficient_quota"
     code = "insufficient_quota"
-
-
-class QuotaUnavailableError(GatewayError):
-    """The quota store failed and the tenant's policy is to fail closed."""
-
-    status = 503
-    error_type = "api_error"
-    code = "quota_unavailable"
 
 
 def usd_to_nanos(usd: float) -> int:
@@ -514,7 +505,7 @@ class QuotaLedger(Protocol):
     def reserve(
         self, tenant: TenantContext, request_id: str, demand: Demand, now: float, *, release_at: int | None = None
     ) -> Reservation:
-        """All or nothing across windows; raises a 429 error, or `QuotaUnavailableError` (503).
+        """All or nothing across windows; raises a 429 error, or `StoreUnavailableError("quota")` (503).
 
         `release_at` (epoch seconds, `release_at_for`) is when the sweeper may give the charges
         back if the request never settles; None lets the ledger assume the default function timeout.

@@ -14,11 +14,11 @@ from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.usage_store import DynamoUsageStore
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
 from llmops.domain.audit import AuditRecord, AuditWriteOutcome
+from llmops.domain.errors import StoreUnavailableError
 from llmops.domain.quotas import (
     Demand,
     InsufficientQuotaError,
     PendingSettlement,
-    QuotaUnavailableError,
     RateLimitExceededError,
     UsageEntry,
     WindowKind,
@@ -129,10 +129,10 @@ def test_throttled_reserve_fails_closed_with_503(dynamodb: Any, names: dict[str,
     ctx = TenantContext("acme", "key00001", limits=Limits(requests_per_minute=5))
     with (
         mock.patch.object(dynamodb, "transact_write_items", side_effect=throttled),
-        pytest.raises(QuotaUnavailableError) as info,
+        pytest.raises(StoreUnavailableError) as info,
     ):
         ledger.reserve(ctx, "r1", Demand(tokens=1, cost_nanos=0), NOW)
-    assert (info.value.status, info.value.code) == (503, "quota_unavailable")
+    assert (info.value.status, info.value.code, info.value.retry_after_s) == (503, "quota_unavailable", 1)
 
 
 def test_unreachable_dynamodb_fails_open_when_the_tenant_allows_and_still_accounts(

@@ -3,13 +3,13 @@ from datetime import UTC, datetime
 import pytest
 
 from llmops.domain.chat import ChatRequest, Message, Role, Usage
+from llmops.domain.errors import StoreUnavailableError
 from llmops.domain.quotas import (
     NANOS_PER_USD,
     Charge,
     Demand,
     InsufficientQuotaError,
     PendingSettlement,
-    QuotaUnavailableError,
     RateLimitExceededError,
     Reservation,
     Scope,
@@ -150,8 +150,10 @@ def test_rejections_follow_openai_codes_with_retry_after(
     assert rejected.retry_after_s == 30  # every window here ends at midnight, 30 s away
 
 
-def test_quota_unavailable_is_a_503() -> None:
-    assert (QuotaUnavailableError("x").status, QuotaUnavailableError("x").code) == (503, "quota_unavailable")
+def test_quota_unavailable_is_a_503_the_caller_may_retry() -> None:
+    # One mechanism for every store: the quota store's refusal is StoreUnavailableError("quota").
+    refusal = StoreUnavailableError("quota", "Quota accounting is temporarily unavailable.")
+    assert (refusal.status, refusal.code, refusal.retry_after_s) == (503, "quota_unavailable", 1)
 
 
 def _reservation() -> Reservation:

@@ -48,13 +48,13 @@ from llmops.adapters.dynamodb.quota_items import (
 )
 from llmops.adapters.dynamodb.store_errors import unavailable_as
 from llmops.config.timeouts import GATEWAY_TIMEOUT_S
+from llmops.domain.errors import StoreUnavailableError
 from llmops.domain.quotas import (
     Actual,
     Charge,
     Demand,
     ExpiredReservation,
     PendingSettlement,
-    QuotaUnavailableError,
     Reservation,
     SettleOutcome,
     SweepReport,
@@ -139,9 +139,8 @@ class DynamoQuotaLedger:
             extra={"tenant": tenant.tenant_id, "request_id": reservation.request_id, "error": _code(exc)},
         )
         if not tenant.quota_fail_open:
-            raise QuotaUnavailableError(
-                "Quota accounting is temporarily unavailable; the request was not sent. Retry shortly.",
-                retry_after_s=1,
+            raise StoreUnavailableError(
+                "quota", "Quota accounting is temporarily unavailable; the request was not sent. Retry shortly."
             ) from None
         unreserved = tuple(Charge(c.window, 0) for c in reservation.charges)
         return replace(reservation, charges=unreserved, reserved=False)
