@@ -20,13 +20,13 @@ a `ProviderError`'s message reaches logs and, for a rejected request, the caller
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from llmops.domain.errors import ProviderError, ProviderFailureKind, safe_error_code
+from llmops.domain.guard import safe_regex
 
 __all__ = [
     "ServiceError",
@@ -54,7 +54,7 @@ class ServiceErrorTable:
 
     kinds: Mapping[str, ProviderFailureKind]
     # Code -> message pattern meaning the target, not the request, is at fault (fall back).
-    target_faults: Mapping[str, re.Pattern[str]] = field(default_factory=lambda: MappingProxyType({}))
+    target_faults: Mapping[str, safe_regex.Pattern[str]] = field(default_factory=lambda: MappingProxyType({}))
     # Codes whose `original_status` is the status to classify by.
     relayed_status_codes: frozenset[str] = frozenset()
 

@@ -7,13 +7,13 @@ parameter, instead of silently ignoring what the caller asked for.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from llmops.domain.chat import ChatRequest, Message, Role
 from llmops.domain.errors import BadRequestError
+from llmops.domain.guard.normalization import without_lone_surrogates
 
 __all__ = [
     "ChatCompletionRequest",
@@ -138,13 +138,10 @@ def require_conversation(request: ChatRequest) -> None:
         raise BadRequestError("messages must contain at least one user or assistant message.", param="messages")
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _valid_text(text: str) -> str:
     """JSON may carry lone UTF-16 surrogates ("\\ud800") that no UTF-8 encoder accepts: they become
     U+FFFD, as a UTF-8 decoder would render them, so hashing, token counting and providers work."""
-    return _LONE_SURROGATE.sub("\ufffd", text)
+    return without_lone_surrogates(text)
 
 
 def _text_of(content: str | list[ContentPart], index: int) -> str:

@@ -26,7 +26,6 @@ import difflib
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -34,6 +33,7 @@ from typing import Any, NamedTuple, Protocol
 
 from llmops.domain.chat import ChatRequest, Message, Role
 from llmops.domain.errors import BadRequestError, GatewayError
+from llmops.domain.guard import safe_regex
 from llmops.domain.keys import validate_tenant_id
 
 __all__ = [
@@ -72,11 +72,11 @@ __all__ = [
 DEFAULT_LABEL = "production"  # what a reference without version or label resolves to
 PROMPT_MODEL = "@prompt"  # a request `model` meaning "use the prompt's default model alias"
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ID_RE = safe_regex.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Labels never look like a number, so `diff ID A B` can tell a version from a label.
-_LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,31}$")
-_VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
+_LABEL_RE = safe_regex.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,31}$")
+_VARIABLE_RE = safe_regex.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_PLACEHOLDER_RE = safe_regex.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 # Anything that opens template syntax but is not a plain placeholder is rejected at push time.
 _SYNTAX_OPENERS = ("{{", "{%", "{#")
 _MAX_TEMPLATE_CHARS = 100_000
@@ -622,9 +622,9 @@ def _check_value_problem(kind: CheckKind, value: Any) -> str | None:
         if not isinstance(value, str):
             return "regex needs a string"
         try:
-            re.compile(value)
-        except re.error as exc:
-            return f"invalid regex: {exc}"
+            safe_regex.compile(value)  # RE2: model output is untrusted, so the check must run in linear time
+        except safe_regex.UnsafePatternError as exc:
+            return f"invalid regex (RE2 syntax, no look-around or backreferences): {exc}"
         return None
     if kind is CheckKind.MAX_LENGTH:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -747,7 +747,7 @@ def check_output(
             ok = check.value not in text
             results.append(CheckResult(check, ok, "" if ok else "found in the output"))
         elif check.kind is CheckKind.REGEX:
-            ok = re.search(check.value, text) is not None
+            ok = safe_regex.compile(check.value).search(text) is not None
             results.append(CheckResult(check, ok, "" if ok else "no match"))
         elif check.kind is CheckKind.MAX_LENGTH:
             ok = len(text) <= check.value
@@ -812,8 +812,14 @@ def minimal_schema_errors(instance: Any, schema: Mapping[str, Any], path: str = 
             errors.append(f"{path}: shorter than {schema['minLength']}")
         if "maxLength" in schema and len(instance) > schema["maxLength"]:
             errors.append(f"{path}: longer than {schema['maxLength']}")
-        if "pattern" in schema and re.search(schema["pattern"], instance) is None:
-            errors.append(f"{path}: does not match {schema['pattern']!r}")
+        if "pattern" in schema:
+            try:
+                matched = safe_regex.compile(schema["pattern"]).search(instance) is not None
+            except safe_regex.UnsafePatternError:
+                errors.append(f"{path}: pattern {schema['pattern']!r} is not a linear-time (RE2) expression")
+            else:
+                if not matched:
+                    errors.append(f"{path}: does not match {schema['pattern']!r}")
     if _number(instance):
         if "minimum" in schema and instance < schema["minimum"]:
             errors.append(f"{path}: below {schema['minimum']}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from llmops.adapters.provider_errors import ServiceErrorTable
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, Role, Usage
 from llmops.domain.errors import ProviderError, ProviderFailureKind
+from llmops.domain.guard import safe_regex
 from llmops.domain.routing import Target
 
 BEDROCK_MAX_TEMPERATURE = 1.0
@@ -62,9 +62,9 @@ ERROR_KINDS: Mapping[str, ProviderFailureKind] = MappingProxyType(
 
 # ValidationExceptions that are about the target, not the request: an unknown model id, or a model
 # that must be called through an inference profile. Like AccessDenied, they must allow fallback.
-_MISCONFIGURED_TARGET = re.compile(
+_MISCONFIGURED_TARGET = safe_regex.compile(
     r"model identifier is invalid|on-demand throughput isn.t supported|inference profile|end of its life",
-    re.I,
+    safe_regex.IGNORECASE,
 )
 
 # Unknown codes fall back to their HTTP status class (`provider_errors.failure_kind`).

@@ -17,11 +17,10 @@ Contextual grounding is not mapped: the detector sends no grounding source.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Literal
 
-from llmops.domain.guard import Finding, FindingType
+from llmops.domain.guard import Finding, FindingType, safe_regex
 
 __all__ = [
     "BEDROCK_PII_TO_FINDING_TYPE",
@@ -62,7 +61,7 @@ BEDROCK_PII_TO_FINDING_TYPE: Mapping[str, str] = {
 
 # Content filters report a confidence bucket, not a number.
 CONFIDENCE_SCORES: Mapping[str, float] = {"NONE": 0.0, "LOW": 0.4, "MEDIUM": 0.7, "HIGH": 0.95}
-_NOT_A_NAME = re.compile(r"[^A-Za-z0-9]+")
+_NOT_A_NAME = safe_regex.compile(r"[^A-Za-z0-9]+")
 
 
 def to_apply_guardrail_request(

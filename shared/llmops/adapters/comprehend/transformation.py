@@ -7,12 +7,12 @@ every finding points into the caller's whole text.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from llmops.domain.guard import Finding
+from llmops.domain.guard.normalization import without_lone_surrogates
 
 __all__ = [
     "COMPREHEND_TO_FINDING_TYPE",
@@ -55,8 +55,6 @@ COMPREHEND_TO_FINDING_TYPE: Mapping[str, str] = {
     "DATE_TIME": "DATE_TIME",
 }
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def finding_type(comprehend_type: str) -> str:
     return COMPREHEND_TO_FINDING_TYPE.get(comprehend_type, comprehend_type)
@@ -87,7 +85,7 @@ def chunk_text(text: str, max_bytes: int = MAX_TEXT_BYTES) -> list[TextChunk]:
     """
     if max_bytes < 4:
         raise ValueError("max_bytes must fit at least one UTF-8 character")
-    clean = _LONE_SURROGATE.sub("\ufffd", text)
+    clean = without_lone_surrogates(text)
     chunks: list[TextChunk] = []
     start = 0
     while start < len(clean):

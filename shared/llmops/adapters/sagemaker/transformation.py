@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +20,7 @@ from llmops.adapters.provider_errors import ServiceErrorTable
 from llmops.adapters.sagemaker.chat_templates import UnknownChatTemplateError, render_prompt
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
 from llmops.domain.errors import ProviderError, ProviderFailureKind
+from llmops.domain.guard import safe_regex
 from llmops.domain.routing import PayloadFormat, Target
 
 __all__ = [
@@ -75,7 +75,9 @@ ERROR_KINDS: Mapping[str, ProviderFailureKind] = MappingProxyType(
 # "Endpoint foo of account 123 not found.", or a target variant the endpoint does not have: the
 # target is misconfigured or was deleted (e.g. a finished canary), which is not the caller's fault,
 # so the router must be free to fall back.
-_MISSING_TARGET = re.compile(r"\b(endpoint|variant)\b.*\b(not found|not valid|does not exist)", re.I | re.S)
+_MISSING_TARGET = safe_regex.compile(
+    r"\b(endpoint|variant)\b.*\b(not found|not valid|does not exist)", safe_regex.IGNORECASE | safe_regex.DOTALL
+)
 
 # ModelError is the container's answer relayed (HTTP 424): its OriginalStatusCode says whose fault it
 # was. Unknown codes fall back to their HTTP status class (`provider_errors.failure_kind`).

@@ -22,7 +22,7 @@ from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["NormalizedText", "fold_char", "normalize"]
+__all__ = ["NormalizedText", "fold_char", "normalize", "without_lone_surrogates"]
 
 # Look-alikes NFKC leaves alone. Not exhaustive (Unicode's confusables.txt has thousands): these are
 # the ones seen in practice in obfuscated prompts and phishing domains.
@@ -242,6 +242,16 @@ def normalize(text: str) -> NormalizedText:
     starts.extend(range(position, len(text)))
     ends.extend(range(position + 1, len(text) + 1))
     return NormalizedText(text, folded, starts, ends)
+
+
+def without_lone_surrogates(text: str, replacement: str = "\ufffd") -> str:
+    """`text` with every surrogate code point (JSON may carry "\\ud800") replaced, one for one, so it
+    can be encoded as UTF-8. No regex: one encode attempt, and a translate when it fails."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.translate({code: replacement for code in map(ord, set(text)) if 0xD800 <= code <= 0xDFFF})
+    return text
 
 
 def _find_all(haystack: str, needle: str) -> list[int]:
