@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmops.domain.guard import GuardEngine, GuardPolicy
+from llmops.domain.guard.policy import GATEWAY_DETECTORS, PolicyError
 from llmops.domain.guard_policy_registry import PRODUCTION_LABEL, GuardPolicySource, GuardPolicyVersion
 
 __all__ = ["DEFAULT_POLICY", "GuardPolicies"]
@@ -47,7 +48,10 @@ class GuardPolicies:
     ) -> None:
         self._policies: dict[str, GuardPolicy] = {DEFAULT_POLICY: GuardPolicy.default()}
         for name, spec in (overrides or {}).items():
-            self._policies[name] = GuardPolicy.from_mapping(spec)  # raises with every problem listed
+            try:
+                self._policies[name] = GuardPolicy.from_mapping(spec, runnable_detectors=GATEWAY_DETECTORS)
+            except PolicyError as exc:  # every problem listed, under the policy's name
+                raise PolicyError([f"{name}: {problem}" for problem in exc.errors]) from None
         self._registry = registry
         self._ttl_s = ttl_s
         self._clock = clock

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmops.domain.guard import GuardPolicy
+from llmops.domain.guard.policy import GATEWAY_DETECTORS
 from llmops.domain.prompts import LabelState, validate_prompt_id
 
 __all__ = [
@@ -57,7 +58,9 @@ class GuardPolicyDraft:
         except ValueError as exc:
             found.append(str(exc))
         try:
-            GuardPolicy.from_mapping(self.document)
+            # Refuses detectors the gateway cannot run yet, so a push never stores a policy that would
+            # serve without one of its detectors.
+            GuardPolicy.from_mapping(self.document, runnable_detectors=GATEWAY_DETECTORS)
         except ValueError as exc:  # PolicyError lists every problem
             found.append(str(exc))
         return found
@@ -96,7 +99,10 @@ class GuardPolicyVersion:
         return GuardPolicyDraft(self.name, self.document).fingerprint
 
     def policy(self) -> GuardPolicy:
-        """The policy this version describes (validated when pushed, so this does not raise)."""
+        """The policy this version describes (validated when pushed, so this does not raise).
+
+        Not checked against `GATEWAY_DETECTORS` again: a version stored before that check keeps
+        serving as it did, without the detector it names, rather than failing every request."""
         return GuardPolicy.from_mapping(self.document)
 
     def document_json(self) -> str:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from llmops.application.guard_policies import GuardPolicies
+from llmops.config.env import Settings
 from llmops.domain.guard import Action, Direction
+from llmops.domain.guard.policy import PolicyError
 from llmops.domain.guard_policy_registry import PRODUCTION_LABEL, GuardPolicyVersion
 from llmops.domain.prompts import LabelState
 
@@ -88,3 +94,21 @@ def test_an_unreachable_registry_serves_the_cached_version_then_configuration() 
     assert email_action(guards, "strict") is Action.ALLOW  # stale label, cached engine
     fresh = GuardPolicies({"strict": {"actions": {"EMAIL": "block"}}}, registry=registry, ttl_s=10)
     assert email_action(fresh, "strict") is Action.BLOCK  # never guards with nothing
+
+
+def test_configured_policies_naming_an_unwired_detector_are_refused_at_start() -> None:
+    # Settings.guard_policies is read once when the gateway is built; a policy the gateway would
+    # serve without one of its detectors must stop it, naming the policy and the detector.
+    configured = Settings(guard_policies=json.dumps({"strict": {"detectors": ["pii", "bedrock_guardrail"]}}))
+    with pytest.raises(PolicyError) as refused:
+        GuardPolicies.from_json(configured.guard_policies)
+    refusal = "strict: detectors: the 'bedrock_guardrail' detector is not available in the gateway yet"
+    assert refusal in str(refused.value)
+
+
+def test_a_stored_version_naming_an_unwired_detector_still_serves_without_it() -> None:
+    # Pushed before pushes refused it: serving it as before beats failing every request of the tenant.
+    registry = FakeRegistry()
+    registry.add("strict", 1, {"detectors": ["pii", "comprehend"], "actions": {"EMAIL": "block"}})
+    registry.point("strict", 1)
+    assert email_action(GuardPolicies(registry=registry), "strict") is Action.BLOCK

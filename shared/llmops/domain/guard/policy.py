@@ -18,6 +18,7 @@ from llmops.domain.guard.findings import PII_TYPES, SECRET_TYPES, Action, Direct
 __all__ = [
     "BUILTIN_DETECTORS",
     "DEFAULT_DETECTORS",
+    "GATEWAY_DETECTORS",
     "PLUGGABLE_DETECTORS",
     "GuardPolicy",
     "PolicyError",
@@ -27,6 +28,10 @@ BUILTIN_DETECTORS: Final = frozenset({"secrets", "pii", "injection", "deny_list"
 # Off by default; implemented by adapters and handed to GuardEngine(extra_detectors=...).
 PLUGGABLE_DETECTORS: Final = frozenset({"comprehend", "bedrock_guardrail"})
 DEFAULT_DETECTORS: Final = BUILTIN_DETECTORS
+# What the gateway's engines can run. Pluggable detectors need an adapter instance handed to
+# GuardEngine, which the gateway does not build yet (the guardrails issue wires them): a policy it
+# accepted naming one would silently go without that detector, so it is refused instead.
+GATEWAY_DETECTORS: Final = BUILTIN_DETECTORS
 # Findings about the text as a whole: masking their span would not help, so only these actions fit.
 _UNMASKABLE = frozenset(
     {
@@ -125,8 +130,19 @@ class GuardPolicy:
         return name in self.enabled_detectors
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, base: GuardPolicy | None = None) -> GuardPolicy:
-        """Layer a JSON-shaped tenant policy over `base` (the product default unless given)."""
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        base: GuardPolicy | None = None,
+        runnable_detectors: frozenset[str] | None = None,
+    ) -> GuardPolicy:
+        """Layer a JSON-shaped tenant policy over `base` (the product default unless given).
+
+        `runnable_detectors` are the detectors the caller will run (None: any known one); a policy
+        naming another known detector is refused with its name. The gateway passes
+        `GATEWAY_DETECTORS` wherever it accepts a policy.
+        """
         base = base or cls.default()
         if not isinstance(data, Mapping):
             raise PolicyError([f"policy must be a JSON object, got {type(data).__name__}"])
@@ -171,6 +187,12 @@ class GuardPolicy:
             if unknown:
                 known = ", ".join(sorted(BUILTIN_DETECTORS | PLUGGABLE_DETECTORS))
                 errors.append(f"detectors: unknown {', '.join(unknown)} (known: {known})")
+            if runnable_detectors is not None:
+                for name in sorted((set(names) & PLUGGABLE_DETECTORS) - runnable_detectors):
+                    errors.append(
+                        f"detectors: the '{name}' detector is not available in the gateway yet "
+                        "(pluggable detectors are not wired); remove it from the policy"
+                    )
             values["enabled_detectors"] = frozenset(names)
         if "system_prompt_leak_check" in data:
             flag = data["system_prompt_leak_check"]
