@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from llmops.domain.chat import Completion
 from llmops.domain.errors import BadRequestError, GatewayError
+from llmops.domain.guard import safe_regex
 
 __all__ = ["chat_completion", "error_body", "sse_stream", "validation_error"]
 
@@ -100,7 +100,7 @@ def error_body(error: GatewayError) -> dict[str, Any]:
 
 # A location part the caller chose (an unknown key, a `metadata` key) is echoed only if it looks like
 # a parameter name: a key may hold anything, PII included, and errors are logged and shown.
-_ECHOABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_ECHOABLE_NAME = safe_regex.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _UNION_MEMBERS = frozenset({"str", "int", "float", "bool"})
 
 

@@ -8,13 +8,13 @@ thresholds are the retraining input's too (`llmops.workflows.retraining_input.Th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmops.config.env import EnvVar
+from llmops.domain.guard import safe_regex
 
 __all__ = [
     "DEFAULT_DRIFT_THRESHOLD",
@@ -46,7 +46,7 @@ DRIFT_MONITOR_ENV: Mapping[str, str] = {
 }
 
 _STAGING_PREFIX = "staging/drift-monitor"
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_NAME_UNSAFE = safe_regex.compile(r"[^A-Za-z0-9_-]+")
 
 
 class DriftMonitorSettings(BaseModel):

@@ -16,11 +16,12 @@ such as `<EMAIL>` are not terms.
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from llmops.domain.guard import safe_regex
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -36,8 +37,10 @@ __all__ = [
 LENGTH_BINS: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_WEIGHTS: Mapping[str, float] = {"token_length": 0.3, "script_mix": 0.2, "guard_hits": 0.2, "top_terms": 0.3}
 _TOP_TERMS = 50
-_TERM = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-_PLACEHOLDER = re.compile(r"<[A-Z_]+(?:_\d+)?>|\[[A-Z_]+(?:_\d+)?\]")
+_TERM = safe_regex.compile_backtracking(
+    r"[^\W\d_]{3,}", needs="Unicode letters and throughput: one match per word, ~0.1 us each in re vs ~1 us in RE2"
+)
+_PLACEHOLDER = safe_regex.compile(r"<[A-Z_]+(?:_\d+)?>|\[[A-Z_]+(?:_\d+)?\]")
 _STOPWORDS = frozenset(
     {
         "the",

@@ -6,9 +6,10 @@ should reach the caller: anything unexpected becomes a 500-class `internal_error
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Any
+
+from llmops.domain.guard import safe_regex
 
 __all__ = [
     "BadRequestError",
@@ -114,7 +115,7 @@ class ProviderFailureKind(StrEnum):
 
 # What a service error code looks like (`ValidationException`, `ModelError`): an identifier, never
 # free text, so it is safe to show the caller.
-_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
+_ERROR_CODE = safe_regex.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
 
 
 def safe_error_code(raw: object) -> str:

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import math
-import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from llmops.domain.errors import GatewayError
+from llmops.domain.guard import safe_regex
 from llmops.domain.tenancy import Limits, TenantContext, TextRetention
 
 __all__ = [
@@ -55,9 +55,9 @@ MAX_TOKENS_LIMIT = 1_000_000_000
 MAX_REQUESTS_PER_MINUTE = 10_000_000
 MAX_USD_LIMIT = 10_000_000.0
 
-_KEY_RE = re.compile(rf"^{KEY_SCHEME}-([a-z0-9]{{8}})-([A-Za-z0-9_-]{{32,128}})$")
+_KEY_RE = safe_regex.compile(rf"^{KEY_SCHEME}-([a-z0-9]{{8}})-([A-Za-z0-9_-]{{32,128}})$")
 _PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TENANT_RE = safe_regex.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class InvalidApiKeyError(GatewayError):
@@ -147,7 +147,7 @@ def validate_limits(limits: Limits) -> Limits:
     return limits
 
 
-_POLICY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_POLICY_NAME = safe_regex.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ rollback by the very same states as the prompt's.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -29,6 +28,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from llmops.config.tables import guard_policy_pk, label_sk, prompt_pk, version_sk
+from llmops.domain.guard import safe_regex
 from llmops.domain.guard_policy_registry import validate_policy_name
 from llmops.domain.keys import validate_tenant_id
 from llmops.domain.prompts import scoped_prompt_id, validate_label, validate_prompt_id
@@ -318,7 +318,7 @@ def canary_input_for_targets(
     )
 
 
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_NAME_UNSAFE = safe_regex.compile(r"[^A-Za-z0-9_-]+")
 
 
 def execution_name(kind: str, subject: str, now: datetime | None = None) -> str:

@@ -16,13 +16,13 @@ settled. Settle and sweep both put the settle sentinel, so whichever comes secon
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from llmops.config.tables import RESERVATIONS_INDEX
+from llmops.domain.guard import safe_regex
 from llmops.domain.quotas import Charge, ExpiredReservation, UsageEntry, Window, WindowDelta
 
 __all__ = [
@@ -272,7 +272,7 @@ def used_by_key(items: Iterable[Mapping[str, AttributeValue]]) -> dict[str, int]
     return {str(item["pk"]["S"]): int(item.get("used", {}).get("N", "0")) for item in items}
 
 
-_REASONS_IN_MESSAGE = re.compile(r"\[([^\]]*)\]")
+_REASONS_IN_MESSAGE = safe_regex.compile(r"\[([^\]]*)\]")
 
 
 def cancellation_codes(error_response: Mapping[str, Any]) -> list[str]:
