@@ -17,14 +17,7 @@ from rich.table import Table
 
 from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
 from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
-from llmops.application.canary_control import (
-    abort_canary,
-    approve_canary,
-    execution_history,
-    guard_policy_bundle,
-    prompt_bundle,
-    route_document,
-)
+from llmops.adapters.stepfunctions_canary import AwsCanaryControlPlane, execution_history, route_document
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import StackConnection, connect
 from llmops.cli.terminal import console, errors, fail
@@ -37,6 +30,7 @@ from llmops.local.workflows import (
     local_state_machine_name,
 )
 from llmops.workflows import APPROVAL, CANARY, RETRAINING
+from llmops.workflows.canary_control import abort_canary, approve_canary, guard_policy_bundle, prompt_bundle
 from llmops.workflows.canary_input import (
     CanaryInput,
     GuardPolicyBundle,
@@ -89,6 +83,10 @@ def _execution_arn(conn: StackConnection, stack: str | None, execution: str) -> 
         return execution
     machine = _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN)
     return machine.replace(":stateMachine:", ":execution:", 1) + f":{execution}"
+
+
+def _control_plane(conn: StackConnection) -> AwsCanaryControlPlane:
+    return AwsCanaryControlPlane(conn.client("stepfunctions"), conn.client("dynamodb"), conn.client("sagemaker"))
 
 
 def _guard_policy_bundle(
@@ -350,7 +348,7 @@ def approve(
     """Approve (or reject) the next step of a canary started with --approval."""
     conn = connect(state_dir, stack, region)
     arn = _execution_arn(conn, stack, execution)
-    if not approve_canary(conn.client("stepfunctions"), arn, reject=reject):
+    if not approve_canary(_control_plane(conn), arn, reject=reject):
         fail("the execution is not waiting for an approval", code=1)
     console.print("Rejected: the canary rolls back." if reject else "Approved: the canary moves to its next step.")
 
@@ -367,9 +365,7 @@ def abort(
     conn = connect(state_dir, stack, region)
     arn = _execution_arn(conn, stack, execution)
     result = abort_canary(
-        conn.client("stepfunctions"),
-        conn.client("dynamodb"),
-        conn.client("sagemaker"),
+        _control_plane(conn),
         arn,
         conn.settings.routes_table,
         prompts_table=conn.settings.prompts_table,

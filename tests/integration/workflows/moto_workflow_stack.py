@@ -19,6 +19,7 @@ from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.adapters.dynamodb.provisioning import create_tables
 from llmops.adapters.dynamodb.route_items import table_items
 from llmops.adapters.dynamodb.route_source import load_route_document
+from llmops.adapters.stepfunctions_canary import AwsCanaryControlPlane
 from llmops.config.env import EnvVar
 from llmops.domain.prompts import LabelState, PromptDraft
 from llmops.local.workflows import provision_workflows
@@ -41,6 +42,10 @@ class WorkflowStack:
         if service not in self.clients:
             self.clients[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
         return self.clients[service]
+
+    def control_plane(self) -> AwsCanaryControlPlane:
+        """What `llmops canary approve|abort` operates the canary through, over this stack's clients."""
+        return AwsCanaryControlPlane(self.client("stepfunctions"), self.client("dynamodb"), self.client("sagemaker"))
 
     def run(self, workflow_output: str, document: Mapping[str, Any], name: str) -> str:
         sfn = self.client("stepfunctions")

@@ -7,7 +7,7 @@ from typing import Any
 
 from moto_workflow_stack import GATES, WorkflowStack
 
-from llmops.application.canary_control import abort_canary, approve_canary
+from llmops.workflows.canary_control import abort_canary, approve_canary
 from llmops.workflows.canary_input import CanaryInput, TargetRef
 
 CANARY = "CanaryStateMachineArn"
@@ -144,9 +144,7 @@ def test_abort_stops_the_execution_and_restores_the_baseline(workflow_stack: Wor
     workflow_stack.wait_until(lambda: workflow_stack.route_weights("llama3-8b")["sm-llama3-8b-candidate"] == 5.0)
 
     result = abort_canary(
-        workflow_stack.client("stepfunctions"),
-        workflow_stack.client("dynamodb"),
-        workflow_stack.client("sagemaker"),
+        workflow_stack.control_plane(),
         arn,
         workflow_stack.routes_table,
     )
@@ -162,9 +160,7 @@ def test_abort_after_promotion_is_an_instant_rollback(workflow_stack: WorkflowSt
     assert workflow_stack.wait(arn)["status"] == "SUCCEEDED"
 
     result = abort_canary(
-        workflow_stack.client("stepfunctions"),
-        workflow_stack.client("dynamodb"),
-        workflow_stack.client("sagemaker"),
+        workflow_stack.control_plane(),
         arn,
         workflow_stack.routes_table,
     )
@@ -174,11 +170,11 @@ def test_abort_after_promotion_is_an_instant_rollback(workflow_stack: WorkflowSt
 
 
 def test_manual_approval_gates_each_later_step(workflow_stack: WorkflowStack) -> None:
-    sfn = workflow_stack.client("stepfunctions")
+    plane = workflow_stack.control_plane()
     arn = workflow_stack.run(
         CANARY, bedrock_canary(steps=(10, 100), approval=True).to_execution_input(), name="approve"
     )
-    workflow_stack.wait_until(lambda: approve_canary(sfn, arn))
+    workflow_stack.wait_until(lambda: approve_canary(plane, arn))
 
     result = workflow_stack.wait(arn)
 
@@ -190,9 +186,9 @@ def test_manual_approval_gates_each_later_step(workflow_stack: WorkflowStack) ->
 
 
 def test_rejected_approval_rolls_back(workflow_stack: WorkflowStack) -> None:
-    sfn = workflow_stack.client("stepfunctions")
+    plane = workflow_stack.control_plane()
     arn = workflow_stack.run(CANARY, bedrock_canary(steps=(10, 100), approval=True).to_execution_input(), name="reject")
-    workflow_stack.wait_until(lambda: approve_canary(sfn, arn, reject=True))
+    workflow_stack.wait_until(lambda: approve_canary(plane, arn, reject=True))
 
     result = workflow_stack.wait(arn)
 

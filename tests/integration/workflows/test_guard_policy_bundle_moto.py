@@ -13,8 +13,8 @@ import pytest
 from moto_workflow_stack import GATES, PROMPTS_TABLE, WorkflowStack
 
 from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
-from llmops.application.canary_control import abort_canary
 from llmops.domain.guard_policy_registry import GuardPolicyDraft
+from llmops.workflows.canary_control import abort_canary
 from llmops.workflows.canary_input import CanaryInput, GuardPolicyBundle, PromptBundle, TargetRef
 from llmops.workflows.canary_rollback import PromptRestore
 
@@ -95,9 +95,7 @@ def test_abort_after_a_promotion_restores_the_guard_policy(workflow_stack: Workf
     assert guard_label(workflow_stack, name)[0] == 2
 
     aborted = abort_canary(
-        workflow_stack.client("stepfunctions"),
-        workflow_stack.client("dynamodb"),
-        workflow_stack.client("sagemaker"),
+        workflow_stack.control_plane(),
         arn,
         workflow_stack.routes_table,
         prompts_table=PROMPTS_TABLE,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from moto_workflow_stack import GATES, PROMPTS_TABLE, WorkflowStack
 
-from llmops.application.canary_control import abort_canary, approve_canary, prompt_bundle
 from llmops.domain.prompts import PromptDraft
+from llmops.workflows.canary_control import abort_canary, approve_canary, prompt_bundle
 from llmops.workflows.canary_input import CanaryInput, PromptBundle, TargetRef
 from llmops.workflows.canary_rollback import PROMPT_LABEL_ATTRIBUTE_NAMES, PROMPT_RESTORE_CONDITION, PromptRestore
 
@@ -88,9 +88,7 @@ def label_moved(workflow_stack: WorkflowStack, prompt_id: str) -> bool:
 
 def abort(workflow_stack: WorkflowStack, arn: str) -> Any:
     return abort_canary(
-        workflow_stack.client("stepfunctions"),
-        workflow_stack.client("dynamodb"),
-        workflow_stack.client("sagemaker"),
+        workflow_stack.control_plane(),
         arn,
         workflow_stack.routes_table,
         prompts_table=PROMPTS_TABLE,
@@ -165,13 +163,13 @@ def test_a_breach_before_100_leaves_the_label_on_the_baseline(workflow_stack: Wo
 def test_a_label_moved_by_someone_else_fails_the_canary_and_rolls_the_model_back(
     workflow_stack: WorkflowStack, prompt_id: str
 ) -> None:
-    sfn = workflow_stack.client("stepfunctions")
+    plane = workflow_stack.control_plane()
     canary = sagemaker_canary(bundle(prompt_id), approval=True)
     arn = workflow_stack.run(CANARY, canary.to_execution_input(), name=prompt_id)
     # The canary holds at 5% for approval of the 100% step; meanwhile a human moves the label.
     workflow_stack.wait_until(lambda: workflow_stack.variant_weights(ENDPOINT)["candidate"] == 5.0)
     workflow_stack.prompts().set_label(prompt_id, LABEL, 1, now=4.0, actor="alice")
-    workflow_stack.wait_until(lambda: approve_canary(sfn, arn))
+    workflow_stack.wait_until(lambda: approve_canary(plane, arn))
 
     result = workflow_stack.wait(arn)
 
@@ -211,11 +209,11 @@ def test_a_label_changed_after_the_move_is_not_overwritten_by_the_rollback(
 
 
 def test_a_rejected_approval_leaves_the_label_on_the_baseline(workflow_stack: WorkflowStack, prompt_id: str) -> None:
-    sfn = workflow_stack.client("stepfunctions")
+    plane = workflow_stack.control_plane()
     arn = workflow_stack.run(
         CANARY, bedrock_canary(bundle(prompt_id), approval=True).to_execution_input(), name=prompt_id
     )
-    workflow_stack.wait_until(lambda: approve_canary(sfn, arn, reject=True))
+    workflow_stack.wait_until(lambda: approve_canary(plane, arn, reject=True))
 
     result = workflow_stack.wait(arn)
 
@@ -282,9 +280,7 @@ def test_abort_of_a_bundle_needs_the_prompts_table(workflow_stack: WorkflowStack
     workflow_stack.wait(arn)
     with pytest.raises(ValueError, match="Prompts table"):
         abort_canary(
-            workflow_stack.client("stepfunctions"),
-            workflow_stack.client("dynamodb"),
-            workflow_stack.client("sagemaker"),
+            workflow_stack.control_plane(),
             arn,
             workflow_stack.routes_table,
         )
