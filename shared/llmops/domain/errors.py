@@ -9,8 +9,6 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from llmops.domain.guard import safe_regex
-
 __all__ = [
     "BadRequestError",
     "ContentBlockedError",
@@ -115,13 +113,15 @@ class ProviderFailureKind(StrEnum):
 
 # What a service error code looks like (`ValidationException`, `ModelError`): an identifier, never
 # free text, so it is safe to show the caller.
-_ERROR_CODE = safe_regex.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
+# No regex: this module sits below the guard package (which imports it), so it checks by hand.
+_ERROR_CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
 
 
 def safe_error_code(raw: object) -> str:
     """`raw` if it is shaped like a service error code, else "Unknown" (it might quote the request)."""
     text = str(raw)
-    return text if _ERROR_CODE.fullmatch(text) else "Unknown"
+    shaped = 0 < len(text) <= 64 and text[0].isascii() and text[0].isalpha() and _ERROR_CODE_CHARS.issuperset(text)
+    return text if shaped else "Unknown"
 
 
 class ProviderError(Exception):
