@@ -163,6 +163,11 @@ class GuardEngine:
         self._built_in = tuple(built_in)
         self._extra = tuple(d for d in extra_detectors if enabled(d.name))
 
+    @property
+    def has_extra_detectors(self) -> bool:
+        """Pluggable detectors (often a service call) run here: the streaming guard scans such text only once."""
+        return bool(self._extra)
+
     # -- public API -------------------------------------------------------------------------------
 
     def scan(
