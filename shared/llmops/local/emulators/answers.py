@@ -9,11 +9,20 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["EmulatedFinish", "Generation", "estimate_tokens", "generate_answer"]
+__all__ = [
+    "EmulatedFinish",
+    "Generation",
+    "TokenStream",
+    "estimate_tokens",
+    "generate_answer",
+    "token_stream",
+    "word_tokens",
+]
 
 _ECHO_WORDS = 12
 _VOCABULARY = (
@@ -37,6 +46,28 @@ class Generation:
     input_tokens: int
     output_tokens: int
     stop_sequence: str | None = None  # the sequence that ended the answer, for TGI's echo of it
+
+
+# A streamed answer: its tokens' texts as they are generated, then the finished `Generation` (whose
+# text is their concatenation, counts and finish reason). Emulated and forwarded answers both stream so.
+TokenStream = Iterator[str | Generation]
+
+_WORD_TOKEN = re.compile(r"\s*\S+")
+
+
+def word_tokens(text: str) -> list[str]:
+    """`text` cut into the emulators' tokens, one word each with the whitespace before it, so that
+    they concatenate back to `text` and there are as many as `Generation.output_tokens` counts."""
+    tokens = _WORD_TOKEN.findall(text)
+    tail = text[sum(map(len, tokens)) :]
+    if tokens and tail:
+        tokens[-1] += tail
+    return tokens
+
+
+def token_stream(generation: Generation) -> TokenStream:
+    yield from word_tokens(generation.text)
+    yield generation
 
 
 def estimate_tokens(text: str) -> int:

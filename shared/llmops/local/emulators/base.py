@@ -8,6 +8,9 @@ Admin routes (loopback tooling only, not part of any AWS API):
 * `GET /_emulator/stats`: call counts per key and outcome.
 * `POST /_emulator/reset`: clears faults and statistics (optional `{"seed": N}`) and releases calls
   that are hanging in a simulated timeout.
+
+Streaming answers are generators of wire frames that the WSGI server writes (and flushes) one by
+one as chunks; `pace` spaces their tokens out and injects the mid-stream faults.
 """
 
 from __future__ import annotations
@@ -15,25 +18,50 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from llmops.local.emulators.answers import Generation
 from llmops.local.emulators.faults import FaultDecision, FaultPlan, FaultSpec, Outcome
 from llmops.local.emulators.forwarding import OpenAICompatibleForwarder
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["ADMIN_PREFIX", "EmulatorApp", "json_response"]
+__all__ = ["ADMIN_PREFIX", "EmulatorApp", "MidStreamFaultError", "json_response", "stream_response"]
 
 ADMIN_PREFIX = "/_emulator/"
+
+_Token = TypeVar("_Token")
+
+
+class MidStreamFaultError(Exception):
+    """Raised from `EmulatorApp.pace` where the call's drawn throttle or error strikes mid-stream;
+    each emulator answers it with its service's modeled exception event."""
+
+    def __init__(self, decision: FaultDecision) -> None:
+        super().__init__(decision.outcome.value)
+        self.decision = decision
 
 
 def json_response(doc: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     response = Response(json.dumps(doc), status=status, mimetype="application/json")
+    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def stream_response(frames: Iterator[bytes], content_type: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A 200 whose body is written frame by frame: no Content-Length, so the server sends it chunked.
+
+    Closing the iterable (the server does when the client goes away) closes `frames`, and through
+    them whatever they read from, such as a forwarded upstream stream.
+    """
+    response = Response(frames, status=200, content_type=content_type, direct_passthrough=True)
     response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -77,14 +105,40 @@ class EmulatorApp:
                 wake = self._wake
             wake.wait(seconds)
 
-    def apply_faults(self, keys: list[str]) -> FaultDecision:
+    def apply_faults(self, keys: list[str], *, streaming: bool = False) -> FaultDecision:
         """Draws and applies latency and a timeout's hang; throttles and errors are the caller's to
-        answer in the service's own error shape."""
+        answer in the service's own error shape. A streaming call whose failure strikes mid-stream
+        (`FaultDecision.fails_mid_stream`) gets it from `pace` instead."""
         decision = self.faults.decide(keys)
         self.pause(decision.latency_s)
-        if decision.outcome is Outcome.TIMEOUT:
+        if decision.outcome is Outcome.TIMEOUT and not (streaming and decision.fails_mid_stream()):
             self.pause(decision.timeout_s)
         return decision
+
+    def pace(self, items: Iterator[_Token | Generation], decision: FaultDecision) -> Generator[_Token | Generation]:
+        """`items` (tokens, then the `Generation`) at the decision's pace of generation.
+
+        Where a mid-stream failure is due (after `fault_after_tokens` tokens, or at the end of a
+        shorter answer) a timeout stops the stream for `timeout_s`, anything else raises
+        `MidStreamFaultError`. Closing this iterator closes `items`.
+        """
+        tokens, struck = 0, not decision.fails_mid_stream()
+        try:
+            for item in items:
+                is_token = not isinstance(item, Generation)
+                if not struck and (tokens == decision.fault_after_tokens or not is_token):
+                    struck = True
+                    if decision.outcome is not Outcome.TIMEOUT:
+                        raise MidStreamFaultError(decision)
+                    self.pause(decision.timeout_s)
+                if is_token:
+                    self.pause(decision.token_latency_s + (decision.first_token_latency_s if tokens == 0 else 0.0))
+                    tokens += 1
+                yield item
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     def register(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """Hook for subclasses' `POST /_emulator/endpoints`-style registration."""

@@ -1,5 +1,9 @@
 """Per-target fault injection for the model emulators: latency, throttling, 5xx errors and timeouts.
 
+Streaming calls get two more knobs: a pace of generation (first-token and per-token latency, which
+non-streaming calls pay too, all at once, before their answer) and `fault_after_tokens`, which moves
+a drawn throttle, error or timeout from before the response to the middle of the stream.
+
 Faults are keyed by what the gateway targets: a Bedrock model id, or a SageMaker "endpoint" or
 "endpoint/variant"; "*" applies to every key without a spec of its own. One seeded RNG drives every
 decision so a sequential test sees the same sequence of outcomes on every run.
@@ -37,6 +41,14 @@ class FaultSpec:
     `error_status` picks the error an "error" call gets: 503 is the AWS service being unavailable,
     424 (Bedrock) a model error, anything else a 500-class failure (Bedrock
     InternalServerException; SageMaker ModelError carrying that status as OriginalStatusCode).
+
+    `latency_ms` delays the start of the response (the whole answer, for a non-streaming call).
+    `first_token_latency_ms` (prefill) and `token_latency_ms` (before each output token) pace the
+    generation: a stream shows them token by token, a non-streaming answer waits for all of them.
+
+    `fault_after_tokens` (None: off) makes a streaming call that drew a throttle, error or timeout
+    fail after that many tokens instead of before the response: a modeled exception event in the
+    stream, or for a timeout a stream that stops for `timeout_s`. Non-streaming calls ignore it.
     """
 
     latency_ms: float = 0.0
@@ -45,13 +57,18 @@ class FaultSpec:
     timeout_rate: float = 0.0
     timeout_s: float = 65.0
     error_status: int = 500
+    token_latency_ms: float = 0.0
+    first_token_latency_ms: float = 0.0
+    fault_after_tokens: int | None = None
 
     def __post_init__(self) -> None:
         rates = (self.throttle_rate, self.error_rate, self.timeout_rate)
         if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0 + 1e-9:
             raise ValueError("fault rates must each be in [0, 1] and sum to at most 1")
-        if self.latency_ms < 0 or self.timeout_s < 0:
-            raise ValueError("latency_ms and timeout_s cannot be negative")
+        if min(self.latency_ms, self.timeout_s, self.token_latency_ms, self.first_token_latency_ms) < 0:
+            raise ValueError("latencies and timeout_s cannot be negative")
+        if self.fault_after_tokens is not None and self.fault_after_tokens < 0:
+            raise ValueError("fault_after_tokens cannot be negative")
         if not 400 <= self.error_status <= 599:
             raise ValueError("error_status must be an HTTP error status")
 
@@ -62,15 +79,21 @@ class FaultSpec:
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         try:
-            values: dict[str, Any] = {
-                name: int(value) if name == "error_status" else float(value) for name, value in doc.items()
-            }
+            values: dict[str, Any] = {name: _field_value(name, value) for name, value in doc.items()}
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid fault spec: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _field_value(name: str, value: Any) -> Any:
+    if name == "error_status":
+        return int(value)
+    if name == "fault_after_tokens":
+        return None if value is None else int(value)
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +103,17 @@ class FaultDecision:
     latency_s: float
     timeout_s: float
     error_status: int
+    token_latency_s: float = 0.0
+    first_token_latency_s: float = 0.0
+    fault_after_tokens: int | None = None
+
+    def generation_s(self, tokens: int) -> float:
+        """How long generating `tokens` output tokens takes at this call's pace."""
+        return self.first_token_latency_s + tokens * self.token_latency_s if tokens else 0.0
+
+    def fails_mid_stream(self) -> bool:
+        """Whether a streaming call's drawn failure strikes after `fault_after_tokens` tokens."""
+        return self.outcome is not Outcome.OK and self.fault_after_tokens is not None
 
 
 class FaultPlan:
@@ -145,4 +179,7 @@ class FaultPlan:
             latency_s=spec.latency_ms / 1000,
             timeout_s=spec.timeout_s,
             error_status=spec.error_status,
+            token_latency_s=spec.token_latency_ms / 1000,
+            first_token_latency_s=spec.first_token_latency_ms / 1000,
+            fault_after_tokens=spec.fault_after_tokens,
         )

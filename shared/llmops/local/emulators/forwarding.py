@@ -4,6 +4,10 @@ With a forwarder configured (e.g. a local vLLM or ollama), the emulators keep sp
 protocols to the gateway but the text comes from a real model. Chat payloads go to
 `{base}/chat/completions`; TGI's raw templated prompts go to `{base}/completions`, since re-wrapping a
 rendered prompt in a chat message would apply a chat template twice.
+
+Streaming calls (`stream_chat`, `stream_prompt`) send `stream: true` and relay the upstream's SSE
+tokens as they arrive: the upstream is asked first, so its refusal is an error before the emulated
+response starts, and a failure while it streams is raised from the token stream.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from http.client import HTTPException, HTTPResponse
 from typing import Any
 
-from llmops.local.emulators.answers import EmulatedFinish, Generation, estimate_tokens
+from llmops.local.emulators.answers import EmulatedFinish, Generation, TokenStream, estimate_tokens
 
 __all__ = ["ForwardingError", "OpenAICompatibleForwarder"]
 
@@ -59,6 +64,39 @@ class OpenAICompatibleForwarder:
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise ForwardingError(502, "upstream answered an unexpected chat document") from exc
 
+    def stream_chat(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, str]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+    ) -> TokenStream:
+        """Opens the upstream's chat stream (raising `ForwardingError` if it refuses) and relays it."""
+        body = self._body(model, max_tokens, temperature, top_p, stop, stream=True)
+        body["messages"] = [dict(m) for m in messages]
+        response = self._open("/chat/completions", body, accept="text/event-stream")
+        prompt_text = "".join(str(m.get("content", "")) for m in messages)
+        return _relay(response, prompt_text, lambda choice: (choice.get("delta") or {}).get("content"))
+
+    def stream_prompt(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+    ) -> TokenStream:
+        """`stream_chat` for a raw prompt, through `{base}/completions`."""
+        body = self._body(model, max_tokens, temperature, top_p, stop, stream=True)
+        body["prompt"] = prompt
+        response = self._open("/completions", body, accept="text/event-stream")
+        return _relay(response, prompt, lambda choice: choice.get("text"))
+
     def complete_prompt(
         self,
         *,
@@ -85,8 +123,13 @@ class OpenAICompatibleForwarder:
         temperature: float | None,
         top_p: float | None,
         stop: Sequence[str],
+        *,
+        stream: bool = False,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model or model, "stream": False}
+        body: dict[str, Any] = {"model": self.model or model, "stream": stream}
+        if stream:
+            # The last chunk then carries the upstream's token counts, which the emulated answer reports.
+            body["stream_options"] = {"include_usage": True}
         optional = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
         body.update({k: v for k, v in optional.items() if v is not None})
         if stop:
@@ -94,7 +137,17 @@ class OpenAICompatibleForwarder:
         return body
 
     def _post(self, path: str, body: Mapping[str, Any]) -> Any:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        try:
+            with self._open(path, body, accept="application/json") as resp:
+                return json.loads(resp.read())
+        except TimeoutError as exc:
+            raise ForwardingError(504, "upstream timed out") from exc
+        except ValueError as exc:
+            raise ForwardingError(502, "upstream answered with invalid JSON") from exc
+
+    def _open(self, path: str, body: Mapping[str, Any], *, accept: str) -> HTTPResponse:
+        """The upstream's response once its status line and headers are in; the caller closes it."""
+        headers = {"Content-Type": "application/json", "Accept": accept}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         url = self.base_url.rstrip("/") + path
@@ -103,9 +156,9 @@ class OpenAICompatibleForwarder:
         data = json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                return json.loads(resp.read())
+            response: HTTPResponse = urllib.request.urlopen(req, timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
+            exc.close()
             raise ForwardingError(exc.code, f"upstream answered HTTP {exc.code}") from exc
         except TimeoutError as exc:
             raise ForwardingError(504, "upstream timed out") from exc
@@ -113,8 +166,7 @@ class OpenAICompatibleForwarder:
             if isinstance(exc.reason, TimeoutError):
                 raise ForwardingError(504, "upstream timed out") from exc
             raise ForwardingError(502, f"upstream unreachable: {exc.reason}") from exc
-        except ValueError as exc:
-            raise ForwardingError(502, "upstream answered with invalid JSON") from exc
+        return response
 
     @staticmethod
     def _generation(doc: Any, choice: Any, text: str, prompt_text: str) -> Generation:
@@ -125,3 +177,47 @@ class OpenAICompatibleForwarder:
             input_tokens=int(usage.get("prompt_tokens") or estimate_tokens(prompt_text)),
             output_tokens=int(usage.get("completion_tokens") or len(text.split())),
         )
+
+
+def _sse_data(lines: Iterable[bytes]) -> Iterator[str]:
+    """The `data` of each server-sent event in `lines` (multi-line data joined by newlines)."""
+    data: list[str] = []
+    for raw in lines:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+    if data:
+        yield "\n".join(data)
+
+
+def _relay(response: HTTPResponse, prompt_text: str, piece_of: Callable[[Mapping[str, Any]], Any]) -> TokenStream:
+    """The upstream's SSE chunks as tokens, then the `Generation`; closing it closes the upstream."""
+    texts: list[str] = []
+    finish: object = None
+    usage: Mapping[str, Any] = {}
+    try:
+        for data in _sse_data(response):
+            if data.strip() == "[DONE]":
+                break
+            doc = json.loads(data)
+            for choice in doc.get("choices") or []:
+                piece = piece_of(choice)
+                if piece:
+                    texts.append(str(piece))
+                    yield str(piece)
+                finish = choice.get("finish_reason") or finish
+            usage = doc.get("usage") or usage
+    except TimeoutError as exc:
+        raise ForwardingError(504, "upstream timed out mid-stream") from exc
+    except (OSError, HTTPException) as exc:
+        raise ForwardingError(502, "upstream stream broke off") from exc
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ForwardingError(502, "upstream sent an unexpected stream chunk") from exc
+    finally:
+        response.close()
+    text = "".join(texts)
+    yield OpenAICompatibleForwarder._generation({"usage": usage}, {"finish_reason": finish}, text, prompt_text)

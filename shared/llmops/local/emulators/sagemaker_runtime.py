@@ -5,6 +5,13 @@ vLLM, TGI Messages API) or TGI's native `[{"generated_text", "details"}]`. Unles
 dialect is detected from the body ("messages" or "inputs"). Container-level rejections (TGI's 422 on
 `temperature: 0`, say) come back as SageMaker does it: HTTP 424 `ModelError` carrying the
 container's `OriginalStatusCode` and `OriginalMessage`.
+
+`POST /endpoints/{EndpointName}/invocations-response-stream` fails before the stream the same way,
+then relays the container's stream in PayloadPart events: vLLM/LMI's OpenAI SSE
+(`data: {chat.completion.chunk}` ... `data: [DONE]`) or TGI's token events (`data:{"token": ...}`, the
+last with `generated_text` and `details`), one SSE event a part. A failure injected mid-stream ends
+it with a ModelStreamError (InternalStreamFailure for a 503) exception event. A body that does not
+ask for a stream gets its one document in one part, as a container that does not stream answers.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +29,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from llmops.domain.routing import PayloadFormat, Provider, RouteTable
-from llmops.local.emulators.answers import EmulatedFinish, Generation, generate_answer
-from llmops.local.emulators.base import EmulatorApp, json_response
-from llmops.local.emulators.faults import FaultPlan, Outcome
+from llmops.local.emulators.answers import EmulatedFinish, Generation, TokenStream, generate_answer, token_stream
+from llmops.local.emulators.base import EmulatorApp, MidStreamFaultError, json_response, stream_response
+from llmops.local.emulators.eventstream import event_message, exception_message
+from llmops.local.emulators.faults import FaultDecision, FaultPlan, Outcome
 from llmops.local.emulators.forwarding import ForwardingError, OpenAICompatibleForwarder
 
 __all__ = ["DEFAULT_VARIANT", "EndpointConfig", "SageMakerRuntimeEmulator"]
@@ -108,7 +116,14 @@ class SageMakerRuntimeEmulator(EmulatorApp):
         # SageMaker does for endpoints that do not exist (or were deleted after a canary).
         self._endpoints: dict[str, EndpointConfig] | None = dict(endpoints) if endpoints is not None else None
         self._endpoints_lock = threading.Lock()
-        self._routes = Map([Rule("/endpoints/<endpoint_name>/invocations", methods=["POST"], endpoint="invoke")])
+        self._routes = Map(
+            [
+                Rule("/endpoints/<endpoint_name>/invocations", methods=["POST"], endpoint="invoke"),
+                Rule(
+                    "/endpoints/<endpoint_name>/invocations-response-stream", methods=["POST"], endpoint="invoke_stream"
+                ),
+            ]
+        )
 
     @classmethod
     def from_route_table(cls, table: RouteTable, **kwargs: Any) -> SageMakerRuntimeEmulator:
@@ -146,7 +161,8 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             return {"endpoints": sorted(self._endpoints)}
 
     def handle(self, request: Request) -> Response:
-        _, args = self._routes.bind_to_environ(request.environ).match()
+        operation, args = self._routes.bind_to_environ(request.environ).match()
+        streaming = operation == "invoke_stream"
         endpoint = str(args["endpoint_name"])
         requested_variant = request.headers.get(_VARIANT_HEADER) or None
         with self._endpoints_lock:
@@ -163,18 +179,29 @@ class SageMakerRuntimeEmulator(EmulatorApp):
         variant = requested_variant or (config.variants[0] if config.variants else DEFAULT_VARIANT)
         headers = {"x-Amzn-Invoked-Production-Variant": variant}
 
-        decision = self.apply_faults([f"{endpoint}/{variant}", endpoint])
-        if decision.outcome is Outcome.THROTTLED:
-            return self.service_error(429, "ThrottlingException", "Rate exceeded")
-        if decision.outcome is Outcome.ERROR:
-            if decision.error_status == 503:
-                return self.service_error(503, "ServiceUnavailable", "The service is unavailable. Try again.")
-            return self._model_error(endpoint, variant, decision.error_status, "Internal server error")
+        decision = self.apply_faults([f"{endpoint}/{variant}", endpoint], streaming=streaming)
+        if not (streaming and decision.fails_mid_stream()):
+            if decision.outcome is Outcome.THROTTLED:
+                return self.service_error(429, "ThrottlingException", "Rate exceeded")
+            if decision.outcome is Outcome.ERROR:
+                if decision.error_status == 503:
+                    return self.service_error(503, "ServiceUnavailable", "The service is unavailable. Try again.")
+                return self._model_error(endpoint, variant, decision.error_status, "Internal server error")
 
         try:
-            doc = self._invoke(endpoint, variant, config, request.get_data())
+            call = self._parse(f"{endpoint}/{variant}", config, request.get_data())
+            if streaming and call.streams:
+                frames = self._stream(call, decision)
+                return stream_response(frames, _EVENT_STREAM, {**headers, _CONTENT_TYPE_HEADER: "text/event-stream"})
+            generation = self._generate(call)
         except _ContainerError as exc:
             return self._model_error(endpoint, variant, exc.status, exc.message)
+        self.pause(decision.generation_s(generation.output_tokens))
+        doc = _tgi_document(call, generation) if call.is_tgi else _openai_document(call, generation)
+        if streaming:
+            # A container asked for no stream answers one document, which SageMaker relays as one part.
+            part = iter([_payload_part(json.dumps(doc).encode())])
+            return stream_response(part, _EVENT_STREAM, {**headers, _CONTENT_TYPE_HEADER: "application/json"})
         return json_response(doc, 200, headers)
 
     def service_error(self, status: int, code: str, message: str, **fields: Any) -> Response:
@@ -196,7 +223,7 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             LogStreamArn=f"arn:aws:logs:{_REGION}:{_ACCOUNT}:log-group:{log_group}",
         )
 
-    def _invoke(self, endpoint: str, variant: str, config: EndpointConfig, raw: bytes) -> Any:
+    def _parse(self, label: str, config: EndpointConfig, raw: bytes) -> _Call:
         try:
             body = json.loads(raw)
         except ValueError as exc:
@@ -206,110 +233,299 @@ class SageMakerRuntimeEmulator(EmulatorApp):
         fmt = config.payload_format
         if fmt is None:
             fmt = PayloadFormat.TGI if "inputs" in body else PayloadFormat.OPENAI
-        label = f"{endpoint}/{variant}"
-        if fmt is PayloadFormat.TGI:
-            return self._tgi(label, body)
-        return self._openai(label, body)
+        return _tgi_call(label, body) if fmt is PayloadFormat.TGI else _openai_call(label, body)
 
-    def _openai(self, label: str, body: Mapping[str, Any]) -> Any:
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise _ContainerError(400, "'messages' is required and must be a non-empty list")
-        max_tokens = body.get("max_tokens")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise _ContainerError(400, "max_tokens must be at least 1")
-        stop = body.get("stop") or []
-        stop = [stop] if isinstance(stop, str) else [str(s) for s in stop]
-        contents = [(str(m.get("role")), str(m.get("content") or "")) for m in messages if isinstance(m, dict)]
-        sampling = _Sampling(max_tokens, _number(body.get("temperature")), _number(body.get("top_p")), stop)
-        generation = self._generate_chat(label, contents, sampling)
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": label,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": generation.text},
-                    "logprobs": None,
-                    "finish_reason": _OPENAI_FINISH[generation.finish],
-                }
-            ],
-            "usage": {
-                "prompt_tokens": generation.input_tokens,
-                "completion_tokens": generation.output_tokens,
-                "total_tokens": generation.input_tokens + generation.output_tokens,
-            },
-        }
+    def _generate(self, call: _Call) -> Generation:
+        forwarder = self.forwarder
+        if forwarder is not None:
+            if call.is_tgi:
+                return _forwarded(
+                    lambda: forwarder.complete_prompt(model=call.label, prompt=call.prompt, **call.sampling.as_kwargs())
+                )
+            messages = [{"role": r, "content": c} for r, c in call.contents]
+            return _forwarded(lambda: forwarder.chat(model=call.label, messages=messages, **call.sampling.as_kwargs()))
+        if call.is_tgi:
+            turns = [next(g for g in m.groups() if g is not None) for m in _USER_TURN.finditer(call.prompt)]
+            # Templates without a system role (Mistral) prepend the system text to the first user turn,
+            # separated by a blank line: answer the user's own words, as a model would.
+            last_user = turns[-1].strip().split("\n\n")[-1] if turns else call.prompt
+            prompt_text = call.prompt
+        else:
+            last_user = next((c for r, c in reversed(call.contents) if r == "user"), "")
+            prompt_text = "".join(c for _, c in call.contents)
+        return generate_answer(
+            model=call.label,
+            last_user_text=last_user,
+            prompt_text=prompt_text,
+            max_tokens=call.sampling.max_tokens,
+            stop=call.sampling.stop,
+        )
 
-    def _tgi(self, label: str, body: Mapping[str, Any]) -> Any:
-        prompt = body.get("inputs")
-        if not isinstance(prompt, str) or not prompt:
-            raise _ContainerError(422, "Input validation error: `inputs` cannot be empty")
-        params = body.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise _ContainerError(422, "Failed to deserialize the JSON body: `parameters` must be an object")
-        # TGI's own validation, which is stricter than OpenAI's; the gateway must translate for it.
-        temperature = _number(params.get("temperature"))
-        if temperature is not None and temperature <= 0:
-            raise _ContainerError(422, "Input validation error: `temperature` must be strictly positive")
-        top_p = _number(params.get("top_p"))
-        if top_p is not None and not 0 < top_p < 1:
-            raise _ContainerError(422, "Input validation error: `top_p` must be > 0.0 and < 1.0")
-        max_new = params.get("max_new_tokens")
-        if max_new is not None and (not isinstance(max_new, int) or max_new < 1):
-            raise _ContainerError(422, "Input validation error: `max_new_tokens` must be strictly positive")
-        stop = [str(s) for s in params.get("stop") or []]
-        if len(stop) > 4:
-            raise _ContainerError(422, "Input validation error: `stop` supports up to 4 stop sequences")
-        sampling = _Sampling(max_new, temperature, top_p, stop)
-        generation = self._generate_prompt(label, prompt, sampling)
-        text = generation.text
-        if generation.finish is EmulatedFinish.STOP_SEQUENCE and generation.stop_sequence:
-            text += generation.stop_sequence  # TGI keeps the matched stop sequence in the output
-        if params.get("return_full_text"):
-            text = prompt + text
-        item: dict[str, Any] = {"generated_text": text}
-        if params.get("details"):
-            item["details"] = {
-                "finish_reason": _TGI_FINISH[generation.finish],
-                "generated_tokens": generation.output_tokens,
-                "seed": None,
-                "prefill": [],
-                "tokens": [],
+    def _tokens(self, call: _Call) -> TokenStream:
+        forwarder = self.forwarder
+        if forwarder is None:
+            return token_stream(self._generate(call))
+        try:
+            if call.is_tgi:
+                return forwarder.stream_prompt(model=call.label, prompt=call.prompt, **call.sampling.as_kwargs())
+            messages = [{"role": r, "content": c} for r, c in call.contents]
+            return forwarder.stream_chat(model=call.label, messages=messages, **call.sampling.as_kwargs())
+        except ForwardingError as exc:
+            raise _ContainerError(exc.status, exc.message) from exc
+
+    def _stream(self, call: _Call, decision: FaultDecision) -> Iterator[bytes]:
+        """The container's stream as PayloadParts; the upstream is opened before the response starts."""
+        tokens = self._tokens(call)
+        if call.is_tgi:
+            return _parts(_tgi_events(call, self.pace(_last_marked(tokens), decision)))
+        return _parts(_openai_chunks(call, self.pace(tokens, decision)))
+
+
+_EVENT_STREAM = "application/vnd.amazon.eventstream"
+_CONTENT_TYPE_HEADER = "X-Amzn-SageMaker-Content-Type"
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One parsed invocation: the container's dialect, what it is asked and whether it streams."""
+
+    label: str  # endpoint/variant, the emulated model's name
+    is_tgi: bool
+    sampling: _Sampling
+    streams: bool  # the body asked the container for a stream ("stream": true)
+    contents: tuple[tuple[str, str], ...] = ()  # OpenAI: (role, content) per message
+    include_usage: bool = False  # OpenAI: stream_options.include_usage
+    prompt: str = ""  # TGI
+    details: bool = False  # TGI: parameters.details
+    return_full_text: bool = False  # TGI
+
+
+def _openai_call(label: str, body: Mapping[str, Any]) -> _Call:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _ContainerError(400, "'messages' is required and must be a non-empty list")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise _ContainerError(400, "max_tokens must be at least 1")
+    stop = body.get("stop") or []
+    stop = [stop] if isinstance(stop, str) else [str(s) for s in stop]
+    contents = tuple((str(m.get("role")), str(m.get("content") or "")) for m in messages if isinstance(m, dict))
+    options = body.get("stream_options") or {}
+    return _Call(
+        label=label,
+        is_tgi=False,
+        sampling=_Sampling(max_tokens, _number(body.get("temperature")), _number(body.get("top_p")), stop),
+        streams=body.get("stream") is True,
+        contents=contents,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+    )
+
+
+def _tgi_call(label: str, body: Mapping[str, Any]) -> _Call:
+    prompt = body.get("inputs")
+    if not isinstance(prompt, str) or not prompt:
+        raise _ContainerError(422, "Input validation error: `inputs` cannot be empty")
+    params = body.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise _ContainerError(422, "Failed to deserialize the JSON body: `parameters` must be an object")
+    # TGI's own validation, which is stricter than OpenAI's; the gateway must translate for it.
+    temperature = _number(params.get("temperature"))
+    if temperature is not None and temperature <= 0:
+        raise _ContainerError(422, "Input validation error: `temperature` must be strictly positive")
+    top_p = _number(params.get("top_p"))
+    if top_p is not None and not 0 < top_p < 1:
+        raise _ContainerError(422, "Input validation error: `top_p` must be > 0.0 and < 1.0")
+    max_new = params.get("max_new_tokens")
+    if max_new is not None and (not isinstance(max_new, int) or max_new < 1):
+        raise _ContainerError(422, "Input validation error: `max_new_tokens` must be strictly positive")
+    stop = [str(s) for s in params.get("stop") or []]
+    if len(stop) > 4:
+        raise _ContainerError(422, "Input validation error: `stop` supports up to 4 stop sequences")
+    return _Call(
+        label=label,
+        is_tgi=True,
+        sampling=_Sampling(max_new, temperature, top_p, stop),
+        streams=body.get("stream") is True,
+        prompt=prompt,
+        details=bool(params.get("details")),
+        return_full_text=bool(params.get("return_full_text")),
+    )
+
+
+def _openai_document(call: _Call, generation: Generation) -> Any:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": call.label,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": generation.text},
+                "logprobs": None,
+                "finish_reason": _OPENAI_FINISH[generation.finish],
             }
-        return [item]
+        ],
+        "usage": _openai_usage(generation),
+    }
 
-    def _generate_chat(self, label: str, contents: list[tuple[str, str]], sampling: _Sampling) -> Generation:
-        forwarder = self.forwarder
-        if forwarder is not None:
-            messages = [{"role": r, "content": c} for r, c in contents]
-            return _forwarded(lambda: forwarder.chat(model=label, messages=messages, **sampling.as_kwargs()))
-        last_user = next((c for r, c in reversed(contents) if r == "user"), "")
-        return generate_answer(
-            model=label,
-            last_user_text=last_user,
-            prompt_text="".join(c for _, c in contents),
-            max_tokens=sampling.max_tokens,
-            stop=sampling.stop,
+
+def _openai_usage(generation: Generation) -> dict[str, int]:
+    return {
+        "prompt_tokens": generation.input_tokens,
+        "completion_tokens": generation.output_tokens,
+        "total_tokens": generation.input_tokens + generation.output_tokens,
+    }
+
+
+def _tgi_generated_text(call: _Call, generation: Generation) -> str:
+    text = generation.text
+    if generation.finish is EmulatedFinish.STOP_SEQUENCE and generation.stop_sequence:
+        text += generation.stop_sequence  # TGI keeps the matched stop sequence in the output
+    return call.prompt + text if call.return_full_text else text
+
+
+def _tgi_document(call: _Call, generation: Generation) -> Any:
+    item: dict[str, Any] = {"generated_text": _tgi_generated_text(call, generation)}
+    if call.details:
+        item["details"] = {
+            "finish_reason": _TGI_FINISH[generation.finish],
+            "generated_tokens": generation.output_tokens,
+            "seed": None,
+            "prefill": [],
+            "tokens": [],
+        }
+    return [item]
+
+
+def _payload_part(data: bytes) -> bytes:
+    return event_message("PayloadPart", data, content_type="application/octet-stream")
+
+
+def _parts(sse_events: Iterator[bytes]) -> Iterator[bytes]:
+    """Each SSE event in a PayloadPart; a failure mid-stream ends the stream with SageMaker's exception."""
+    try:
+        for event in sse_events:
+            yield _payload_part(event)
+    except MidStreamFaultError as fault:
+        if fault.decision.outcome is Outcome.ERROR and fault.decision.error_status == 503:
+            yield exception_message("InternalStreamFailure", {"Message": "The stream failed inside SageMaker."})
+        else:
+            yield exception_message(
+                "ModelStreamError", {"Message": "The model's stream broke off.", "ErrorCode": "StreamBroken"}
+            )
+    except (ForwardingError, _ContainerError) as exc:
+        yield exception_message(
+            "ModelStreamError", {"Message": f"The forwarded model failed: {exc.message}", "ErrorCode": "StreamBroken"}
+        )
+    finally:
+        close = getattr(sse_events, "close", None)
+        if close is not None:
+            close()
+
+
+def _sse(doc: Any, *, space: bool = True) -> bytes:
+    # vLLM and LMI write "data: {...}"; TGI's server writes "data:{...}" with no space.
+    return b"data: " + json.dumps(doc).encode() + b"\n\n" if space else b"data:" + json.dumps(doc).encode() + b"\n\n"
+
+
+def _openai_chunks(call: _Call, tokens: Generator[str | Generation]) -> Generator[bytes]:
+    """vLLM's chat.completion.chunk stream: role, content deltas, finish reason, usage if asked, [DONE]."""
+    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+
+    def chunk(delta: Mapping[str, str], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish}
+        doc = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": call.label}
+        return _sse({**doc, "choices": [choice]})
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        generation = None
+        for item in tokens:
+            if isinstance(item, Generation):
+                generation = item
+                break
+            yield chunk({"content": item})
+        if generation is None:
+            raise _ContainerError(502, "the token stream ended without its generation")
+        yield chunk({}, _OPENAI_FINISH[generation.finish])
+        if call.include_usage:
+            usage_doc = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": call.label}
+            yield _sse({**usage_doc, "choices": [], "usage": _openai_usage(generation)})
+        yield b"data: [DONE]\n\n"
+    finally:
+        tokens.close()
+
+
+def _last_marked(tokens: TokenStream) -> Iterator[tuple[str, bool] | Generation]:
+    """Each token with whether it is the answer's last, which TGI's final event must carry.
+
+    It looks one token ahead: free for an emulated answer, one token's delay for a forwarded one.
+    """
+    held: str | None = None
+    try:
+        for item in tokens:
+            if isinstance(item, Generation):
+                if held is not None:
+                    yield held, True
+                yield item
+                return
+            if held is not None:
+                yield held, False
+            held = item
+    finally:
+        close = getattr(tokens, "close", None)
+        if close is not None:
+            close()
+
+
+def _tgi_events(call: _Call, tokens: Generator[tuple[str, bool] | Generation]) -> Generator[bytes]:
+    """TGI's token stream. The last event carries generated_text and details: with the last word when
+    the answer was cut at max_new_tokens, else with the EOS token or the matched stop sequence."""
+
+    def event(index: int, text: str, *, special: bool = False, final: Generation | None = None) -> bytes:
+        details = None
+        if final is not None and call.details:
+            details = {
+                "finish_reason": _TGI_FINISH[final.finish],
+                "generated_tokens": final.output_tokens,
+                "seed": None,
+            }
+        return _sse(
+            {
+                "index": index,
+                "token": {"id": index, "text": text, "logprob": 0.0, "special": special},
+                "top_tokens": None,
+                "generated_text": _tgi_generated_text(call, final) if final is not None else None,
+                "details": details,
+            },
+            space=False,
         )
 
-    def _generate_prompt(self, label: str, prompt: str, sampling: _Sampling) -> Generation:
-        forwarder = self.forwarder
-        if forwarder is not None:
-            return _forwarded(lambda: forwarder.complete_prompt(model=label, prompt=prompt, **sampling.as_kwargs()))
-        turns = [next(g for g in m.groups() if g is not None) for m in _USER_TURN.finditer(prompt)]
-        # Templates without a system role (Mistral) prepend the system text to the first user turn,
-        # separated by a blank line: answer the user's own words, as a model would.
-        last_user = turns[-1].strip().split("\n\n")[-1] if turns else prompt
-        return generate_answer(
-            model=label,
-            last_user_text=last_user,
-            prompt_text=prompt,
-            max_tokens=sampling.max_tokens,
-            stop=sampling.stop,
-        )
+    index, last_word = 0, None
+    try:
+        for item in tokens:
+            if isinstance(item, Generation):
+                if item.finish is EmulatedFinish.LENGTH and last_word is not None:
+                    yield event(index, last_word, final=item)
+                    return
+                if last_word is not None:
+                    yield event(index, last_word)
+                    index += 1
+                if item.finish is EmulatedFinish.STOP_SEQUENCE and item.stop_sequence:
+                    yield event(index, item.stop_sequence, final=item)
+                else:
+                    yield event(index, "</s>", special=True, final=item)
+                return
+            text, is_last = item
+            if is_last:
+                last_word = text  # held until the generation says how the answer ended
+                continue
+            yield event(index, text)
+            index += 1
+        raise _ContainerError(502, "the token stream ended without its generation")
+    finally:
+        tokens.close()
 
 
 def _forwarded(call: Callable[[], Generation]) -> Generation:
