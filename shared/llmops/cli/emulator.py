@@ -39,14 +39,23 @@ def _call(url: str, method: str = "GET", payload: dict[str, Any] | None = None) 
 @app.command()
 def faults(
     key: Annotated[str, typer.Option(help="Bedrock model id, or SageMaker ENDPOINT or ENDPOINT/VARIANT.")],
-    latency_ms: Annotated[float, typer.Option(min=0)] = 0,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Delay before the response starts.")] = 0,
+    token_latency_ms: Annotated[
+        float, typer.Option(min=0, help="Time per output token: streams pace by it, buffered answers wait for it.")
+    ] = 0,
+    first_token_latency_ms: Annotated[float, typer.Option(min=0, help="Extra time before the first token.")] = 0,
+    fault_after_tokens: Annotated[
+        int | None,
+        typer.Option(min=0, help="Streams fail mid-way after N tokens (with --throttle/error/timeout-rate)."),
+    ] = None,
     throttle_rate: Annotated[float, typer.Option(min=0, max=1)] = 0,
     error_rate: Annotated[float, typer.Option(min=0, max=1)] = 0,
     timeout_rate: Annotated[float, typer.Option(min=0, max=1)] = 0,
     clear: Annotated[bool, typer.Option(help="Remove the faults for this key.")] = False,
     state_dir: StateDir = Path(".llmops"),
 ) -> None:
-    """Inject latency, throttling (429), 5xx errors or timeouts for one model or endpoint."""
+    """Inject latency, throttling (429), 5xx errors or timeouts for one model or endpoint, before or
+    (--fault-after-tokens) during a stream."""
     payload: dict[str, Any] = (
         {"key": key, "clear": True}
         if clear
@@ -56,6 +65,9 @@ def faults(
             "throttle_rate": throttle_rate,
             "error_rate": error_rate,
             "timeout_rate": timeout_rate,
+            "token_latency_ms": token_latency_ms,
+            "first_token_latency_ms": first_token_latency_ms,
+            "fault_after_tokens": fault_after_tokens,
         }
     )
     console.print_json(data=_call(f"{_emulator_url(state_dir, key)}/_emulator/faults", "POST", payload))

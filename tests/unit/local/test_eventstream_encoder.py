@@ -13,7 +13,7 @@ from llmops.local.emulators.eventstream import encode_message, event_message, ex
 
 def _decode(data: bytes, chunk: int) -> list[dict[str, object]]:
     buffer = EventStreamBuffer()
-    decoded = []
+    decoded: list[dict[str, object]] = []
     for start in range(0, len(data), chunk):
         buffer.add_data(data[start : start + chunk])
         decoded.extend(message.to_response_dict() for message in buffer)
