@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -26,9 +27,10 @@ from llmops.application.proxy_events import (
     with_header,
 )
 from llmops.application.rendering import validation_error
-from llmops.application.responses import ApiResponse
+from llmops.application.responses import ApiResponse, PendingStream, StreamingResponse, streaming_response
 from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
+from llmops.config.timeouts import BUFFERED_ANSWER_TIMEOUT_S
 from llmops.domain.errors import BadRequestError, GatewayError
 from llmops.domain.keys import InvalidApiKeyError
 from llmops.domain.request_trace import RequestTrace
@@ -44,6 +46,7 @@ tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 _runtime: GatewayRuntime | None = None
+_pending_stream = PendingStream()
 
 
 def runtime() -> GatewayRuntime:
@@ -58,6 +61,9 @@ def _emit_metrics(trace: RequestTrace) -> None:
 
 
 def _respond(result: ApiResponse) -> Response[str]:
+    if result.stream is not None:
+        # The resolver answers the status and headers; `handler` streams the body after it.
+        _pending_stream.hold(result.stream)
     return Response(result.status, result.content_type, result.body, dict(result.headers))
 
 
@@ -103,7 +109,7 @@ def list_models() -> ModelList:
 
 @app.post("/v1/chat/completions")
 def chat_completions(body: ChatCompletionRequest) -> Response[str]:
-    deadline = deadline_of(app.lambda_context)
+    deadline = deadline_of(app.lambda_context, within_s=None if body.stream else BUFFERED_ANSWER_TIMEOUT_S)
     return _respond(runtime().chat.handle(body, _tenant(), _request_id(), app.current_event.headers, deadline))
 
 
@@ -174,14 +180,22 @@ def unexpected(error: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
     request_id = request_id_of(event)
+    stream: Iterator[str] | None = None
     too_large = oversize_error(event, runtime().settings.max_body_bytes)
     if too_large is not None:
         _audit_refused_chat(event, request_id, too_large)
         result = ApiResponse.error(too_large).to_proxy_result()
     else:
-        result = app.resolve(as_json_request(event), context)
+        try:
+            result = app.resolve(as_json_request(event), context)
+        finally:
+            stream = _pending_stream.take()  # never left for the next invocation
     # Added here, not per route: JSON returned by a route, a refusal and the resolver's own 404 all
     # carry the request id.
-    return with_header(result, "x-request-id", request_id)
+    result = with_header(result, "x-request-id", request_id)
+    if stream is not None:
+        # Written chunk by chunk by llmops.lambda_runtime.loop, the function's runtime.
+        return streaming_response(result, stream)
+    return result

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 __all__ = [
     "AUTHORIZER_TIMEOUT_S",
+    "BUFFERED_ANSWER_TIMEOUT_S",
     "DEADLINE_MARGIN_S",
     "GATEWAY_TIMEOUT_S",
     "PROVIDER_CONNECT_TIMEOUT_S",
     "PROVIDER_MAX_ATTEMPTS",
     "RESERVATION_SWEEP_SCHEDULE_MINUTES",
+    "STREAM_IDLE_TIMEOUT_S",
     "SWEEPER_TIMEOUT_S",
     "provider_read_timeout_s",
 ]
 
-# API Gateway REST integrations give up at 29 s unless the account's quota is raised.
-GATEWAY_TIMEOUT_S = 29
+# The gateway function's timeout, and its API Gateway integration's. The integration streams
+# (responseTransferMode STREAM), which lifts the buffered integration's 29 s limit: a stream may
+# last 15 minutes, also Lambda's own maximum, so long generations are not cut.
+GATEWAY_TIMEOUT_S = 900
+# API Gateway cuts a stream that sends nothing for this long (regional and private endpoints).
+STREAM_IDLE_TIMEOUT_S = 300
+# A buffered answer (a JSON completion) sends nothing until it is complete, so it must be done
+# before the idle timeout; the request's deadline is capped at this for it.
+BUFFERED_ANSWER_TIMEOUT_S = STREAM_IDLE_TIMEOUT_S - 10
 AUTHORIZER_TIMEOUT_S = 10
 SWEEPER_TIMEOUT_S = 60
 RESERVATION_SWEEP_SCHEDULE_MINUTES = 1

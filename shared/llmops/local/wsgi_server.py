@@ -26,6 +26,12 @@ class _QuietRequestHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
 
+    def setup(self) -> None:
+        super().setup()
+        # werkzeug writes each chunk of a streamed response (its size line, data, CRLF) and flushes
+        # it; without this, Nagle's algorithm would hold the small writes back for the client's ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
 
 def _shared_listener(host: str, port: int) -> socket.socket:
     """A listening socket other processes may bind too (SO_REUSEPORT): the kernel spreads incoming
