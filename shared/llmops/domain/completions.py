@@ -1,6 +1,10 @@
 """The chat path's `route` and `provider` stages: pick the targets for an alias, call them within the
 request's deadline, fall back, and price the answer.
 
+`execute` answers with a whole completion; `stream` with the completion's events as they arrive.
+Both try the plan's targets by one loop (`_first_answer`): a streamed call counts as answered at its
+first event, so fallbacks happen only before it, never once text may have reached the caller.
+
 The order of the whole request path is `llmops.application.chat_endpoint`'s (docs/architecture.md,
 "The request path"); this module knows nothing of guards, quotas or audit.
 """
@@ -10,10 +14,11 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from llmops.domain.chat import ChatRequest, Completion
+from llmops.domain.chat import ChatRequest, Completion, Usage
 from llmops.domain.deadline import Deadline
 from llmops.domain.errors import BadRequestError, ProviderError, ProviderFailureKind, UpstreamUnavailableError
 from llmops.domain.ports import ChatProvider, RouteSource
@@ -28,9 +33,12 @@ from llmops.domain.routing import (
     default_draw,
 )
 from llmops.domain.stages import RequestStage
+from llmops.domain.streaming import StreamEnd, StreamEvent, StreamingChatProvider, TextDelta
 from llmops.domain.tenancy import TenantContext
 
-__all__ = ["Attempt", "CompletionResult", "CompletionService", "RoutePlan"]
+__all__ = ["Attempt", "CompletionResult", "CompletionService", "RoutePlan", "StreamingResult"]
+
+_Answer = TypeVar("_Answer")
 
 _STATUS_BY_FAILURE = {
     ProviderFailureKind.THROTTLED: 503,
@@ -57,6 +65,31 @@ class CompletionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamingResult:
+    """A streamed answer once its first event has arrived: who answers, and the events from the first on.
+
+    `events` yields the first event (already received) and then the rest as the provider sends
+    them, ending with one `StreamEnd`. A failure after the first event is raised from it as
+    `ProviderError` (there is no fallback once text may have reached the caller). `close()` stops
+    the provider read, e.g. when the client disconnects. `attempts` and `stage_ms` cover the calls up
+    to the first event: each attempt's latency is its time to first event.
+    """
+
+    route: Route
+    target: Target
+    attempts: tuple[Attempt, ...]
+    events: Generator[StreamEvent]
+    stage_ms: Mapping[str, float] = field(default_factory=dict)
+
+    def cost_usd(self, usage: Usage) -> float:
+        """What `usage` (the `StreamEnd`'s, or counted tokens for a cut stream) costs at this target."""
+        return cost_usd(self.target, usage)
+
+    def close(self) -> None:
+        self.events.close()
+
+
+@dataclass(frozen=True, slots=True)
 class RoutePlan:
     """The targets one request will try, in order, before any money is spent."""
 
@@ -68,6 +101,9 @@ class RoutePlan:
 class CompletionService:
     routes: RouteSource
     providers: Mapping[Provider, ChatProvider]
+    # Providers that stream; `stream` serves a target whose provider is missing here by its buffered
+    # `complete`, as one text event.
+    streaming: Mapping[Provider, StreamingChatProvider] = field(default_factory=dict)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     clock: Callable[[], float] = time.monotonic
     draw: Callable[[], float] = default_draw
@@ -103,6 +139,45 @@ class CompletionService:
         left, the request fails as 504 `upstream_timeout` while the caller can still release the
         reservation, audit and answer.
         """
+        completion, target, attempts = self._first_answer(
+            plan,
+            deadline,
+            lambda target, timeout_s: self.providers[target.provider].complete(target, request, timeout_s=timeout_s),
+        )
+        return CompletionResult(
+            completion=completion,
+            route=plan.route,
+            target=target,
+            cost_usd=cost_usd(target, completion.usage),
+            attempts=attempts,
+            stage_ms={RequestStage.PROVIDER: sum(a.latency_ms for a in attempts)},
+        )
+
+    def stream(self, plan: RoutePlan, request: ChatRequest, deadline: Deadline | None = None) -> StreamingResult:
+        """Streams the answer of the plan's first target that sends a first event, trying targets as
+        `execute` does (same rounds, deadline shares, breaker and errors) up to that event.
+
+        After it, a failure is raised from `StreamingResult.events` as `ProviderError` and recorded
+        on the breaker; so is a stream that ends without its `StreamEnd`.
+        """
+        (first, events), target, attempts = self._first_answer(
+            plan, deadline, lambda target, timeout_s: self._open_stream(target, request, timeout_s)
+        )
+        return StreamingResult(
+            route=plan.route,
+            target=target,
+            attempts=attempts,
+            events=self._rest_of_stream(target, first, events),
+            stage_ms={RequestStage.PROVIDER: sum(a.latency_ms for a in attempts)},
+        )
+
+    def _first_answer(
+        self,
+        plan: RoutePlan,
+        deadline: Deadline | None,
+        call: Callable[[Target, float | None], _Answer],
+    ) -> tuple[_Answer, Target, tuple[Attempt, ...]]:
+        """`call(target, timeout_s)` on the plan's targets until one answers (the loop `execute` documents)."""
         deadline = deadline or Deadline.unbounded(self.clock)
         attempts: list[Attempt] = []
         last: ProviderError | None = None
@@ -118,9 +193,7 @@ class CompletionService:
                     break
                 started = self.clock()
                 try:
-                    completion = self.providers[target.provider].complete(
-                        target, request, timeout_s=None if math.isinf(budget) else budget
-                    )
+                    answer = call(target, None if math.isinf(budget) else budget)
                 except ProviderError as exc:
                     attempts.append(Attempt(target.id, exc.kind.value, (self.clock() - started) * 1000))
                     if not exc.retryable:
@@ -132,14 +205,7 @@ class CompletionService:
                     continue
                 attempts.append(Attempt(target.id, "ok", (self.clock() - started) * 1000))
                 self.breaker.record_success(target.id)
-                return CompletionResult(
-                    completion=completion,
-                    route=plan.route,
-                    target=target,
-                    cost_usd=cost_usd(target, completion.usage),
-                    attempts=tuple(attempts),
-                    stage_ms={RequestStage.PROVIDER: sum(a.latency_ms for a in attempts)},
-                )
+                return answer, target, tuple(attempts)
             pending = retry
             if not pending:
                 break
@@ -156,6 +222,45 @@ class CompletionService:
             retry_after_s=1 if kind is ProviderFailureKind.THROTTLED else None,
             attempts=tuple(attempts),
         )
+
+    def _open_stream(
+        self, target: Target, request: ChatRequest, timeout_s: float | None
+    ) -> tuple[StreamEvent, Iterator[StreamEvent]]:
+        """Starts the target's stream and waits for its first event (the attempt's answer)."""
+        streamer = self.streaming.get(target.provider)
+        if streamer is not None:
+            events = streamer.stream(target, request, timeout_s=timeout_s)
+        else:
+            events = _buffered_stream(self.providers[target.provider], target, request, timeout_s)
+        try:
+            return next(events), events
+        except StopIteration:
+            raise ProviderError(
+                ProviderFailureKind.UNAVAILABLE, "The provider's stream ended before any event", target_id=target.id
+            ) from None
+        except BaseException:
+            _close(events)
+            raise
+
+    def _rest_of_stream(
+        self, target: Target, first: StreamEvent, events: Iterator[StreamEvent]
+    ) -> Generator[StreamEvent]:
+        try:
+            yield first
+            if isinstance(first, StreamEnd):
+                return
+            for event in events:
+                yield event
+                if isinstance(event, StreamEnd):
+                    return
+            raise ProviderError(
+                ProviderFailureKind.UNAVAILABLE, "The provider's stream ended without its end", target_id=target.id
+            )
+        except ProviderError:
+            self.breaker.record_failure(target.id, self.clock())
+            raise
+        finally:
+            _close(events)
 
     def _call_budget(self, deadline: Deadline, *, more_targets: bool) -> float | None:
         """Seconds the next call may take (inf: no deadline), or None when none can fit any more.
@@ -189,3 +294,19 @@ class CompletionService:
             code="upstream_timeout",
             attempts=tuple(attempts),
         )
+
+
+def _buffered_stream(
+    provider: ChatProvider, target: Target, request: ChatRequest, timeout_s: float | None
+) -> Iterator[StreamEvent]:
+    """A provider that cannot stream, as a stream: its whole completion as one event, then the end."""
+    completion = provider.complete(target, request, timeout_s=timeout_s)
+    if completion.text:
+        yield TextDelta(completion.text)
+    yield StreamEnd(completion.finish_reason, completion.usage, completion.raw_model)
+
+
+def _close(events: Iterator[StreamEvent]) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
