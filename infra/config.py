@@ -84,8 +84,8 @@ class GatewayConfig(BaseModel):
     throttle_rate_limit: float = Field(default=50.0, gt=0, le=10_000, alias="throttleRateLimit")
     throttle_burst_limit: int = Field(default=100, gt=0, le=5_000, alias="throttleBurstLimit")
     gateway_memory_mb: int = Field(default=1024, ge=128, le=10_240, alias="gatewayMemoryMb")
-    # API Gateway REST integrations time out at 29 s unless the account quota is raised; the local
-    # stack runs with the same default (llmops.config.timeouts).
+    # The gateway function's and its STREAM integration's timeout (up to 15 minutes for a streaming
+    # integration); the local stack runs with the same default (llmops.config.timeouts).
     gateway_timeout_s: int = Field(default=GATEWAY_TIMEOUT_S, ge=5, le=900, alias="gatewayTimeoutSeconds")
     gateway_reserved_concurrency: int | None = Field(default=None, ge=1, alias="gatewayReservedConcurrency")
     authorizer_reserved_concurrency: int | None = Field(default=None, ge=1, alias="authorizerReservedConcurrency")

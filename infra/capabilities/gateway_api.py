@@ -20,6 +20,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.capabilities.key_pepper import KeyPepper
+from infra.capabilities.lambda_layer import EXEC_WRAPPER_PATH
 from infra.capabilities.model_access import grant_model_invoke
 from infra.capabilities.python_function import FunctionSpec, PythonFunction, retention
 from infra.capabilities.tables import TableAccess, Tables
@@ -109,8 +110,11 @@ class GatewayApi(Construct):
                 reserved_concurrency=config.gateway_reserved_concurrency,
                 # Each request runs against the deadline its Lambda context gives, keeping back a
                 # margin to release or settle, audit and answer with an OpenAI-shaped 504 before
-                # Lambda (or API Gateway's 29 s) cuts the connection; llmops.config.timeouts.
+                # Lambda cuts the connection; llmops.config.timeouts.
                 environment={
+                    # Our runtime loop instead of the Python runtime's, which cannot stream: it
+                    # answers in the Runtime API's streaming mode (llmops.lambda_runtime).
+                    "AWS_LAMBDA_EXEC_WRAPPER": EXEC_WRAPPER_PATH,
                     EnvVar.PROVIDER_READ_TIMEOUT_S: str(timeouts.provider_read_timeout_s(config.gateway_timeout_s)),
                     EnvVar.PROVIDER_CONNECT_TIMEOUT_S: str(timeouts.PROVIDER_CONNECT_TIMEOUT_S),
                     EnvVar.PROVIDER_MAX_ATTEMPTS: str(timeouts.PROVIDER_MAX_ATTEMPTS),
@@ -205,7 +209,18 @@ class GatewayApi(Construct):
             # API Gateway validates a body only where a method declares a model.
             validate_request_body=True,
         )
-        integration = apigw.LambdaIntegration(self.gateway.function, proxy=True)
+        # STREAM: API Gateway calls InvokeWithResponseStream and relays the body as the function
+        # writes it, so tokens reach the caller as they are generated. Every route of the gateway
+        # function uses it: the function answers every event in the streaming format (prelude,
+        # delimiter, body), and one function has one response mode. The integration may then run
+        # as long as the function (up to 15 minutes); lambda:InvokeFunction, which the integration
+        # grants API Gateway, also authorizes InvokeWithResponseStream.
+        integration = apigw.LambdaIntegration(
+            self.gateway.function,
+            proxy=True,
+            response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+            timeout=cdk.Duration.seconds(self.config.gateway_timeout_s),
+        )
 
         v1 = self.api.root.add_resource("v1")
         proxy = v1.add_resource("{proxy+}")

@@ -13,10 +13,13 @@ from constructs import Construct
 from infra.capabilities.layer_build import LayerBuild, runtime_requirements
 from infra.config import REPO_ROOT
 
-__all__ = ["DEFAULT_CACHE_ROOT", "LocalLayerBundling", "SharedLayer", "shared_layer_build"]
+__all__ = ["DEFAULT_CACHE_ROOT", "EXEC_WRAPPER_PATH", "LocalLayerBundling", "SharedLayer", "shared_layer_build"]
 
 DEFAULT_CACHE_ROOT = REPO_ROOT / ".cache" / "lambda-layer"
 _SHARED_DIR = REPO_ROOT / "shared"
+# The wrapper script that starts our streaming runtime loop; layers are extracted under /opt.
+_EXEC_WRAPPER = _SHARED_DIR / "llmops" / "lambda_runtime" / "llmops-runtime"
+EXEC_WRAPPER_PATH = f"/opt/{_EXEC_WRAPPER.name}"
 # Only named because BundlingOptions requires an image; local bundling always succeeds or raises.
 _UNUSED_DOCKER_IMAGE = "public.ecr.aws/sam/build-python3.12"
 
@@ -40,6 +43,7 @@ def shared_layer_build(*, install_requirements: bool, cache_root: Path = DEFAULT
         requirements=runtime_requirements(REPO_ROOT / "pyproject.toml", REPO_ROOT / "uv.lock"),
         cache_root=cache_root,
         install_requirements=install_requirements,
+        exec_wrapper=_EXEC_WRAPPER,
     )
 
 

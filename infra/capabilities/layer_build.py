@@ -156,6 +156,9 @@ class LayerBuild:
     cache_root: Path
     install_requirements: bool = True
     platform_args: tuple[str, ...] = field(default=LAMBDA_PLATFORM_ARGS)
+    # An executable put at the layer's root (/opt/<name> in the function): the gateway's
+    # AWS_LAMBDA_EXEC_WRAPPER, which starts our streaming runtime loop (llmops.lambda_runtime).
+    exec_wrapper: Path | None = None
 
     def dependencies_hash(self) -> str:
         digest = hashlib.sha256()
@@ -167,6 +170,8 @@ class LayerBuild:
         """Changes whenever the layer's content would: the CDK asset hash."""
         digest = hashlib.sha256()
         digest.update(f"{self.install_requirements}:{self.dependencies_hash()}".encode())
+        if self.exec_wrapper is not None:
+            digest.update(b"exec-wrapper\0" + hashlib.sha256(self.exec_wrapper.read_bytes()).digest())
         for path in _package_files(self.package_dir):
             digest.update(path.relative_to(self.package_dir).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -182,6 +187,10 @@ class LayerBuild:
             shutil.copytree(dependencies, site_dir, dirs_exist_ok=True)
         # The package is copied fresh every time: it is small and changes with every edit.
         self._copy_package(site_dir / self.package_dir.name)
+        if self.exec_wrapper is not None:
+            wrapper = output_dir / self.exec_wrapper.name
+            shutil.copyfile(self.exec_wrapper, wrapper)
+            wrapper.chmod(0o755)  # Lambda refuses a wrapper it cannot execute; the asset zip keeps the mode
         return dependencies
 
     def _cached_dependencies(self) -> Path:

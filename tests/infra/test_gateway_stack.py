@@ -11,10 +11,12 @@ from aws_cdk import assertions
 from cfnlint.api import ManualArgs, lint
 
 from infra.capabilities.gateway_api import AUTHORIZER_CACHE_TTL_S
+from infra.capabilities.lambda_layer import EXEC_WRAPPER_PATH
 from infra.config import GatewayConfig, routes_document
 from llmops.adapters.dynamodb.route_items import table_items
 from llmops.config.edge_responses import EDGE_RESPONSES
 from llmops.config.tables import TABLES
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cdk-synth")]
 
@@ -217,6 +219,26 @@ def test_v1_proxy_needs_the_authorizer_and_health_and_openapi_are_public(synth: 
     for part in ("{proxy+}", "openapi.json"):
         (resource,) = [r for r in resources.values() if r["Properties"]["PathPart"] == part]
         assert path_of[resource["Properties"]["ParentId"]["Ref"]] == "v1"
+
+
+def test_the_gateway_integration_streams_through_our_runtime_loop(synth: Any) -> None:
+    """STREAM on every method of the gateway function (one function, one response mode), invoked
+    with InvokeWithResponseStream, for as long as the function may run; the function starts our
+    streaming runtime loop through the layer's exec wrapper."""
+    methods = synth.resources("AWS::ApiGateway::Method").values()
+    assert methods
+    for method in methods:
+        integration = method["Properties"]["Integration"]
+        assert integration["ResponseTransferMode"] == "STREAM"
+        assert integration["TimeoutInMillis"] == GATEWAY_TIMEOUT_S * 1000
+        uri = _render(integration["Uri"])
+        assert ":lambda:path/2021-11-15/functions/${" in uri
+        assert uri.endswith("/response-streaming-invocations")
+    gateway = _function(synth, "gateway")["Properties"]
+    assert gateway["Timeout"] == GATEWAY_TIMEOUT_S
+    assert gateway["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"] == EXEC_WRAPPER_PATH
+    assert gateway["Runtime"] == "python3.12"  # the wrapper execs this runtime's interpreter
+    assert len(gateway["Layers"]) == 1  # the shared layer, which holds the wrapper
 
 
 def test_api_gateway_errors_use_the_openai_error_shape(synth: Any) -> None:

@@ -57,6 +57,30 @@ def test_layer_holds_the_package_without_cli_local_or_bytecode(tmp_path: Path) -
     assert files == ["python/llmops/__init__.py", "python/llmops/domain/chat.py"]
 
 
+def test_the_exec_wrapper_sits_at_the_layer_root_executable(tmp_path: Path) -> None:
+    wrapper = tmp_path / "llmops-runtime"
+    wrapper.write_text('#!/bin/sh\nexec "$1" -m llmops.lambda_runtime.loop\n')
+    build = LayerBuild(
+        package_dir=_package(tmp_path), requirements=(), cache_root=tmp_path / "cache", exec_wrapper=wrapper
+    )
+    out = tmp_path / "out"
+    build.build_into(out)
+    assert (out / "llmops-runtime").read_bytes() == wrapper.read_bytes()
+    assert (out / "llmops-runtime").stat().st_mode & 0o777 == 0o755
+    without = LayerBuild(package_dir=build.package_dir, requirements=(), cache_root=build.cache_root)
+    assert build.input_hash() != without.input_hash()
+
+
+def test_the_shared_layer_carries_the_streaming_runtime_and_its_wrapper(tmp_path: Path) -> None:
+    build = shared_layer_build(install_requirements=False, cache_root=tmp_path / "cache")
+    out = tmp_path / "out"
+    build.build_into(out)
+    assert (out / "python" / "llmops" / "lambda_runtime" / "loop.py").is_file()
+    script = (out / "llmops-runtime").read_text()
+    assert script.startswith("#!/bin/sh")
+    assert "-m llmops.lambda_runtime.loop" in script
+
+
 FAKE_UV = """
 import itertools
 import json
