@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, cast
 
 import botocore.session
+import urllib3.exceptions
 from botocore.config import Config
+from botocore.eventstream import ParserError as EventStreamParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -169,11 +171,15 @@ def clear_client_cache() -> None:
 def transport_failure_kind(exc: BaseException) -> ProviderFailureKind | None:
     """The failure kind of a botocore transport or client-side error, or None for anything else.
 
-    Order matters: ConnectTimeoutError is a subclass of EndpointConnectionError.
+    Order matters: ConnectTimeoutError is a subclass of EndpointConnectionError. While an event
+    stream is read, botocore does not wrap urllib3's errors or its own framing errors, so those count
+    as transport failures too.
     """
-    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | urllib3.exceptions.TimeoutError):
         return ProviderFailureKind.TIMEOUT
-    if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError | urllib3.exceptions.HTTPError):
+        return ProviderFailureKind.UNAVAILABLE
+    if isinstance(exc, EventStreamParserError):
         return ProviderFailureKind.UNAVAILABLE
     if isinstance(exc, ParamValidationError):
         return ProviderFailureKind.INVALID_REQUEST
@@ -184,12 +190,15 @@ def transport_failure_kind(exc: BaseException) -> ProviderFailureKind | None:
 def provider_call(service: str, errors: ServiceErrorTable, *, target_id: str) -> Iterator[None]:
     """Runs one model runtime call of `service` ("Bedrock", "SageMaker"), raising `ProviderError`
     for botocore's exceptions: service answers by `errors` (`provider_errors`), transport failures
-    by `transport_failure_kind`. Nothing from the request or the service's message is kept."""
+    by `transport_failure_kind`. Nothing from the request or the service's message is kept.
+
+    A streaming call reads its event stream inside it too: a modeled exception in the stream is
+    botocore's EventStreamError, a ClientError whose code is the exception's event name."""
     try:
         yield
     except ClientError as exc:
         raise provider_error(service, service_error(exc.response), errors, target_id=target_id) from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, urllib3.exceptions.HTTPError, EventStreamParserError) as exc:
         name = type(exc).__name__
         kind = transport_failure_kind(exc) or ProviderFailureKind.UNAVAILABLE
         raise ProviderError(kind, f"{service} call failed: {name}", target_id=target_id, error_code=name) from exc

@@ -31,6 +31,7 @@ from llmops.domain.completions import CompletionService
 from llmops.domain.ports import ChatProvider, RouteSource
 from llmops.domain.request_trace import RequestTrace, SpanFactory
 from llmops.domain.routing import Provider
+from llmops.domain.streaming import StreamingChatProvider
 
 __all__ = ["AuthorizerRuntime", "GatewayRuntime", "build_authorizer", "build_gateway", "build_key_store"]
 
@@ -83,7 +84,11 @@ def _provider_client(service: str, settings: Settings) -> Callable[[float | None
     return for_call
 
 
-def build_providers(settings: Settings) -> dict[Provider, ChatProvider]:
+# Each real provider both completes and streams (`ChatProvider` and `StreamingChatProvider`).
+ModelProvider = BedrockConverseProvider | SageMakerEndpointProvider
+
+
+def build_providers(settings: Settings) -> dict[Provider, ModelProvider]:
     return {
         Provider.BEDROCK: BedrockConverseProvider(_provider_client("bedrock-runtime", settings)),
         Provider.SAGEMAKER: SageMakerEndpointProvider(_provider_client("sagemaker-runtime", settings)),
@@ -91,12 +96,21 @@ def build_providers(settings: Settings) -> dict[Provider, ChatProvider]:
 
 
 def build_completions(
-    settings: Settings, routes: RouteSource, providers: dict[Provider, ChatProvider] | None = None
+    settings: Settings,
+    routes: RouteSource,
+    providers: dict[Provider, ChatProvider] | None = None,
+    streaming: dict[Provider, StreamingChatProvider] | None = None,
 ) -> CompletionService:
-    """Provider calls within the request's deadline: retries are the domain's, not botocore's."""
+    """Provider calls within the request's deadline: retries are the domain's, not botocore's.
+
+    Without `providers` the real ones complete and stream; injected `providers` stream only through
+    `streaming` (else their buffered answers are streamed whole).
+    """
+    real = build_providers(settings) if providers is None else None
     return CompletionService(
         routes=routes,
-        providers=providers or build_providers(settings),
+        providers=providers or real or {},
+        streaming=streaming or real or {},
         deadline_margin_s=settings.deadline_margin_s,
         attempts_per_target=settings.provider_max_attempts,
         # A call shorter than this could not even connect and wait one second for an answer.

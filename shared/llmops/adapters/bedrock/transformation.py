@@ -1,8 +1,12 @@
-"""Pure mapping between the gateway's chat model and the Bedrock Converse API (no I/O, no botocore)."""
+"""Pure mapping between the gateway's chat model and the Bedrock Converse API (no I/O, no botocore).
+
+ConverseStream takes the same request as Converse (`to_converse_request`); its events, as botocore
+parses them, map to `StreamEvent`s in `from_converse_stream`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -11,6 +15,7 @@ from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, R
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.guard import safe_regex
 from llmops.domain.routing import Target
+from llmops.domain.streaming import StreamEnd, StreamEvent, TextDelta
 
 BEDROCK_MAX_TEMPERATURE = 1.0
 
@@ -19,6 +24,7 @@ __all__ = [
     "ERROR_TABLE",
     "FINISH_REASONS",
     "from_converse_response",
+    "from_converse_stream",
     "merge_consecutive_roles",
     "to_converse_request",
 ]
@@ -56,6 +62,12 @@ ERROR_KINDS: Mapping[str, ProviderFailureKind] = MappingProxyType(
         "AccessDeniedException": ProviderFailureKind.UNAVAILABLE,
         "ResourceNotFoundException": ProviderFailureKind.UNAVAILABLE,
         "ValidationException": ProviderFailureKind.INVALID_REQUEST,
+        # ConverseStream's modeled exceptions inside the stream, spelled as its event members.
+        "throttlingException": ProviderFailureKind.THROTTLED,
+        "serviceUnavailableException": ProviderFailureKind.UNAVAILABLE,
+        "internalServerException": ProviderFailureKind.UNAVAILABLE,
+        "modelStreamErrorException": ProviderFailureKind.UNAVAILABLE,
+        "validationException": ProviderFailureKind.INVALID_REQUEST,
     }
 )
 
@@ -139,3 +151,34 @@ def from_converse_response(resp: Mapping[str, Any]) -> Completion:
         usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
         extra=extra,
     )
+
+
+def from_converse_stream(events: Iterable[Mapping[str, Any]], *, target_id: str = "") -> Iterator[StreamEvent]:
+    """ConverseStream's events (botocore's dicts) as a `TextDelta` per text delta, then the `StreamEnd`.
+
+    The end comes once the stream is over, so it carries metadata's usage, which Bedrock sends after
+    messageStop. Non-text deltas (tool use, reasoning) are not part of the answer's text and are
+    skipped. A stream that ends without messageStop was cut off: a provider fault.
+    """
+    stop_reason: str | None = None
+    usage: Usage | None = None
+    try:
+        for event in events:
+            if "contentBlockDelta" in event:
+                text = (event["contentBlockDelta"].get("delta") or {}).get("text")
+                if isinstance(text, str) and text:
+                    yield TextDelta(text)
+            elif "messageStop" in event:
+                stop_reason = str(event["messageStop"].get("stopReason", "end_turn"))
+            elif "metadata" in event:
+                reported = event["metadata"].get("usage") or {}
+                usage = Usage(int(reported.get("inputTokens", 0)), int(reported.get("outputTokens", 0)))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ProviderError(
+            ProviderFailureKind.UNAVAILABLE, "Bedrock sent a malformed ConverseStream event", target_id=target_id
+        ) from exc
+    if stop_reason is None:
+        raise ProviderError(
+            ProviderFailureKind.UNAVAILABLE, "Bedrock's stream ended before messageStop", target_id=target_id
+        )
+    yield StreamEnd(FINISH_REASONS.get(stop_reason, FinishReason.STOP), usage)

@@ -6,13 +6,19 @@ Two container dialects are supported (`PayloadFormat`):
   `chat.completion` document.
 * TGI: text-generation-inference's native `{"inputs", "parameters"}` with a prompt rendered from the
   model's chat template; it answers `[{"generated_text", "details"}]`.
+
+InvokeEndpointWithResponseStream takes the same body with `"stream": true`. The container then
+writes server-sent events that SageMaker relays in PayloadPart events cut wherever it likes, so
+`sse_data` re-assembles lines across parts: OpenAI `chat.completion.chunk`s ending with
+`data: [DONE]`, or TGI's token events, whose last carries `generated_text` and `details`.
+`from_response_stream` maps them to `StreamEvent`s.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +28,7 @@ from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.guard import safe_regex
 from llmops.domain.routing import PayloadFormat, Target
+from llmops.domain.streaming import StreamEnd, StreamEvent, TextDelta
 
 __all__ = [
     "CONTENT_TYPE",
@@ -31,7 +38,9 @@ __all__ = [
     "TGI_FINISH_REASONS",
     "estimate_tokens",
     "from_invoke_endpoint_response",
+    "from_response_stream",
     "openai_body",
+    "sse_data",
     "tgi_body",
     "to_invoke_endpoint_request",
 ]
@@ -69,6 +78,10 @@ ERROR_KINDS: Mapping[str, ProviderFailureKind] = MappingProxyType(
         # but it is the target that is not ready, so fall back rather than back off.
         "ModelNotReadyException": ProviderFailureKind.UNAVAILABLE,
         "ValidationError": ProviderFailureKind.INVALID_REQUEST,
+        # InvokeEndpointWithResponseStream's exceptions inside the stream: the container's stream
+        # broke off or timed out, or SageMaker's own relay failed.
+        "ModelStreamError": ProviderFailureKind.UNAVAILABLE,
+        "InternalStreamFailure": ProviderFailureKind.UNAVAILABLE,
     }
 )
 
@@ -135,16 +148,23 @@ def tgi_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     return {"inputs": prompt, "parameters": parameters}
 
 
-def to_invoke_endpoint_request(target: Target, request: ChatRequest) -> dict[str, Any]:
-    """The keyword arguments for `sagemaker-runtime.invoke_endpoint`."""
+def to_invoke_endpoint_request(target: Target, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
+    """The keyword arguments for `sagemaker-runtime.invoke_endpoint`, or with `stream` for
+    `invoke_endpoint_with_response_stream` (which answers server-sent events, so no JSON Accept)."""
     is_tgi = target.payload_format is PayloadFormat.TGI
     body = tgi_body(target, request) if is_tgi else openai_body(request)
+    if stream:
+        body["stream"] = True
+        if not is_tgi:
+            # vLLM and LMI then end the stream with a chunk of token counts to settle on.
+            body["stream_options"] = {"include_usage": True}
     kwargs: dict[str, Any] = {
         "EndpointName": target.endpoint_name,
         "Body": json.dumps(body, ensure_ascii=False).encode("utf-8"),
         "ContentType": CONTENT_TYPE,
-        "Accept": CONTENT_TYPE,
     }
+    if not stream:
+        kwargs["Accept"] = CONTENT_TYPE
     if target.variant:
         kwargs["TargetVariant"] = target.variant
     return kwargs
@@ -208,3 +228,109 @@ def from_invoke_endpoint_response(target: Target, request: ChatRequest, body: by
             f"SageMaker endpoint returned a response that is not {target.payload_format.value} JSON",
             target_id=target.id,
         ) from exc
+
+
+def sse_data(parts: Iterable[bytes]) -> Iterator[str]:
+    """The data of each server-sent event in `parts`, however the bytes were cut into parts.
+
+    Lines (and UTF-8 characters) may split across parts, so bytes are buffered up to each newline.
+    `data:` lines take an optional space; a bare JSON line (LMI's jsonlines output) is an event of
+    its own; comments and other fields are ignored.
+    """
+    buffer = b""
+    data: list[str] = []
+    for part in parts:
+        buffer += part
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8").removesuffix("\r")
+            if not line:
+                if data:
+                    yield "\n".join(data)
+                    data = []
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+            elif line.startswith("{"):
+                yield line
+    if buffer.strip():
+        line = buffer.decode("utf-8").strip()
+        data.append(line[5:].removeprefix(" ") if line.startswith("data:") else line)
+    if data:
+        yield "\n".join(data)
+
+
+def from_response_stream(target: Target, request: ChatRequest, parts: Iterable[bytes]) -> Iterator[StreamEvent]:
+    """The container's stream (PayloadPart bytes) as `StreamEvent`s, in the target's dialect."""
+    try:
+        if target.payload_format is PayloadFormat.TGI:
+            prompt = render_prompt(target.chat_template, request.messages)
+            yield from _from_tgi_stream(request, prompt, sse_data(parts))
+        else:
+            yield from _from_openai_stream(sse_data(parts))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ProviderError(
+            ProviderFailureKind.UNAVAILABLE,
+            f"SageMaker endpoint streamed an event that is not {target.payload_format.value} JSON",
+            target_id=target.id,
+        ) from exc
+    except _TruncatedStreamError as exc:
+        raise ProviderError(ProviderFailureKind.UNAVAILABLE, str(exc), target_id=target.id) from exc
+
+
+class _TruncatedStreamError(Exception):
+    """The stream ended before the container said how the answer finished."""
+
+
+def _from_openai_stream(events: Iterable[str]) -> Iterator[StreamEvent]:
+    finish: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    done = False
+    for data in events:
+        if data.strip() == "[DONE]":
+            done = True
+            break
+        doc = json.loads(data)
+        model = str(doc["model"]) if doc.get("model") else model
+        for choice in doc.get("choices") or []:
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                yield TextDelta(str(text))
+            finish = str(choice["finish_reason"]) if choice.get("finish_reason") else finish
+        reported = doc.get("usage")
+        if reported:
+            usage = Usage(int(reported["prompt_tokens"]), int(reported["completion_tokens"]))
+    if finish is None and not done:
+        raise _TruncatedStreamError("SageMaker endpoint's stream ended before its finish_reason")
+    yield StreamEnd(OPENAI_FINISH_REASONS.get(str(finish), FinishReason.STOP), usage, raw_model=model)
+
+
+def _from_tgi_stream(request: ChatRequest, prompt: str, events: Iterable[str]) -> Iterator[StreamEvent]:
+    """TGI's token events. Special tokens (EOS) are not text. TGI keeps a matched stop sequence in its
+    output, which OpenAI semantics exclude, so as many characters as the longest stop sequence are
+    held back until the last event says whether the answer ended on one."""
+    hold = max((len(s) for s in request.stop), default=0)
+    pending = ""
+    for data in events:
+        doc = json.loads(data)
+        token = doc.get("token") or {}
+        if not token.get("special") and token.get("text"):
+            pending += str(token["text"])
+        if doc.get("generated_text") is not None:
+            details = doc.get("details") or {}
+            reason = str(details.get("finish_reason", "eos_token"))
+            if reason == "stop_sequence":
+                matched = next((s for s in request.stop if s and pending.endswith(s)), "")
+                pending = pending[: len(pending) - len(matched)]
+            if pending:
+                yield TextDelta(pending)
+            generated = details.get("generated_tokens")
+            # Streamed details carry no prefill, so the input is estimated as without streaming.
+            usage = Usage(estimate_tokens(prompt), int(generated)) if generated is not None else None
+            yield StreamEnd(TGI_FINISH_REASONS.get(reason, FinishReason.STOP), usage)
+            return
+        if len(pending) > hold:
+            cut = len(pending) - hold
+            yield TextDelta(pending[:cut])
+            pending = pending[cut:]
+    raise _TruncatedStreamError("SageMaker endpoint's TGI stream ended before its last token")
