@@ -43,6 +43,11 @@ class RequestTrace:
     output_tokens: int = 0
     cost_usd: float = 0.0
     streamed: bool = False
+    # Streamed requests only (None otherwise, and when no token ever reached the caller): from the
+    # handler receiving the request to the first content chunk written, and the mean gap between
+    # the chunks after it ((last - first) / (output tokens - 1)); the TTFT and TPOT metrics.
+    ttft_ms: float | None = None
+    time_per_output_token_ms: float | None = None
     cache: str = ""  # hit | miss | bypass, empty when the request never got that far
     prompt_version: str | None = None  # "[tenant/]id@version" of a registered template
     guard: list[GuardVerdict] = field(default_factory=list)
