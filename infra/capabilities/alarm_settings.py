@@ -31,6 +31,7 @@ class RunbookId(StrEnum):
     FALLBACK_RATE = "fallback-rate"
     GUARD_BLOCK_SPIKE = "guard-block-spike"
     GUARD_BYPASS = "guard-bypass"
+    GUARD_BUDGET_EXCEEDED = "guard-budget-exceeded"
     QUOTA_REJECTION_SPIKE = "quota-rejection-spike"
     COST_BURN = "cost-burn"
     API_5XX = "api-5xx"

@@ -18,6 +18,7 @@ from llmops.observability.metrics import (
     COST_USD,
     FALLBACKS,
     GUARD_BLOCKS,
+    GUARD_BUDGET_EXCEEDED,
     GUARD_BYPASSES,
     PROVIDER_CALLS,
     PROVIDER_ERRORS,
@@ -74,6 +75,14 @@ def add_gateway_rate_alarms(factory: AlarmFactory) -> None:
         summary=f"A completion went out without an output guard verdict ({GUARD_BYPASSES.name} > 0).",
         threshold=0,
         evaluation_periods=1,
+    )
+    # Each hit is already a block (fail-safe), so nothing leaks: it pages when hits keep coming, which
+    # is either someone sending dense hostile text or a guard that got slower (a regression).
+    factory.metric_alarm(
+        RunbookId.GUARD_BUDGET_EXCEEDED,
+        catalogue_metric(GUARD_BUDGET_EXCEEDED, period=five),
+        summary=f"Guard verdicts cut short by the guard budget ({GUARD_BUDGET_EXCEEDED.name} > 0) for 15 minutes.",
+        threshold=0,
     )
 
 

@@ -88,7 +88,11 @@ class GuardPolicies:
         with self._lock:
             if key not in self._engines and len(self._engines) >= _MAX_ENGINES:
                 self._engines.clear()  # made-up names and old versions must not grow memory forever
-            return self._engines.setdefault(key, GuardEngine(policy))
+            engine = self._engines.get(key)
+            if engine is None:
+                # the guard's work per request is bounded by its size, on the process's monotonic clock
+                engine = self._engines.setdefault(key, GuardEngine(policy, clock=time.perf_counter))
+            return engine
 
     def _production_version(self, name: str) -> int | None:
         if self._registry is None:

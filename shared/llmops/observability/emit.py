@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 from llmops.domain.completions import Attempt
 from llmops.domain.errors import ProviderFailureKind
 from llmops.domain.feedback import Feedback
-from llmops.domain.guard.findings import NON_ENTITY_TYPES, PII_TYPES, SECRET_TYPES
+from llmops.domain.guard.findings import NON_ENTITY_TYPES, PII_TYPES, SECRET_TYPES, FindingType
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.stages import RequestStage
 from llmops.observability.metrics import (
@@ -40,6 +40,7 @@ from llmops.observability.metrics import (
     FEEDBACK_NEGATIVE,
     GATEWAY_SERVICE,
     GUARD_BLOCKS,
+    GUARD_BUDGET_EXCEEDED,
     GUARD_BYPASSES,
     GUARD_FINDINGS,
     GUARD_REDACTIONS,
@@ -196,6 +197,8 @@ def _guard_records(records: _Records, trace: RequestTrace, alias: str) -> None:
             {GUARD_BLOCKS: int(blocked), GUARD_REDACTIONS: int(verdict.action in _REDACTING_ACTIONS)},
             [*_scopes({}, alias, target), *_scopes(stage, "", "")],
         )
+        if FindingType.GUARD_BUDGET_EXCEEDED in verdict.findings:
+            records.write({GUARD_BUDGET_EXCEEDED: 1}, [*_scopes({}, "", ""), *_scopes(stage, "", "")])
         counts: dict[GuardType, int] = {}
         for finding_type, count in verdict.findings.items():
             family = guard_type(finding_type)

@@ -45,6 +45,7 @@ __all__ = [
     "FORBIDDEN_DIMENSIONS",
     "GATEWAY_SERVICE",
     "GUARD_BLOCKS",
+    "GUARD_BUDGET_EXCEEDED",
     "GUARD_BYPASSES",
     "GUARD_FINDINGS",
     "GUARD_REDACTIONS",
@@ -145,6 +146,7 @@ class GuardType(StrEnum):
     RELEVANCE = "relevance"
     INPUT_TOO_LARGE = "input_too_large"
     OUTPUT_TOO_LARGE = "output_too_large"
+    GUARD_BUDGET_EXCEEDED = "guard_budget_exceeded"
     OTHER = "other"
 
 
@@ -237,6 +239,13 @@ GUARD_REDACTIONS = MetricSpec(
     "Guard verdicts that redacted or pseudonymized part of the text.",
     _GUARD_SETS,
 )
+GUARD_BUDGET_EXCEEDED = MetricSpec(
+    "GuardBudgetExceeded",
+    Unit.COUNT,
+    "Guard verdicts cut short by the per-request guard budget (llmops.domain.guard.budget): each is a "
+    "fail-safe block (400 guard_budget_exceeded) of a text the guard could not finish in its time.",
+    ((_S,), (_S, Dim.GUARD_STAGE)),
+)
 GUARD_FINDINGS = MetricSpec(
     "GuardFindings",
     Unit.COUNT,
@@ -290,6 +299,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     PROVIDER_THROTTLES,
     GUARD_BLOCKS,
     GUARD_REDACTIONS,
+    GUARD_BUDGET_EXCEEDED,
     GUARD_FINDINGS,
     QUOTA_REJECTIONS,
     FEEDBACK,

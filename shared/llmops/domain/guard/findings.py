@@ -85,6 +85,7 @@ class FindingType(StrEnum):
     RELEVANCE = "RELEVANCE"
     INPUT_TOO_LARGE = "INPUT_TOO_LARGE"
     OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"  # a completion over the policy's max_output_chars
+    GUARD_BUDGET_EXCEEDED = "GUARD_BUDGET_EXCEEDED"  # the guard spent its time budget: always a block
 
 
 PII_TYPES: frozenset[str] = frozenset(
@@ -128,6 +129,7 @@ NON_ENTITY_TYPES: frozenset[str] = frozenset(
         FindingType.RELEVANCE,
         FindingType.INPUT_TOO_LARGE,
         FindingType.OUTPUT_TOO_LARGE,
+        FindingType.GUARD_BUDGET_EXCEEDED,
     }
 )
 

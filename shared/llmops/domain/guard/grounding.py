@@ -98,8 +98,7 @@ def _sentences(text: str) -> list[_Sentence]:
     for sm in _sentence_matches(text):
         content: list[str] = []
         specifics: list[str] = []
-        for index, tm in enumerate(_TOKEN.finditer(sm.group())):
-            token = tm.group()
+        for index, token in enumerate(_TOKEN.findall(sm.group())):
             lowered = token.lower()
             if token[0].isdigit():
                 specifics.append(_number_key(token))
@@ -119,8 +118,7 @@ def _vocabulary(text: str) -> tuple[set[str], set[str]]:
     """(content stems, raw lower-cased tokens and numbers) of a text."""
     stems: set[str] = set()
     raw: set[str] = set()
-    for tm in _TOKEN.finditer(text):
-        token = tm.group()
+    for token in _TOKEN.findall(text):
         if token[0].isdigit():
             key = _number_key(token)
             stems.add(key)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from llmops.domain.guard import safe_regex
+from llmops.domain.guard.budget import GuardBudget
 from llmops.domain.guard.safe_regex import LazyPattern
 from llmops.domain.guard.text_view import TextView, byte_table, find_all, word_start
 
@@ -700,6 +701,10 @@ class InjectionScorer:
         self._gate_words = frozenset(by_word)
         self._ungated = frozenset(i for i, s in enumerate(signals) if not (s.start_set or s.require_set))
 
+    @property
+    def signals(self) -> tuple[Signal, ...]:
+        return self._signals
+
     def assess(self, text: str) -> InjectionAssessment:
         return self.assess_view(TextView(text))
 
@@ -727,7 +732,7 @@ class InjectionScorer:
             # Hiding counts only when what was hidden is itself suspicious: users paste base64 and ask
             # for it to be decoded all the time ("decode this for me: ...").
             inner: dict[str, tuple[float, int, int]] = {}
-            self._collect(TextView(decoded), inner, depth=depth + 1, span=where)
+            self._collect(TextView(decoded, view.budget), inner, depth=depth + 1, span=where)
             if inner:
                 _fire(fired, _ENCODED_PAYLOAD, _ENCODED_PAYLOAD_WEIGHT, where)
                 for name, hit in inner.items():
@@ -735,11 +740,11 @@ class InjectionScorer:
         if len(_ROT13_MARKERS & view.words) >= 2:
             # rot13 and the leet table keep length, so spans in the decoded text are spans of the input
             before = len(fired)
-            self._match_signals(view, TextView(lowered.translate(_ROT13)), fired, span)
+            self._match_signals(view, TextView(lowered.translate(_ROT13), view.budget), fired, span)
             if len(fired) > before:
                 _fire(fired, _ENCODED_PAYLOAD, _ENCODED_PAYLOAD_WEIGHT, span or (0, len(text)))
         if view.ascii_lowered.translate(_LEET_SHAPE).count(_LEET_RUN) >= 2:
-            self._match_signals(view, TextView(lowered.translate(_LEET)), fired, span)
+            self._match_signals(view, TextView(lowered.translate(_LEET), view.budget), fired, span)
 
     def _match_signals(
         self,
@@ -758,17 +763,20 @@ class InjectionScorer:
             key = signal.family or signal.name
             if key in fired:
                 continue
+            original.budget.check()
             if signal.case_sensitive:
                 m = _search_gated(signal, original.text, words)
             elif signal.starts:
-                m = _match_anchored(signal, lowered, words)
+                m = _match_anchored(signal, lowered, words, original.budget)
             else:
                 m = _search_gated(signal, lowered, words)
             if m is not None:
                 _fire(fired, key, signal.weight, span or (m.start(), m.end()))
 
 
-def _match_anchored(signal: Signal, lowered: str, words: frozenset[str]) -> safe_regex.Match[str] | None:
+def _match_anchored(
+    signal: Signal, lowered: str, words: frozenset[str], budget: GuardBudget
+) -> safe_regex.Match[str] | None:
     if signal.require_set and signal.require_set.isdisjoint(words):
         return None
     present = signal.start_set & words
@@ -778,6 +786,7 @@ def _match_anchored(signal: Signal, lowered: str, words: frozenset[str]) -> safe
         if start_word not in present:
             continue
         for index in find_all(lowered, start_word):
+            budget.tick()
             if word_start(lowered, index):
                 m = signal.pattern.match(lowered, index)
                 if m is not None:

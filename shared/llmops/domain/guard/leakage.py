@@ -54,29 +54,42 @@ def canary_leak(text: str) -> LeakAssessment | None:
 
 
 @lru_cache(maxsize=256)
-def _prompt_shingles(system_prompt: str) -> frozenset[str]:
-    """System prompts repeat across requests in a warm Lambda: shingle each one once."""
+def _prompt_shingles(system_prompt: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(word 5-grams, their first words). System prompts repeat across requests in a warm Lambda:
+    shingle each one once."""
     folded = CANARY_PATTERN.sub(" ", normalize(system_prompt).text).lower()
     words = _WORD.findall(folded)
-    return frozenset(" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1))
+    starts = range(len(words) - _SHINGLE + 1)
+    return frozenset(" ".join(words[i : i + _SHINGLE]) for i in starts), frozenset(words[i] for i in starts)
 
 
 def overlap_leak(text: str, system_prompt: str) -> LeakAssessment | None:
-    """Share of the system prompt's word 5-grams found in `text` (already folded), 0..1."""
-    prompt = _prompt_shingles(system_prompt)
+    """Share of the system prompt's word 5-grams found in `text` (already folded), 0..1.
+
+    Words come from one findall (no match objects); an n-gram is built only where its first word
+    starts one of the prompt's, and word offsets are computed only for the span of a leak.
+    """
+    prompt, first_words = _prompt_shingles(system_prompt)
     if not prompt:
         return None
-    spans = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    words = [word.lower() for word in _WORD.findall(text)]
     matched: set[str] = set()
     first = last = -1
-    for i in range(len(spans) - _SHINGLE + 1):
-        shingle = " ".join(word for _, _, word in spans[i : i + _SHINGLE])
+    for i in [i for i in range(len(words) - _SHINGLE + 1) if words[i] in first_words]:
+        shingle = " ".join(words[i : i + _SHINGLE])
         if shingle in prompt:
             matched.add(shingle)
             if first < 0:
-                first = spans[i][0]
-            last = spans[i + _SHINGLE - 1][1]
+                first = i
+            last = i + _SHINGLE - 1
     if not matched:
         return None
+    start = end = 0
+    for index, m in enumerate(_WORD.finditer(text)):
+        if index == first:
+            start = m.start()
+        if index == last:
+            end = m.end()
+            break
     denominator = min(max(len(prompt), _MIN_DENOMINATOR), _FULL_LEAK_SHINGLES)
-    return LeakAssessment(min(1.0, len(matched) / denominator), first, last)
+    return LeakAssessment(min(1.0, len(matched) / denominator), start, end)

@@ -202,21 +202,22 @@ class Match(Generic[S]):
             raise IndexError("no such group")
         return index
 
+    # group 0 first: the common case skips the group lookup (these run once or twice per match)
     def span(self, group: int | str = 0) -> tuple[int, int]:
-        return self._spans[self._index(group)]
+        return self._spans[0] if group == 0 else self._spans[self._index(group)]
 
     def start(self, group: int | str = 0) -> int:
-        return self._spans[self._index(group)][0]
+        return self._spans[0][0] if group == 0 else self._spans[self._index(group)][0]
 
     def end(self, group: int | str = 0) -> int:
-        return self._spans[self._index(group)][1]
+        return self._spans[0][1] if group == 0 else self._spans[self._index(group)][1]
 
     @overload
     def group(self, group: Literal[0] = 0, /) -> S: ...
     @overload
     def group(self, group: int | str, /) -> S | Any: ...
     def group(self, group: int | str = 0, /) -> S | Any:
-        start, end = self._spans[self._index(group)]
+        start, end = self._spans[0] if group == 0 else self._spans[self._index(group)]
         return None if start < 0 else self.string[start:end]
 
     def __getitem__(self, group: int | str) -> S | Any:
@@ -513,6 +514,9 @@ class _BacktrackingPattern(Pattern[S]):
     def _iter_spans(self, string: S, pos: int, endpos: int) -> Iterator[tuple[tuple[int, int], ...]]:
         for m in self._compiled.finditer(string, pos, endpos):
             yield m.regs
+
+    def findall(self, string: S, pos: int = 0, endpos: int = sys.maxsize) -> list[Any]:
+        return self._compiled.findall(string, pos, endpos)  # C speed: no match objects
 
 
 @overload

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Final
 
 from llmops.domain.guard import safe_regex
@@ -109,7 +110,12 @@ class SecretsDetector:
         text = view.text
         lowered = view.lowered
         found: list[Finding] = []
-        add = found.append
+        tick = view.budget.tick
+
+        def add(finding: Finding) -> None:
+            tick()
+            found.append(finding)
+
         for m in _AWS_ACCESS_KEY.finditer(text):
             if word_start(text, m.start()):
                 score = 0.75 if m.group().endswith("EXAMPLE") else 0.95
@@ -140,7 +146,8 @@ class SecretsDetector:
                     if _token_start(text, m.start()):
                         score = 0.95 if shannon_entropy(m.group()) >= 3.5 else 0.6
                         add(Finding(FindingType.API_KEY, m.start(), m.end(), score, _PATTERN))
-        self._assignments(text, lowered, found)
+        view.budget.check()
+        self._assignments(text, lowered, found, tick)
         if "bearer" in lowered:
             for m in _BEARER.finditer(text):
                 value_start, value_end = m.span("value")
@@ -165,11 +172,12 @@ class SecretsDetector:
                     found.append(Finding(FindingType.AWS_SECRET_KEY, m.start(), m.end(), 0.9, _ENTROPY))
 
     @staticmethod
-    def _assignments(text: str, lowered: str, found: list[Finding]) -> None:
+    def _assignments(text: str, lowered: str, found: list[Finding], tick: Callable[[], None]) -> None:
         """`password = ...`, `api_key: ...`, `"token": "..."`: matched only where a name occurs."""
         seen: set[int] = set()
         for keyword in _ASSIGNMENT_KEYWORDS:
             for index in find_all(lowered, keyword):
+                tick()
                 m = _ASSIGNMENT.match(text, index)
                 if m is None or m.start("value") in seen:
                     continue

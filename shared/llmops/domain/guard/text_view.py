@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from llmops.domain.guard import safe_regex
+from llmops.domain.guard.budget import UNLIMITED, GuardBudget
 
 __all__ = ["DigitCluster", "TextView", "byte_table", "find_all", "word_start"]
 
@@ -62,10 +63,12 @@ def word_start(text: str, index: int) -> bool:
 class TextView:
     """Lazily computed facts about one (folded) text. Cheap to create; each fact costs once."""
 
-    __slots__ = ("_ascii", "_clusters", "_lowered", "_words", "text")
+    __slots__ = ("_ascii", "_clusters", "_lowered", "_words", "budget", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, budget: GuardBudget = UNLIMITED) -> None:
         self.text = text
+        # the request's guard budget: detectors tick() it in their per-candidate loops
+        self.budget = budget
         self._ascii: bytes | None = None
         self._lowered: str | None = None
         self._words: frozenset[str] | None = None

@@ -69,7 +69,6 @@ def test_the_scan_sees_the_modules_that_face_untrusted_text() -> None:
         "shared/llmops/domain/guard/pii_detectors.py",
         "shared/llmops/domain/guard/obfuscated_pii.py",
         "shared/llmops/domain/guard/injection.py",
-        "shared/llmops/domain/prompts.py",
         "shared/llmops/domain/token_estimate.py",
         "shared/llmops/application/openai_schema.py",
         "shared/llmops/adapters/sagemaker/transformation.py",
@@ -136,7 +135,7 @@ _PROBES = ("a", "1", " ", "\n", "_", "'", ".", "-", ":", "%", "x0", "0.", "a ", 
 
 def _cost(pattern: safe_regex.Pattern[str] | safe_regex.Pattern[bytes], text: str | bytes) -> float:
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):  # the minimum of five: a loaded CI machine preempts some runs, rarely all
         start = time.perf_counter()
         for _m in pattern.finditer(text):  # type: ignore[arg-type]
             pass
@@ -146,13 +145,14 @@ def _cost(pattern: safe_regex.Pattern[str] | safe_regex.Pattern[bytes], text: st
 
 @pytest.mark.parametrize("entry", _backtracking(), ids=lambda e: repr(e.pattern)[:40])
 def test_python_re_patterns_are_linear_on_crafted_repetitions(entry: safe_regex.RegisteredPattern) -> None:
-    """A search over n repetitions of a probe and over 8n: linear gives ~8x, quadratic ~64x."""
+    """A search over n repetitions of a probe and over 16n: linear gives ~16x, quadratic ~256x (the
+    bound leaves room for a loaded machine)."""
     pattern = safe_regex.compile_backtracking(entry.pattern, entry.flags, needs=entry.needs)  # type: ignore[call-overload]
     n = 4000
     for probe in _PROBES:
-        small, large = probe * (n // len(probe)), probe * (8 * n // len(probe))
+        small, large = probe * (n // len(probe)), probe * (16 * n // len(probe))
         if isinstance(entry.pattern, bytes):
             small, large = small.encode("latin-1", "replace"), large.encode("latin-1", "replace")  # type: ignore[assignment]
-        base = max(_cost(pattern, small), 2e-4)  # below 0.2 ms, timer noise dominates
+        base = max(_cost(pattern, small), 5e-4)  # below 0.5 ms, timer noise dominates
         ratio = _cost(pattern, large) / base
-        assert ratio < 24, f"{entry.pattern!r} on {probe!r} * n: time(8n)/time(n) = {ratio:.1f}"
+        assert ratio < 100, f"{entry.pattern!r} on {probe!r} * n: time(16n)/time(n) = {ratio:.1f}"
