@@ -8,7 +8,7 @@ neither flushed early nor given our dimensions.
 
 What is written: catalogue metric names and units, bounded dimension values, and as properties
 (for Logs Insights) the record kind, request id, status, error code, attempt count, duration,
-per-stage milliseconds and cache status. Never prompt or
+per-stage milliseconds, cache status and (streamed requests) TTFT. Never prompt or
 completion text, finding values, tenant or key ids: the trace's text fields are not read at all.
 
 Emission never fails a request: an error here is logged by type and swallowed.
@@ -54,6 +54,8 @@ from llmops.observability.metrics import (
     REQUESTS,
     ROUTING_FAILURES,
     STAGE_DURATION,
+    TIME_PER_OUTPUT_TOKEN,
+    TIME_TO_FIRST_TOKEN,
     TOKEN_USAGE,
     Dim,
     GuardStage,
@@ -224,6 +226,23 @@ def _request_values(trace: RequestTrace, duration_s: float) -> dict[MetricSpec, 
     if trace.cache in _CACHE_OUTCOMES:
         values[CACHE_HITS] = int(trace.cache == "hit")
         values[CACHE_MISSES] = int(trace.cache == "miss")
+    values.update(_streaming_values(trace))
+    return values
+
+
+def _streaming_values(trace: RequestTrace) -> dict[MetricSpec, float]:
+    """TTFT and TPOT, in seconds, for a streamed request that measured them; nothing otherwise.
+
+    A buffered answer's first token arrives with its last, so publishing its duration as a TTFT would
+    mix two populations in one percentile and hide what streaming changed.
+    """
+    if not trace.streamed:
+        return {}
+    values: dict[MetricSpec, float] = {}
+    if trace.ttft_ms is not None and trace.ttft_ms >= 0:
+        values[TIME_TO_FIRST_TOKEN] = trace.ttft_ms / 1000
+    if trace.time_per_output_token_ms is not None and trace.time_per_output_token_ms >= 0:
+        values[TIME_PER_OUTPUT_TOKEN] = trace.time_per_output_token_ms / 1000
     return values
 
 
@@ -272,6 +291,8 @@ def _emit_request(
         properties["provider"] = trace.provider
     if trace.cache:
         properties["cache"] = trace.cache
+    if trace.streamed and trace.ttft_ms is not None:
+        properties["ttft_ms"] = round(trace.ttft_ms, 1)
     records.write(_request_values(trace, duration_s), _scopes({}, alias, trace.target), properties)
 
     klass = status_class(trace.status)

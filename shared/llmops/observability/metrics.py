@@ -12,10 +12,16 @@ ASCII not starting with ':', so dots are kept and no mapping is needed:
     gen_ai.client.operation.duration   time spent calling the model provider (Bedrock, SageMaker)
     gen_ai.server.request.duration     the gateway's own request duration (it is the GenAI server
                                        its callers see)
+    gen_ai.server.time_to_first_token  streamed requests: request start to the first content chunk
+                                       written to the caller (after the output guard released it)
+    gen_ai.server.time_per_output_token
+                                       streamed requests: mean time between the chunks after the first
 
-`gen_ai.server.time_to_first_token` is not emitted: the gateway buffers the model's answer (the
-output guard runs on the whole completion before the first byte goes out), so the first token
-reaches the caller with the last one and the request duration already measures it.
+The two streaming metrics are published only for `stream: true` requests that wrote a token: a
+buffered answer's first token reaches the caller with its last, which the request duration measures.
+Output tokens per second is not a metric of its own: the dashboards divide 1 by the time per output
+token (the per-stream decode rate; its p50 is exactly 1 / p50) and the output token usage by the
+period (the gateway's throughput), which costs no extra custom metric.
 OpenTelemetry's unit for durations is seconds and for tokens `{token}`; CloudWatch has no token
 unit, so tokens are `Count`. Everything else is ours, in CloudWatch's CamelCase.
 
@@ -61,6 +67,8 @@ __all__ = [
     "RESERVATION_SWEEPER_SERVICE",
     "ROUTING_FAILURES",
     "STAGE_DURATION",
+    "TIME_PER_OUTPUT_TOKEN",
+    "TIME_TO_FIRST_TOKEN",
     "TOKEN_USAGE",
     "Dim",
     "GuardStage",
@@ -193,6 +201,18 @@ REQUEST_DURATION = MetricSpec(
     "Gateway request duration, from the handler receiving the request to the audit record.",
     _REQUEST_SETS,
 )
+TIME_TO_FIRST_TOKEN = MetricSpec(
+    "gen_ai.server.time_to_first_token",
+    Unit.SECONDS,
+    "Streamed requests: time from the handler receiving the request to the first content chunk sent.",
+    _REQUEST_SETS,
+)
+TIME_PER_OUTPUT_TOKEN = MetricSpec(
+    "gen_ai.server.time_per_output_token",
+    Unit.SECONDS,
+    "Streamed requests: mean time per output token after the first ((last - first chunk) / (tokens - 1)).",
+    _REQUEST_SETS,
+)
 OPERATION_DURATION = MetricSpec(
     "gen_ai.client.operation.duration",
     Unit.SECONDS,
@@ -285,6 +305,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     REQUESTS,
     ERRORS,
     REQUEST_DURATION,
+    TIME_TO_FIRST_TOKEN,
+    TIME_PER_OUTPUT_TOKEN,
     OPERATION_DURATION,
     TOKEN_USAGE,
     STAGE_DURATION,
