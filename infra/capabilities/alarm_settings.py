@@ -1,6 +1,6 @@
 """What the alarms are and how sensitive: stable runbook ids and the thresholds, from CDK context.
 
-Knobs (CDK context, all optional): availabilitySlo, latencyP99Seconds, monthlyBudgetUsd,
+Knobs (CDK context, all optional): availabilitySlo, latencyP99Seconds, ttftP99Seconds, monthlyBudgetUsd,
 costBurnFactor, runbookBaseUrl and the rate thresholds of `AlarmSettings`.
 """
 
@@ -26,6 +26,7 @@ class RunbookId(StrEnum):
     AVAILABILITY_FAST_BURN = "availability-fast-burn"
     AVAILABILITY_SLOW_BURN = "availability-slow-burn"
     LATENCY_P99 = "latency-p99"
+    TTFT_P99 = "ttft-p99"
     PROVIDER_ERROR_RATE = "provider-error-rate"
     PROVIDER_THROTTLE_RATE = "provider-throttle-rate"
     FALLBACK_RATE = "fallback-rate"
@@ -41,6 +42,7 @@ class RunbookId(StrEnum):
     STATE_MACHINE_FAILURES = "state-machine-failures"
     CANARY_ERROR_RATE = "canary-error-rate"
     CANARY_LATENCY_P99 = "canary-latency-p99"
+    CANARY_TTFT_P99 = "canary-ttft-p99"
     CANARY_GUARD_BLOCK_RATE = "canary-guard-block-rate"
     CANARY_NEGATIVE_FEEDBACK = "canary-negative-feedback"
 
@@ -52,6 +54,9 @@ class AlarmSettings(BaseModel):
 
     availability_slo: float = Field(default=0.999, gt=0.9, lt=1, alias="availabilitySlo")
     latency_p99_s: float = Field(default=15.0, gt=0, le=900, alias="latencyP99Seconds")
+    # Streamed requests: the input guard, routing and the model's own first token (a few hundred ms
+    # on Bedrock's smaller models); a p99 above this is what a chat UI's user notices.
+    ttft_p99_s: float = Field(default=3.0, gt=0, le=900, alias="ttftP99Seconds")
     monthly_budget_usd: float = Field(default=1000.0, gt=0, alias="monthlyBudgetUsd")
     # Page when the last hour's spend, kept up for a month, would exceed the budget this many times.
     cost_burn_factor: float = Field(default=3.0, ge=1, alias="costBurnFactor")

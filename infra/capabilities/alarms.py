@@ -7,9 +7,9 @@ from the catalogue in `llmops.observability.metrics`, so an alarm can only selec
 dimension set the gateway emits; none selects a tenant.
 
 `Alarms` is the catalogue: it builds, in one construct, the service-level alarms (`slo_alarms`:
-availability burn rate, p99 latency per alias), the operational ones (`operational_alarms`) and
-the canary gates per target (`canary_gates`), all made the same way (`alarm_factory`) with the
-thresholds of `alarm_settings` (knobs: CDK context, see there).
+availability burn rate, p99 latency and p99 time to first token per alias), the operational ones
+(`operational_alarms`) and the canary gates per target (`canary_gates`), all made the same way
+(`alarm_factory`) with the thresholds of `alarm_settings` (knobs: CDK context, see there).
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ class Alarms(Construct):
         self.window_alarms: list[cloudwatch.Alarm] = slo_alarms.add_availability_alarms(self._factory)
         self.latency_by_alias: dict[str, cloudwatch.Alarm] = {
             alias: slo_alarms.add_latency_alarm(self._factory, alias) for alias in sorted(routes.get("routes", {}))
+        }
+        self.ttft_by_alias: dict[str, cloudwatch.Alarm] = {
+            alias: slo_alarms.add_ttft_alarm(self._factory, alias) for alias in sorted(routes.get("routes", {}))
         }
         operational_alarms.add_gateway_rate_alarms(self._factory)
         operational_alarms.add_cost_alarm(self._factory)

@@ -21,6 +21,7 @@ from llmops.observability.metrics import (
     PROVIDER_THROTTLES,
     REQUEST_DURATION,
     REQUESTS,
+    TIME_TO_FIRST_TOKEN,
     Dim,
     StatusClass,
 )
@@ -32,6 +33,7 @@ CANARY_GATES = (
     RunbookId.CANARY_LATENCY_P99,
     RunbookId.CANARY_GUARD_BLOCK_RATE,
     RunbookId.CANARY_NEGATIVE_FEEDBACK,
+    RunbookId.CANARY_TTFT_P99,
 )
 
 
@@ -105,6 +107,19 @@ def add_canary_gates(factory: AlarmFactory, target: str) -> list[cloudwatch.Alar
             threshold=s.canary_negative_feedback_rate,
             evaluation_periods=3,
             datapoints_to_alarm=2,
+        ),
+        # Streamed requests only: a candidate that answers as fast in total but starts later (a
+        # bigger prompt template, a slower first token) fails this gate and not the latency one.
+        _gate(
+            factory,
+            RunbookId.CANARY_TTFT_P99,
+            target,
+            catalogue_metric(TIME_TO_FIRST_TOKEN, statistic="p99", period=minute, dimensions=at),
+            summary=(
+                f"Canary gate: p99 {TIME_TO_FIRST_TOKEN.name} (streamed requests) of target {target} above "
+                f"{s.ttft_p99_s:g} s."
+            ),
+            threshold=s.ttft_p99_s,
         ),
     ]
 

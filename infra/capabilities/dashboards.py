@@ -1,9 +1,11 @@
 """The three CloudWatch dashboards the seed documents ask for, built from the metric catalogue.
 
 - executive (30 days): availability against the SLO, cost, top errors, guard and feedback trends.
-- on-call (3 hours): alarm states, p99 per alias, error rates, failed canaries, guard blocks and
-  bypasses, routing failures and fallbacks, provider and quota signals.
-- debug (3 hours): per-stage latency, provider latency per target, tokens, fallbacks, cache,
+- on-call (3 hours): alarm states, p99 per alias, time to first token and output tokens per second
+  per alias (streamed requests), error rates, failed canaries, guard blocks and bypasses, routing
+  failures and fallbacks, provider and quota signals.
+- debug (3 hours): per-stage latency, provider latency per target, time to first token and output
+  tokens per second per target, tokens, fallbacks, cache,
   recent failed requests and recent feedback (Logs Insights over the gateway's EMF records,
   which hold ids, statuses and error codes, never text).
 """
@@ -43,6 +45,8 @@ from llmops.observability.metrics import (
     REQUESTS,
     ROUTING_FAILURES,
     STAGE_DURATION,
+    TIME_PER_OUTPUT_TOKEN,
+    TIME_TO_FIRST_TOKEN,
     TOKEN_USAGE,
     Dim,
     GuardStage,
@@ -151,6 +155,46 @@ class Dashboards(Construct):
             catalogue_metric(spec, statistic=statistic, period=period, label=target, dimensions={Dim.TARGET: target})
             for target in self.targets
         ]
+
+    def _ttft(self, dim: Dim, names: Sequence[str], period: cdk.Duration) -> list[cloudwatch.IMetric]:
+        """p50 and p99 time to first token (streamed requests) per alias or target."""
+        return [
+            catalogue_metric(
+                TIME_TO_FIRST_TOKEN, statistic=stat, period=period, label=f"{name} {stat}", dimensions={dim: name}
+            )
+            for name in names
+            for stat in ("p50", "p99")
+        ]
+
+    def _decode_rate(self, dim: Dim, names: Sequence[str], period: cdk.Duration) -> list[cloudwatch.IMetric]:
+        """The median stream's output tokens per second per alias or target: 1 / p50 time per output
+        token (1/x is monotone, so this is exactly the p50 of the per-stream rate) - no metric of its own."""
+        return [
+            cloudwatch.MathExpression(
+                expression=f"IF(tpot{i} > 0, 1 / tpot{i})",
+                using_metrics={
+                    f"tpot{i}": catalogue_metric(
+                        TIME_PER_OUTPUT_TOKEN, statistic="p50", period=period, dimensions={dim: name}
+                    )
+                },
+                label=f"{name} tokens/s (p50 stream)",
+                period=period,
+            )
+            for i, name in enumerate(names)
+        ]
+
+    def _output_throughput(self, period: cdk.Duration) -> cloudwatch.MathExpression:
+        """Output tokens per second the gateway served, every request (streamed or not)."""
+        return cloudwatch.MathExpression(
+            expression="FILL(out_tokens, 0) / PERIOD(out_tokens)",
+            using_metrics={
+                "out_tokens": catalogue_metric(
+                    TOKEN_USAGE, period=period, dimensions={Dim.TOKEN_TYPE: TokenType.OUTPUT}
+                )
+            },
+            label="output tokens/s served (all requests)",
+            period=period,
+        )
 
     def _tokens(self, period: cdk.Duration) -> list[cloudwatch.IMetric]:
         return [
@@ -295,6 +339,20 @@ class Dashboards(Construct):
                 ),
             ],
             [
+                self._graph(
+                    "Time to first token p50 / p99 by alias (s, streamed)",
+                    self._ttft(Dim.ALIAS, self.aliases, minute),
+                    annotations=[
+                        cloudwatch.HorizontalAnnotation(value=self.alarms.settings.ttft_p99_s, label="p99 alarm")
+                    ],
+                ),
+                self._graph(
+                    "Output tokens per second by alias",
+                    self._decode_rate(Dim.ALIAS, self.aliases, minute),
+                    right=[self._output_throughput(minute)],
+                ),
+            ],
+            [
                 cloudwatch.AlarmStatusWidget(
                     title="Canary gates (failed canaries are in ALARM)",
                     alarms=list(gates),
@@ -381,6 +439,16 @@ class Dashboards(Construct):
             [
                 self._graph("Model call latency p99 by target (s)", self._by_target(OPERATION_DURATION, "p99", minute)),
                 self._graph("Model call latency p50 by target (s)", self._by_target(OPERATION_DURATION, "p50", minute)),
+            ],
+            [
+                self._graph(
+                    "Time to first token p50 / p99 by target (s, streamed)",
+                    self._ttft(Dim.TARGET, self.targets, minute),
+                ),
+                self._graph(
+                    "Output tokens per second by target (p50 stream)",
+                    self._decode_rate(Dim.TARGET, self.targets, minute),
+                ),
             ],
             [
                 self._graph(

@@ -1,4 +1,5 @@
-"""Service-level alarms: the availability SLO's burn rate and the p99 latency of each alias.
+"""Service-level alarms: the availability SLO's burn rate, and the p99 latency and p99 time to first
+token (streamed requests) of each alias.
 
 The availability SLO uses the multi-window, multi-burn-rate scheme: a window alarm per window
 (no actions) and a composite alarm per burn speed that pages when both its windows burn:
@@ -15,9 +16,9 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from infra.capabilities.alarm_factory import AlarmFactory
 from infra.capabilities.alarm_settings import RunbookId
 from infra.capabilities.catalogue_metrics import catalogue_metric, ratio
-from llmops.observability.metrics import ERRORS, REQUEST_DURATION, REQUESTS, Dim, StatusClass
+from llmops.observability.metrics import ERRORS, REQUEST_DURATION, REQUESTS, TIME_TO_FIRST_TOKEN, Dim, StatusClass
 
-__all__ = ["FAST_BURN", "SLOW_BURN", "BurnWindow", "add_availability_alarms", "add_latency_alarm"]
+__all__ = ["FAST_BURN", "SLOW_BURN", "BurnWindow", "add_availability_alarms", "add_latency_alarm", "add_ttft_alarm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,4 +87,19 @@ def add_latency_alarm(factory: AlarmFactory, alias: str) -> cloudwatch.Alarm:
             "for 15 minutes."
         ),
         threshold=factory.settings.latency_p99_s,
+    )
+
+
+def add_ttft_alarm(factory: AlarmFactory, alias: str) -> cloudwatch.Alarm:
+    """p99 time to first token of the alias's streamed requests; an alias nobody streams never alarms."""
+    metric = catalogue_metric(TIME_TO_FIRST_TOKEN, statistic="p99", dimensions={Dim.ALIAS: alias})
+    return factory.metric_alarm(
+        RunbookId.TTFT_P99,
+        metric,
+        qualifier=alias,
+        summary=(
+            f"p99 of {TIME_TO_FIRST_TOKEN.name} (streamed requests) for alias {alias} above "
+            f"{factory.settings.ttft_p99_s:g} s for 15 minutes."
+        ),
+        threshold=factory.settings.ttft_p99_s,
     )

@@ -144,6 +144,26 @@ def test_p99_latency_per_alias_and_canary_gates_per_target(synth: Any) -> None:
             assert f"llmops-{synth.stage}-{gate.value}-{target}" in names
 
 
+def test_ttft_p99_pages_per_alias_and_gates_the_canary_per_target(synth: Any) -> None:
+    alarms = _by_name(synth)
+    doc = routes_document()
+    for alias in doc["routes"]:
+        props = alarms[f"llmops-{synth.stage}-ttft-p99-{alias}"]
+        assert props["MetricName"] == "gen_ai.server.time_to_first_token"
+        assert props["ExtendedStatistic"] == "p99"
+        assert {d["Name"]: d["Value"] for d in props["Dimensions"]} == {"service": "gateway", "alias": alias}
+        assert props["Threshold"] == AlarmSettings().ttft_p99_s
+        assert props["TreatMissingData"] == "notBreaching"  # an alias nobody streams never alarms
+        assert props["AlarmActions"] == [_topic_ref(synth)]
+    for target in doc["targets"]:
+        props = alarms[f"llmops-{synth.stage}-canary-ttft-p99-{target}"]
+        assert props["MetricName"] == "gen_ai.server.time_to_first_token"
+        assert {d["Name"]: d["Value"] for d in props["Dimensions"]} == {"service": "gateway", "target": target}
+        assert (props["Period"], props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (60, 5, 3)
+        assert "OKActions" not in props  # the canary rolls back by itself: on-call hears of ALARM only
+    assert RunbookId.CANARY_TTFT_P99 in CANARY_GATES
+
+
 def test_the_audit_dead_letter_queue_depth_pages(synth: Any) -> None:
     props = _by_name(synth)[f"llmops-{synth.stage}-dlq-depth-audit"]
     assert props["MetricName"] == "ApproximateNumberOfMessagesVisible"

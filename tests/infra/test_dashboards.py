@@ -28,6 +28,8 @@ EXPECTED_WIDGETS = {
         "Alarms",
         "p99 latency by alias (s)",
         "Error rate (%)",
+        "Time to first token p50 / p99 by alias (s, streamed)",
+        "Output tokens per second by alias",
         "Canary gates (failed canaries are in ALARM)",
         "Guard blocks and bypasses",
         "Routing failures and fallbacks",
@@ -36,6 +38,8 @@ EXPECTED_WIDGETS = {
     "debug": [
         "Per-stage latency p50 (ms)",
         "Per-stage latency p99 (ms)",
+        "Time to first token p50 / p99 by target (s, streamed)",
+        "Output tokens per second by target (p50 stream)",
         "Tokens by alias: input",
         "Tokens by alias: output",
         "Fallbacks by alias",
@@ -87,6 +91,52 @@ def test_p99_latency_has_a_line_per_alias(synth: Any) -> None:
     lines = widget["properties"]["metrics"]
     assert sorted(line[-1]["label"] for line in lines) == sorted(routes_document()["routes"])
     assert all(line[-1]["stat"] == "p99" for line in lines)
+
+
+def _widget(synth: Any, kind: str, title: str) -> dict[str, Any]:
+    (widget,) = [
+        w for w in _widgets(_dashboards(synth)[f"llmops-{synth.stage}-{kind}"]) if w["properties"].get("title") == title
+    ]
+    return widget
+
+
+@pytest.mark.parametrize(
+    ("kind", "title", "dimension", "names"),
+    [
+        ("oncall", "Time to first token p50 / p99 by alias (s, streamed)", "alias", "routes"),
+        ("debug", "Time to first token p50 / p99 by target (s, streamed)", "target", "targets"),
+    ],
+)
+def test_ttft_has_a_p50_and_a_p99_line_per_alias_or_target(
+    synth: Any, kind: str, title: str, dimension: str, names: str
+) -> None:
+    lines = _widget(synth, kind, title)["properties"]["metrics"]
+    assert {line[1] for line in lines} == {"gen_ai.server.time_to_first_token"}
+    got = sorted((line[line.index(dimension) + 1], line[-1]["stat"]) for line in lines)
+    assert got == sorted((name, stat) for name in routes_document()[names] for stat in ("p50", "p99"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "title", "names"),
+    [
+        ("oncall", "Output tokens per second by alias", "routes"),
+        ("debug", "Output tokens per second by target (p50 stream)", "targets"),
+    ],
+)
+def test_tokens_per_second_is_the_inverse_of_the_median_time_per_output_token(
+    synth: Any, kind: str, title: str, names: str
+) -> None:
+    lines = _widget(synth, kind, title)["properties"]["metrics"]
+    expressions = [line[0]["expression"] for line in lines if isinstance(line[0], dict) and "expression" in line[0]]
+    inverses = [e for e in expressions if "1 / tpot" in e]
+    assert len(inverses) == len(routes_document()[names])
+    hidden = [line for line in lines if isinstance(line[0], str)]
+    assert {line[1] for line in hidden if line[1].startswith("gen_ai.server")} == {
+        "gen_ai.server.time_per_output_token"
+    }
+    assert all(line[-1]["stat"] == "p50" for line in hidden if line[1] == "gen_ai.server.time_per_output_token")
+    if kind == "oncall":
+        assert any("PERIOD(out_tokens)" in e for e in expressions)
 
 
 @pytest.mark.parametrize("title", ["Per-stage latency p50 (ms)", "Per-stage latency p99 (ms)"])

@@ -19,7 +19,13 @@ from llmops.workflows.canary_input import CanaryInput, TargetRef
 
 GATE_PREFIX = "llmops-test-"
 BAKE_SECONDS = 0
-GATE_NAMES = ("canary-error-rate", "canary-latency-p99", "canary-guard-block-rate", "canary-negative-feedback")
+GATE_NAMES = (
+    "canary-error-rate",
+    "canary-latency-p99",
+    "canary-guard-block-rate",
+    "canary-negative-feedback",
+    "canary-ttft-p99",
+)
 
 
 @pytest.fixture
