@@ -20,9 +20,17 @@ from llmops.domain.chat import ChatRequest, Completion, FinishReason, Role, Usag
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.ports import ChatProvider
 from llmops.domain.routing import Provider, Target
+from llmops.lambda_runtime import StreamingResponse
 from llmops.local.lambda_runtime import load_handler_module
 
-__all__ = ["DEFAULT_ANSWER", "DEFAULT_USAGE", "FakeProvider", "gateway_runtime", "installed_gateway"]
+__all__ = [
+    "DEFAULT_ANSWER",
+    "DEFAULT_USAGE",
+    "FakeProvider",
+    "gateway_runtime",
+    "installed_gateway",
+    "read_to_end",
+]
 
 DEFAULT_ANSWER = "Hello there, this is a deterministic answer."
 DEFAULT_USAGE = Usage(12, 8)
@@ -74,6 +82,14 @@ def installed_gateway(settings: Settings, provider: FakeProvider, **options: Any
         yield module
     finally:
         module._runtime = None
+
+
+def read_to_end(result: dict[str, Any] | StreamingResponse) -> dict[str, Any]:
+    """The gateway handler's answer as a proxy result: a streamed one read to its end, as the runtime
+    loop reads it (its audit record is written after the last byte)."""
+    if isinstance(result, StreamingResponse):
+        return {**result.prelude(), "body": b"".join(result.body).decode("utf-8")}
+    return result
 
 
 @pytest.fixture

@@ -7,8 +7,13 @@ parse (with the prompt template) -> input guard -> route -> cache lookup -> quot
 A registered prompt template is applied first; deterministic requests may be answered from the
 response cache after the input guard (a blocked request is never served from cache).
 
+`stream: true` takes the same path up to the provider, which then streams (`CompletionService.stream`:
+fallbacks only before the first event), and the answer is rendered as it comes (`_StreamedAnswer`):
+each delta goes through `StreamingOutputGuard`, what it releases is sent as a chunk, and quota
+settle, cache store and the audit record run after the last byte, so accounting never delays a token.
+
 Every request that reaches this endpoint leaves exactly one audit record, admitted or refused, and
-a reservation is always either settled or released.
+a reservation is always either settled or released, exactly once.
 """
 
 from __future__ import annotations
@@ -17,21 +22,29 @@ import hashlib
 import hmac
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
-from llmops.application.rendering import chat_completion, sse_stream
+from llmops.application.rendering import DONE, ChunkRenderer, chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
-from llmops.domain.audit import AuditRecord, GuardVerdict, text_evidence
-from llmops.domain.chat import ChatRequest, Completion, Message, Role
-from llmops.domain.completions import CompletionResult, CompletionService, RoutePlan
+from llmops.domain.audit import AuditRecord, GuardVerdict, OutputScan, text_evidence
+from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, Role, Usage
+from llmops.domain.completions import (
+    CompletionResult,
+    CompletionService,
+    RoutePlan,
+    StreamingResult,
+    upstream_failure,
+)
 from llmops.domain.deadline import Deadline
-from llmops.domain.errors import GatewayError
+from llmops.domain.errors import GatewayError, ProviderError, ProviderFailureKind
 from llmops.domain.guard import Decision, GuardEngine, embed_canary
+from llmops.domain.guard.engine import OutputVerdict
+from llmops.domain.guard.streaming import FinalRelease, Release, StreamingOutputGuard
 from llmops.domain.prompts import PromptRef, ResolvedPrompt, apply_prompt
 from llmops.domain.quotas import (
     Demand,
@@ -52,11 +65,14 @@ from llmops.domain.response_cache import (
     cache_key,
     storable,
 )
+from llmops.domain.routing import Target
 from llmops.domain.stages import RequestStage
+from llmops.domain.streaming import StreamEnd
 from llmops.domain.tenancy import TenantContext
-from llmops.domain.token_estimate import estimate_prompt_tokens
+from llmops.domain.token_estimate import estimate_prompt_tokens, estimate_text_tokens
 
 __all__ = [
+    "CLIENT_CLOSED_REQUEST",
     "AuditSink",
     "ChatEndpoint",
     "PromptResolver",
@@ -75,14 +91,26 @@ class PromptResolver(Protocol):
         ...
 
 
-def provenance_headers(request_id: str, result: CompletionResult) -> dict[str, str]:
-    return {
+_Answer = TypeVar("_Answer")
+_Release = TypeVar("_Release", Release, FinalRelease)
+
+# The audit status of a streamed answer whose client went away before its end (nginx's 499): never
+# sent, since the client is gone; the record's error code says `client_closed_request`.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def provenance_headers(request_id: str, result: CompletionResult | StreamingResult) -> dict[str, str]:
+    headers = {
         "x-request-id": request_id,
         "x-llmops-route": result.route.alias,
         "x-llmops-target": result.target.display,
-        "x-llmops-cost-usd": f"{result.cost_usd:.8f}",
         "x-llmops-attempts": str(len(result.attempts)),
     }
+    if isinstance(result, CompletionResult):
+        # A stream's cost is known only after its last byte, long after the headers: it is in the
+        # audit record and /v1/usage, so a streamed answer has no x-llmops-cost-usd.
+        headers["x-llmops-cost-usd"] = f"{result.cost_usd:.8f}"
+    return headers
 
 
 def _verdict(stage: str, action: str, decisions: Sequence[Decision]) -> GuardVerdict:
@@ -120,9 +148,12 @@ class ChatEndpoint:
     ) -> ApiResponse:
         """`deadline` is when the invocation ends (from the Lambda context); provider calls stop in
         time for the reservation to be released, the audit record written and the answer sent."""
+        started = time.perf_counter()
         trace = RequestTrace(request_id=request_id, tenant=tenant)
+        response: ApiResponse | None = None
         try:
-            return self._handle(body, trace, headers or {}, deadline or Deadline.unbounded())
+            response = self._handle(body, trace, headers or {}, deadline or Deadline.unbounded(), started)
+            return response
         except GatewayError as error:
             trace.status, trace.error_code = error.status, error.code
             raise
@@ -130,7 +161,8 @@ class ChatEndpoint:
             trace.status, trace.error_code = 500, "internal_error"
             raise
         finally:
-            self.record(trace)
+            if response is None or response.stream is None:
+                self.record(trace)  # a streamed answer writes it after its last byte (_StreamedAnswer)
 
     def record_refusal(self, tenant: TenantContext, request_id: str, error: GatewayError) -> None:
         """Audits a chat request refused before it reached `handle` (schema validation, size)."""
@@ -162,12 +194,18 @@ class ChatEndpoint:
                 completion=text_evidence(trace.completion_text, trace.tenant.audit_text, self.audit_pepper),
                 settle_pending=trace.settle_pending,
                 retention_days=trace.tenant.audit_retention_days,
+                output_scan=trace.output_scan,
             )
         )
         self.on_finished(trace)
 
     def _handle(
-        self, body: ChatCompletionRequest, trace: RequestTrace, headers: Mapping[str, str], deadline: Deadline
+        self,
+        body: ChatCompletionRequest,
+        trace: RequestTrace,
+        headers: Mapping[str, str],
+        deadline: Deadline,
+        started: float,
     ) -> ApiResponse:
         tenant, stage = trace.tenant, partial(trace.stage, self.spans)
         with stage(RequestStage.PARSE):
@@ -199,42 +237,78 @@ class ChatEndpoint:
             release_at = release_at_for(now, deadline.remaining_s()) if deadline.bounded else None
             reservation = self.ledger.reserve(tenant, trace.request_id, demand, now, release_at=release_at)
 
+        last_user = next((m.content for m in reversed(guarded.messages) if m.role is Role.USER), "")
+        # The output guard's arguments, the same whether the answer streams or not.
+        output_args = (verdict.vault, system_prompt, body.context or ())
+        if cached is None and guarded.stream:
+            with self.spans(RequestStage.PROVIDER):
+                streaming = self._call_model(
+                    partial(self.completions.stream, plan, guarded, deadline), reservation, trace
+                )
+            trace.record_answerer(streaming)
+            with stage(RequestStage.RENDER):
+                answer = _StreamedAnswer(
+                    self,
+                    trace,
+                    streaming,
+                    StreamingOutputGuard(engine, *output_args, query=last_user),
+                    reservation,
+                    guarded,
+                    _renderer(trace, request),
+                    include_usage=_include_usage(body),
+                    deadline=deadline,
+                    request_started=started,
+                    cache_key=key if decision.write else None,
+                )
+                headers = _headers(trace, streaming)
+                return ApiResponse(200, "", EVENT_STREAM, {**headers, "Cache-Control": "no-cache"}, stream=answer)
+
         if cached is not None:
             result = _cached_result(plan, cached)
             trace.record_result(result)
         else:
             with self.spans(RequestStage.PROVIDER):
-                result = self._call_model(plan, guarded, reservation, trace, deadline)
-        usage = result.completion.usage
+                result = self._call_model(
+                    partial(self.completions.execute, plan, guarded, deadline), reservation, trace
+                )
+            trace.record_result(result)
 
         with stage(RequestStage.OUTPUT_GUARD):
-            last_user = next((m.content for m in reversed(guarded.messages) if m.role is Role.USER), "")
-            output = engine.guard_output(
-                result.completion.text, verdict.vault, system_prompt, body.context or (), query=last_user
-            )
-            trace.guard.append(_verdict("output", output.action.value, output.decisions))
-            trace.completion_text = output.redacted_text
+            output = engine.guard_output(result.completion.text, *output_args, query=last_user)
+            self._record_output_verdict(trace, output)
 
         # The model ran and the tokens were spent, so usage is settled even if the output is blocked.
         with stage(RequestStage.QUOTA_SETTLE):
-            now = time.time()
-            outcome = self.ledger.settle(
-                reservation,
-                actual_from_usage(result.target, usage),
-                UsageEntry.for_request(tenant.tenant_id, result.route.alias, result.target, usage, now),
-                now,
-            )
-            trace.settle_pending = not outcome.applied
+            self._settle(reservation, trace, result.route.alias, result.target, result.completion.usage)
         output.raise_if_blocked()
 
-        if cached is None and decision.write and storable(result.completion):
+        if cached is None and decision.write:
             with stage(RequestStage.CACHE_STORE):
-                # Stored as the model answered, in placeholder space: the cache never holds raw PII.
-                entry = CacheEntry.from_completion(key, tenant.tenant_id, result.target.id, result.completion, now)
-                self.cache.put(entry)
+                self._store(key, trace, result.target.id, result.completion)
 
         with stage(RequestStage.RENDER):
             return _render(body, request, trace, replace(result.completion, text=output.text), result)
+
+    def _settle(self, reservation: Reservation, trace: RequestTrace, alias: str, target: Target, usage: Usage) -> None:
+        now = time.time()
+        outcome = self.ledger.settle(
+            reservation,
+            actual_from_usage(target, usage),
+            UsageEntry.for_request(trace.tenant.tenant_id, alias, target, usage, now),
+            now,
+        )
+        trace.settle_pending = not outcome.applied
+
+    def _store(self, key: str, trace: RequestTrace, target_id: str, completion: Completion) -> None:
+        if storable(completion):
+            # Stored as the model answered, in placeholder space: the cache never holds raw PII.
+            entry = CacheEntry.from_completion(key, trace.tenant.tenant_id, target_id, completion, time.time())
+            self.cache.put(entry)
+
+    @staticmethod
+    def _record_output_verdict(trace: RequestTrace, output: OutputVerdict) -> None:
+        trace.guard.append(_verdict("output", output.action.value, output.decisions))
+        trace.completion_text = output.redacted_text
 
     def _look_up(
         self, request: ChatRequest, plan: RoutePlan, headers: Mapping[str, str], trace: RequestTrace
@@ -252,11 +326,10 @@ class ChatEndpoint:
         trace.prompt_version = version.ref
         return apply_prompt(request, version, rendered)
 
-    def _call_model(
-        self, plan: RoutePlan, request: ChatRequest, reservation: Reservation, trace: RequestTrace, deadline: Deadline
-    ) -> CompletionResult:
+    def _call_model(self, call: Callable[[], _Answer], reservation: Reservation, trace: RequestTrace) -> _Answer:
+        """`call` (execute, or stream up to its first event); when it fails the reservation is released."""
         try:
-            result = self.completions.execute(plan, request, deadline)
+            return call()
         except GatewayError as error:
             trace.provider_attempts = tuple(getattr(error, "attempts", ()))
             trace.attempts = len(trace.provider_attempts)
@@ -265,8 +338,6 @@ class ChatEndpoint:
         except Exception:
             self._release(reservation, trace)
             raise
-        trace.record_result(result)
-        return result
 
     def _release(self, reservation: Reservation, trace: RequestTrace) -> None:
         outcome = self.ledger.release(reservation, time.time())
@@ -314,6 +385,22 @@ def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: 
     return replace(request, messages=tuple(messages), stop=tuple(stop_texts)), system_prompt
 
 
+def _headers(trace: RequestTrace, result: CompletionResult | StreamingResult) -> dict[str, str]:
+    headers = provenance_headers(trace.request_id, result)
+    headers["x-llmops-cache"] = trace.cache
+    if trace.prompt_version:
+        headers["x-llmops-prompt"] = trace.prompt_version
+    return headers
+
+
+def _renderer(trace: RequestTrace, request: ChatRequest) -> ChunkRenderer:
+    return ChunkRenderer(f"chatcmpl-{trace.request_id}", int(time.time()), request.model)
+
+
+def _include_usage(body: ChatCompletionRequest) -> bool:
+    return bool(body.stream_options and body.stream_options.include_usage)
+
+
 def _render(
     body: ChatCompletionRequest,
     request: ChatRequest,
@@ -321,14 +408,218 @@ def _render(
     completion: Completion,
     result: CompletionResult,
 ) -> ApiResponse:
-    headers = provenance_headers(trace.request_id, result)
-    headers["x-llmops-cache"] = trace.cache
-    if trace.prompt_version:
-        headers["x-llmops-prompt"] = trace.prompt_version
-    created = int(time.time())
-    completion_id = f"chatcmpl-{trace.request_id}"
-    if request.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        text = sse_stream(completion_id, created, request.model, completion, include_usage)
+    headers = _headers(trace, result)
+    if request.stream:  # a cache hit: the whole answer is here already, so it is sent at once
+        text = sse_stream(_renderer(trace, request), completion, _include_usage(body))
         return ApiResponse(200, text, EVENT_STREAM, {**headers, "Cache-Control": "no-cache"})
-    return ApiResponse.json(200, chat_completion(completion_id, created, request.model, completion), headers)
+    renderer = _renderer(trace, request)
+    return ApiResponse.json(
+        200, chat_completion(renderer.completion_id, renderer.created, request.model, completion), headers
+    )
+
+
+def _no_spans(_name: str) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+class _StreamedAnswer(Iterator[str]):
+    """The SSE pieces of one streamed answer, produced as the provider's deltas clear the output guard.
+
+    The role chunk goes out as soon as the transport asks (the first event has arrived by then), then
+    each text the guard releases as a content chunk, then the finish chunk (`stop`/`length`, or
+    `content_filter` when the guard blocks: the provider read is stopped there), the usage chunk if
+    asked for, and `[DONE]`. A provider failure or the deadline after the first byte ends the stream
+    with an OpenAI error event instead (openai-python raises it as `APIError`).
+
+    `close()` settles the reservation and writes the audit record exactly once, whichever way the
+    answer ends: after the last piece, when the transport closes it mid-way because the client went
+    away (the provider read stops; what was produced is settled, the record says 499
+    `client_closed_request`), or even before its first piece. Accounting, the cache write and the
+    audit record all come after the last byte, never between two tokens. Per-delta work is timed into
+    `stage_ms` without tracing spans: a subsegment per token would swamp the trace.
+    """
+
+    def __init__(
+        self,
+        endpoint: ChatEndpoint,
+        trace: RequestTrace,
+        answer: StreamingResult,
+        guard: StreamingOutputGuard,
+        reservation: Reservation,
+        request: ChatRequest,
+        renderer: ChunkRenderer,
+        *,
+        include_usage: bool,
+        deadline: Deadline,
+        request_started: float,
+        cache_key: str | None,
+    ) -> None:
+        self._endpoint, self._trace, self._answer, self._guard = endpoint, trace, answer, guard
+        self._reservation, self._request, self._renderer = reservation, request, renderer
+        self._include_usage, self._deadline, self._cache_key = include_usage, deadline, cache_key
+        self._request_started = request_started
+        self._raw: list[str] = []  # the model's text as it came (placeholder space): counted, cached
+        self._end: StreamEnd | None = None
+        self._final: FinalRelease | None = None
+        self._failure: GatewayError | None = None
+        self._usage: Usage | None = None
+        self._delivered = False  # the last piece was handed to the transport
+        self._cancelled = False
+        self._reading_s = 0.0  # waiting on the provider after its first event
+        self._first_content_at: float | None = None
+        self._last_content_at: float | None = None
+        self._content_chunks = 0
+        self._finished = False
+        self._pieces = self._produce()
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        self._pieces.close()
+        self._finish()  # a generator closed before its first `next` never runs its `finally`
+
+    def _produce(self) -> Generator[str]:
+        try:
+            yield self._renderer.role()
+            yield from self._answer_or_error()
+        except GeneratorExit:
+            self._cancelled = not self._delivered
+            raise
+        finally:
+            self._finish()
+
+    def _answer_or_error(self) -> Iterator[str]:
+        try:
+            yield from self._relay()
+        except ProviderError as error:
+            self._failure = upstream_failure(
+                f"The model behind '{self._answer.route.alias}' failed while streaming its answer "
+                f"({error.kind.value}); the answer is incomplete. Retry the request.",
+                error.kind,
+            )
+        except GatewayError as error:
+            self._failure = error
+        except Exception:
+            self._failure = GatewayError("The gateway failed while streaming the answer.")
+        if self._failure is not None:
+            self._delivered = True
+            yield self._renderer.error(self._failure)
+            return
+        yield from self._ending()
+
+    def _relay(self) -> Iterator[str]:
+        """The provider's deltas through the guard, until its end, a block or the deadline."""
+        margin_s = self._endpoint.completions.deadline_margin_s
+        waited_from = time.perf_counter()
+        for event in self._answer.events:
+            self._reading_s += time.perf_counter() - waited_from
+            if isinstance(event, StreamEnd):
+                self._end = event
+                return
+            self._raw.append(event.text)
+            release = self._guarded(self._guard.feed, event.text)
+            if release.text:
+                yield self._content(release.text)
+            if release.blocked:
+                self._answer.close()  # stop reading (and paying for) an answer that will not be shown
+                return
+            if self._deadline.usable_s(margin_s) <= 0:
+                raise upstream_failure(
+                    f"The answer of '{self._answer.route.alias}' did not finish within the request's time "
+                    "limit; it is incomplete. Ask for fewer tokens or retry.",
+                    ProviderFailureKind.TIMEOUT,
+                )
+            waited_from = time.perf_counter()
+
+    def _ending(self) -> Iterator[str]:
+        final = self._final = self._guarded(self._guard.finish)
+        if final.text:
+            yield self._content(final.text)
+        reason = FinishReason.CONTENT_FILTER if final.blocked or self._end is None else self._end.finish_reason
+        pieces = [self._renderer.finish(reason.value)]
+        if self._include_usage:
+            pieces.append(self._renderer.usage(self._settled_usage()))
+        pieces.append(DONE)
+        self._delivered = True
+        yield "".join(pieces)
+
+    def _guarded(self, step: Callable[..., _Release], *text: str) -> _Release:
+        with self._trace.stage(_no_spans, RequestStage.OUTPUT_GUARD):
+            return step(*text)
+
+    def _content(self, text: str) -> str:
+        now = time.perf_counter()
+        if self._first_content_at is None:
+            self._first_content_at = now
+        self._last_content_at = now
+        self._content_chunks += 1
+        return self._renderer.content(text)
+
+    def _settled_usage(self) -> Usage:
+        """The provider's usage if it reported it at the end; else the tokens counted (a cut stream)."""
+        if self._usage is None:
+            if self._end is not None and self._end.usage is not None:
+                self._usage = self._end.usage
+            else:
+                output = estimate_text_tokens("".join(self._raw))
+                self._usage = Usage(estimate_prompt_tokens(self._request), output)
+        return self._usage
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        trace, answer = self._trace, self._answer
+        try:
+            answer.close()  # stops the provider read if it is still open (client gone, error, deadline)
+            self._record_guard()
+            usage = self._settled_usage()
+            trace.record_usage(usage, answer.cost_usd(usage))
+            trace.stage_ms[RequestStage.PROVIDER] = (
+                answer.stage_ms.get(RequestStage.PROVIDER, 0.0) + self._reading_s * 1000
+            )
+            self._record_outcome(usage)
+            with trace.stage(self._endpoint.spans, RequestStage.QUOTA_SETTLE):
+                self._endpoint._settle(self._reservation, trace, answer.route.alias, answer.target, usage)
+            complete = self._delivered and self._failure is None and self._end is not None
+            if complete and self._cache_key is not None and not (self._final and self._final.blocked):
+                assert self._end is not None
+                completion = Completion("".join(self._raw), self._end.finish_reason, usage, self._end.raw_model)
+                with trace.stage(self._endpoint.spans, RequestStage.CACHE_STORE):
+                    self._endpoint._store(self._cache_key, trace, answer.target.id, completion)
+        finally:
+            self._endpoint.record(trace)
+
+    def _record_guard(self) -> None:
+        final = self._final
+        if final is None:
+            try:
+                # Cut short (client gone, provider failure): the verdict on what was produced.
+                final = self._final = self._guarded(self._guard.finish)
+            except Exception:
+                return  # the guard itself failed; the record says so through its status
+        if final.verdict is not None:
+            self._endpoint._record_output_verdict(self._trace, final.verdict)
+        if final.scan is not None:
+            scan = final.scan
+            self._trace.output_scan = OutputScan(
+                chars=scan.chars_received,
+                scanned=scan.chars_scanned,
+                scans=scan.scans,
+                window=scan.hold_back_chars,
+                buffered_reason=scan.buffered_reason,
+                diverged=scan.diverged,
+            )
+
+    def _record_outcome(self, usage: Usage) -> None:
+        trace = self._trace
+        if self._cancelled:
+            trace.status, trace.error_code = CLIENT_CLOSED_REQUEST, "client_closed_request"
+        elif self._failure is not None:
+            trace.status, trace.error_code = self._failure.status, self._failure.code
+        first, last = self._first_content_at, self._last_content_at
+        if first is not None and last is not None:
+            trace.ttft_ms = (first - self._request_started) * 1000
+            if self._content_chunks > 1 and usage.output_tokens > 1:
+                trace.time_per_output_token_ms = (last - first) * 1000 / (usage.output_tokens - 1)

@@ -218,7 +218,7 @@ _SUCCESS_CONTENT: Mapping[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/openapi.json"): {_JSON: {"schema": _OPENAPI}},
     ("POST", "/v1/chat/completions"): {
         _JSON: {"schema": _CHAT_COMPLETION},
-        # `stream: true`: the whole SSE body at once (REST API proxy integrations cannot stream).
+        # `stream: true`: chat.completion.chunk events as the answer is produced, then `[DONE]`.
         _SSE: {"schema": {"type": "string"}},
     },
     ("POST", "/v1/guardrails/scan"): {_JSON: {"schema": _SCAN_RESPONSE}},
@@ -228,8 +228,11 @@ _SUCCESS_CONTENT: Mapping[tuple[str, str], dict[str, Any]] = {
 _STRING_HEADER: dict[str, Any] = {"schema": {"type": "string"}}
 _SUCCESS_HEADERS: Mapping[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/chat/completions"): {
-        name: {**_STRING_HEADER, "required": True}
-        for name in ("x-request-id", "x-llmops-route", "x-llmops-target", "x-llmops-cost-usd")
+        **{
+            name: {**_STRING_HEADER, "required": True} for name in ("x-request-id", "x-llmops-route", "x-llmops-target")
+        },
+        # A streamed answer's cost is known only after its last byte (audit record, /v1/usage).
+        "x-llmops-cost-usd": {**_STRING_HEADER, "description": "USD; absent on a streamed answer"},
     },
 }
 

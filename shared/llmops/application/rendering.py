@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from llmops.domain.chat import Completion
+from llmops.domain.chat import Completion, Usage
 from llmops.domain.errors import BadRequestError, GatewayError
 from llmops.domain.guard import safe_regex
 
-__all__ = ["chat_completion", "error_body", "sse_stream", "validation_error"]
+__all__ = ["DONE", "ChunkRenderer", "chat_completion", "error_body", "sse_stream", "validation_error"]
 
 _SSE_PIECE_CHARS = 48
 
 
 def chat_completion(completion_id: str, created: int, model: str, completion: Completion) -> dict[str, Any]:
-    usage = completion.usage
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -30,11 +30,7 @@ def chat_completion(completion_id: str, created: int, model: str, completion: Co
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": usage.input_tokens,
-            "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens,
-        },
+        "usage": _usage(completion.usage),
     }
 
 
@@ -50,40 +46,71 @@ def _pieces(text: str) -> Iterator[str]:
         start = end
 
 
-def sse_stream(completion_id: str, created: int, model: str, completion: Completion, include_usage: bool) -> str:
-    """The whole SSE body at once: REST API Lambda proxy integrations cannot stream (see README)."""
+@dataclass(frozen=True, slots=True)
+class ChunkRenderer:
+    """The SSE pieces of one `chat.completion.chunk` stream, as OpenAI sends them: a role chunk, content
+    chunks, a finish chunk, the usage chunk if asked for (`stream_options.include_usage`), `[DONE]`."""
 
-    def chunk(delta: Mapping[str, Any], finish: str | None, usage: Mapping[str, int] | None = None) -> str:
+    completion_id: str
+    created: int
+    model: str
+
+    def _chunk(self, delta: Mapping[str, Any] | None, finish: str | None, usage: Usage | None = None) -> str:
         body: dict[str, Any] = {
-            "id": completion_id,
+            "id": self.completion_id,
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": dict(delta), "finish_reason": finish, "logprobs": None}]
-            if usage is None
-            else [],
+            "created": self.created,
+            "model": self.model,
+            "choices": []
+            if delta is None
+            else [{"index": 0, "delta": dict(delta), "finish_reason": finish, "logprobs": None}],
         }
         if usage is not None:
-            body["usage"] = dict(usage)
-        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+            body["usage"] = _usage(usage)
+        return _sse(body)
 
-    parts = [chunk({"role": "assistant", "content": ""}, None)]
-    parts.extend(chunk({"content": piece}, None) for piece in _pieces(completion.text))
-    parts.append(chunk({}, completion.finish_reason.value))
+    def role(self) -> str:
+        return self._chunk({"role": "assistant", "content": ""}, None)
+
+    def content(self, text: str) -> str:
+        return self._chunk({"content": text}, None)
+
+    def finish(self, reason: str) -> str:
+        return self._chunk({}, reason)
+
+    def usage(self, usage: Usage) -> str:
+        return self._chunk(None, None, usage)
+
+    @staticmethod
+    def error(error: GatewayError) -> str:
+        """Ends a stream that cannot finish: openai-python's `Stream` raises `APIError` on an event whose
+        JSON has an `error` key, and other clients see OpenAI's error body; no `[DONE]` follows it."""
+        return _sse(error_body(error))
+
+
+DONE = "data: [DONE]\n\n"
+
+
+def _sse(payload: Mapping[str, Any]) -> str:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def sse_stream(renderer: ChunkRenderer, completion: Completion, include_usage: bool) -> str:
+    """A completion that is whole already (a cache hit) as one SSE body, in word-aligned pieces."""
+    parts = [renderer.role()]
+    parts.extend(renderer.content(piece) for piece in _pieces(completion.text))
+    parts.append(renderer.finish(completion.finish_reason.value))
     if include_usage:
-        u = completion.usage
-        parts.append(
-            chunk(
-                {},
-                None,
-                {
-                    "prompt_tokens": u.input_tokens,
-                    "completion_tokens": u.output_tokens,
-                    "total_tokens": u.total_tokens,
-                },
-            )
-        )
-    parts.append("data: [DONE]\n\n")
+        parts.append(renderer.usage(completion.usage))
+    parts.append(DONE)
     return "".join(parts)
 
 

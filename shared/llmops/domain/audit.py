@@ -46,6 +46,7 @@ __all__ = [
     "ChainEntry",
     "ChainProblem",
     "GuardVerdict",
+    "OutputScan",
     "ProblemKind",
     "ShardHead",
     "StoredEntry",
@@ -110,6 +111,45 @@ def text_evidence(redacted_text: str | None, policy: TextRetention, pepper: str)
 
 
 @dataclass(frozen=True, slots=True)
+class OutputScan:
+    """What the output guard scanned of a streamed completion: counts, never text.
+
+    `chars` arrived from the model; `scanned` went through the engine while streaming (look-behind
+    included; the final whole-text pass, whose verdict is the record's output verdict, is not);
+    `window` is the hold-back (characters); `buffered_reason` says why nothing streamed, if so;
+    `diverged`: the final pass disagreed with text already sent, so the stream was cut.
+    """
+
+    chars: int
+    scanned: int
+    scans: int
+    window: int
+    buffered_reason: str | None = None
+    diverged: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chars": self.chars,
+            "scanned": self.scanned,
+            "scans": self.scans,
+            "window": self.window,
+            "buffered_reason": self.buffered_reason,
+            "diverged": self.diverged,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutputScan:
+        return cls(
+            chars=int(data["chars"]),
+            scanned=int(data["scanned"]),
+            scans=int(data["scans"]),
+            window=int(data["window"]),
+            buffered_reason=data.get("buffered_reason"),
+            diverged=bool(data.get("diverged", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     request_id: str
     tenant_id: str
@@ -133,6 +173,7 @@ class AuditRecord:
     completion: TextEvidence | None = None
     settle_pending: bool = False  # quota settle was dead-lettered; see PendingSettlement
     retention_days: int = 365
+    output_scan: OutputScan | None = None  # streamed answers that reached the output guard
 
     @property
     def expires_at(self) -> int:
@@ -162,6 +203,8 @@ class AuditRecord:
             "completion": self.completion.to_dict() if self.completion else None,
             "settle_pending": self.settle_pending,
             "retention_days": self.retention_days,
+            # Only on streamed answers, so every other record keeps its canonical body.
+            **({"output_scan": self.output_scan.to_dict()} if self.output_scan else {}),
         }
 
     @classmethod
@@ -197,6 +240,7 @@ class AuditRecord:
             completion=evidence(data.get("completion")),
             settle_pending=bool(data.get("settle_pending", False)),
             retention_days=int(data.get("retention_days", 365)),
+            output_scan=OutputScan.from_dict(data["output_scan"]) if data.get("output_scan") else None,
         )
 
 

@@ -36,7 +36,7 @@ from llmops.domain.stages import RequestStage
 from llmops.domain.streaming import StreamEnd, StreamEvent, StreamingChatProvider, TextDelta
 from llmops.domain.tenancy import TenantContext
 
-__all__ = ["Attempt", "CompletionResult", "CompletionService", "RoutePlan", "StreamingResult"]
+__all__ = ["Attempt", "CompletionResult", "CompletionService", "RoutePlan", "StreamingResult", "upstream_failure"]
 
 _Answer = TypeVar("_Answer")
 
@@ -214,13 +214,11 @@ class CompletionService:
             self.sleep(min(pause, deadline.usable_s(self.deadline_margin_s + self.min_attempt_s)))
 
         kind = last.kind if last else ProviderFailureKind.UNAVAILABLE
-        raise UpstreamUnavailableError(
+        raise upstream_failure(
             f"All targets for model '{plan.route.alias}' failed (last failure: {kind.value}). "
             "Retry later or use another model.",
-            status=_STATUS_BY_FAILURE.get(kind, 502),
-            code={"throttled": "upstream_throttled", "timeout": "upstream_timeout"}.get(kind.value, "upstream_error"),
-            retry_after_s=1 if kind is ProviderFailureKind.THROTTLED else None,
-            attempts=tuple(attempts),
+            kind,
+            tuple(attempts),
         )
 
     def _open_stream(
@@ -294,6 +292,20 @@ class CompletionService:
             code="upstream_timeout",
             attempts=tuple(attempts),
         )
+
+
+def upstream_failure(
+    message: str, kind: ProviderFailureKind, attempts: tuple[Attempt, ...] = ()
+) -> UpstreamUnavailableError:
+    """The error a provider failure of `kind` answers as: when no target answered, and when a stream
+    fails after its first event (then the caller sends it in the stream, its status in the audit)."""
+    return UpstreamUnavailableError(
+        message,
+        status=_STATUS_BY_FAILURE.get(kind, 502),
+        code={"throttled": "upstream_throttled", "timeout": "upstream_timeout"}.get(kind.value, "upstream_error"),
+        retry_after_s=1 if kind is ProviderFailureKind.THROTTLED else None,
+        attempts=attempts,
+    )
 
 
 def _buffered_stream(

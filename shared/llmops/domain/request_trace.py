@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from llmops.domain.audit import GuardVerdict
-from llmops.domain.completions import Attempt, CompletionResult
+from llmops.domain.audit import GuardVerdict, OutputScan
+from llmops.domain.chat import Usage
+from llmops.domain.completions import Attempt, CompletionResult, StreamingResult
 from llmops.domain.routing import Provider
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
@@ -55,17 +56,24 @@ class RequestTrace:
     prompt_text: str | None = None  # guard-redacted, never raw
     completion_text: str | None = None  # guard-redacted, never raw
     settle_pending: bool = False
+    output_scan: OutputScan | None = None  # what the streaming output guard scanned (counts only)
 
     def record_result(self, result: CompletionResult) -> None:
+        self.record_answerer(result)
+        self.record_usage(result.completion.usage, result.cost_usd)
+
+    def record_answerer(self, result: CompletionResult | StreamingResult) -> None:
+        """Who answered, after which attempts; for a stream, up to its first event."""
         self.stage_ms[RequestStage.PROVIDER] = result.stage_ms.get(RequestStage.PROVIDER, 0.0)
         self.alias, self.target = result.route.alias, result.target.id
         self.provider = result.target.provider.value
         self.variant = result.target.variant if result.target.provider is Provider.SAGEMAKER else ""
         self.attempts = len(result.attempts)
         self.provider_attempts = result.attempts
-        self.input_tokens = result.completion.usage.input_tokens
-        self.output_tokens = result.completion.usage.output_tokens
-        self.cost_usd = result.cost_usd
+
+    def record_usage(self, usage: Usage, cost_usd: float) -> None:
+        self.input_tokens, self.output_tokens = usage.input_tokens, usage.output_tokens
+        self.cost_usd = cost_usd
 
     @contextmanager
     def stage(self, spans: SpanFactory, name: RequestStage) -> Iterator[None]:

@@ -10,7 +10,7 @@ import pytest
 
 from llmops.config.env import Settings
 from llmops.local.lambda_runtime import LocalLambdaContext
-from tests.fakes import DEFAULT_ANSWER, FakeProvider
+from tests.fakes import DEFAULT_ANSWER, FakeProvider, read_to_end
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def gateway_settings(aws_settings: Settings) -> Settings:
 
 
 def _invoke(module: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-    result = module.handler(event, LocalLambdaContext("gateway"))
+    result = read_to_end(module.handler(event, LocalLambdaContext("gateway")))
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     for k, values in (result.get("multiValueHeaders") or {}).items():
         headers[k.lower()] = values[-1]

@@ -14,7 +14,7 @@ import pytest
 from llmops.config.env import Settings
 from llmops.domain.chat import Usage
 from llmops.local.lambda_runtime import LocalLambdaContext
-from tests.fakes import FakeProvider
+from tests.fakes import FakeProvider, read_to_end
 
 CANARIES = {
     "email": "zelda.canary.7731@example.com",
@@ -77,7 +77,8 @@ def test_no_canary_reaches_logs_metrics_or_audit(
         "{" + PROMPT,  # not JSON
     ]
     responses = [
-        gateway.handler(_event(load_event, body, i), LocalLambdaContext("gateway")) for i, body in enumerate(bodies)
+        read_to_end(gateway.handler(_event(load_event, body, i), LocalLambdaContext("gateway")))
+        for i, body in enumerate(bodies)
     ]
     assert [r["statusCode"] for r in responses][:4] == [200, 200, 200, 200]
 

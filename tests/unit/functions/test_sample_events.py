@@ -12,6 +12,7 @@ import pytest
 
 from llmops.config.env import Settings
 from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
+from tests.fakes import read_to_end
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 GATEWAY_EVENTS = ["chat_completion", "chat_completion_stream", "list_models", "health", "guardrails_scan", "usage"]
@@ -24,7 +25,7 @@ def _event(name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", GATEWAY_EVENTS)
 def test_gateway_accepts_its_sample_event(gateway: ModuleType, name: str) -> None:
-    result = gateway.handler(_event(name), LocalLambdaContext("gateway"))
+    result = read_to_end(gateway.handler(_event(name), LocalLambdaContext("gateway")))
     assert result["statusCode"] == 200, result["body"]
 
 
