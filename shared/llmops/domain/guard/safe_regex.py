@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -272,7 +273,9 @@ class Pattern(Generic[S]):
     @staticmethod
     def _bounds(string: S, pos: int, endpos: int) -> tuple[int, int]:
         size = len(string)
-        return max(0, min(pos, size)), max(0, min(endpos, size))
+        return (pos if 0 <= pos <= size else (0 if pos < 0 else size)), (
+            endpos if 0 <= endpos <= size else (0 if endpos < 0 else size)
+        )
 
     def search(self, string: S, pos: int = 0, endpos: int = sys.maxsize) -> Match[S] | None:
         pos, endpos = self._bounds(string, pos, endpos)
@@ -380,6 +383,18 @@ def _re2_program(source: str | bytes, latin1: bool, shown: object) -> Any:
     return program
 
 
+def _min_width(pattern: str | bytes, flags: int) -> int:
+    """The fewest characters any match spans, from Python's parser when it reads the pattern, else 0."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]  # noqa: PLC0415 - Python 3.11+
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(_parser.parse(pattern, flags).getwidth()[0])
+    except Exception:
+        return 0
+
+
 class _Re2Pattern(Pattern[S]):
     """RE2, with the two look-arounds the guard needs emulated exactly:
 
@@ -392,7 +407,7 @@ class _Re2Pattern(Pattern[S]):
     Leftmost-first priority is the same as Python's backtracking order, so both give the same match.
     """
 
-    __slots__ = ("_ahead", "_behind", "_full", "_latin1", "_plain", "_rx")
+    __slots__ = ("_ahead", "_behind", "_full", "_latin1", "_min_width", "_plain", "_rx")
 
     def __init__(self, pattern: S, flags: int, not_preceded_by: str, followed_by: str) -> None:
         if flags & ~_SUPPORTED_FLAGS:
@@ -419,16 +434,13 @@ class _Re2Pattern(Pattern[S]):
                 self._full = _Re2Pattern(pattern, flags, not_preceded_by, "")
         self.pattern = pattern
         self.flags = flags
+        self._min_width = _min_width(pattern, flags)
         internal = int(self._behind) + int(self._ahead)
         self.groups = int(self._plain.NumberOfCapturingGroups()) - internal
         shift = int(self._behind)
         names = dict(self._plain.NamedCapturingGroups())
         self.groupindex = {(k.decode() if isinstance(k, bytes) else k): int(v) - shift for k, v in names.items()}
         self.engine = "re2"
-
-    def _check_kind(self, string: S) -> None:
-        if isinstance(string, bytes) != self._latin1:
-            raise TypeError("safe_regex: str pattern on bytes or bytes pattern on str")
 
     def _run(self, anchor: Any, buffer: Any, byte_pos: int, byte_end: int, encoded: _Encoded) -> list[Any] | None:
         """Byte spans [match, user groups...] of the first match of the value at or after byte_pos."""
@@ -456,7 +468,6 @@ class _Re2Pattern(Pattern[S]):
         return tuple(_NO_SPAN if s == _NO_SPAN else (encoded.to_char(s[0]), encoded.to_char(s[1])) for s in spans)
 
     def _prepare(self, string: S, pos: int, endpos: int) -> tuple[_Encoded, Any, int, int]:
-        self._check_kind(string)
         encoded = _encoded(string)
         byte_end = encoded.to_byte(endpos)
         buffer = encoded.data if byte_end == len(encoded.data) else encoded.view[:byte_end]
@@ -467,6 +478,8 @@ class _Re2Pattern(Pattern[S]):
             return None
         if anchor is _ANCHOR_BOTH and self._ahead:
             return None if self._full is None else self._full._spans(anchor, string, pos, endpos)
+        if endpos - pos < self._min_width:
+            return None  # too short for any match: no call at all
         encoded, buffer, byte_pos, byte_end = self._prepare(string, pos, endpos)
         spans = self._run(anchor, buffer, byte_pos, byte_end, encoded)
         return None if spans is None else self._chars(spans, encoded)
@@ -474,9 +487,14 @@ class _Re2Pattern(Pattern[S]):
     def _iter_spans(self, string: S, pos: int, endpos: int) -> Iterator[tuple[tuple[int, int], ...]]:
         if pos > endpos:
             return
+        min_width = self._min_width
+        if endpos - pos < min_width:
+            return
         encoded, buffer, byte_pos, byte_end = self._prepare(string, pos, endpos)
         ascii_text = encoded.ascii
         while byte_pos <= byte_end:
+            if byte_end - byte_pos < min_width:
+                return  # what is left is shorter than any match (a character is at least a byte)
             spans = self._run(_UNANCHORED, buffer, byte_pos, byte_end, encoded)
             if spans is None:
                 return
