@@ -6,7 +6,9 @@ to change what the gateway is built with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -20,6 +22,7 @@ from llmops.domain.chat import ChatRequest, Completion, FinishReason, Role, Usag
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.ports import ChatProvider
 from llmops.domain.routing import Provider, Target
+from llmops.domain.streaming import StreamEnd, StreamEvent, TextDelta
 from llmops.lambda_runtime import StreamingResponse
 from llmops.local.lambda_runtime import load_handler_module
 
@@ -27,6 +30,7 @@ __all__ = [
     "DEFAULT_ANSWER",
     "DEFAULT_USAGE",
     "FakeProvider",
+    "FakeStreamingProvider",
     "gateway_runtime",
     "installed_gateway",
     "read_to_end",
@@ -67,9 +71,60 @@ class FakeProvider:
         return Completion(self.text, FinishReason.STOP, self.usage)
 
 
+class FakeStreamingProvider(FakeProvider):
+    """A `FakeProvider` that also streams (`StreamingChatProvider`): its answer in `deltas` pieces
+    (default: word by word, each with the space before it), the first after `first_delay_s`, each
+    later one `delay_s` after the previous, then `StreamEnd` with `usage` (None: `reported_usage`
+    False). `fail_after` deltas, the stream raises `fail_kind` instead. `closed` counts the streams
+    the consumer closed before their end; `sent` the deltas sent by the last stream.
+    """
+
+    def __init__(
+        self,
+        text: str = DEFAULT_ANSWER,
+        usage: Usage = DEFAULT_USAGE,
+        *,
+        deltas: Sequence[str] | None = None,
+        first_delay_s: float = 0.0,
+        delay_s: float = 0.0,
+        fail_after: int | None = None,
+        fail_kind: ProviderFailureKind = ProviderFailureKind.UNAVAILABLE,
+        reported_usage: bool = True,
+        echo_prefix: str | None = None,
+    ) -> None:
+        super().__init__(text, usage, echo_prefix=echo_prefix)
+        self.deltas = deltas
+        self.first_delay_s, self.delay_s = first_delay_s, delay_s
+        self.fail_after, self.fail_kind = fail_after, fail_kind
+        self.reported_usage = reported_usage
+        self.closed = 0
+        self.sent = 0
+
+    def stream(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Iterator[StreamEvent]:
+        completion = self.complete(target, request, timeout_s=timeout_s)  # failures, calls, echo
+        pieces = list(self.deltas) if self.deltas is not None else re.findall(r"\s*\S+", completion.text)
+        self.sent = 0
+        ended = False
+        try:
+            for index, piece in enumerate(pieces):
+                if index == self.fail_after:
+                    raise ProviderError(self.fail_kind, "failed mid-stream", target_id=target.id)
+                time.sleep(self.first_delay_s if index == 0 else self.delay_s)
+                self.sent += 1
+                yield TextDelta(piece)
+            ended = True
+            yield StreamEnd(completion.finish_reason, completion.usage if self.reported_usage else None)
+        finally:
+            if not ended:
+                self.closed += 1
+
+
 def gateway_runtime(settings: Settings, provider: FakeProvider, **options: Any) -> GatewayRuntime:
-    """The gateway's composition root with every model behind `provider` (`options` go to build_gateway)."""
+    """The gateway's composition root with every model behind `provider` (`options` go to build_gateway);
+    a `FakeStreamingProvider` streams too."""
     providers: dict[Provider, ChatProvider] = {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider}
+    if isinstance(provider, FakeStreamingProvider):
+        options.setdefault("streaming", {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider})
     return build_gateway(settings, routes=FileRouteSource(), providers=providers, **options)
 
 

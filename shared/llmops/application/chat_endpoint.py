@@ -477,7 +477,9 @@ class _StreamedAnswer(Iterator[str]):
 
     def close(self) -> None:
         self._pieces.close()
-        self._finish()  # a generator closed before its first `next` never runs its `finally`
+        # A generator closed before its first `next` never runs its `finally`: finish it here.
+        self._cancelled = self._cancelled or not (self._delivered or self._finished)
+        self._finish()
 
     def _produce(self) -> Generator[str]:
         try:

@@ -123,12 +123,13 @@ def build_gateway(
     *,
     routes: RouteSource | None = None,
     providers: dict[Provider, ChatProvider] | None = None,
+    streaming: dict[Provider, StreamingChatProvider] | None = None,
     on_finished: Callable[[RequestTrace], None] | None = None,
     spans: SpanFactory | None = None,
 ) -> GatewayRuntime:
     settings = resolve_pepper(settings)
     route_source = routes or build_route_source(settings)
-    completions = build_completions(settings, route_source, providers)
+    completions = build_completions(settings, route_source, providers, streaming)
     dynamodb = _control_plane_client("dynamodb")()
     dead_letters = DeadLetterQueue(_control_plane_client("sqs")(), settings.audit_dlq_url)
     ledger = DynamoQuotaLedger(
