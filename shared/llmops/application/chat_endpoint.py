@@ -610,6 +610,7 @@ class _StreamedAnswer(Iterator[str]):
                 scanned=scan.chars_scanned,
                 scans=scan.scans,
                 window=scan.hold_back_chars,
+                max_held=scan.max_held_chars,
                 buffered_reason=scan.buffered_reason,
                 diverged=scan.diverged,
             )

@@ -116,14 +116,16 @@ class OutputScan:
 
     `chars` arrived from the model; `scanned` went through the engine while streaming (look-behind
     included; the final whole-text pass, whose verdict is the record's output verdict, is not);
-    `window` is the hold-back (characters); `buffered_reason` says why nothing streamed, if so;
-    `diverged`: the final pass disagreed with text already sent, so the stream was cut.
+    `window` is the guard's look-behind (characters); `max_held` the most characters received but
+    not yet released at any moment; `buffered_reason` says why nothing streamed, if so; `diverged`:
+    the final pass disagreed with text already sent, so the stream was cut.
     """
 
     chars: int
     scanned: int
     scans: int
     window: int
+    max_held: int = 0
     buffered_reason: str | None = None
     diverged: bool = False
 
@@ -133,6 +135,7 @@ class OutputScan:
             "scanned": self.scanned,
             "scans": self.scans,
             "window": self.window,
+            "max_held": self.max_held,
             "buffered_reason": self.buffered_reason,
             "diverged": self.diverged,
         }
@@ -144,6 +147,7 @@ class OutputScan:
             scanned=int(data["scanned"]),
             scans=int(data["scans"]),
             window=int(data["window"]),
+            max_held=int(data.get("max_held", 0)),
             buffered_reason=data.get("buffered_reason"),
             diverged=bool(data.get("diverged", False)),
         )
