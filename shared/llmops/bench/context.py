@@ -35,6 +35,7 @@ class BenchProfile:
     load_seconds: float
     load_users: int
     load_rps_per_user: float
+    streaming_requests: int = 60  # per variant (direct, local stack, in-process), one at a time
 
     @classmethod
     def full(cls) -> BenchProfile:
@@ -50,6 +51,7 @@ class BenchProfile:
             load_seconds=60.0,
             load_users=6,
             load_rps_per_user=3.0,
+            streaming_requests=60,
         )
 
     @classmethod
@@ -66,6 +68,7 @@ class BenchProfile:
             load_seconds=8.0,
             load_users=5,
             load_rps_per_user=4.0,
+            streaming_requests=15,
         )
 
 

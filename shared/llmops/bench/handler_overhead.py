@@ -131,8 +131,8 @@ def _settings(guards_on: bool) -> Settings:
     )
 
 
-def _event_factory(template: Mapping[str, Any]) -> Callable[[int], dict[str, Any]]:
-    body = chat_request_body().decode()
+def _event_factory(template: Mapping[str, Any], body_bytes: bytes | None = None) -> Callable[[int], dict[str, Any]]:
+    body = (body_bytes or chat_request_body()).decode()
     authorizer = {
         "principalId": "bench/llmops-bench",
         "tenant_id": "bench",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from llmops.bench import cold_start, guard_speed, handler_overhead, load, robustness, side_by_side
+from llmops.bench import cold_start, guard_speed, handler_overhead, load, robustness, side_by_side, streaming
 from llmops.bench.context import BenchContext
 from llmops.bench.report import Section, write_report
 
@@ -35,6 +35,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(handler_overhead.KEY, handler_overhead.TITLE, handler_overhead.run),
     Benchmark(cold_start.KEY, cold_start.TITLE, cold_start.run),
     Benchmark(side_by_side.KEY, side_by_side.TITLE, side_by_side.run),
+    Benchmark(streaming.KEY, streaming.TITLE, streaming.run),
     Benchmark(load.KEY, load.TITLE, load.run),
     Benchmark(robustness.KEY, robustness.TITLE, robustness.run),
 )

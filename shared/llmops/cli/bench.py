@@ -10,7 +10,7 @@ from rich.console import Console
 
 __all__ = ["bench"]
 
-_KNOWN = "guards, handler, cold_start, side_by_side, load, robustness"
+_KNOWN = "guards, handler, cold_start, side_by_side, streaming, load, robustness"
 
 
 def bench(
