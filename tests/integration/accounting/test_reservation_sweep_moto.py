@@ -9,8 +9,17 @@ from typing import Any
 
 from llmops.adapters.dynamodb.quota_items import reservation_record_key
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
+from llmops.config.timeouts import GATEWAY_TIMEOUT_S
 from llmops.domain.chat import Usage
-from llmops.domain.quotas import Demand, PendingSettlement, SweepReport, UsageEntry, release_at_for, settle_deltas
+from llmops.domain.quotas import (
+    RESERVATION_GRACE_S,
+    Demand,
+    PendingSettlement,
+    SweepReport,
+    UsageEntry,
+    release_at_for,
+    settle_deltas,
+)
 from llmops.domain.routing import Provider, Target
 from llmops.domain.tenancy import Limits, TenantContext
 
@@ -91,8 +100,9 @@ def test_reserve_stays_one_write_call_with_its_record(dynamodb: Any, names: dict
 def test_without_a_deadline_the_default_function_timeout_bounds_the_hold(dynamodb: Any, names: dict[str, str]) -> None:
     ledger = ledger_for(dynamodb, names)
     ledger.reserve(CTX, "r-1", DEMAND, NOW)
-    assert ledger.sweep(NOW + 30).released == 0
-    assert ledger.sweep(NOW + 29 + 61).released == 1
+    # Held for the deployed function's timeout plus the grace, whatever that timeout is today.
+    assert ledger.sweep(NOW + GATEWAY_TIMEOUT_S).released == 0
+    assert ledger.sweep(NOW + GATEWAY_TIMEOUT_S + RESERVATION_GRACE_S + 1).released == 1
 
 
 def test_settle_racing_the_sweep_applies_exactly_one_of_them(
