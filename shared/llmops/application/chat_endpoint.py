@@ -147,7 +147,11 @@ class ChatEndpoint:
         deadline: Deadline | None = None,
     ) -> ApiResponse:
         """`deadline` is when the invocation ends (from the Lambda context); provider calls stop in
-        time for the reservation to be released, the audit record written and the answer sent."""
+        time for the reservation to be released, the audit record written and the answer sent.
+
+        A streamed answer (`ApiResponse.stream`) is settled and audited when it ends: whoever takes
+        it must iterate it to its end or `close()` it (the transport does, also when the client
+        goes away)."""
         started = time.perf_counter()
         trace = RequestTrace(request_id=request_id, tenant=tenant)
         response: ApiResponse | None = None
