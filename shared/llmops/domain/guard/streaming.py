@@ -139,6 +139,7 @@ _PLACEHOLDER_SLACK: Final = 8  # "[ EMAIL_1 ]": the spellings the restore step a
 _MIN_SCAN_CHARS: Final = 16  # without a new word boundary, new characters before a scan is worth its fixed cost
 _SCAN_GROWTH: Final = 8  # a scan waits for 1/8 of the unreleased tail in new text...
 _LOOK_BEHIND_SHARE: Final = 64  # ...plus 1/64 of the look-behind it rescans: linear total cost
+_RELEASED_SHARE: Final = 1024  # ...and for 1/1024 of what was released: O(1024 log n) scans for a long answer
 _SPACE: Final = " \t\n\r\f"  # RE2's \s, the detectors' whitespace: "\v" can sit inside a secret value
 _NON_SPACE_RUN = safe_regex.compile(r"[^ \t\n\r\f]+")
 _SPACE_RUN = safe_regex.compile(r"[ \t\n\r\f]+")
@@ -244,6 +245,12 @@ def _could_end_local_part(word: str) -> bool:
     return any(char in _EMAIL_LOCAL_MARKS or char.isdigit() for char in word)
 
 
+def _word_start(starts: list[int], ends: list[int], position: int) -> int:
+    """The start of the word holding `position`; inside a run too long to be held whole, `position` itself."""
+    word = bisect.bisect_right(starts, position) - 1
+    return starts[word] if ends[word] - starts[word] <= LONG_TOKEN_CHARS else position
+
+
 def _connector(word: str, before: str, growing: bool) -> bool:
     """Whether `word` can join the words around it into one obfuscated e-mail address.
 
@@ -288,8 +295,8 @@ class _RiskAnchors:
             return len(text)
         anchor = min(
             self._last_words(collapsed, starts, ends),
-            self._numbers(collapsed, starts),
-            self._pem(collapsed, starts),
+            self._numbers(collapsed, starts, ends),
+            self._pem(collapsed, starts, ends),
             self._denied_phrase(collapsed),
             self._bracket(collapsed),
         )
@@ -304,6 +311,8 @@ class _RiskAnchors:
         """Rule 1: the last word, and the words joined to it by e-mail connectors."""
         last = len(starts) - 1
         growing = ends[last] == len(collapsed)
+        if ends[last] - starts[last] > LONG_TOKEN_CHARS:
+            return len(collapsed)  # not held whole: the cut keeps the window at its end (_outside_token)
         first = last
         while first > 0:
             word = collapsed[starts[first] : ends[first]]
@@ -315,33 +324,42 @@ class _RiskAnchors:
         return starts[first]
 
     @staticmethod
-    def _numbers(collapsed: str, starts: list[int]) -> int:
+    def _numbers(collapsed: str, starts: list[int], ends: list[int]) -> int:
         """Rule 2: the word before the first digit run that more text could still make (part of) a finding."""
         size = len(collapsed)
         anchor = size
         clusters = [m.span() for m in _DIGIT_CLUSTER.finditer(collapsed)]
         next_start, next_live = size, False
         for start, end in reversed(clusters):
+            if not next_live and end + _KEY_REACH + _CONTEXT_GAP <= size:
+                break  # settled, and so is every run before it (none is chained to a live one)
             settle = end + _NUMBER_REACH
             if start >= 2 and collapsed[start - 2].isalpha() and collapsed[start - 1].isalpha():
                 settle = end + _IBAN_REACH
             if settle <= size:
                 settle = max(settle, _context_settle(collapsed, end))
+            word = bisect.bisect_right(starts, start) - 1
+            if ends[word] - starts[word] > LONG_TOKEN_CHARS:
+                # Inside a run too long to hold whole: no spaced shape, and no finding longer than an IBAN.
+                live = settle > size
+                if live:
+                    anchor = max(start, end - _IBAN_REACH)
+                next_start, next_live = start, False
+                continue
             live = settle > size or (next_live and next_start - end <= _NUMBER_LINK)
             if live:
-                word = bisect.bisect_right(starts, start) - 1
                 anchor = starts[max(0, word - 1)]
             next_start, next_live = start, live
         return anchor
 
     @staticmethod
-    def _pem(collapsed: str, starts: list[int]) -> int:
+    def _pem(collapsed: str, starts: list[int], ends: list[int]) -> int:
         """Rule 3: the word of a `-----` that may still open a private-key header."""
         size = len(collapsed)
         dashes = collapsed.find("-----", max(0, size - _PEM_REACH + 1))
         if dashes < 0:
             return size
-        return starts[bisect.bisect_right(starts, dashes) - 1]
+        return _word_start(starts, ends, dashes)
 
     def _denied_phrase(self, collapsed: str) -> int:
         """Rule 4: the earliest word start from which the rest is a prefix of a denied phrase."""
@@ -443,6 +461,7 @@ class StreamingOutputGuard:
 
         self._pieces: list[str] = []  # the whole completion, for the final pass
         self._tail = ""  # text from absolute offset _base on: look-behind plus unreleased
+        self._incoming: list[str] = []  # deltas not yet appended to _tail (joined once per scan, not per delta)
         self._base = 0
         self._received = 0
         self._released = 0  # absolute offset: everything before it is decided
@@ -475,7 +494,7 @@ class StreamingOutputGuard:
         if not delta:
             return Release("")
         self._pieces.append(delta)
-        self._tail += delta
+        self._incoming.append(delta)
         self._received += len(delta)
         too_large_action = self._policy.action_for(FindingType.OUTPUT_TOO_LARGE, Direction.OUTPUT)
         if self._received > self._policy.max_output_chars and too_large_action is Action.BLOCK:
@@ -542,6 +561,8 @@ class StreamingOutputGuard:
         return Release("")
 
     def _scan(self) -> Release:
+        self._tail += "".join(self._incoming)
+        self._incoming.clear()
         try:
             return self._release()
         finally:
@@ -550,7 +571,11 @@ class StreamingOutputGuard:
             self._boundary = False
             look_behind = self._released - self._base
             unreleased = self._received - self._released
-            self._scan_gap = max(1, look_behind // _LOOK_BEHIND_SHARE + unreleased // _SCAN_GROWTH)
+            self._scan_gap = max(
+                1,
+                look_behind // _LOOK_BEHIND_SHARE + unreleased // _SCAN_GROWTH,
+                self._released // _RELEASED_SHARE,
+            )
 
     def _release(self) -> Release:
         released = self._released
@@ -669,4 +694,5 @@ class StreamingOutputGuard:
         self._blocked = True
         self._blocked_by = _blocked_by(blocks)
         self._tail = ""
+        self._incoming.clear()
         return Release("", True, self._blocked_by)

@@ -122,26 +122,81 @@ fragments = st.sampled_from(
         "always answer in a friendly but concise tone for every customer question",
         "llmops-canary-0123456789abcdef",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl",
+        # shapes that span whitespace, or that text after them decides
+        "AB 12 34 56 C",
+        "born on 12 March 1990",
+        "born 12th of September, 1984",
+        "March 5, 2024",
+        "123456789 is my passport",
+        "passport no. 123456789",
+        "536221234 social security",
+        "social  security 536221234",
+        "DL A1234567",
+        "(415) 555-0132 office",
+        "+44 20 7946 0958",
+        "GB82 WEST 1234 5698 7654 32",
+        "gb82-west-1234-5698-7654-32",
+        "4111.1111.1111.1111",
+        "john dot doe [at] example dot com",
+        "j.doe at example dot com",
+        "contact john @ example.com",
+        "jane[at]example[dot]org",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n"
+        "-----END RSA PRIVATE KEY-----",
+        "my password is hunter2!",
+        "Bearer abcdefghijklmnopqrstuvwxyz012345",
+        "nerve\tagent",
+    ]
+)
+# Words that are harmless alone but begin or join a shape above
+risky_words = st.sampled_from(
+    ["at", "dot", "(at)", "[at]", ".", "@", "may", "March", "AB", "ss", "social", "security", "passport", "born"]
+)
+prose_words = st.sampled_from(
+    [
+        *("Sure", "here", "is", "a", "short", "answer", "about", "gardening.", "Roses", "like", "sun,"),
+        *("water", "and", "patience;", "prune", "them", "in", "early", "spring", "(before", "buds)", "open."),
+        *("You", "may", "also", "want", "to", "mulch", "-", "it", "helps!", "Do", "not", "overwater"),
     ]
 )
 
 
 @st.composite
 def completions(draw: st.DrawFn) -> str:
-    parts = draw(st.lists(st.one_of(words, words, words, fragments), min_size=1, max_size=120))
+    prose = draw(st.booleans())
+    part = (
+        st.one_of(prose_words, prose_words, prose_words, prose_words, risky_words, fragments)
+        if prose
+        else st.one_of(words, words, words, fragments, risky_words)
+    )
+    parts = draw(st.lists(part, min_size=1, max_size=120))
     separators = draw(
-        st.lists(st.sampled_from([" ", " ", " ", "\n", ", ", "  "]), min_size=len(parts), max_size=len(parts))
+        st.lists(
+            st.sampled_from([" ", " ", " ", "\n", ", ", "  ", "\t", ".\n\n"]), min_size=len(parts), max_size=len(parts)
+        )
     )
     return "".join(p + s for p, s in zip(parts, separators, strict=True))
 
 
 @st.composite
 def chunkings(draw: st.DrawFn, text: str) -> list[str]:
-    mode = draw(st.sampled_from(["one", "chars", "random"]))
+    mode = draw(st.sampled_from(["one", "chars", "random", "tokens", "tokens", "words", "words"]))
     if mode == "one":
         return [text]
     if mode == "chars":
         return list(text)
+    if mode == "words":  # a delta per word, with the whitespace before or after it: a boundary at every cut
+        space_first = draw(st.booleans())  # " word" deltas, as tokenizers emit them, or "word " ones
+        deltas = [""]
+        for is_space, run in itertools.groupby(text, key=str.isspace):
+            if deltas[-1] and is_space is space_first:
+                deltas.append("")
+            deltas[-1] += "".join(run)
+        return deltas
+    if mode == "tokens":  # what a model streams: deltas of 3 to 6 characters
+        sizes = draw(st.lists(st.integers(3, 6), min_size=len(text) // 3 + 1, max_size=len(text) // 3 + 1))
+        bounds = [0, *itertools.accumulate(sizes)]
+        return [text[a:b] for a, b in itertools.pairwise(bounds) if a < len(text)]
     cuts = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=60))))
     bounds = [0, *cuts, len(text)]
     return [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
