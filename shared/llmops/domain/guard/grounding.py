@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 
 from llmops.domain.guard import safe_regex
 
@@ -28,6 +29,7 @@ __all__ = ["GroundingAssessment", "assess_grounding", "stem"]
 # ending in "\n" (the run backtracked at every start): 2 s for 8 KB of output with a context.
 # RE2 has no "$ before a final newline": `_sentence_spans` stops the scan before it instead.
 _SENTENCE = safe_regex.compile(r"[^.!?\n]+(?:[.!?]+|\z)")
+_MAX_SENTENCES = 1000
 _TOKEN = safe_regex.compile_backtracking(
     r"\d+(?:[.,:/-]\d+)*%?|[^\W\d_]+(?:'[^\W\d_]+)?",
     needs="Unicode letters ([^\\W\\d_]) and throughput: one match per word, ~0.1 us each in re vs ~1 us"
@@ -89,8 +91,14 @@ def _number_key(token: str) -> str:
 
 
 def _sentence_matches(text: str) -> Iterator[safe_regex.Match[str]]:
-    """As ``re.finditer(r"[^.!?\n]+(?:[.!?]+|$)", text)``: "$" also matches before a final newline."""
-    return _SENTENCE.finditer(text, 0, len(text) - 1 if text.endswith("\n") else len(text))
+    """As ``re.finditer(r"[^.!?\n]+(?:[.!?]+|$)", text)``: "$" also matches before a final newline.
+
+    At most `_MAX_SENTENCES`: each costs ~10 us of Python, and "1.2.3.4 " repeated is three
+    sentences per 8 characters. A real answer of 1000 sentences is ~100 KB of prose; grounding is a
+    heuristic score (log_only by default), so past that the rest of a text is not scored.
+    """
+    matches = _SENTENCE.finditer(text, 0, len(text) - 1 if text.endswith("\n") else len(text))
+    return islice(matches, _MAX_SENTENCES)
 
 
 def _sentences(text: str) -> list[_Sentence]:
