@@ -399,3 +399,146 @@ def test_cost_is_linear_in_the_completion_length() -> None:
 
     small, large = cost(50_000), cost(200_000)
     assert large / small < 4 * 3, f"50 KB: {small:.3f}s, 200 KB: {large:.3f}s"
+
+
+# -- risk-anchored hold-back: what is held, and for how long -----------------------------------------
+
+
+def _releases(engine: GuardEngine, deltas: Sequence[str]) -> tuple[list[str], FinalRelease]:
+    """What each feed() released (one entry per delta), then the final release."""
+    guard = StreamingOutputGuard(engine)
+    pieces = [guard.feed(delta).text for delta in deltas]
+    return pieces, guard.finish()
+
+
+def _words_of(text: str) -> list[str]:
+    """ " word" deltas, as tokenizers stream them."""
+    deltas = [""]
+    for is_space, run in itertools.groupby(text, key=str.isspace):
+        if deltas[-1] and is_space:
+            deltas.append("")
+        deltas[-1] += "".join(run)
+    return deltas
+
+
+def test_plain_prose_is_released_at_every_word_boundary() -> None:
+    text = "Roses like full sun and deep watering; prune them in early spring, before the buds open. " * 4
+    deltas = _chunks(text, 5)
+    guard = StreamingOutputGuard(DEFAULT)
+    sent = ""
+    releases = 0
+    for received, delta in enumerate(deltas, start=1):
+        piece = guard.feed(delta).text
+        sent += piece
+        releases += bool(piece)
+        if received == 2:
+            assert sent, "nothing released after the first two deltas"
+        # Only the last complete word and the partial one after it are held.
+        held = text[len(sent) : received * 5]
+        assert len(held.split()) <= 2, f"held {held!r}"
+        assert sent == text[: len(sent)] and (not sent or sent[-1] == " ")
+    final = guard.finish()
+    assert sent + final.text == text
+    assert releases >= len(deltas) * 3 // 4
+    assert final.scan is not None and final.scan.max_held_chars <= 20
+
+
+def test_a_number_is_held_until_it_can_no_longer_become_a_card_phone_or_ssn() -> None:
+    text = "Your card is 4111 1111 1111 1111 and it expires soon. " + "Thanks for asking about it today. " * 6
+    pieces, final = _releases(DEFAULT, _words_of(text))
+    sent = "".join(pieces)
+    assert not any(group in piece for piece in pieces for group in ("4111", "1111")), "a group went out alone"
+    assert sent + final.text == DEFAULT.guard_output(text).text and "[CREDIT_CARD_1]" in sent
+
+    # A bare 9-digit number becomes an SSN through a context phrase after it: held until that is ruled out.
+    text = "The number 536221234 is on file for social security purposes. " + "More text follows. " * 8
+    pieces, final = _releases(DEFAULT, _chunks(text, 4))
+    assert "536" not in "".join(pieces)
+    assert "".join(pieces) + final.text == DEFAULT.guard_output(text).text
+    assert "[US_SSN_1]" in "".join(pieces)
+
+    # A context phrase after a number makes it a finding only if no candidate follows the phrase closely
+    # (pii_detectors._near_context): the number is held until that is decided too.
+    text = "Ref 123456789 is my passport number, and the new passport is 987654321 now. " + "Done. " * 20
+    expected = DEFAULT.guard_output(text).text
+    assert "123456789" in expected and "987654321" not in expected
+    for deltas in (_chunks(text, 5), _words_of(text), list(text)):
+        pieces, final = _releases(DEFAULT, deltas)
+        assert "".join(pieces) + final.text == expected
+        assert final.scan is not None and not final.scan.diverged
+
+    # Numbers that stay numbers are released once their reach has passed, well before the end.
+    text = "Order 42 shipped on time. " + "The parcel is on its way to you now. " * 6
+    guard = StreamingOutputGuard(DEFAULT)
+    sent = ""
+    received = 0
+    for delta in _chunks(text, 5):
+        received += len(delta)
+        sent += guard.feed(delta).text
+        if "42" in sent:
+            break
+    assert "42" in sent and received - len("Order 42") <= 48 + 16 + 10
+
+
+def test_a_phone_number_followed_by_its_context_word_is_redacted_whole() -> None:
+    text = "Reach us on (415) 555-0132 office hours only. " + "We answer quickly. " * 6
+    for deltas in (_chunks(text, 3), _words_of(text), list(text)):
+        pieces, final = _releases(DEFAULT, deltas)
+        assert "".join(pieces) + final.text == DEFAULT.guard_output(text).text
+        assert not any("415" in piece or "0132" in piece for piece in pieces)
+
+
+def test_a_prefix_of_a_denied_phrase_is_held_until_the_phrase_is_ruled_out() -> None:
+    text = "Our project nightingale is secret, but the project plan is public. " + "Ask me anything else. " * 5
+    guard = StreamingOutputGuard(LOG_ONLY_DENY)  # redacts the phrase: the stream goes on
+    sent = ""
+    for delta in _words_of(text):
+        sent += guard.feed(delta).text
+        if len(sent) > len("Our "):
+            assert sent.startswith("Our [DENIED_WORD_1]"), f"released {sent!r} before the phrase was whole"
+    final = guard.finish()
+    assert sent + final.text == LOG_ONLY_DENY.guard_output(text).text
+    assert "project plan" in sent, "the harmless 'project' is released once 'plan' rules the phrase out"
+    for deltas in (_chunks(text, 5), _chunks(text, 3), list(text)):
+        pieces, final = _releases(LOG_ONLY_DENY, deltas)
+        assert "".join(pieces) + final.text == LOG_ONLY_DENY.guard_output(text).text
+        assert final.scan is not None and not final.scan.diverged
+
+
+def test_spaced_shapes_are_held_whole() -> None:
+    pem = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n"
+        "-----END RSA PRIVATE KEY-----"
+    )
+    for shape, placeholder in [
+        ("contact john @ example.com", "[EMAIL_1]"),
+        ("write to john dot doe [at] example dot com", "[EMAIL_1]"),
+        ("NINO AB 12 34 56 C", "[UK_NINO_1]"),
+        ("born on 12 March 1990", "[DATE_OF_BIRTH_1]"),
+        ("IBAN GB82 WEST 1234 5698 7654 32", "[IBAN_CODE_1]"),
+        (pem, "[PRIVATE_KEY_1]"),
+    ]:
+        text = "Sure, here it is: " + shape + " and that is all. " + "Nothing else to add. " * 6
+        expected = DEFAULT.guard_output(text).text
+        assert placeholder in expected, shape
+        for deltas in (_words_of(text), _chunks(text, 3)):
+            pieces, final = _releases(DEFAULT, deltas)
+            assert "".join(pieces) + final.text == expected, shape
+            assert final.scan is not None and not final.scan.diverged
+
+
+def test_cost_is_linear_for_one_character_deltas_without_whitespace() -> None:
+    def cost(total: int) -> tuple[float, int]:
+        text = ("aB3xY9qZ" * (total // 8 + 1))[:total]
+        best, released = float("inf"), 0
+        for _ in range(3):
+            guard = StreamingOutputGuard(DEFAULT)
+            started = time.perf_counter()
+            released = sum(len(guard.feed(char).text) for char in text)
+            guard.finish()
+            best = min(best, time.perf_counter() - started)
+        return best, released
+
+    (small, _), (large, released) = cost(25_000), cost(100_000)
+    assert large / small < 4 * 3, f"25 KB: {small:.3f}s, 100 KB: {large:.3f}s"
+    assert released > 50_000, "a run longer than LONG_TOKEN_CHARS is split and streamed"
