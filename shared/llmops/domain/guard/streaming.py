@@ -72,12 +72,14 @@ longest denied phrase or placeholder) in non-whitespace characters. The window n
 release; it bounds the look-behind and the placeholder rule.
 
 Scans run when a delta brings a word boundary, once the new text is at least 1/8 of the unreleased
-tail plus 1/64 of the look-behind (prose: every few characters); without a boundary, once it is
-16 characters and 1/8 of the scanned region. Each scan costs O(tail + look-behind), so the total
-cost is linear in the completion whatever the deltas (1-character deltas without a space included:
-the scan size then grows geometrically). When the anchors leave nothing to release, the engine is
-not called at all. Placeholders are numbered by one allocator for the whole stream, in text order,
-as the engine numbers them for the whole text.
+tail plus 1/64 of the look-behind plus 1/1024 of the text released so far (prose: every word for
+the first few kilobytes, then every few words); without a boundary, once it is 16 characters and
+1/8 of the scanned region. Each scan costs O(tail + look-behind), so the total cost is linear in
+the completion whatever the deltas (1-character deltas without a space included: the scan size
+then grows geometrically), and a long answer takes O(1024 log n) engine calls on top of that
+(~70 us each). When the anchors leave nothing to release, the engine is not called at all.
+Placeholders are numbered by one allocator for the whole stream, in text order, as the engine
+numbers them for the whole text.
 
 What blocks mid-stream, and what only at ``finish()``
 -----------------------------------------------------
@@ -89,8 +91,8 @@ ratio), and the size limit (``max_output_chars``).
 At ``finish()`` the engine runs once more on the whole completion, the non-streamed
 ``guard_output`` call itself: its verdict is the audit record's, scores included (grounding,
 relevance, system-prompt leak). If it blocks, the held tail is not released. If it would have
-shown the client something other than what was already released (a shape outside the window
-above, e.g. a denied phrase with runs of spaces that the policy redacts rather than blocks), the
+shown the client something other than what was already released (a shape the anchors above do
+not foresee, e.g. a finding across the split of a run longer than ``LONG_TOKEN_CHARS``), the
 stream ends blocked and ``scan.diverged`` is set: the client never gets text the policy would not
 have shown after the point of divergence, but what it already got cannot be recalled.
 
