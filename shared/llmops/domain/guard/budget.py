@@ -30,7 +30,7 @@ __all__ = [
 # refused because the machine was busy for a moment.
 BUDGET_PER_CHAR_S: Final = 0.5e-6
 BUDGET_FLOOR_S: Final = 0.05
-_TICKS_PER_CHECK: Final = 128  # a clock read costs ~50 ns; a tick ~20 ns
+_TICKS_PER_CHECK: Final = 32  # a clock read costs ~50 ns; a tick ~20 ns; a candidate up to ~50 us
 
 
 class GuardBudgetExceededError(Exception):
