@@ -469,6 +469,7 @@ class StreamingOutputGuard:
         self._released = 0  # absolute offset: everything before it is decided
         self._scanned_to = 0
         self._boundary = False  # a word boundary arrived since the last scan
+        self._ends_in_space = False  # the last delta ended in whitespace
         self._scan_gap = 1  # new characters the next scan at a word boundary waits for
         self._max_held = 0
         self._released_text: list[str] = []
@@ -554,7 +555,10 @@ class StreamingOutputGuard:
 
     def _maybe_scan(self, delta: str) -> Release:
         """Scan at a word boundary (text may be releasable) or after enough text without one."""
-        self._boundary = self._boundary or any(space in delta for space in _SPACE)
+        # A word boundary: whitespace, or the first character of a word, which settles the word before it.
+        starts_word = self._ends_in_space and delta[0] not in _SPACE
+        self._boundary = self._boundary or starts_word or any(space in delta for space in _SPACE)
+        self._ends_in_space = delta[-1] in _SPACE
         pending = self._received - self._scanned_to
         if self._boundary and pending >= self._scan_gap:
             return self._scan()
