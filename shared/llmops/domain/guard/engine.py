@@ -244,7 +244,7 @@ class GuardEngine:
         budget = self.budget(total)
         try:
             for text in texts:
-                vault.allocator.reserve_literals(text)
+                vault.allocator.reserve_literals(text, budget.tick)
                 budget.check()
             analyses = [
                 self._analyze(t, Direction.INPUT, allocator=vault.allocator, vault=vault, budget=budget) for t in texts
@@ -362,7 +362,7 @@ class GuardEngine:
             if action is not Action.ALLOW:
                 decisions.append(Decision(too_large, Action.LOG_ONLY))
 
-        normalized = normalize(text)
+        normalized = normalize(text, budget.tick)
         folded = normalized.text
         view = TextView(folded, budget)
         scores: dict[str, float] = {}

@@ -814,6 +814,7 @@ def _decoded_payloads(view: TextView) -> list[tuple[int, int, str]]:
         # on the text itself tried its look-behind at every position.
         text = view.text
         for run in _BASE64_SHAPE_RUN.finditer(shape):
+            view.budget.tick()
             start = run.start()
             if start and text[start - 1] == "=":
                 continue
@@ -828,6 +829,7 @@ def _decoded_payloads(view: TextView) -> list[tuple[int, int, str]]:
     hex_shape = ascii_lowered.translate(_HEX_SHAPE)
     if _HEX_RUN in hex_shape or _HEX_PAIRS in hex_shape or b"\\x" in ascii_lowered:
         for m in _HEX.finditer(view.lowered):
+            view.budget.tick()
             decoded = _decode_hex(m.group())
             if decoded is not None:
                 out.append((m.start(), m.end(), decoded))

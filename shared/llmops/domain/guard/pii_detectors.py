@@ -349,16 +349,19 @@ class PiiDetector:
                     card = self._card(m, found, text) or card
             if digits >= 9:
                 for m in _SSN_FORMATTED.finditer(text, start, end):
+                    tick()
                     if ssn_valid(m.group().replace("-", "").replace(" ", "")):
                         found.append(Finding(FindingType.US_SSN, m.start(), m.end(), 0.85, _CHECKSUM))
             if digits >= 10:
                 for m in _UK_NHS.finditer(text, start, end):
+                    tick()
                     if nhs_valid(m.group().replace(" ", "").replace("-", "")):
                         window = text[max(0, m.start() - 60) : m.end() + 20]
                         score = 0.95 if _NHS_CONTEXT.search(window) else 0.5
                         found.append(Finding(FindingType.UK_NHS, m.start(), m.end(), score, _CHECKSUM))
             if digits >= 4 and "." in text[start:end]:
                 for m in _IPV4.finditer(text, start, end):
+                    tick()
                     if _ipv4_valid(m.group()):
                         found.append(Finding(FindingType.IP_ADDRESS, m.start(), m.end(), 0.9, _CHECKSUM))
             if before.isupper() and start >= 2 and text[start - 2].isupper():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NoReturn
 
 from llmops.domain.guard import safe_regex
@@ -98,10 +98,14 @@ class PlaceholderAllocator:
         self._by_value: dict[tuple[str, str], str] = {}
         self._reserved: set[str] = set()
 
-    def reserve_literals(self, text: str) -> None:
-        """Skip every placeholder the restore step would recognise in `text` (bracketed or bare)."""
+    def reserve_literals(self, text: str, tick: Callable[[], None] | None = None) -> None:
+        """Skip every placeholder the restore step would recognise in `text` (bracketed or bare).
+        `tick` (the guard budget's) is called per placeholder seen."""
         if "_" in text or "[" in text:
-            self._reserved.update(canonical for _, _, canonical in _echoed(text))
+            for _, _, canonical in _echoed(text):
+                if tick is not None:
+                    tick()
+                self._reserved.add(canonical)
 
     def placeholder(self, finding_type: str, value: str) -> str:
         key = (finding_type, value)

@@ -121,12 +121,12 @@ class SecretsDetector:
                 score = 0.75 if m.group().endswith("EXAMPLE") else 0.95
                 add(Finding(FindingType.AWS_ACCESS_KEY, m.start(), m.end(), score, _PATTERN))
         if len(text) >= 40 and ("aws" in lowered or "secret" in lowered):
-            self._aws_secrets(text, lowered, found)
+            self._aws_secrets(text, lowered, found, tick)
         if "PRIVATE KEY" in text:
-            for start, end in _pem_blocks(text):
+            for start, end in _pem_blocks(text, tick):
                 add(Finding(FindingType.PRIVATE_KEY, start, end, 1.0, _PATTERN))
         if "eyJ" in text:
-            for start, end in _jwts(text):
+            for start, end in _jwts(text, tick):
                 if _token_start(text, start):
                     score = 0.99 if _jwt_header_ok(text[start:end]) else 0.8
                     add(Finding(FindingType.JWT, start, end, score, _PATTERN))
@@ -155,15 +155,16 @@ class SecretsDetector:
                 if word_start(text, m.start()) and _strong_value(text[value_start:value_end]):
                     add(Finding(FindingType.GENERIC_SECRET, value_start, value_end, 0.75, _ENTROPY))
         if "://" in text and "@" in text:
-            self._url_passwords(text, lowered, found)
+            self._url_passwords(text, lowered, found, tick)
         return found
 
     @staticmethod
-    def _aws_secrets(text: str, lowered: str, found: list[Finding]) -> None:
+    def _aws_secrets(text: str, lowered: str, found: list[Finding], tick: Callable[[], None]) -> None:
         """40-character base64 values within a few words after "aws" or "secret"."""
         seen: set[int] = set()
         for word in _AWS_SECRET_CONTEXT_WORDS:
             for index in find_all(lowered, word):
+                tick()
                 for m in _B64_40.finditer(text, index, min(len(text), index + 120)):
                     value = m.group()
                     if m.start() in seen or not _strong_value(value) or shannon_entropy(value) < 4.0:
@@ -190,8 +191,9 @@ class SecretsDetector:
                     found.append(Finding(FindingType.GENERIC_SECRET, m.start("value"), m.end("value"), 0.7, _ENTROPY))
 
     @staticmethod
-    def _url_passwords(text: str, lowered: str, found: list[Finding]) -> None:
+    def _url_passwords(text: str, lowered: str, found: list[Finding], tick: Callable[[], None]) -> None:
         for index in find_all(text, "://"):
+            tick()
             start = index
             while start > 0 and lowered[start - 1] in _SCHEME_CHARS and index - start < 20:
                 start -= 1
@@ -200,11 +202,12 @@ class SecretsDetector:
                 found.append(Finding(FindingType.GENERIC_SECRET, m.start("value"), m.end("value"), 0.75, _PATTERN))
 
 
-def _pem_blocks(text: str) -> list[tuple[int, int]]:
+def _pem_blocks(text: str, tick: Callable[[], None]) -> list[tuple[int, int]]:
     """Spans of "-----BEGIN ... PRIVATE KEY-----", its body and, if present, its footer."""
     blocks: list[tuple[int, int]] = []
     pos = 0
     while (header := _PEM_HEADER.search(text, pos)) is not None:
+        tick()
         body_end = min(len(text), header.end() + _PEM_BODY_MAX)
         stop = _PEM_BODY_BREAK.search(text, header.end(), body_end)
         end = body_end if stop is None else stop.start()
@@ -215,11 +218,12 @@ def _pem_blocks(text: str) -> list[tuple[int, int]]:
     return blocks
 
 
-def _jwts(text: str) -> list[tuple[int, int]]:
+def _jwts(text: str, tick: Callable[[], None]) -> list[tuple[int, int]]:
     """JWT spans with segments of at most 4000, 8000 and 4000 characters (as the bounded pattern had)."""
     spans: list[tuple[int, int]] = []
     pos = 0
     while (m := _JWT.search(text, pos)) is not None:
+        tick()
         header_end = text.index(".", m.start())
         payload_end = text.index(".", header_end + 1)
         first, second, third = _JWT_SEGMENTS_MAX
