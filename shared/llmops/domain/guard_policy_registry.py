@@ -1,9 +1,10 @@
 """Versioned guard policies: the registry's content model (pure, no I/O).
 
-A guard policy version is an immutable `GuardPolicy.from_mapping` document under a policy name;
-labels (`production`, ...) point at versions exactly as prompt labels do (`LabelState`, with the
-policy name in `prompt_id`), so the same label store, the same `label set` / `rollback` semantics
-and the same canary release-bundle states serve both.
+A guard policy version is an immutable `GuardPolicy.from_mapping` document under a policy name,
+kept by the versioned-label registry prompts use too (`llmops.domain.registry`): the policy name
+is the registry subject, and labels (`production`, ...) point at versions exactly as prompt labels
+do, so the same store, the same `label set` / `rollback` semantics and the same canary
+release-bundle states serve both.
 """
 
 from __future__ import annotations
@@ -16,26 +17,40 @@ from typing import Any, Protocol
 
 from llmops.domain.guard import GuardPolicy
 from llmops.domain.guard.policy import GATEWAY_DETECTORS
-from llmops.domain.prompts import LabelState, validate_prompt_id
+from llmops.domain.registry import (
+    DEFAULT_LABEL,
+    RegistryKind,
+    RegistryNotFoundError,
+    RegistrySource,
+    unified_diff,
+    validate_name,
+)
 
 __all__ = [
+    "GUARD_POLICIES",
     "PRODUCTION_LABEL",
     "GuardPolicyDraft",
+    "GuardPolicyNotFoundError",
     "GuardPolicySource",
     "GuardPolicyVersion",
+    "diff",
     "validate_policy_name",
 ]
 
 # The label the gateway serves; other labels (staging, ...) are for people and canaries.
-PRODUCTION_LABEL = "production"
+PRODUCTION_LABEL = DEFAULT_LABEL
 
 
 def validate_policy_name(name: str) -> str:
     """Policy names follow prompt ids (`[A-Za-z0-9][A-Za-z0-9._-]{0,63}`): both are table keys."""
-    try:
-        return validate_prompt_id(name)
-    except ValueError:
-        raise ValueError(f"invalid guard policy name {name!r}: use letters, digits, '.', '_' or '-'") from None
+    return validate_name(name, "guard policy name")
+
+
+class GuardPolicyNotFoundError(RegistryNotFoundError):
+    code = "guard_policy_not_found"
+
+
+GUARD_POLICIES = RegistryKind("guard policy", validate_policy_name, GuardPolicyNotFoundError)
 
 
 def _canonical(document: Mapping[str, Any]) -> str:
@@ -50,6 +65,10 @@ class GuardPolicyDraft:
     document: Mapping[str, Any]
     author: str = ""
     change_note: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.name
 
     def problems(self) -> list[str]:
         found: list[str] = []
@@ -71,14 +90,7 @@ class GuardPolicyDraft:
         return hashlib.sha256(_canonical({"name": self.name, "policy": self.document}).encode()).hexdigest()
 
     def to_version(self, version: int, created_at: float) -> GuardPolicyVersion:
-        return GuardPolicyVersion(
-            name=self.name,
-            version=version,
-            document=self.document,
-            author=self.author,
-            change_note=self.change_note,
-            created_at=created_at,
-        )
+        return GuardPolicyVersion(self.name, version, self.document, self.author, self.change_note, created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +101,10 @@ class GuardPolicyVersion:
     author: str = ""
     change_note: str = ""
     created_at: float = 0.0
+
+    @property
+    def subject(self) -> str:
+        return self.name
 
     @property
     def ref(self) -> str:
@@ -109,9 +125,14 @@ class GuardPolicyVersion:
         return _canonical(self.document)
 
 
-class GuardPolicySource(Protocol):
-    """Reads the guard policy registry; the DynamoDB store implements it, the gateway caches it."""
+class GuardPolicySource(RegistrySource[GuardPolicyVersion], Protocol):
+    """Reads the guard policy registry by name; the DynamoDB store implements it, the gateway caches it."""
 
-    def get_version(self, name: str, version: int) -> GuardPolicyVersion | None: ...
 
-    def get_label(self, name: str, label: str) -> LabelState | None: ...
+def diff(a: GuardPolicyVersion, b: GuardPolicyVersion) -> str:
+    """A unified diff of two versions' policy documents (empty when they are the same)."""
+
+    def lines(version: GuardPolicyVersion) -> list[str]:
+        return json.dumps(version.document, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+    return unified_diff(lines(a), lines(b), a.ref, b.ref)

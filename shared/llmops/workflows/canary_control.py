@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmops.config.tables import guard_policy_pk, label_sk, prompt_pk
-from llmops.domain.prompts import LabelState, scoped_prompt_id
+from llmops.domain.prompts import scoped_prompt_id
+from llmops.domain.registry import RegistrySource, RegistryVersion
 from llmops.workflows.canary_input import CanaryInput, GuardPolicyBundle, PromptBundle
 from llmops.workflows.canary_rollback import (
     PromptLabelRollback,
@@ -71,12 +72,8 @@ class CanaryControlPlane(Protocol):
         ...
 
 
-class LabelledVersions(Protocol):
-    """A versioned-label registry as a release bundle reads it (prompts or guard policies)."""
-
-    def get_version(self, subject: str, version: int, /) -> object | None: ...
-
-    def get_label(self, subject: str, label: str, /) -> LabelState | None: ...
+# A versioned-label registry as a release bundle reads it (prompts or guard policies).
+LabelledVersions = RegistrySource[RegistryVersion]
 
 
 @dataclass(frozen=True, slots=True)

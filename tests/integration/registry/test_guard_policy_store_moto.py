@@ -10,8 +10,8 @@ from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
 from llmops.adapters.dynamodb.prompt_store import DynamoPromptStore
 from llmops.application.guard_policies import GuardPolicies
 from llmops.domain.guard import Action, Direction
-from llmops.domain.guard_policy_registry import GuardPolicyDraft
-from llmops.domain.prompts import PromptDraft, PromptNotFoundError
+from llmops.domain.guard_policy_registry import GuardPolicyDraft, GuardPolicyNotFoundError
+from llmops.domain.prompts import PromptDraft
 
 STRICT = {"actions": {"EMAIL": "block"}}
 LENIENT = {"actions": {"EMAIL": "allow"}}
@@ -42,7 +42,7 @@ def test_labels_move_and_roll_back(store: DynamoGuardPolicyStore) -> None:
     assert (moved.version, moved.history) == (2, (1,))
     back = store.rollback("strict", "production", now=5.0)
     assert (back.version, back.history) == (1, ())
-    with pytest.raises(PromptNotFoundError):
+    with pytest.raises(GuardPolicyNotFoundError):
         store.set_label("strict", "production", 9, now=6.0)
 
 
@@ -54,7 +54,7 @@ def test_namespaces_do_not_mix(store: DynamoGuardPolicyStore, dynamodb: Any, nam
     store.push(GuardPolicyDraft("strict", LENIENT), now=1.0)
     store.set_label("strict", "production", 2, now=2.0)
 
-    assert [(s.prompt_id, s.latest_version, s.labels) for s in store.list_policies()] == [
+    assert [(s.subject, s.latest_version, s.labels) for s in store.list_policies()] == [
         ("strict", 2, {"production": 2})
     ]
     assert [(s.prompt_id, s.latest_version, s.labels) for s in prompts.list_prompts()] == [

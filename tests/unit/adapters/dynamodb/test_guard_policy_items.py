@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from llmops.adapters.dynamodb.prompt_items import (
+from llmops.adapters.dynamodb.guard_policy_items import (
     GUARD_POLICY_PK_PREFIX,
     guard_policy_pk,
     guard_policy_version_from_item,
     guard_policy_version_item,
-    label_from_item,
-    label_item,
-    prompt_id_from_pk,
 )
+from llmops.adapters.dynamodb.prompt_items import label_from_item, label_item, prompt_id_from_pk
 from llmops.domain.guard_policy_registry import GuardPolicyDraft, GuardPolicyVersion
-from llmops.domain.prompts import LabelState
+from llmops.domain.registry import LabelState
 
 
 def test_a_version_round_trips_under_the_guard_namespace() -> None:
