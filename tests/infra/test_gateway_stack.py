@@ -275,10 +275,16 @@ def test_gateway_responses_are_the_shared_edge_definitions(synth: Any) -> None:
 
 
 def test_bedrock_invoke_is_scoped_to_the_configured_models(synth: Any) -> None:
-    expected = {
-        f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{m}"
-        for m in GatewayConfig().bedrock_model_ids
-    }
+    expected: set[str] = set()
+    for model in GatewayConfig().bedrock_model_ids:
+        if model.startswith("us."):  # a cross-region inference profile: the profile, and its model anywhere
+            expected.add(
+                f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}:${{AWS::AccountId}}:inference-profile/{model}"
+            )
+            expected.add(f"arn:${{AWS::Partition}}:bedrock:*::foundation-model/{model.removeprefix('us.')}")
+        else:
+            expected.add(f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{model}")
+    assert any(m.startswith("us.") for m in GatewayConfig().bedrock_model_ids)
     bedrock = [s for s in _statements(synth) if any(a.startswith("bedrock:") for a in _as_list(s["Action"]))]
     assert len(bedrock) == 1
     assert set(_as_list(bedrock[0]["Action"])) == {

@@ -28,12 +28,20 @@ from llmops.domain.routing import (
     Route,
     Target,
     attempt_order,
+    capable_targets,
     check_output_budget,
     cost_usd,
     default_draw,
 )
 from llmops.domain.stages import RequestStage
-from llmops.domain.streaming import StreamEnd, StreamEvent, StreamingChatProvider, TextDelta
+from llmops.domain.streaming import (
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+    StreamingChatProvider,
+    TextDelta,
+    ToolCallDelta,
+)
 from llmops.domain.tenancy import TenantContext
 
 __all__ = ["Attempt", "CompletionResult", "CompletionService", "RoutePlan", "StreamingResult", "upstream_failure"]
@@ -119,14 +127,12 @@ class CompletionService:
         table = self.routes.current()
         route = table.route(request.model, tenant.allowed_models)
         order = attempt_order(route, self.draw(), lambda t: self.breaker.is_open(t, self.clock()))
+        # Only targets with every capability the request needs (tools, images, ...) may serve it.
+        capable = capable_targets([table.targets[t] for t in order], request.required_capabilities)
         # max_tokens is checked against the first choice; fallbacks that cannot honour it are
         # dropped instead of failing a request the first choice could serve.
-        check_output_budget(table.targets[order[0]], request.max_tokens)
-        targets = tuple(
-            table.targets[t]
-            for t in order
-            if request.max_tokens is None or request.max_tokens <= table.targets[t].max_output_tokens
-        )
+        check_output_budget(capable[0], request.max_tokens)
+        targets = tuple(t for t in capable if request.max_tokens is None or request.max_tokens <= t.max_output_tokens)
         return RoutePlan(route, targets)
 
     def execute(self, plan: RoutePlan, request: ChatRequest, deadline: Deadline | None = None) -> CompletionResult:
@@ -313,8 +319,12 @@ def _buffered_stream(
 ) -> Iterator[StreamEvent]:
     """A provider that cannot stream, as a stream: its whole completion as one event, then the end."""
     completion = provider.complete(target, request, timeout_s=timeout_s)
+    for block in completion.reasoning:
+        yield ReasoningDelta(block.text, block.signature, block.redacted)
     if completion.text:
         yield TextDelta(completion.text)
+    for index, call in enumerate(completion.tool_calls):
+        yield ToolCallDelta(index, call.arguments, call.id, call.name)
     yield StreamEnd(completion.finish_reason, completion.usage, completion.raw_model)
 
 

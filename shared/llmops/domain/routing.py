@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from llmops.domain.chat import Usage
+from llmops.domain.chat import Capability, Usage
 from llmops.domain.errors import BadRequestError, ModelNotFoundError
 
 __all__ = [
     "CircuitBreaker",
     "PayloadFormat",
     "Provider",
+    "Quirk",
     "Route",
     "RouteTable",
     "Target",
     "WeightedTarget",
     "attempt_order",
+    "capable_targets",
     "cost_usd",
 ]
 
@@ -40,6 +42,15 @@ class PayloadFormat(StrEnum):
     TGI = "tgi"  # {"inputs": <templated prompt>, "parameters": {...}} -> [{"generated_text"}]
 
 
+class Quirk(StrEnum):
+    """Parameter rules a target's model enforces that OpenAI's API does not (adapters honour them)."""
+
+    # Claude 4.x and later reject `temperature` and `top_p` in one request: top_p is dropped.
+    TEMPERATURE_XOR_TOP_P = "temperature_xor_top_p"
+    # Reasoning models that reject sampling parameters while thinking (temperature/top_p dropped).
+    NO_SAMPLING_WHILE_REASONING = "no_sampling_while_reasoning"
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     id: str
@@ -53,6 +64,11 @@ class Target:
     payload_format: PayloadFormat = PayloadFormat.OPENAI
     chat_template: str = "chatml"  # used by PayloadFormat.TGI only
     max_output_tokens: int = 4096
+    capabilities: frozenset[Capability] = frozenset()
+    quirks: frozenset[Quirk] = frozenset()
+    # Prompt-cache rates; None prices cached tokens as ordinary input.
+    price_per_1k_cache_read_usd: float | None = None
+    price_per_1k_cache_write_usd: float | None = None
 
     def __post_init__(self) -> None:
         if self.provider is Provider.BEDROCK and not self.model_id:
@@ -146,6 +162,10 @@ class RouteTable:
                     payload_format=PayloadFormat(spec.get("payload_format", "openai")),
                     chat_template=str(spec.get("chat_template", "chatml")),
                     max_output_tokens=int(spec.get("max_output_tokens", 4096)),
+                    capabilities=frozenset(Capability(c) for c in spec.get("capabilities", ())),
+                    quirks=frozenset(Quirk(q) for q in spec.get("quirks", ())),
+                    price_per_1k_cache_read_usd=_optional_price(spec, "price_per_1k_cache_read_usd"),
+                    price_per_1k_cache_write_usd=_optional_price(spec, "price_per_1k_cache_write_usd"),
                 )
                 for tid, spec in doc["targets"].items()
             }
@@ -162,6 +182,8 @@ class RouteTable:
             }
         except (KeyError, TypeError) as exc:
             raise ValueError(f"route config is missing a field: {exc}") from exc
+        except ValueError as exc:  # an unknown provider, format, capability or quirk
+            raise ValueError(f"route config has an invalid value: {exc}") from exc
         return cls(version=str(doc.get("version", "0")), targets=targets, routes=routes)
 
 
@@ -191,12 +213,49 @@ def attempt_order(route: Route, draw: float, is_open: Callable[[str], bool]) -> 
     return healthy + sick
 
 
+def _optional_price(spec: Mapping[str, Any], name: str) -> float | None:
+    return None if spec.get(name) is None else float(spec[name])
+
+
 def cost_usd(target: Target, usage: Usage) -> float:
+    """Uncached input, cache reads and cache writes each at their rate, plus output."""
+    read_price = target.price_per_1k_cache_read_usd
+    write_price = target.price_per_1k_cache_write_usd
+    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
     return round(
-        usage.input_tokens / 1000 * target.price_per_1k_input_usd
+        max(0, uncached) / 1000 * target.price_per_1k_input_usd
+        + usage.cache_read_tokens / 1000 * (target.price_per_1k_input_usd if read_price is None else read_price)
+        + usage.cache_write_tokens / 1000 * (target.price_per_1k_input_usd if write_price is None else write_price)
         + usage.output_tokens / 1000 * target.price_per_1k_output_usd,
         8,
     )
+
+
+def capable_targets(targets: Sequence[Target], needed: frozenset[Capability]) -> list[Target]:
+    """`targets` that have every capability in `needed`, in order; a 400 naming what is missing if none.
+
+    Fallbacks are filtered too: a request with tools never falls back to a model that would drop them.
+    """
+    capable = [t for t in targets if needed <= t.capabilities]
+    if not capable and targets:
+        missing = sorted(needed - set().union(*(t.capabilities for t in targets)) or needed)
+        raise BadRequestError(
+            f"No target of this model supports {', '.join(missing)}, which the request needs. "
+            "Use a model whose targets have it (GET /v1/models lists each model's capabilities).",
+            param=_CAPABILITY_PARAMS.get(missing[0], "model"),
+            code="unsupported_capability",
+        )
+    return capable
+
+
+# The request parameter that asks for each capability (the 400's `param`).
+_CAPABILITY_PARAMS: Mapping[str, str] = {
+    Capability.TOOLS: "tools",
+    Capability.IMAGES: "messages",
+    Capability.REASONING: "reasoning_effort",
+    Capability.PROMPT_CACHING: "messages",
+    Capability.STRUCTURED_OUTPUT: "response_format",
+}
 
 
 def check_output_budget(target: Target, max_tokens: int | None) -> None:

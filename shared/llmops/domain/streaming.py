@@ -1,9 +1,9 @@
 """A completion as it arrives: the provider-neutral events every streaming provider yields.
 
-A provider stream is an iterator of `StreamEvent`s: zero or more `TextDelta`s, then exactly one
-`StreamEnd`. Failures are raised from the iterator as `ProviderError`; one raised before the first
-event lets the completion service fall back to the next target, one raised after it ends the
-caller's stream with an error (the bytes already sent cannot be taken back).
+A provider stream is an iterator of `StreamEvent`s: zero or more `TextDelta`s, `ToolCallDelta`s and
+`ReasoningDelta`s, then exactly one `StreamEnd`. Failures are raised from the iterator as
+`ProviderError`; one raised before the first event lets the completion service fall back to the
+next target, one raised after it ends the caller's stream with an error (the bytes already sent cannot be taken back).
 
 Closing the iterator (`close()`, as a generator's) must stop reading from the provider: that is how
 a client that disconnects stops the model's output from being paid for any longer than needed.
@@ -18,7 +18,7 @@ from typing import Protocol
 from llmops.domain.chat import ChatRequest, FinishReason, Usage
 from llmops.domain.routing import Target
 
-__all__ = ["StreamEnd", "StreamEvent", "StreamingChatProvider", "TextDelta"]
+__all__ = ["ReasoningDelta", "StreamEnd", "StreamEvent", "StreamingChatProvider", "TextDelta", "ToolCallDelta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,29 @@ class TextDelta:
     """The next piece of the completion's text, as the provider sent it (any size, may be empty)."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of the tool call at `index` (0-based, in the order the model started them).
+
+    The first delta of a call carries its `id` and `name`; every delta may carry a piece of the
+    `arguments` JSON text, which concatenates to the call's arguments (OpenAI's chunk semantics).
+    """
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of reasoning text, or the `signature` (or `redacted` block) that closes a reasoning block."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +64,7 @@ class StreamEnd:
     raw_model: str | None = None
 
 
-StreamEvent = TextDelta | StreamEnd
+StreamEvent = TextDelta | ToolCallDelta | ReasoningDelta | StreamEnd
 
 
 class StreamingChatProvider(Protocol):
