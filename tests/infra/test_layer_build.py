@@ -76,6 +76,9 @@ def test_the_shared_layer_carries_the_streaming_runtime_and_its_wrapper(tmp_path
     out = tmp_path / "out"
     build.build_into(out)
     assert (out / "python" / "llmops" / "lambda_runtime" / "loop.py").is_file()
+    # package data the Lambda code reads at import (the injection signal table, the seed routes)
+    assert (out / "python" / "llmops" / "domain" / "guard" / "injection" / "signals.json").is_file()
+    assert (out / "python" / "llmops" / "config" / "routes.json").is_file()
     script = (out / "llmops-runtime").read_text()
     assert script.startswith("#!/bin/sh")
     assert "-m llmops.lambda_runtime.loop" in script

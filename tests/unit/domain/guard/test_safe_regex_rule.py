@@ -68,7 +68,8 @@ def test_the_scan_sees_the_modules_that_face_untrusted_text() -> None:
     for expected in (
         "shared/llmops/domain/guard/pii_detectors.py",
         "shared/llmops/domain/guard/obfuscated_pii.py",
-        "shared/llmops/domain/guard/injection.py",
+        "shared/llmops/domain/guard/injection/decoding.py",
+        "shared/llmops/domain/guard/injection/scorer.py",
         "shared/llmops/domain/token_estimate.py",
         "shared/llmops/application/openai_schema.py",
         "shared/llmops/adapters/sagemaker/transformation.py",
