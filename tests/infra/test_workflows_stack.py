@@ -18,7 +18,7 @@ from infra.app import build_app, cdk_json_context
 from infra.capabilities.alarms import CANARY_GATES
 from infra.capabilities.workflows import WorkflowSettings, retrainable_aliases
 from infra.config import GatewayConfig, routes_document
-from llmops.application.drift_monitor import latest_dataset_key
+from llmops.config.drift_monitor import latest_dataset_key
 from llmops.workflows import APPROVAL, CANARY, RETRAINING, asl_path
 from llmops.workflows.retraining_input import RetrainingInput
 

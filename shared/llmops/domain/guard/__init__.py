@@ -77,8 +77,15 @@ Actions are ``allow`` (not reported), ``log_only`` (reported, text untouched), `
 ``pseudonymize`` (input only; on output it acts as redact) and ``block``. Defaults: PII and secrets
 redact in both directions; PROMPT_INJECTION, DENIED_WORD, DENIED_TOPIC, SYSTEM_PROMPT_LEAK,
 INPUT_TOO_LARGE and OUTPUT_TOO_LARGE block; GROUNDING and RELEVANCE log_only (heuristic scores: opt in to blocking).
-``comprehend`` and ``bedrock_guardrail`` are accepted detector names for pluggable detectors
-passed as ``GuardEngine(policy, extra_detectors=[...])``; they are off by default.
+``comprehend`` and ``bedrock_guardrail`` name pluggable detectors (adapters handed to
+``GuardEngine(policy, extra_detectors=[...])``, off by default). The gateway does not wire them
+yet, so it refuses a policy naming either: ``llmops guard-policies push`` fails with "the
+'<name>' detector is not available in the gateway yet", and so does the gateway's start with such a
+policy in ``LLMOPS_GUARD_POLICIES`` (both validate with ``runnable_detectors=GATEWAY_DETECTORS``,
+see :mod:`.policy`; a version stored before that check serves without the detector, see
+``llmops.domain.guard_policy_registry``). ``GuardPolicy.from_mapping`` without ``runnable_detectors``
+still reads the names, for code that hands the engine those detectors itself (the adapters'
+integration tests).
 """
 
 from __future__ import annotations
