@@ -9,6 +9,7 @@ from aws_cdk import aws_iam as iam
 
 from infra.config import GatewayConfig
 from infra.nag import acknowledge
+from llmops.domain.model_ids import foundation_model_id, is_cross_region_profile
 
 __all__ = [
     "BEDROCK_INVOKE_ACTIONS",
@@ -22,22 +23,15 @@ __all__ = [
 BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 SAGEMAKER_INVOKE_ACTIONS = ("sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream")
 
-# Cross-region inference profile ids carry a geography prefix, e.g. "us.anthropic.claude-...".
-_PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
-
-
-def _is_inference_profile(model: str) -> bool:
-    return model.startswith(_PROFILE_PREFIXES)
-
 
 def bedrock_resource_arns(stack: cdk.Stack, model: str) -> list[str]:
     """The ARNs an InvokeModel call for `model` (an id or an ARN) is authorized against."""
     if model.startswith("arn:"):
         return [model]
-    if _is_inference_profile(model):
+    if is_cross_region_profile(model):
         # A profile routes to the foundation model in any region of its geography, and IAM
         # checks both the profile and the underlying model.
-        base_model = model.split(".", 1)[1]
+        base_model = foundation_model_id(model)
         return [
             stack.format_arn(service="bedrock", resource="inference-profile", resource_name=model),
             f"arn:{stack.partition}:bedrock:*::foundation-model/{base_model}",
@@ -64,13 +58,13 @@ def grant_model_invoke(role: iam.IRole, config: GatewayConfig) -> None:
                 resources=_unique(arn for m in config.bedrock_model_ids for arn in bedrock_resource_arns(stack, m)),
             )
         )
-        profiles = [m for m in config.bedrock_model_ids if _is_inference_profile(m)]
+        profiles = [m for m in config.bedrock_model_ids if is_cross_region_profile(m)]
         acknowledge(
             role,
             *(
                 (
                     f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/"
-                    f"{m.split('.', 1)[1]}]",
+                    f"{foundation_model_id(m)}]",
                     "Cross-region inference profiles invoke the model in any region of the geography; "
                     "the model is fixed, only the region is open.",
                 )

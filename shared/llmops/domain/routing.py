@@ -17,12 +17,15 @@ from llmops.domain.errors import BadRequestError, ModelNotFoundError
 
 __all__ = [
     "CircuitBreaker",
+    "EmbeddingFormat",
+    "EmbeddingSpec",
     "PayloadFormat",
     "Provider",
     "Quirk",
     "Route",
     "RouteTable",
     "Target",
+    "TargetKind",
     "WeightedTarget",
     "attempt_order",
     "capable_targets",
@@ -40,6 +43,85 @@ class PayloadFormat(StrEnum):
 
     OPENAI = "openai"  # LMI / vLLM / TGI Messages API: {"messages": [...]} -> chat.completion
     TGI = "tgi"  # {"inputs": <templated prompt>, "parameters": {...}} -> [{"generated_text"}]
+
+
+class TargetKind(StrEnum):
+    """What a target does: chat completions (`POST /v1/chat/completions`) or embeddings (`POST /v1/embeddings`).
+
+    Every target of one route has the same kind, so an alias is either a chat model or an embedding
+    model, and a request to the other endpoint is a 400 naming `model` (`RouteTable.require_kind`)."""
+
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+
+
+class EmbeddingFormat(StrEnum):
+    """The wire body of an embedding target (`llmops.adapters.*.embedding_transformation`)."""
+
+    TITAN = "titan"  # Bedrock InvokeModel, Titan Text Embeddings v2: one `inputText` per call
+    COHERE = "cohere"  # Bedrock InvokeModel, Cohere Embed v3: `texts`, at most 96 per call
+    TEI = "tei"  # SageMaker, HF TEI / DJL embedding containers: {"inputs": [...]} -> [[...]]
+
+
+# The most each format's model accepts (texts per call, characters per text); routes.json may only
+# lower these: Bedrock refuses more with a ValidationException, after the quota was reserved.
+_FORMAT_LIMITS: Mapping[EmbeddingFormat, tuple[int, int]] = {
+    EmbeddingFormat.TITAN: (1, 50_000),
+    EmbeddingFormat.COHERE: (96, 2048),
+    EmbeddingFormat.TEI: (2048, 1_000_000),
+}
+_TITAN_DIMENSIONS = frozenset({256, 512, 1024})
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingSpec:
+    """An embedding target's vector sizes and limits (routes.json `embedding`).
+
+    `dimensions` are the sizes the model answers natively; `default_dimensions` the one it answers
+    when the request names none. Only Titan v2 takes the size as a parameter; the others have one
+    native size, and any other `dimensions` is refused: vectors are never truncated silently.
+    """
+
+    format: EmbeddingFormat
+    dimensions: tuple[int, ...]
+    default_dimensions: int
+    max_batch: int  # texts per provider call
+    max_input_chars: int  # per text
+
+    def __post_init__(self) -> None:
+        most_texts, most_chars = _FORMAT_LIMITS[self.format]
+        if not self.dimensions or any(d <= 0 for d in self.dimensions):
+            raise ValueError("embedding.dimensions must be a non-empty list of positive sizes")
+        if self.default_dimensions not in self.dimensions:
+            raise ValueError("embedding.default_dimensions must be one of embedding.dimensions")
+        if self.format is EmbeddingFormat.TITAN and not set(self.dimensions) <= _TITAN_DIMENSIONS:
+            raise ValueError("embedding.dimensions: Titan v2 answers 256, 512 or 1024")
+        if self.format is not EmbeddingFormat.TITAN and len(self.dimensions) != 1:
+            raise ValueError(f"embedding.dimensions: {self.format.value} models have one native size")
+        if not 1 <= self.max_batch <= most_texts:
+            raise ValueError(f"embedding.max_batch must be between 1 and {most_texts} for {self.format.value}")
+        if not 1 <= self.max_input_chars <= most_chars:
+            raise ValueError(f"embedding.max_input_chars must be between 1 and {most_chars} for {self.format.value}")
+
+    @classmethod
+    def from_mapping(cls, spec: Mapping[str, Any]) -> EmbeddingSpec:
+        fmt = EmbeddingFormat(spec["format"])
+        dimensions = tuple(int(d) for d in spec["dimensions"])
+        most_texts, most_chars = _FORMAT_LIMITS[fmt]
+        return cls(
+            format=fmt,
+            dimensions=dimensions,
+            default_dimensions=int(spec.get("default_dimensions", max(dimensions))),
+            max_batch=int(spec.get("max_batch", min(most_texts, 32))),
+            max_input_chars=int(spec.get("max_input_chars", min(most_chars, 50_000))),
+        )
+
+
+_EMBEDDING_PROVIDERS: Mapping[EmbeddingFormat, Provider] = {
+    EmbeddingFormat.TITAN: Provider.BEDROCK,
+    EmbeddingFormat.COHERE: Provider.BEDROCK,
+    EmbeddingFormat.TEI: Provider.SAGEMAKER,
+}
 
 
 class Quirk(StrEnum):
@@ -69,6 +151,12 @@ class Target:
     # Prompt-cache rates; None prices cached tokens as ordinary input.
     price_per_1k_cache_read_usd: float | None = None
     price_per_1k_cache_write_usd: float | None = None
+    # The foundation model behind an application inference profile ARN (whose id does not say),
+    # e.g. "anthropic.claude-sonnet-4-5-20250929-v1:0": adapters pick the model family's request
+    # fields from it. Empty for every other model id, which names its model itself.
+    foundation_model: str = ""
+    kind: TargetKind = TargetKind.CHAT
+    embedding: EmbeddingSpec | None = None  # embedding targets only
 
     def __post_init__(self) -> None:
         if self.provider is Provider.BEDROCK and not self.model_id:
@@ -79,6 +167,12 @@ class Target:
             raise ValueError(f"target {self.id}: context_window and max_output_tokens must be positive")
         if self.price_per_1k_input_usd < 0 or self.price_per_1k_output_usd < 0:
             raise ValueError(f"target {self.id}: prices cannot be negative")
+        if (self.kind is TargetKind.EMBEDDING) != (self.embedding is not None):
+            raise ValueError(f"target {self.id}: an embedding target needs `embedding`, and only it may have one")
+        if self.embedding is not None and _EMBEDDING_PROVIDERS[self.embedding.format] is not self.provider:
+            raise ValueError(
+                f"target {self.id}: {self.embedding.format.value} embeddings are not served by {self.provider.value}"
+            )
 
     @property
     def display(self) -> str:
@@ -126,6 +220,25 @@ class RouteTable:
             missing = [t for t in route.target_ids() if t not in self.targets]
             if missing:
                 raise ValueError(f"route {route.alias} names unknown targets: {', '.join(missing)}")
+            # A fallback must answer what the primary answers: never a chat model for embeddings.
+            if len({self.targets[t].kind for t in route.target_ids()}) > 1:
+                raise ValueError(f"route {route.alias} mixes chat and embedding targets")
+
+    def kind(self, route: Route) -> TargetKind:
+        return self.targets[route.primaries[0].target_id].kind
+
+    def require_kind(self, route: Route, kind: TargetKind) -> None:
+        """A 400 naming `model` when `route` serves the other endpoint (chat vs embeddings)."""
+        actual = self.kind(route)
+        if actual is kind:
+            return
+        endpoint = "POST /v1/embeddings" if actual is TargetKind.EMBEDDING else "POST /v1/chat/completions"
+        raise BadRequestError(
+            f"'{route.alias}' is an {actual.value} model, not a {kind.value} model: call it with {endpoint}. "
+            "GET /v1/models lists each model's kind.",
+            param="model",
+            code="model_not_supported",
+        )
 
     def route(self, alias: str, allowed: Sequence[str] | None = None) -> Route:
         route = self.routes.get(alias)
@@ -166,6 +279,9 @@ class RouteTable:
                     quirks=frozenset(Quirk(q) for q in spec.get("quirks", ())),
                     price_per_1k_cache_read_usd=_optional_price(spec, "price_per_1k_cache_read_usd"),
                     price_per_1k_cache_write_usd=_optional_price(spec, "price_per_1k_cache_write_usd"),
+                    kind=TargetKind(spec.get("kind", "chat")),
+                    embedding=EmbeddingSpec.from_mapping(spec["embedding"]) if "embedding" in spec else None,
+                    foundation_model=str(spec.get("foundation_model", "")),
                 )
                 for tid, spec in doc["targets"].items()
             }

@@ -104,7 +104,6 @@ def test_stop_reasons_map_to_finish_reasons(stop_reason: str, expected: FinishRe
 
 def test_response_text_blocks_are_joined_and_usage_mapped() -> None:
     resp = converse_response("end_turn", "Hello", ", world")
-    resp["output"]["message"]["content"].append({"toolUse": {"name": "ignored"}})  # type: ignore[index]
     completion = from_converse_response(resp)
     assert completion.text == "Hello, world"
     assert (completion.usage.input_tokens, completion.usage.output_tokens) == (11, 7)

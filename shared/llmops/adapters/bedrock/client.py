@@ -10,6 +10,7 @@ from llmops.adapters.bedrock.transformation import (
     ERROR_TABLE,
     from_converse_response,
     from_converse_stream,
+    structured_output_tool,
     to_converse_request,
 )
 from llmops.domain.chat import ChatRequest, Completion
@@ -41,7 +42,10 @@ class BedrockConverseProvider:
         with provider_call("Bedrock", ERROR_TABLE, target_id=target.id):
             response = self._client_factory(timeout_s).converse(**kwargs)
         try:
-            return from_converse_response(response)  # type: ignore[arg-type]
+            return from_converse_response(
+                response,  # type: ignore[arg-type]
+                structured_tool=structured_output_tool(target, request),
+            )
         except ProviderError as exc:
             raise ProviderError(exc.kind, exc.message, target_id=target.id) from exc
 
@@ -53,6 +57,10 @@ class BedrockConverseProvider:
         with provider_call("Bedrock", ERROR_TABLE, target_id=target.id):
             events = self._client_factory(timeout_s).converse_stream(**kwargs)["stream"]
             try:
-                yield from from_converse_stream(events, target_id=target.id)  # type: ignore[arg-type]
+                yield from from_converse_stream(
+                    events,  # type: ignore[arg-type]
+                    target_id=target.id,
+                    structured_tool=structured_output_tool(target, request),
+                )
             finally:
                 events.close()
