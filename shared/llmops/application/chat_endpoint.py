@@ -20,19 +20,33 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from llmops.application.answer_guard import combine_verdicts, guard_answer, guard_tool_call, signed_if_unchanged
 from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
 from llmops.application.rendering import DONE, ChunkRenderer, chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
 from llmops.domain.audit import AuditRecord, GuardVerdict, OutputScan, text_evidence
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Message, Role, Usage
+from llmops.domain.chat import (
+    ChatRequest,
+    Completion,
+    FinishReason,
+    Message,
+    Part,
+    Reasoning,
+    Role,
+    TextPart,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from llmops.domain.completions import (
     CompletionResult,
     CompletionService,
@@ -41,10 +55,12 @@ from llmops.domain.completions import (
     upstream_failure,
 )
 from llmops.domain.deadline import Deadline
-from llmops.domain.errors import GatewayError, ProviderError, ProviderFailureKind
+from llmops.domain.errors import ContentBlockedError, GatewayError, ProviderError, ProviderFailureKind
 from llmops.domain.guard import Decision, GuardEngine, embed_canary
 from llmops.domain.guard.engine import OutputVerdict
-from llmops.domain.guard.streaming import FinalRelease, Release, StreamingOutputGuard
+from llmops.domain.guard.redaction import PseudonymVault
+from llmops.domain.guard.streaming import FinalRelease, StreamingOutputGuard
+from llmops.domain.ports import ImageFetcher
 from llmops.domain.prompts import PromptRef, ResolvedPrompt, apply_prompt
 from llmops.domain.quotas import (
     Demand,
@@ -67,7 +83,8 @@ from llmops.domain.response_cache import (
 )
 from llmops.domain.routing import Target
 from llmops.domain.stages import RequestStage
-from llmops.domain.streaming import StreamEnd
+from llmops.domain.streaming import ReasoningDelta, StreamEnd, ToolCallDelta
+from llmops.domain.structured_output import check_structured_output
 from llmops.domain.tenancy import TenantContext
 from llmops.domain.token_estimate import estimate_prompt_tokens, estimate_text_tokens
 
@@ -92,7 +109,7 @@ class PromptResolver(Protocol):
 
 
 _Answer = TypeVar("_Answer")
-_Release = TypeVar("_Release", Release, FinalRelease)
+_Step = TypeVar("_Step")
 
 # The audit status of a streamed answer whose client went away before its end (nginx's 499): never
 # sent, since the client is gone; the record's error code says `client_closed_request`.
@@ -137,6 +154,8 @@ class ChatEndpoint:
     on_finished: Callable[[RequestTrace], None] = lambda _trace: None
     # Opens a tracing subsegment per stage (Powertools Tracer in Lambda); no-op by default.
     spans: SpanFactory = lambda _name: nullcontext()
+    # Fetches remote image URLs for tenants whose content policy allows them (None: refused).
+    image_fetcher: ImageFetcher | None = None
 
     def handle(
         self,
@@ -199,6 +218,10 @@ class ChatEndpoint:
                 settle_pending=trace.settle_pending,
                 retention_days=trace.tenant.audit_retention_days,
                 output_scan=trace.output_scan,
+                embedding_inputs=trace.embedding_inputs,
+                parts=dict(trace.request_parts),
+                tools_offered=trace.tools_offered,
+                tool_calls=trace.answer_tool_calls,
             )
         )
         self.on_finished(trace)
@@ -213,17 +236,19 @@ class ChatEndpoint:
     ) -> ApiResponse:
         tenant, stage = trace.tenant, partial(trace.stage, self.spans)
         with stage(RequestStage.PARSE):
-            request = self._with_prompt(body, body.to_domain(), trace)
+            # The tenant's policy says what a request may carry (images, tools, pass-through fields).
+            engine = self.guards(tenant.policy)
+            request = self._with_prompt(body, body.to_domain(engine.policy.content, self.image_fetcher), trace)
             require_conversation(request)
+            trace.record_request_parts(request)
             # The alias is recorded once routing has resolved it: until then `model` is free text
             # from the caller, which may be anything (PII included) and must not reach the trail.
             trace.streamed = request.stream
 
         with stage(RequestStage.INPUT_GUARD):
-            engine = self.guards(tenant.policy)
             verdict = engine.guard_input(provider_texts(request))
             trace.guard.append(_verdict("input", verdict.action.value, verdict.decisions))
-            trace.prompt_text = "\n".join(verdict.texts[: len(request.messages)])
+            trace.prompt_text = _prompt_evidence(request, verdict.texts)
         verdict.raise_if_blocked()  # a blocked request is never answered, not even from cache
         guarded, system_prompt = _guarded_request(request, verdict.texts, self.audit_pepper)
 
@@ -256,6 +281,7 @@ class ChatEndpoint:
                     trace,
                     streaming,
                     StreamingOutputGuard(engine, *output_args, query=last_user),
+                    _PartGuards(engine, verdict.vault, system_prompt),
                     reservation,
                     guarded,
                     _renderer(trace, request),
@@ -278,20 +304,23 @@ class ChatEndpoint:
             trace.record_result(result)
 
         with stage(RequestStage.OUTPUT_GUARD):
-            output = engine.guard_output(result.completion.text, *output_args, query=last_user)
-            self._record_output_verdict(trace, output)
+            # Text, reasoning and tool-call arguments alike (answer_guard says how).
+            output = guard_answer(engine, result.completion, *output_args, query=last_user)
+            self._record_output_verdict(trace, output.verdict)
 
-        # The model ran and the tokens were spent, so usage is settled even if the output is blocked.
+        # The model ran and the tokens were spent, so usage is settled even if the output is blocked
+        # or is not the structured output asked for.
         with stage(RequestStage.QUOTA_SETTLE):
             self._settle(reservation, trace, result.route.alias, result.target, result.completion.usage)
-        output.raise_if_blocked()
+        output.verdict.raise_if_blocked()
+        check_structured_output(output.completion, guarded.response_format)
 
         if cached is None and decision.write:
             with stage(RequestStage.CACHE_STORE):
                 self._store(key, trace, result.target.id, result.completion)
 
         with stage(RequestStage.RENDER):
-            return _render(body, request, trace, replace(result.completion, text=output.text), result)
+            return _render(body, request, trace, output.completion, result)
 
     def _settle(self, reservation: Reservation, trace: RequestTrace, alias: str, target: Target, usage: Usage) -> None:
         now = time.time()
@@ -363,30 +392,115 @@ def _stable_canary(secret: str, system_prompt: str) -> str:
 
 
 def provider_texts(request: ChatRequest) -> list[str]:
-    """Every text of the request that a provider will see, for the input guard: the message
-    contents (system prompts and rendered prompt templates, variables included, are messages by
-    now), then the stop sequences. `_guarded_request` puts the guarded texts back in this order.
+    """Every text of the request that a provider will see, for the input guard, in this order:
 
-    Anything new that reaches a provider joins this list, so nothing reaches a model unguarded:
-    tool definitions and tool-call arguments belong here once tools are supported (today
-    `openai_schema` refuses them). `context` documents are not here because they never reach a
-    provider: only the output guard reads them, for grounding.
+    1. each message's `Message.texts()` in message order: its text parts, tool results (what a tool
+       returned is input like any other: indirect prompt injection, OWASP LLM01, arrives there) and,
+       in assistant turns, tool-call arguments (system prompts and rendered prompt templates,
+       variables included, are messages by now);
+    2. per tool definition, its description and its JSON-schema text (a tool's description is an
+       instruction to the model, the schema's descriptions too: tool poisoning arrives there);
+    3. the stop sequences.
+
+    `_guarded_request` puts the guarded texts back in this order. Not here: reasoning blocks of
+    earlier turns (the provider signed them and checks the signature, so they are model output the
+    gateway already guarded, and rewriting one would void it), images (counted and limited by
+    policy, not scanned), tool names and call ids (identifiers, `^[a-zA-Z0-9_-]{1,64}$`), and
+    `context` documents, which never reach a provider: only the output guard reads them, for grounding.
     """
-    return [*(m.content for m in request.messages), *request.stop]
+    texts = [text for message in request.messages for text in message.texts()]
+    for tool in request.tools:
+        texts.extend((tool.description, _schema_text(tool.parameters)))
+    return [*texts, *request.stop]
+
+
+def _prompt_evidence(request: ChatRequest, texts: Sequence[str]) -> str:
+    """The guarded messages for the audit evidence: each message's texts joined, one line per message."""
+    lines: list[str] = []
+    offset = 0
+    for message in request.messages:
+        count = len(message.texts())
+        lines.append("".join(texts[offset : offset + count]))
+        offset += count
+    return "\n".join(lines)
+
+
+def _schema_text(schema: Mapping[str, Any]) -> str:
+    return json.dumps(schema, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _guarded_tools(tools: Sequence[ToolSpec], texts: Sequence[str]) -> tuple[ToolSpec, ...]:
+    """The tool definitions with their guarded texts (two per tool: description, schema text).
+
+    A description is free text and takes its redactions as they are. A schema is kept as the caller
+    sent it unless the guard changed its text; then the changed text is used if it is still a JSON
+    object (a placeholder inside a string value), and the request is refused if it is not: a schema
+    redacted into invalid JSON could not be sent, and the original would send what the policy redacts.
+    """
+    guarded: list[ToolSpec] = []
+    for index, tool in enumerate(tools):
+        description, schema_text = texts[2 * index], texts[2 * index + 1]
+        parameters = tool.parameters
+        if schema_text != _schema_text(tool.parameters):
+            try:
+                redacted = json.loads(schema_text)
+            except ValueError:
+                redacted = None
+            if not isinstance(redacted, dict):
+                raise ContentBlockedError(
+                    f"tools[{index}].function.parameters holds text the guard policy redacts, and redacting "
+                    "it would not leave a valid JSON Schema. Remove it from the schema.",
+                    param=f"tools[{index}].function.parameters",
+                )
+            parameters = redacted
+        guarded.append(replace(tool, description=description, parameters=parameters))
+    return tuple(guarded)
 
 
 def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: str) -> tuple[ChatRequest, str]:
-    """The request the model sees: redacted messages and stop sequences (`texts`, in the order of
-    `provider_texts`), and a canary in the system prompt if it has one."""
-    if len(texts) != len(request.messages) + len(request.stop):
+    """The request the model sees: the guarded `texts` (in the order of `provider_texts`) put back
+    into their parts, part order and cache points kept, and a canary in the system prompt if it
+    has one. Returns it with the system prompt as sent (canary included), for the leak check."""
+    counts = [len(m.texts()) for m in request.messages]
+    if len(texts) != sum(counts) + 2 * len(request.tools) + len(request.stop):
         raise ValueError("guarded texts do not match the request's provider texts")
-    message_texts, stop_texts = texts[: len(request.messages)], texts[len(request.messages) :]
-    messages = [Message(m.role, text) for m, text in zip(request.messages, message_texts, strict=True)]
-    system_prompt = "\n\n".join(m.content for m in messages if m.role is Role.SYSTEM)
+    messages: list[Message] = []
+    offset = 0
+    for message, count in zip(request.messages, counts, strict=True):
+        messages.append(message.with_texts(texts[offset : offset + count]))
+        offset += count
+    tools = _guarded_tools(request.tools, texts[offset : offset + 2 * len(request.tools)])
+    stop_texts = texts[offset + 2 * len(request.tools) :]
+    system = [m for m in messages if m.role is Role.SYSTEM]
+    system_prompt = "\n\n".join(m.content for m in system)
     if system_prompt:
-        system_prompt = embed_canary(system_prompt, _stable_canary(canary_secret, system_prompt))
-        messages = [Message(Role.SYSTEM, system_prompt), *(m for m in messages if m.role is not Role.SYSTEM)]
-    return replace(request, messages=tuple(messages), stop=tuple(stop_texts)), system_prompt
+        canary = embed_canary(system_prompt, _stable_canary(canary_secret, system_prompt))[len(system_prompt) :]
+        merged = _system_message(system, canary)
+        system_prompt = merged.content
+        messages = [merged, *(m for m in messages if m.role is not Role.SYSTEM)]
+    guarded = replace(request, messages=tuple(messages), tools=tools, stop=tuple(stop_texts))
+    return guarded, system_prompt
+
+
+def _system_message(system: Sequence[Message], canary: str) -> Message:
+    """The system messages as one, "\n\n" between them and `canary` (the marker and its separator)
+    at the end: one text part when they are plain text, as before parts existed. Adjacent text parts
+    are merged unless the first ends at a cache point, which stays where the caller put it, so the
+    cached prefix (everything before the point) is unchanged and the stable canary comes after it."""
+    pieces: list[Part] = []
+    for index, message in enumerate(system):
+        if index:
+            pieces.append(TextPart("\n\n"))
+        pieces.extend(message.parts)
+    pieces.append(TextPart(canary))
+    parts: list[Part] = []
+    for piece in pieces:
+        last = parts[-1] if parts else None
+        if isinstance(piece, TextPart) and isinstance(last, TextPart) and not last.cache_point:
+            parts[-1] = TextPart(last.text + piece.text, piece.cache_point)
+        else:
+            parts.append(piece)
+    return Message(Role.SYSTEM, parts)
 
 
 def _headers(trace: RequestTrace, result: CompletionResult | StreamingResult) -> dict[str, str]:
@@ -426,14 +540,52 @@ def _no_spans(_name: str) -> AbstractContextManager[object]:
     return nullcontext()
 
 
+@dataclass(frozen=True, slots=True)
+class _PartGuards:
+    """The output guard for a streamed answer's reasoning and tool calls (answer_guard says how):
+    the text's engine, vault and system prompt, without grounding."""
+
+    engine: GuardEngine
+    vault: PseudonymVault
+    system_prompt: str
+
+    def reasoning(self) -> StreamingOutputGuard:
+        return StreamingOutputGuard(self.engine, self.vault, self.system_prompt)
+
+    def tool_call(self, call: ToolCall) -> tuple[ToolCall, OutputVerdict]:
+        return guard_tool_call(self.engine, call, self.vault, self.system_prompt)
+
+
+@dataclass(slots=True)
+class _OpenToolCall:
+    """A streamed tool call whose arguments are still arriving."""
+
+    index: int
+    id: str
+    name: str
+    arguments: list[str]
+
+
 class _StreamedAnswer(Iterator[str]):
     """The SSE pieces of one streamed answer, produced as the provider's deltas clear the output guard.
 
     The role chunk goes out as soon as the transport asks (the first event has arrived by then), then
-    each text the guard releases as a content chunk, then the finish chunk (`stop`/`length`, or
-    `content_filter` when the guard blocks: the provider read is stopped there), the usage chunk if
+    each text the guard releases as a content chunk, then the finish chunk (`stop`/`length`/`tool_calls`,
+    or `content_filter` when the guard blocks: the provider read is stopped there), the usage chunk if
     asked for, and `[DONE]`. A provider failure or the deadline after the first byte ends the stream
-    with an OpenAI error event instead (openai-python raises it as `APIError`).
+    with an OpenAI error event instead (openai-python raises it as `APIError`); so does a finished
+    answer that is not the structured output `response_format` asked for (502
+    `invalid_structured_output`: its text has been sent by then, the error says it is not valid).
+
+    Reasoning streams like text, through its own `StreamingOutputGuard` per block (the same policy,
+    without grounding), as `reasoning_content` chunks; when a block ends (its signature, or the next
+    text or tool call) it is sent whole in `thinking_blocks`, signed only if the guard left it as the
+    model wrote it (answer_guard). Tool calls are released per call, not per token: a call's
+    arguments are buffered until the call is complete (the next call starts or the stream ends),
+    guarded as output, and then sent as OpenAI sends a call (its id and name, then the arguments),
+    because a JSON argument cannot be guarded by prefix: whether a redaction leaves it valid JSON,
+    or whether a value is a phone number, is known only once it is whole. A blocked call ends the
+    stream with `content_filter`, and nothing held after it (text included) is released.
 
     `close()` settles the reservation and writes the audit record exactly once, whichever way the
     answer ends: after the last piece, when the transport closes it mid-way because the client went
@@ -449,6 +601,7 @@ class _StreamedAnswer(Iterator[str]):
         trace: RequestTrace,
         answer: StreamingResult,
         guard: StreamingOutputGuard,
+        parts: _PartGuards,
         reservation: Reservation,
         request: ChatRequest,
         renderer: ChunkRenderer,
@@ -459,10 +612,22 @@ class _StreamedAnswer(Iterator[str]):
         cache_key: str | None,
     ) -> None:
         self._endpoint, self._trace, self._answer, self._guard = endpoint, trace, answer, guard
+        self._parts = parts
         self._reservation, self._request, self._renderer = reservation, request, renderer
         self._include_usage, self._deadline, self._cache_key = include_usage, deadline, cache_key
         self._request_started = request_started
         self._raw: list[str] = []  # the model's text as it came (placeholder space): counted, cached
+        self._raw_parts: list[str] = []  # its reasoning and tool-call pieces as they came: counted
+        self._shown: list[str] = []  # the text released to the caller, for the structured-output check
+        self._reasoning_guard: StreamingOutputGuard | None = None  # the open reasoning block's
+        self._reasoning_raw: list[str] = []
+        self._reasoning_shown: list[str] = []
+        self._reasoning: list[Reasoning] = []  # finished blocks as the model wrote them
+        self._open_call: _OpenToolCall | None = None
+        self._closed_calls: list[_OpenToolCall] = []
+        self._tool_calls: list[ToolCall] = []  # finished calls as the model wrote them
+        self._part_verdicts: list[OutputVerdict] = []
+        self._part_blocked = False  # a reasoning block or a tool call was blocked: the stream ends there
         self._end: StreamEnd | None = None
         self._final: FinalRelease | None = None
         self._failure: GatewayError | None = None
@@ -520,14 +685,25 @@ class _StreamedAnswer(Iterator[str]):
         waited_from = time.perf_counter()
         for event in self._answer.events:
             self._reading_s += time.perf_counter() - waited_from
-            if isinstance(event, StreamEnd):
-                self._end = event
-                return
-            self._raw.append(event.text)
-            release = self._guarded(self._guard.feed, event.text)
-            if release.text:
-                yield self._content(release.text)
-            if release.blocked:
+            blocked = False
+            if isinstance(event, ReasoningDelta):
+                yield from self._reasoning_delta(event)
+            else:
+                yield from self._close_reasoning()  # text, a tool call or the end closes the open block
+                if isinstance(event, StreamEnd):
+                    yield from self._close_tool_call()
+                    if not self._part_blocked:
+                        self._end = event
+                        return
+                elif isinstance(event, ToolCallDelta):
+                    yield from self._tool_call_delta(event)
+                elif not self._part_blocked:
+                    self._raw.append(event.text)
+                    release = self._guarded(self._guard.feed, event.text)
+                    if release.text:
+                        yield self._content(release.text)
+                    blocked = release.blocked
+            if blocked or self._part_blocked:
                 self._answer.close()  # stop reading (and paying for) an answer that will not be shown
                 return
             if self._deadline.usable_s(margin_s) <= 0:
@@ -538,11 +714,99 @@ class _StreamedAnswer(Iterator[str]):
                 )
             waited_from = time.perf_counter()
 
+    def _reasoning_delta(self, event: ReasoningDelta) -> Iterator[str]:
+        if event.redacted is not None:  # an encrypted block: nothing to check, sent as it came
+            yield from self._close_reasoning()
+            block = Reasoning(redacted=event.redacted)
+            self._raw_parts.append(event.redacted)
+            self._reasoning.append(block)
+            yield self._piece(self._renderer.thinking_block(len(self._reasoning) - 1, block))
+            return
+        if event.text:
+            if self._reasoning_guard is None:
+                self._reasoning_guard = self._parts.reasoning()
+            self._reasoning_raw.append(event.text)
+            self._raw_parts.append(event.text)
+            release = self._guarded(self._reasoning_guard.feed, event.text)
+            if release.text:
+                self._reasoning_shown.append(release.text)
+                yield self._piece(self._renderer.reasoning(release.text))
+            if release.blocked:
+                self._part_blocked = True
+                return
+        if event.signature is not None:
+            yield from self._close_reasoning(event.signature)
+
+    def _close_reasoning(self, signature: str | None = None) -> Iterator[str]:
+        """Ends the open reasoning block (if any, or a signature alone): the rest of its text, then the block."""
+        guard, self._reasoning_guard = self._reasoning_guard, None
+        if guard is None and signature is None:
+            return
+        if guard is not None:
+            final = self._guarded(guard.finish)
+            if final.verdict is not None:
+                self._part_verdicts.append(final.verdict)
+            if final.blocked:
+                self._part_blocked = True
+                return
+            if final.text:
+                self._reasoning_shown.append(final.text)
+                yield self._piece(self._renderer.reasoning(final.text))
+        written = Reasoning("".join(self._reasoning_raw), signature)
+        shown = signed_if_unchanged(written, "".join(self._reasoning_shown))
+        self._reasoning_raw, self._reasoning_shown = [], []
+        self._reasoning.append(written)
+        yield self._piece(self._renderer.thinking_block(len(self._reasoning) - 1, shown))
+
+    def _tool_call_delta(self, event: ToolCallDelta) -> Iterator[str]:
+        call = self._open_call
+        if call is not None and event.index != call.index:
+            yield from self._close_tool_call()
+            call = None
+        if self._part_blocked:
+            return
+        if call is None:
+            if any(c.index == event.index for c in self._closed_calls):
+                # A delta for a call already released: its arguments could no longer be guarded whole.
+                raise GatewayError("The model's stream continued a tool call after the next one had started.")
+            call = self._open_call = _OpenToolCall(event.index, event.id or "", event.name or "", [])
+        call.id, call.name = call.id or event.id or "", call.name or event.name or ""
+        call.arguments.append(event.arguments)
+        self._raw_parts.append(event.arguments)
+
+    def _close_tool_call(self) -> Iterator[str]:
+        """Guards the open tool call whole and sends it, or blocks the answer."""
+        call, self._open_call = self._open_call, None
+        if call is None or self._part_blocked:
+            return
+        self._closed_calls.append(call)
+        written = ToolCall(call.id, call.name, "".join(call.arguments))
+        self._tool_calls.append(written)
+        self._trace.answer_tool_calls = len(self._tool_calls)
+        guarded, verdict = self._guarded(self._parts.tool_call, written)
+        self._part_verdicts.append(verdict)
+        if verdict.blocked:
+            self._part_blocked = True
+            return
+        yield self._piece(self._renderer.tool_call(len(self._tool_calls) - 1, guarded))
+
     def _ending(self) -> Iterator[str]:
         final = self._final = self._guarded(self._guard.finish)
-        if final.text:
+        if final.text and not self._part_blocked:  # nothing held after a blocked part is released
             yield self._content(final.text)
-        reason = FinishReason.CONTENT_FILTER if final.blocked or self._end is None else self._end.finish_reason
+        blocked = final.blocked or self._part_blocked
+        if not blocked and self._end is not None:
+            shown = Completion(
+                "".join(self._shown), self._end.finish_reason, Usage(0, 0), tool_calls=tuple(self._tool_calls)
+            )
+            try:
+                check_structured_output(shown, self._request.response_format)
+            except GatewayError as error:
+                self._failure = error
+                self._delivered = True
+                yield self._renderer.error(error)
+                return
+        reason = FinishReason.CONTENT_FILTER if blocked or self._end is None else self._end.finish_reason
         pieces = [self._renderer.finish(reason.value)]
         if self._include_usage:
             pieces.append(self._renderer.usage(self._settled_usage()))
@@ -550,17 +814,22 @@ class _StreamedAnswer(Iterator[str]):
         self._delivered = True
         yield "".join(pieces)
 
-    def _guarded(self, step: Callable[..., _Release], *text: str) -> _Release:
+    def _guarded(self, step: Callable[..., _Step], *args: Any) -> _Step:
         with self._trace.stage(_no_spans, RequestStage.OUTPUT_GUARD):
-            return step(*text)
+            return step(*args)
 
     def _content(self, text: str) -> str:
+        self._shown.append(text)
+        return self._piece(self._renderer.content(text))
+
+    def _piece(self, chunk: str) -> str:
+        """A chunk of the answer (text, reasoning or a tool call): what TTFT and TPOT time."""
         now = time.perf_counter()
         if self._first_content_at is None:
             self._first_content_at = now
         self._last_content_at = now
         self._content_chunks += 1
-        return self._renderer.content(text)
+        return chunk
 
     def _settled_usage(self) -> Usage:
         """The provider's usage if it reported it at the end; else the tokens counted (a cut stream)."""
@@ -568,7 +837,7 @@ class _StreamedAnswer(Iterator[str]):
             if self._end is not None and self._end.usage is not None:
                 self._usage = self._end.usage
             else:
-                output = estimate_text_tokens("".join(self._raw))
+                output = estimate_text_tokens("".join(self._raw)) + estimate_text_tokens("".join(self._raw_parts))
                 self._usage = Usage(estimate_prompt_tokens(self._request), output)
         return self._usage
 
@@ -589,9 +858,17 @@ class _StreamedAnswer(Iterator[str]):
             with trace.stage(self._endpoint.spans, RequestStage.QUOTA_SETTLE):
                 self._endpoint._settle(self._reservation, trace, answer.route.alias, answer.target, usage)
             complete = self._delivered and self._failure is None and self._end is not None
-            if complete and self._cache_key is not None and not (self._final and self._final.blocked):
+            blocked = self._part_blocked or bool(self._final and self._final.blocked)
+            if complete and self._cache_key is not None and not blocked:
                 assert self._end is not None
-                completion = Completion("".join(self._raw), self._end.finish_reason, usage, self._end.raw_model)
+                completion = Completion(
+                    "".join(self._raw),
+                    self._end.finish_reason,
+                    usage,
+                    self._end.raw_model,
+                    tool_calls=tuple(self._tool_calls),
+                    reasoning=tuple(self._reasoning),
+                )
                 with trace.stage(self._endpoint.spans, RequestStage.CACHE_STORE):
                     self._endpoint._store(self._cache_key, trace, answer.target.id, completion)
         finally:
@@ -605,8 +882,17 @@ class _StreamedAnswer(Iterator[str]):
                 final = self._final = self._guarded(self._guard.finish)
             except Exception:
                 return  # the guard itself failed; the record says so through its status
+        open_reasoning, self._reasoning_guard = self._reasoning_guard, None
+        if open_reasoning is not None:  # cut inside a reasoning block: the verdict on what was produced
+            try:
+                reasoning = self._guarded(open_reasoning.finish)
+            except Exception:
+                reasoning = None
+            if reasoning is not None and reasoning.verdict is not None:
+                self._part_verdicts.append(reasoning.verdict)
         if final.verdict is not None:
-            self._endpoint._record_output_verdict(self._trace, final.verdict)
+            verdicts = [final.verdict, *self._part_verdicts]
+            self._endpoint._record_output_verdict(self._trace, combine_verdicts(verdicts))
         if final.scan is not None:
             scan = final.scan
             self._trace.output_scan = OutputScan(

@@ -1,4 +1,12 @@
-"""Renders domain results as OpenAI wire objects: chat.completion, SSE chunks and error bodies."""
+"""Renders domain results as OpenAI wire objects: chat.completion, SSE chunks and error bodies.
+
+Beyond OpenAI's own fields, a completion with reasoning carries it as `reasoning_content` (the text,
+as DeepSeek, vLLM and LiteLLM return it) and `thinking_blocks` (LiteLLM's shape: `{"type": "thinking",
+"thinking", "signature"}` or `{"type": "redacted_thinking", "data"}`), so a client can send the signed
+blocks back in a later turn, as Claude on Bedrock requires with tools. A streamed block is sent as its
+`reasoning_content` pieces, then once whole in `thinking_blocks` with an `index` (the openai SDK's
+delta accumulator merges list entries by index and refuses entries without one).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +15,55 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmops.domain.chat import Completion, Usage
+from llmops.domain.chat import Completion, Reasoning, ToolCall, Usage
 from llmops.domain.errors import BadRequestError, GatewayError
 from llmops.domain.guard import safe_regex
 
-__all__ = ["DONE", "ChunkRenderer", "chat_completion", "error_body", "sse_stream", "validation_error"]
+__all__ = [
+    "DONE",
+    "ChunkRenderer",
+    "chat_completion",
+    "error_body",
+    "reasoning_text",
+    "sse_stream",
+    "thinking_block",
+    "validation_error",
+]
 
 _SSE_PIECE_CHARS = 48
 
 
+def reasoning_text(blocks: tuple[Reasoning, ...]) -> str:
+    """The completion's `reasoning_content`: the blocks' texts in order (a redacted block has none)."""
+    return "".join(block.text for block in blocks)
+
+
+def thinking_block(block: Reasoning) -> dict[str, Any]:
+    """One block in LiteLLM's `thinking_blocks` shape; `signature` only when the provider signed it."""
+    if block.redacted is not None:
+        return {"type": "redacted_thinking", "data": block.redacted}
+    rendered: dict[str, Any] = {"type": "thinking", "thinking": block.text}
+    if block.signature is not None:
+        rendered["signature"] = block.signature
+    return rendered
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
 def chat_completion(completion_id: str, created: int, model: str, completion: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        # OpenAI sends null content for an answer that is only tool calls.
+        "content": None if not completion.text and completion.tool_calls else completion.text,
+        "refusal": None,
+    }
+    if completion.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in completion.tool_calls]
+    if completion.reasoning:
+        message["reasoning_content"] = reasoning_text(completion.reasoning)
+        message["thinking_blocks"] = [thinking_block(block) for block in completion.reasoning]
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -25,7 +72,7 @@ def chat_completion(completion_id: str, created: int, model: str, completion: Co
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": completion.text, "refusal": None},
+                "message": message,
                 "finish_reason": completion.finish_reason.value,
                 "logprobs": None,
             }
@@ -75,6 +122,27 @@ class ChunkRenderer:
     def content(self, text: str) -> str:
         return self._chunk({"content": text}, None)
 
+    def reasoning(self, text: str) -> str:
+        return self._chunk({"reasoning_content": text}, None)
+
+    def thinking_block(self, index: int, block: Reasoning) -> str:
+        """A reasoning block once it is whole (its signature arrived): what a client sends back."""
+        return self._chunk({"thinking_blocks": [{"index": index, **thinking_block(block)}]}, None)
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> str:
+        """The first chunk of a tool call, as OpenAI sends it: id, type and name, empty arguments."""
+        start = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        return self._chunk({"tool_calls": [start]}, None)
+
+    def tool_call_arguments(self, index: int, arguments: str) -> str:
+        """A piece of the arguments of the call at `index`; the pieces concatenate to the JSON text."""
+        return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}, None)
+
+    def tool_call(self, index: int, call: ToolCall) -> str:
+        """A whole tool call as the chunks the openai SDK assembles: its start, then its arguments."""
+        start = self.tool_call_start(index, call.id, call.name)
+        return start + (self.tool_call_arguments(index, call.arguments) if call.arguments else "")
+
     def finish(self, reason: str) -> str:
         return self._chunk({}, reason)
 
@@ -95,18 +163,32 @@ def _sse(payload: Mapping[str, Any]) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-def _usage(usage: Usage) -> dict[str, int]:
-    return {
+def _usage(usage: Usage) -> dict[str, Any]:
+    rendered: dict[str, Any] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.cache_read_tokens or usage.cache_write_tokens:
+        # OpenAI's fields (the openai SDK's PromptTokensDetails) for prompt tokens read from and
+        # written to the prompt cache, both part of prompt_tokens; only present when the provider's
+        # cache took part, so plain answers keep their usage object.
+        rendered["prompt_tokens_details"] = {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        }
+    return rendered
 
 
 def sse_stream(renderer: ChunkRenderer, completion: Completion, include_usage: bool) -> str:
-    """A completion that is whole already (a cache hit) as one SSE body, in word-aligned pieces."""
+    """A completion that is whole already (a cache hit) as one SSE body: reasoning, text in
+    word-aligned pieces, then tool calls, as a streamed answer sends them."""
     parts = [renderer.role()]
+    for index, block in enumerate(completion.reasoning):
+        parts.extend(renderer.reasoning(piece) for piece in _pieces(block.text))
+        parts.append(renderer.thinking_block(index, block))
     parts.extend(renderer.content(piece) for piece in _pieces(completion.text))
+    parts.extend(renderer.tool_call(index, call) for index, call in enumerate(completion.tool_calls))
     parts.append(renderer.finish(completion.finish_reason.value))
     if include_usage:
         parts.append(renderer.usage(completion.usage))

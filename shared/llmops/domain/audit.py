@@ -178,6 +178,13 @@ class AuditRecord:
     settle_pending: bool = False  # quota settle was dead-lettered; see PendingSettlement
     retention_days: int = 365
     output_scan: OutputScan | None = None  # streamed answers that reached the output guard
+    embedding_inputs: int | None = None  # POST /v1/embeddings: how many texts (never the texts)
+    # Counts only, never contents or tool names: the request's part types over all its messages
+    # ({"text": 3, "image": 1, "tool_call": 2, "tool_result": 2}), the tools it offered, and the
+    # tool calls in the answer.
+    parts: Mapping[str, int] = field(default_factory=dict)
+    tools_offered: int = 0
+    tool_calls: int = 0
 
     @property
     def expires_at(self) -> int:
@@ -209,6 +216,12 @@ class AuditRecord:
             "retention_days": self.retention_days,
             # Only on streamed answers, so every other record keeps its canonical body.
             **({"output_scan": self.output_scan.to_dict()} if self.output_scan else {}),
+            # Only on embedding requests, for the same reason.
+            **({"embedding_inputs": self.embedding_inputs} if self.embedding_inputs is not None else {}),
+            # Only when there is something to count, for the same reason (a refused request has no parts).
+            **({"parts": dict(sorted(self.parts.items()))} if self.parts else {}),
+            **({"tools_offered": self.tools_offered} if self.tools_offered else {}),
+            **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
         }
 
     @classmethod
@@ -245,6 +258,10 @@ class AuditRecord:
             settle_pending=bool(data.get("settle_pending", False)),
             retention_days=int(data.get("retention_days", 365)),
             output_scan=OutputScan.from_dict(data["output_scan"]) if data.get("output_scan") else None,
+            embedding_inputs=None if data.get("embedding_inputs") is None else int(data["embedding_inputs"]),
+            parts={str(k): int(v) for k, v in data.get("parts", {}).items()},
+            tools_offered=int(data.get("tools_offered", 0)),
+            tool_calls=int(data.get("tool_calls", 0)),
         )
 
 

@@ -13,8 +13,9 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from llmops.domain.audit import GuardVerdict, OutputScan
-from llmops.domain.chat import Usage
+from llmops.domain.chat import ChatRequest, Usage
 from llmops.domain.completions import Attempt, CompletionResult, StreamingResult
+from llmops.domain.embeddings import EmbeddingResult
 from llmops.domain.routing import Provider
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
@@ -57,12 +58,28 @@ class RequestTrace:
     completion_text: str | None = None  # guard-redacted, never raw
     settle_pending: bool = False
     output_scan: OutputScan | None = None  # what the streaming output guard scanned (counts only)
+    embedding_inputs: int | None = None  # POST /v1/embeddings only: the number of texts
+    # What the request carried and the answer called, as counts only (never contents, never tool
+    # names: those are the caller's identifiers): part types over all messages, tools offered, and
+    # the tool calls in the answer.
+    request_parts: dict[str, int] = field(default_factory=dict)
+    tools_offered: int = 0
+    answer_tool_calls: int = 0
+
+    def record_request_parts(self, request: ChatRequest) -> None:
+        parts: dict[str, int] = {}
+        for message in request.messages:
+            for name, count in message.part_counts().items():
+                parts[name] = parts.get(name, 0) + count
+        self.request_parts = parts
+        self.tools_offered = len(request.tools)
 
     def record_result(self, result: CompletionResult) -> None:
         self.record_answerer(result)
         self.record_usage(result.completion.usage, result.cost_usd)
+        self.answer_tool_calls = len(result.completion.tool_calls)
 
-    def record_answerer(self, result: CompletionResult | StreamingResult) -> None:
+    def record_answerer(self, result: CompletionResult | StreamingResult | EmbeddingResult) -> None:
         """Who answered, after which attempts; for a stream, up to its first event."""
         self.stage_ms[RequestStage.PROVIDER] = result.stage_ms.get(RequestStage.PROVIDER, 0.0)
         self.alias, self.target = result.route.alias, result.target.id

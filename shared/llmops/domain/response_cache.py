@@ -7,7 +7,14 @@ Only deterministic requests are cached: temperature 0, or a caller that opts in 
 The key is sha256 over the canonical JSON of tenant + the messages as sent to the model (after
 prompt rendering and the input guard) + target id + generation parameters. The tenant is part of
 the hashed material and is stored and checked on read as well, so an entry is never served to
-another tenant. The key reveals nothing of the prompt.
+another tenant. The key reveals nothing of the prompt. Whatever else changes the answer is keyed
+too, when the request has it: the parts of a message that is not plain text (tool calls and their
+ids, tool results, images by digest, reasoning blocks, cache points), the tools offered, the tool
+choice, `parallel_tool_calls`, `response_format`, `reasoning_effort` and pass-through options; a
+plain-text request's key material is what it was before parts existed, so its entries stay valid.
+
+Answers with tool calls or reasoning are not stored (`storable`): an entry holds text only, and a
+hit must never drop a part of the answer it replays.
 
 Pure: no I/O; the adapter stores `CacheEntry` items.
 """
@@ -19,9 +26,20 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
+from llmops.domain.chat import (
+    ChatRequest,
+    Completion,
+    FinishReason,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 
 __all__ = [
     "CACHE_HEADER",
@@ -86,11 +104,11 @@ def cache_key(tenant_id: str, request: ChatRequest, target_id: str) -> str:
     """sha256 hex of the canonical key material; pass the request as sent to the provider."""
     if not tenant_id:
         raise ValueError("a cache key needs a tenant")
-    material = {
+    material: dict[str, Any] = {
         "schema": _KEY_SCHEMA,
         "tenant": tenant_id,
         "target": target_id,
-        "messages": [[m.role.value, m.content] for m in request.messages],
+        "messages": [_message_material(m) for m in request.messages],
         "parameters": {
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
@@ -98,12 +116,57 @@ def cache_key(tenant_id: str, request: ChatRequest, target_id: str) -> str:
             "stop": list(request.stop),
         },
     }
-    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    extra = _extra_material(request)
+    if extra:
+        material["extra"] = extra
+    canonical = json.dumps(
+        material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _message_material(message: Message) -> list[Any]:
+    """`[role, content]` for plain text (the key material before parts existed), else every part."""
+    if all(isinstance(p, TextPart) and not p.cache_point for p in message.parts):
+        return [message.role.value, message.content]
+    return [message.role.value, [_part_material(p) for p in message.parts]]
+
+
+def _part_material(part: Part) -> list[Any]:
+    if isinstance(part, TextPart):
+        return ["text", part.text, part.cache_point]
+    if isinstance(part, ImagePart):
+        return ["image", part.media_type, hashlib.sha256(part.data).hexdigest(), part.cache_point]
+    if isinstance(part, ToolCall):
+        return ["tool_call", part.id, part.name, part.arguments]
+    if isinstance(part, ToolResult):
+        return ["tool_result", part.tool_call_id, part.text]
+    return ["reasoning", part.text, part.signature, part.redacted]
+
+
+def _extra_material(request: ChatRequest) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if request.tools:
+        extra["tools"] = [[t.name, t.description, dict(t.parameters), t.strict] for t in request.tools]
+    if request.tool_choice is not None:
+        extra["tool_choice"] = [request.tool_choice.mode, request.tool_choice.name]
+    if request.parallel_tool_calls is not None:
+        extra["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.response_format is not None:
+        rf = request.response_format
+        extra["response_format"] = [rf.kind, dict(rf.schema or {}), rf.name, rf.strict]
+    if request.reasoning_effort is not None:
+        extra["reasoning_effort"] = request.reasoning_effort
+    if request.provider_options:
+        extra["provider_options"] = dict(request.provider_options)
+    return extra
+
+
 def storable(completion: Completion) -> bool:
-    """A filtered answer is never cached, so a blocked response is never replayed."""
+    """A filtered answer is never cached, so a blocked response is never replayed; nor is one with
+    tool calls or reasoning, which a `CacheEntry` (text only) could not replay whole."""
+    if completion.tool_calls or completion.reasoning:
+        return False
     return completion.finish_reason is not FinishReason.CONTENT_FILTER
 
 

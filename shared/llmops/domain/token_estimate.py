@@ -17,6 +17,17 @@ English and code and about one token per CJK character, so this is 1.3x-2x above
 Per message we add `MESSAGE_OVERHEAD_TOKENS` for the role markers of chat templates (OpenAI's is 4,
 Llama 3's header is 5), and `REQUEST_OVERHEAD_TOKENS` once for the assistant priming.
 
+Parts other than text are charged as providers bill them, pessimistically:
+- an image `IMAGE_TOKENS` (1600), whatever its size: Claude on Bedrock bills (width * height) / 750
+  and downscales anything above ~1.15 megapixels to fit about 1600 tokens; the gateway does not
+  decode images to read their dimensions (settle corrects a smaller image's reservation);
+- a tool call its name and arguments plus `TOOL_CALL_OVERHEAD_TOKENS` (id and framing), a tool
+  result its text, a reasoning block its text and its signature or encrypted data (sent back in a
+  later turn, the provider reads it again);
+- each tool definition its name, description and JSON-schema text plus `TOOL_OVERHEAD_TOKENS`, and
+  `TOOLS_PREAMBLE_TOKENS` once when any tool is offered (the tool-use system prompt Anthropic adds,
+  346 tokens for Claude with `auto`).
+
 It is a heuristic, not a proof: pathological inputs (long runs of rare Unicode) can exceed it. The
 settle step corrects each window to the provider-reported usage, so an underestimate can only let
 that one request's difference through, never a lost count.
@@ -24,20 +35,30 @@ that one request's difference through, never a lost count.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 
-from llmops.domain.chat import ChatRequest
+from llmops.domain.chat import ChatRequest, ImagePart, Message, Reasoning, TextPart, ToolCall, ToolResult, ToolSpec
 
 __all__ = [
+    "IMAGE_TOKENS",
     "MESSAGE_OVERHEAD_TOKENS",
     "REQUEST_OVERHEAD_TOKENS",
+    "TOOLS_PREAMBLE_TOKENS",
+    "TOOL_CALL_OVERHEAD_TOKENS",
+    "TOOL_OVERHEAD_TOKENS",
+    "estimate_message_tokens",
     "estimate_prompt_tokens",
     "estimate_text_tokens",
 ]
 
 MESSAGE_OVERHEAD_TOKENS = 8
 REQUEST_OVERHEAD_TOKENS = 8
+IMAGE_TOKENS = 1600
+TOOL_CALL_OVERHEAD_TOKENS = 16
+TOOL_OVERHEAD_TOKENS = 16
+TOOLS_PREAMBLE_TOKENS = 512
 
 
 # No regular expression: one bytes.translate per character class over the UTF-8 bytes (C speed, and
@@ -99,7 +120,34 @@ def estimate_prompt_tokens(request: ChatRequest, extra_texts: Iterable[str] = ()
     """
     total = REQUEST_OVERHEAD_TOKENS
     for message in request.messages:
-        total += MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(message.content)
+        total += estimate_message_tokens(message)
+    if request.tools:
+        total += TOOLS_PREAMBLE_TOKENS + sum(map(_tool_tokens, request.tools))
     for text in extra_texts:
         total += MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text)
     return total
+
+
+def estimate_message_tokens(message: Message) -> int:
+    """One message's tokens, its parts each charged as the module docstring says."""
+    total = MESSAGE_OVERHEAD_TOKENS
+    for part in message.parts:
+        if isinstance(part, TextPart | ToolResult):
+            total += estimate_text_tokens(part.text)
+        elif isinstance(part, ImagePart):
+            total += IMAGE_TOKENS
+        elif isinstance(part, ToolCall):
+            total += TOOL_CALL_OVERHEAD_TOKENS + estimate_text_tokens(part.name) + estimate_text_tokens(part.arguments)
+        elif isinstance(part, Reasoning):
+            total += estimate_text_tokens(part.text) + estimate_text_tokens(part.signature or part.redacted or "")
+    return total
+
+
+def _tool_tokens(tool: ToolSpec) -> int:
+    schema = json.dumps(tool.parameters, separators=(",", ":"), ensure_ascii=False, default=str)
+    return (
+        TOOL_OVERHEAD_TOKENS
+        + estimate_text_tokens(tool.name)
+        + estimate_text_tokens(tool.description)
+        + estimate_text_tokens(schema)
+    )

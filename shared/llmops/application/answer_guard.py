@@ -1,0 +1,140 @@
+"""The output guard over every part of an answer: its text, its reasoning and its tool calls' arguments.
+
+All of them reach the caller, so each goes through the same engine and policy as the text, with the
+request's pseudonyms restored after the checks (`GuardEngine.guard_output`):
+
+- **Text**: grounding and relevance are judged on it (the `context` documents and the user's query).
+- **Reasoning**: checked like text (PII, secrets, deny list, system-prompt leak), without grounding,
+  which judges the answer, not the thinking on the way to it. A provider signs a reasoning block over
+  its exact text, and the block must come back unchanged in a later turn (Claude with tools), so a
+  block keeps its `signature` only if the guard left its text exactly as the model wrote it; one the
+  guard changed (a redaction, a restored pseudonym) is returned without it, as a block that cannot be
+  carried to another turn, rather than with a signature that no longer covers its text. An encrypted
+  (`redacted`) block has no text to check and passes as the provider sent it.
+- **Tool-call arguments**: checked like text. Arguments are JSON the caller's code parses: if the
+  model wrote valid JSON and redaction would make it invalid (a phone number written as a JSON number
+  becomes a bare placeholder), the answer is blocked rather than returned broken; a placeholder inside
+  a JSON string keeps the arguments valid and is returned. Tool names and call ids are identifiers the
+  caller defined or the provider generated, and are returned as they are.
+
+One combined `OutputVerdict` goes to the audit record and metrics: the worst action, every decision,
+the redacted texts (the evidence the tenant's policy may keep), the first block.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from llmops.domain.chat import Completion, Reasoning, ToolCall
+from llmops.domain.guard import GuardEngine
+from llmops.domain.guard.engine import OutputVerdict
+from llmops.domain.guard.findings import Action, BlockedBy, Decision, Direction
+from llmops.domain.guard.redaction import PseudonymVault
+
+__all__ = ["GuardedAnswer", "combine_verdicts", "guard_answer", "guard_reasoning", "guard_tool_call"]
+
+_JSON_DETECTOR = "tool_arguments.json"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedAnswer:
+    """What the caller may see of a completion (every part guarded), and the verdict over all of it."""
+
+    completion: Completion
+    verdict: OutputVerdict
+
+
+def guard_answer(
+    engine: GuardEngine,
+    completion: Completion,
+    vault: PseudonymVault | None = None,
+    system_prompt: str = "",
+    context: Sequence[str] = (),
+    *,
+    query: str = "",
+) -> GuardedAnswer:
+    """Guards every part of `completion` (the module docstring says how); the arguments are `guard_output`'s."""
+    text = engine.guard_output(completion.text, vault, system_prompt, context, query=query)
+    verdicts = [text]
+    reasoning: list[Reasoning] = []
+    for block in completion.reasoning:
+        guarded, verdict = guard_reasoning(engine, block, vault, system_prompt)
+        reasoning.append(guarded)
+        if verdict is not None:
+            verdicts.append(verdict)
+    calls: list[ToolCall] = []
+    for call in completion.tool_calls:
+        guarded_call, verdict = guard_tool_call(engine, call, vault, system_prompt)
+        calls.append(guarded_call)
+        verdicts.append(verdict)
+    combined = combine_verdicts(verdicts) if len(verdicts) > 1 else text
+    guarded_completion = replace(completion, text=text.text, reasoning=tuple(reasoning), tool_calls=tuple(calls))
+    return GuardedAnswer(guarded_completion, combined)
+
+
+def guard_reasoning(
+    engine: GuardEngine, block: Reasoning, vault: PseudonymVault | None, system_prompt: str
+) -> tuple[Reasoning, OutputVerdict | None]:
+    """One reasoning block as the caller may see it, and its verdict (None: nothing to check)."""
+    if block.redacted is not None or not block.text:
+        return block, None
+    verdict = engine.guard_output(block.text, vault, system_prompt)
+    return signed_if_unchanged(block, verdict.text), verdict
+
+
+def signed_if_unchanged(block: Reasoning, shown: str) -> Reasoning:
+    """`block` with the text the caller sees; its signature only if that is the text the model signed."""
+    return Reasoning(shown, block.signature if shown == block.text else None, block.redacted)
+
+
+def guard_tool_call(
+    engine: GuardEngine, call: ToolCall, vault: PseudonymVault | None, system_prompt: str
+) -> tuple[ToolCall, OutputVerdict]:
+    """One tool call with guarded arguments, and their verdict: a block if redaction broke their JSON."""
+    verdict = engine.guard_output(call.arguments, vault, system_prompt)
+    if not verdict.blocked and _is_json(call.arguments) and not _is_json(verdict.text):
+        verdict = _broken_json(verdict)
+    return ToolCall(call.id, call.name, verdict.text), verdict
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _broken_json(verdict: OutputVerdict) -> OutputVerdict:
+    """The verdict made a block: named after the finding whose redaction broke the JSON (the first masked)."""
+    masked = [d.finding for d in verdict.decisions if d.action in (Action.REDACT, Action.PSEUDONYMIZE)]
+    first = masked[0] if masked else None
+    # Without a masked finding it was a restored pseudonym that broke the JSON.
+    blocked_by = BlockedBy(first.type if first else "PSEUDONYM", _JSON_DETECTOR, Direction.OUTPUT)
+    decisions = tuple(Decision(d.finding, Action.BLOCK) if d.finding == first else d for d in verdict.decisions)
+    return replace(verdict, action=Action.BLOCK, text="", decisions=decisions, blocked_by=blocked_by)
+
+
+def combine_verdicts(verdicts: Sequence[OutputVerdict]) -> OutputVerdict:
+    """One verdict over several parts: the worst action, all decisions and findings, the highest score
+    per kind, the first part's block, and the redacted texts joined (non-empty ones, in part order)."""
+    if not verdicts:
+        raise ValueError("no verdicts to combine")
+    first = verdicts[0]
+    scores: dict[str, float] = {}
+    for verdict in verdicts:
+        for name, value in verdict.scores.items():
+            scores[name] = max(value, scores.get(name, 0.0))
+    actions = {v.action for v in verdicts}
+    action = next((a for a in (Action.BLOCK, Action.REDACT) if a in actions), Action.ALLOW)
+    return OutputVerdict(
+        action=action,
+        text=first.text,
+        redacted_text="\n".join(v.redacted_text for v in verdicts if v.redacted_text),
+        findings=tuple(f for v in verdicts for f in v.findings),
+        decisions=tuple(d for v in verdicts for d in v.decisions),
+        scores=scores,
+        blocked_by=next((v.blocked_by for v in verdicts if v.blocked_by is not None), None),
+    )
