@@ -9,8 +9,23 @@ from constructs import Construct
 
 from infra.capabilities.alarm_settings import AlarmSettings, RunbookId
 from infra.capabilities.alerting import Alerting
+from infra.capabilities.catalogue_metrics import cdk_metric
+from llmops.observability.alarm_catalogue import AlarmDefinition, Comparison, MissingData
 
 __all__ = ["AlarmFactory"]
+
+_COMPARISONS = {
+    Comparison.GREATER_THAN: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    Comparison.GREATER_THAN_OR_EQUAL: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    Comparison.LESS_THAN: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    Comparison.LESS_THAN_OR_EQUAL: cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+}
+_MISSING_DATA = {
+    MissingData.BREACHING: cloudwatch.TreatMissingData.BREACHING,
+    MissingData.NOT_BREACHING: cloudwatch.TreatMissingData.NOT_BREACHING,
+    MissingData.IGNORE: cloudwatch.TreatMissingData.IGNORE,
+    MissingData.MISSING: cloudwatch.TreatMissingData.MISSING,
+}
 
 
 def _construct_id(name: str) -> str:
@@ -67,15 +82,35 @@ class AlarmFactory:
             self.paging.append(alarm)
         return alarm
 
+    def from_definition(self, definition: AlarmDefinition) -> cloudwatch.Alarm:
+        """The alarm of an alarm catalogue definition (`llmops.observability.alarm_catalogue`)."""
+        alarm = cloudwatch.Alarm(
+            self.scope,
+            definition.construct_id,
+            alarm_name=definition.name,
+            alarm_description=definition.description,
+            metric=cdk_metric(definition.expression),
+            threshold=definition.threshold,
+            comparison_operator=_COMPARISONS[definition.comparison],
+            evaluation_periods=definition.evaluation_periods,
+            datapoints_to_alarm=definition.datapoints_to_alarm,
+            treat_missing_data=_MISSING_DATA[definition.treat_missing],
+        )
+        if definition.pages:
+            self.alerting.notify(alarm, on_ok=definition.notify_ok)
+            self.paging.append(alarm)
+        return alarm
+
     def composite_alarm(
-        self, runbook: RunbookId, *, summary: str, all_of: list[cloudwatch.Alarm]
+        self, runbook: RunbookId, *, summary: str, all_of: list[cloudwatch.Alarm], described: bool = False
     ) -> cloudwatch.CompositeAlarm:
-        """Pages (on ALARM and OK) when every one of `all_of` is in ALARM."""
+        """Pages (on ALARM and OK) when every one of `all_of` is in ALARM; `described`: `summary`
+        already ends with the runbook link."""
         composite = cloudwatch.CompositeAlarm(
             self.scope,
             _construct_id(runbook.value),
             composite_alarm_name=self.alarm_name(runbook),
-            alarm_description=self.description(runbook, summary),
+            alarm_description=summary if described else self.description(runbook, summary),
             alarm_rule=cloudwatch.AlarmRule.all_of(
                 *(cloudwatch.AlarmRule.from_alarm(part, cloudwatch.AlarmState.ALARM) for part in all_of)
             ),

@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 
+from llmops.observability.alarm_catalogue import Expression, GatedRate, MetricQuery, Ratio, expression_metrics
 from llmops.observability.metrics import GATEWAY_SERVICE, NAMESPACE, Dim, MetricSpec
 
-__all__ = ["catalogue_metric", "ratio"]
+__all__ = ["catalogue_metric", "cdk_metric", "ratio"]
 
 
 def catalogue_metric(
@@ -68,3 +69,37 @@ def ratio(
         label=label,
         period=period,
     )
+
+
+def _query_metric(query: MetricQuery) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=query.namespace,
+        metric_name=query.metric,
+        dimensions_map=query.dimension_map,
+        statistic=query.statistic,
+        period=cdk.Duration.seconds(query.period_s),
+        label=query.label,
+    )
+
+
+def cdk_metric(expression: Expression) -> cloudwatch.IMetric:
+    """The CloudWatch metric or math expression of an alarm catalogue expression."""
+    if isinstance(expression, MetricQuery):
+        return _query_metric(expression)
+    period = cdk.Duration.seconds(expression.period_s)
+    if isinstance(expression, Ratio):
+        return ratio(
+            [_query_metric(q) for q in expression.numerators],
+            [_query_metric(q) for q in expression.denominators],
+            label=expression.label,
+            period=period,
+        )
+    if isinstance(expression, GatedRate):
+        rate, count = expression_metrics(expression)
+        return cloudwatch.MathExpression(
+            expression=f"IF(FILL(n, 0) >= {expression.min_count}, FILL(r, 0), 0)",
+            using_metrics={"r": _query_metric(rate), "n": _query_metric(count)},
+            label=expression.label,
+            period=period,
+        )
+    raise TypeError(f"not an alarm catalogue expression: {expression!r}")

@@ -1,6 +1,7 @@
 """Operational alarms: gateway rates (provider errors and throttles, fallbacks, guard blocks and
 bypasses, quota rejections), model spend, and the AWS services' own metrics (API Gateway 5xx,
-Lambda errors and throttles, dead-letter queue depth, state machine failures)."""
+Lambda errors and throttles, dead-letter queue depth, state machine failures). Those over gateway
+metrics are the alarm catalogue's (`llmops.observability.alarm_catalogue`), evaluated locally too."""
 
 from __future__ import annotations
 
@@ -13,19 +14,8 @@ from aws_cdk import aws_stepfunctions as sfn
 
 from infra.capabilities.alarm_factory import AlarmFactory
 from infra.capabilities.alarm_settings import RunbookId
-from infra.capabilities.catalogue_metrics import catalogue_metric, ratio
-from llmops.observability.metrics import (
-    COST_USD,
-    FALLBACKS,
-    GUARD_BLOCKS,
-    GUARD_BUDGET_EXCEEDED,
-    GUARD_BYPASSES,
-    PROVIDER_CALLS,
-    PROVIDER_ERRORS,
-    PROVIDER_THROTTLES,
-    QUOTA_REJECTIONS,
-    REQUESTS,
-)
+from infra.capabilities.catalogue_metrics import ratio
+from llmops.observability import alarm_catalogue
 
 __all__ = [
     "add_api_alarms",
@@ -38,67 +28,12 @@ __all__ = [
 
 
 def add_gateway_rate_alarms(factory: AlarmFactory) -> None:
-    five = cdk.Duration.minutes(5)
-    s = factory.settings
-    calls = [catalogue_metric(PROVIDER_CALLS, period=five)]
-    requests = [catalogue_metric(REQUESTS, period=five)]
-    rates = (
-        (RunbookId.PROVIDER_ERROR_RATE, PROVIDER_ERRORS, calls, s.provider_error_rate, "of model calls failed"),
-        (
-            RunbookId.PROVIDER_THROTTLE_RATE,
-            PROVIDER_THROTTLES,
-            calls,
-            s.provider_throttle_rate,
-            "of model calls throttled",
-        ),
-        (RunbookId.FALLBACK_RATE, FALLBACKS, requests, s.fallback_rate, "of requests served by a fallback"),
-        (RunbookId.GUARD_BLOCK_SPIKE, GUARD_BLOCKS, requests, s.guard_block_rate, "of requests blocked by a guard"),
-        (
-            RunbookId.QUOTA_REJECTION_SPIKE,
-            QUOTA_REJECTIONS,
-            requests,
-            s.quota_rejection_rate,
-            "of requests refused by quotas (429)",
-        ),
-    )
-    for runbook, spec, denominator, threshold, what in rates:
-        expression = ratio([catalogue_metric(spec, period=five)], denominator, label=f"{spec.name} rate", period=five)
-        factory.metric_alarm(
-            runbook,
-            expression,
-            summary=f"More than {threshold:.0%} {what} ({spec.name}) for 15 minutes.",
-            threshold=threshold,
-        )
-    factory.metric_alarm(
-        RunbookId.GUARD_BYPASS,
-        catalogue_metric(GUARD_BYPASSES, period=five),
-        summary=f"A completion went out without an output guard verdict ({GUARD_BYPASSES.name} > 0).",
-        threshold=0,
-        evaluation_periods=1,
-    )
-    # Each hit is already a block (fail-safe), so nothing leaks: it pages when hits keep coming, which
-    # is either someone sending dense hostile text or a guard that got slower (a regression).
-    factory.metric_alarm(
-        RunbookId.GUARD_BUDGET_EXCEEDED,
-        catalogue_metric(GUARD_BUDGET_EXCEEDED, period=five),
-        summary=f"Guard verdicts cut short by the guard budget ({GUARD_BUDGET_EXCEEDED.name} > 0) for 15 minutes.",
-        threshold=0,
-    )
+    for definition in alarm_catalogue.gateway_rate_alarms(factory.stage, factory.settings):
+        factory.from_definition(definition)
 
 
 def add_cost_alarm(factory: AlarmFactory) -> None:
-    hour = cdk.Duration.hours(1)
-    s = factory.settings
-    factory.metric_alarm(
-        RunbookId.COST_BURN,
-        catalogue_metric(COST_USD, period=hour),
-        summary=(
-            f"Model spend ({COST_USD.name}) above {s.hourly_cost_threshold_usd:.2f} USD in an hour: "
-            f"{s.cost_burn_factor:g}x the pace of the {s.monthly_budget_usd:g} USD monthly budget."
-        ),
-        threshold=s.hourly_cost_threshold_usd,
-        evaluation_periods=1,
-    )
+    factory.from_definition(alarm_catalogue.cost_alarm(factory.stage, factory.settings))
 
 
 def add_api_alarms(factory: AlarmFactory, api: apigw.RestApi) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from infra.config import ConfigError, GatewayConfig
-from llmops.workflows.retraining_input import Thresholds
+from llmops.observability.alarm_catalogue import DEFAULT_MIN_HOURLY_RATINGS
+from llmops.workflows.retraining_input import Thresholds, retrainable_aliases
 
 __all__ = ["WorkflowSettings", "retrainable_aliases", "workflow_settings_from_context"]
 
@@ -31,7 +32,7 @@ class WorkflowSettings(BaseModel):
         default=Thresholds().negative_feedback_rate, gt=0, le=1, alias="negativeFeedbackThreshold"
     )
     # Ratings per hour below which the feedback alarm stays quiet: two thumbs-down are not a trend.
-    min_hourly_ratings: int = Field(default=20, ge=1, alias="retrainingMinHourlyRatings")
+    min_hourly_ratings: int = Field(default=DEFAULT_MIN_HOURLY_RATINGS, ge=1, alias="retrainingMinHourlyRatings")
     canary_bake_seconds: int = Field(default=600, ge=0, le=7 * 86_400, alias="canaryBakeSeconds")
 
     @field_validator("inference_image")
@@ -54,18 +55,3 @@ def workflow_settings_from_context(get: Callable[[str], Any]) -> WorkflowSetting
     except ValidationError as exc:
         problems = "; ".join(f"context {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"invalid CDK context for llmops-gateway workflows: {problems}") from None
-
-
-def _main_target(route: Mapping[str, Any]) -> str | None:
-    entries = sorted(route.get("targets", []), key=lambda e: -float(e.get("weight", 1)))
-    return str(entries[0]["target"]) if entries else None
-
-
-def retrainable_aliases(routes: Mapping[str, Any]) -> dict[str, str]:
-    """alias -> the SageMaker target serving most of it (the baseline a retrained model replaces)."""
-    found: dict[str, str] = {}
-    for alias, route in sorted(routes.get("routes", {}).items()):
-        target = _main_target(route)
-        if target and routes.get("targets", {}).get(target, {}).get("provider") == "sagemaker":
-            found[alias] = target
-    return found

@@ -137,4 +137,6 @@ class Workflows(Construct):
             "ArtifactBucket": self.artifacts.bucket.bucket_name,
             "PipelineName": self.pipeline_name,
             "ModelPackageGroupName": self.model_package_group_name,
+            # `llmops canary start` gates on the candidate's alarms by default: llmops-<stage>-canary-*.
+            "AlarmStage": self.config.stage.value,
         }

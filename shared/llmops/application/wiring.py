@@ -30,7 +30,7 @@ from llmops.config.env import Settings
 from llmops.domain.completions import CompletionService
 from llmops.domain.ports import ChatProvider, RouteSource
 from llmops.domain.request_trace import RequestTrace, SpanFactory
-from llmops.domain.routing import Provider
+from llmops.domain.routing import CircuitBreaker, Provider
 from llmops.domain.streaming import StreamingChatProvider
 
 __all__ = ["AuthorizerRuntime", "GatewayRuntime", "build_authorizer", "build_gateway", "build_key_store"]
@@ -115,6 +115,7 @@ def build_completions(
         attempts_per_target=settings.provider_max_attempts,
         # A call shorter than this could not even connect and wait one second for an answer.
         min_attempt_s=settings.provider_connect_timeout_s + 1.0,
+        breaker=CircuitBreaker(cooldown_s=settings.breaker_cooldown_s),
     )
 
 

@@ -13,7 +13,6 @@ from llmops.config.env import EnvVar
 from llmops.config.timeouts import GATEWAY_TIMEOUT_S, RESERVATION_SWEEP_SCHEDULE_MINUTES
 from llmops.local.foreground import run_in_foreground
 from llmops.local.stack import LocalStack, LocalStackOptions
-from llmops.observability.powertools_env import PowertoolsVar
 
 console = Console(stderr=True)
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -53,6 +52,22 @@ def serve(
         ),
     ] = DEFAULT_WORKERS,
     emit_metrics: Annotated[bool, typer.Option(help="Print the CloudWatch EMF metric lines to stdout.")] = False,
+    alarm_period_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.5,
+            help="Evaluate every alarm over periods of this many seconds instead of the deployed ones "
+            "(1 min to 1 day), keeping each alarm's M of N: canary gates and retraining triggers fire in seconds.",
+        ),
+    ] = None,
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context",
+            "-c",
+            help="CDK context KEY=VALUE for the alarms' thresholds (over cdk.json), e.g. -c canaryErrorRate=0.1.",
+        ),
+    ] = None,
 ) -> None:
     """Start moto, the Bedrock and SageMaker runtime emulators and the API front door."""
     options = LocalStackOptions(
@@ -60,10 +75,10 @@ def serve(
         port=port,
         state_dir=state_dir,
         forward_url=forward_url,
-        extra_env={
-            EnvVar.PROVIDER_READ_TIMEOUT_S: str(provider_read_timeout_s),
-            PowertoolsVar.METRICS_DISABLED: str(not emit_metrics).lower(),
-        },
+        extra_env={EnvVar.PROVIDER_READ_TIMEOUT_S: str(provider_read_timeout_s)},
+        emit_metrics=emit_metrics,
+        alarm_period_s=alarm_period_seconds,
+        context=_context(context or []),
         workers=workers,
         gateway_timeout_s=gateway_timeout_s,
         sweep_interval_s=reservation_sweep_s,
@@ -77,6 +92,16 @@ def serve(
         on_ready=lambda state: print_ready(console, state, state_dir),
         on_stopping=lambda: console.print("Stopping..."),
     )
+
+
+def _context(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--context takes KEY=VALUE, got {pair!r}", param_hint="--context")
+        values[key.strip()] = value.strip()
+    return values
 
 
 def print_ready(out: Console, state: dict[str, Any], state_dir: Path) -> None:

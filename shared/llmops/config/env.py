@@ -35,6 +35,7 @@ class EnvVar(StrEnum):
     PROVIDER_READ_TIMEOUT_S = "LLMOPS_PROVIDER_READ_TIMEOUT_S"
     PROVIDER_MAX_ATTEMPTS = "LLMOPS_PROVIDER_MAX_ATTEMPTS"
     DEADLINE_MARGIN_S = "LLMOPS_DEADLINE_MARGIN_S"
+    BREAKER_COOLDOWN_S = "LLMOPS_BREAKER_COOLDOWN_S"
     KEY_PEPPER = "LLMOPS_KEY_PEPPER"
     KEY_PEPPER_SECRET_ARN = "LLMOPS_KEY_PEPPER_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
     ROUTES_FILE = "LLMOPS_ROUTES_FILE"
@@ -76,6 +77,9 @@ class Settings(BaseModel):
     provider_read_timeout_s: float = Field(default=timeouts.provider_read_timeout_s(timeouts.GATEWAY_TIMEOUT_S), gt=0)
     provider_max_attempts: int = Field(default=timeouts.PROVIDER_MAX_ATTEMPTS, ge=1, le=5)  # calls per target
     deadline_margin_s: float = Field(default=timeouts.DEADLINE_MARGIN_S, ge=0)
+    # How long a container skips a target after consecutive failures (llmops.domain.routing.CircuitBreaker);
+    # the local stack shortens it with its alarm periods, so a broken canary keeps being probed per period.
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
     key_pepper: str = ""  # local stack and tests; deployed stacks use key_pepper_secret_arn
     key_pepper_secret_arn: str = ""
     routes_file: str = ""

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from llmops.local.front_door import FrontDoor
+from llmops.local.metric_store import capture_from_environment
 from llmops.local.wsgi_server import LoopbackServer
 
 __all__ = ["FrontDoorWorkers"]
@@ -72,6 +73,7 @@ def _serve(host: str, port: int, authorizer_cache_ttl_s: float, gateway_timeout_
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    capture_from_environment()  # this container's EMF lines go to the local metric store too
     server = LoopbackServer(
         FrontDoor(authorizer_cache_ttl_s=authorizer_cache_ttl_s, gateway_timeout_s=gateway_timeout_s),
         host=host,

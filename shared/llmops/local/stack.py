@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,13 +26,15 @@ from llmops.config.tables import TABLES
 from llmops.config.timeouts import GATEWAY_TIMEOUT_S, RESERVATION_SWEEP_SCHEDULE_MINUTES
 from llmops.domain.keys import generate_api_key
 from llmops.domain.routing import RouteTable
+from llmops.local.alarms import LOCAL_STAGE, LocalAlarms, load_alarm_context
 from llmops.local.aws_emulation import MotoService
 from llmops.local.emulators import BedrockRuntimeEmulator, OpenAICompatibleForwarder, SageMakerRuntimeEmulator
 from llmops.local.emulators.guardrail_services import GuardrailServicesEmulator
 from llmops.local.front_door import FrontDoor
 from llmops.local.front_door_workers import FrontDoorWorkers
+from llmops.local.metric_store import EMF_ECHO_VAR, EMF_FILE_VAR, MetricStore, emf_file, install_emf_capture
 from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_resource_name, local_table_name
-from llmops.local.workflows import provision_workflows
+from llmops.local.workflows import OUTPUT_RETRAINING_ARN, provision_workflows
 from llmops.local.wsgi_server import LoopbackServer
 from llmops.observability.metrics import GATEWAY_SERVICE
 from llmops.observability.powertools_env import PowertoolsVar, powertools_environment
@@ -56,6 +59,11 @@ class LocalStackOptions:
     # How often expired quota reservations are released, as the deployed EventBridge rule does.
     sweep_interval_s: float = RESERVATION_SWEEP_SCHEDULE_MINUTES * 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    emit_metrics: bool = False  # echo the EMF lines to stdout as well
+    # Every alarm's evaluation period, in seconds, instead of the deployed ones (None: as deployed).
+    alarm_period_s: float | None = None
+    # CDK context values (`-c key=value`) over cdk.json's, for the alarms' thresholds.
+    context: dict[str, str] = field(default_factory=dict)
 
 
 def local_environment(
@@ -73,15 +81,14 @@ def local_environment(
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_url,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
         "AWS_ENDPOINT_URL_COMPREHEND": bedrock_url,
-        # The gateway function's Powertools settings, with the workstation switches: no X-Ray
-        # daemon here, and EMF lines are CloudWatch's input that on a terminal only bury the log
-        # (--emit-metrics turns them back on).
+        # The gateway function's Powertools settings, with the workstation switch: no X-Ray daemon
+        # here. EMF lines are written as in Lambda and go to the local metric store, which the alarm
+        # evaluator reads (llmops.local.metric_store); the terminal sees them with --emit-metrics.
         **powertools_environment(
-            GATEWAY_SERVICE,
-            log_level=os.environ.get(PowertoolsVar.LOG_LEVEL, "WARNING"),
-            tracing=False,
-            emf_output=False,
+            GATEWAY_SERVICE, log_level=os.environ.get(PowertoolsVar.LOG_LEVEL, "WARNING"), tracing=False
         ),
+        EMF_FILE_VAR: str(emf_file(options.state_dir).resolve()),
+        EMF_ECHO_VAR: "1" if options.emit_metrics else "0",
         EnvVar.STAGE: "local",
         EnvVar.CONFIG_TTL_S: str(options.config_ttl_s),
         EnvVar.KEY_PEPPER: secrets.token_hex(16),
@@ -90,6 +97,10 @@ def local_environment(
         EnvVar.PROVIDER_CONNECT_TIMEOUT_S: "1",
     }
     env.update({spec.env_var: local_table_name(spec.logical_name) for spec in TABLES})
+    if options.alarm_period_s is not None:
+        # Time runs faster for the alarms, so for the breaker too: as deployed, a target it skips is
+        # probed twice per 1-minute gate period, and a broken canary keeps failing in every period.
+        env[EnvVar.BREAKER_COOLDOWN_S] = str(options.alarm_period_s / 2)
     env.update(options.extra_env)
     return env
 
@@ -115,6 +126,8 @@ class LocalStack:
         self._workers: FrontDoorWorkers | None = None
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._alarms: LocalAlarms | None = None
+        self._stdout = sys.stdout
         self.state: dict[str, Any] = {}
 
     def start(self) -> dict[str, Any]:
@@ -127,6 +140,7 @@ class LocalStack:
         workflows = provision_workflows(_local_client, os.environ, load_route_document(self.options.routes_file))
         api_key = self._seed_dev_key()
         self._start_sweeper()
+        self._start_alarms(workflows[OUTPUT_RETRAINING_ARN])
         front = FrontDoor(
             authorizer_cache_ttl_s=self.options.authorizer_cache_ttl_s, gateway_timeout_s=self.options.gateway_timeout_s
         )
@@ -155,6 +169,8 @@ class LocalStack:
             "key_pepper": os.environ[EnvVar.KEY_PEPPER],
             "audit_dlq_url": os.environ[EnvVar.AUDIT_DLQ_URL],
             "workflows": workflows,
+            # Evaluated from EMF by the local alarm evaluator (llmops.local.alarms).
+            "alarms": {"stage": LOCAL_STAGE, "period_s": self.options.alarm_period_s},
         }
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
         state_file = self.options.state_dir / LOCAL_STATE_FILE
@@ -200,8 +216,28 @@ class LocalStack:
         self._sweeper = threading.Thread(target=run, name="reservation-sweeper", daemon=True)
         self._sweeper.start()
 
+    def _start_alarms(self, retraining_arn: str) -> None:
+        """The catalogue's alarms in moto, evaluated from the handlers' EMF records (llmops.local.alarms)."""
+        path = emf_file(self.options.state_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")  # a fresh stack starts with no metrics, as a fresh account does
+        # This process hosts the first front-door container; the workers capture their own.
+        install_emf_capture(path, echo=self.options.emit_metrics)
+        self._alarms = LocalAlarms(
+            _local_client,
+            MetricStore(path),
+            load_route_document(self.options.routes_file),
+            retraining_arn=retraining_arn,
+            context=load_alarm_context(self.options.context),
+            period_s=self.options.alarm_period_s,
+        )
+        self._alarms.provision()
+        self._alarms.start()
+
     def stop(self) -> None:
         self._stopping.set()
+        if self._alarms is not None:
+            self._alarms.stop()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
         if self._workers is not None:
@@ -210,6 +246,7 @@ class LocalStack:
             if server is not None:
                 server.stop()
         self._moto.stop()
+        sys.stdout = self._stdout
         state_file = self.options.state_dir / LOCAL_STATE_FILE
         if state_file.exists():
             state_file.unlink()

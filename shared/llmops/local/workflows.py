@@ -23,6 +23,7 @@ from llmops.workflows.canary_input import CanaryInput, TargetRef
 
 __all__ = [
     "LOCAL_PREFIX",
+    "OUTPUT_ALARM_STAGE",
     "OUTPUT_APPROVAL_ARN",
     "OUTPUT_ARTIFACT_BUCKET",
     "OUTPUT_CANARY_ARN",
@@ -45,6 +46,7 @@ OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
 OUTPUT_ARTIFACT_BUCKET = "ArtifactBucket"
 OUTPUT_PIPELINE_NAME = "PipelineName"
 OUTPUT_MODEL_PACKAGE_GROUP = "ModelPackageGroupName"
+OUTPUT_ALARM_STAGE = "AlarmStage"  # alarm names are llmops-<stage>-...
 
 ClientFactory = Callable[[str], Any]
 

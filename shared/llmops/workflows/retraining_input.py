@@ -15,13 +15,14 @@ write `model.tar.gz` under the latter; the state machine registers that artifact
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from llmops.config.drift_monitor import DEFAULT_DRIFT_THRESHOLD, DEFAULT_NEGATIVE_FEEDBACK_THRESHOLD
+from llmops.config.drift_monitor import DEFAULT_DRIFT_THRESHOLD, DEFAULT_NEGATIVE_FEEDBACK_THRESHOLD, latest_dataset_key
 
-__all__ = ["RetrainingInput", "Signals", "Thresholds"]
+__all__ = ["RetrainingInput", "Signals", "Thresholds", "retrainable_aliases", "retraining_trigger_input"]
 
 S3Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()=-][A-Za-z0-9!_.*'()/=+-]{0,1023}$")]
 
@@ -67,3 +68,33 @@ class RetrainingInput(BaseModel):
 
     def to_execution_input(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def retraining_trigger_input(
+    trigger: Literal["drift", "feedback"], alias: str, baseline: str, inference_image: str
+) -> dict[str, Any]:
+    """What a trigger alarm's EventBridge rule starts the retraining machine with: the alias's
+    latest staged dataset, forced (the alarm already compared the signal with its threshold)."""
+    return RetrainingInput(
+        trigger=trigger,
+        alias=alias,
+        baseline_target=baseline,
+        dataset_key=latest_dataset_key(alias),
+        inference_image=inference_image,
+        force=True,
+    ).to_execution_input()
+
+
+def _main_target(route: Mapping[str, Any]) -> str | None:
+    entries = sorted(route.get("targets", []), key=lambda e: -float(e.get("weight", 1)))
+    return str(entries[0]["target"]) if entries else None
+
+
+def retrainable_aliases(routes: Mapping[str, Any]) -> dict[str, str]:
+    """alias -> the SageMaker target serving most of it (the baseline a retrained model replaces)."""
+    found: dict[str, str] = {}
+    for alias, route in sorted(routes.get("routes", {}).items()):
+        target = _main_target(route)
+        if target and routes.get("targets", {}).get(target, {}).get("provider") == "sagemaker":
+            found[alias] = target
+    return found
