@@ -3,9 +3,20 @@
 Two container dialects are supported (`PayloadFormat`):
 
 * OPENAI: LMI, vLLM and TGI's Messages API take `{"messages": [...]}` and answer with an OpenAI
-  `chat.completion` document.
+  `chat.completion` document. Everything a request can ask for travels: images as `image_url` parts
+  holding `data:` URLs, assistant `tool_calls` and `tool` messages, `tools` / `tool_choice` /
+  `parallel_tool_calls` (vLLM's tool parsers and guided decoding), `response_format` json_object and
+  json_schema (vLLM's structured output), `reasoning_effort`. Answers' `tool_calls`, vLLM's reasoning
+  parsers' `reasoning_content` (`reasoning` from vLLM 0.11) and prefix-cache hits
+  (`usage.prompt_tokens_details.cached_tokens`) come back.
+  Two things are deliberately not sent. Reasoning blocks of earlier assistant turns: vLLM's chat
+  templates drop them from the prompt anyway (a reasoning model's earlier thinking is not part of
+  its context, and vLLM's reasoning parsers sign nothing that would have to come back unchanged).
+  Prompt-cache points: vLLM caches prefixes automatically (`--enable-prefix-caching`), with no hint.
 * TGI: text-generation-inference's native `{"inputs", "parameters"}` with a prompt rendered from the
-  model's chat template; it answers `[{"generated_text", "details"}]`.
+  model's chat template; it answers `[{"generated_text", "details"}]`. A prompt string has no slot
+  for tools, images, tool turns, a response format or reasoning, so such a request is refused here
+  (routing refuses it before, from the target's capabilities in routes.json; this is the backstop).
 
 InvokeEndpointWithResponseStream takes the same body with `"stream": true`. The container then
 writes server-sent events that SageMaker relays in PayloadPart events cut wherever it likes, so
@@ -16,21 +27,39 @@ writes server-sent events that SageMaker relays in PayloadPart events cut wherev
 
 from __future__ import annotations
 
+import base64
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from llmops.adapters.provider_errors import ServiceErrorTable
 from llmops.adapters.sagemaker.chat_templates import UnknownChatTemplateError, render_prompt
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
+from llmops.domain.chat import (
+    Capability,
+    ChatRequest,
+    Completion,
+    FinishReason,
+    ImagePart,
+    Message,
+    Reasoning,
+    ResponseFormat,
+    Role,
+    TextPart,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    ToolSpec,
+    Usage,
+)
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.guard import safe_regex
 from llmops.domain.routing import PayloadFormat, Target
-from llmops.domain.streaming import StreamEnd, StreamEvent, TextDelta
+from llmops.domain.streaming import ReasoningDelta, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 
 __all__ = [
+    "CARRIED_CAPABILITIES",
     "CONTENT_TYPE",
     "ERROR_KINDS",
     "ERROR_TABLE",
@@ -52,7 +81,8 @@ OPENAI_FINISH_REASONS: Mapping[str, FinishReason] = MappingProxyType(
         "stop": FinishReason.STOP,
         "eos": FinishReason.STOP,
         "eos_token": FinishReason.STOP,
-        "tool_calls": FinishReason.STOP,
+        "tool_calls": FinishReason.TOOL_CALLS,
+        "function_call": FinishReason.TOOL_CALLS,  # the legacy spelling some OpenAI-compatible servers keep
         "length": FinishReason.LENGTH,
         "content_filter": FinishReason.CONTENT_FILTER,
     }
@@ -106,8 +136,33 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 3)
 
 
+# What each dialect can carry beyond plain text. An OpenAI-format container takes all of it (whether
+# the model behind it can use it is what routes.json's capabilities say); TGI's prompt string nothing.
+CARRIED_CAPABILITIES: Mapping[PayloadFormat, frozenset[Capability]] = MappingProxyType(
+    {PayloadFormat.OPENAI: frozenset(Capability), PayloadFormat.TGI: frozenset()}
+)
+
+
+def check_carried(target: Target, request: ChatRequest) -> None:
+    """Refuses a request whose parts the target's payload cannot carry, rather than dropping them.
+
+    Routing sends such a request only to targets with the capabilities, so reaching this means
+    routes.json gives the target a capability its dialect lacks: the target is misconfigured, not
+    the request wrong, so the failure is UNAVAILABLE and the router may fall back.
+    """
+    missing = request.required_capabilities - CARRIED_CAPABILITIES[target.payload_format]
+    if missing:
+        raise ProviderError(
+            ProviderFailureKind.UNAVAILABLE,
+            f"SageMaker target {target.id} takes the {target.payload_format.value} payload, which cannot carry "
+            f"{', '.join(sorted(missing))}; routes.json must not list these capabilities for it",
+            target_id=target.id,
+            error_code="UnsupportedCapability",
+        )
+
+
 def openai_body(request: ChatRequest) -> dict[str, Any]:
-    messages = [{"role": m.role.value, "content": m.content} for m in request.messages]
+    messages = [doc for m in request.messages for doc in _openai_messages(m)]
     body: dict[str, Any] = {"messages": messages}
     if request.max_tokens is not None:
         body["max_tokens"] = request.max_tokens
@@ -117,7 +172,95 @@ def openai_body(request: ChatRequest) -> dict[str, Any]:
         body["top_p"] = request.top_p
     if request.stop:
         body["stop"] = list(request.stop)
+    if request.tools:
+        body["tools"] = [_openai_tool(t) for t in request.tools]
+        if request.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.tool_choice is not None:
+        body["tool_choice"] = _openai_tool_choice(request.tool_choice)
+    if request.response_format is not None:
+        body["response_format"] = _openai_response_format(request.response_format)
+    if request.reasoning_effort is not None:
+        body["reasoning_effort"] = request.reasoning_effort
     return body
+
+
+def _openai_messages(message: Message) -> list[dict[str, Any]]:
+    """The turn as OpenAI messages: the turn itself, preceded by one `tool` message per tool result
+    (OpenAI gives each result a message of its own, answering the assistant turn before it)."""
+    results: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            data = base64.b64encode(part.data).decode("ascii")
+            content.append({"type": "image_url", "image_url": {"url": f"data:{part.media_type};base64,{data}"}})
+        elif isinstance(part, ToolCall):
+            calls.append(
+                {"id": part.id, "type": "function", "function": {"name": part.name, "arguments": part.arguments}}
+            )
+        elif isinstance(part, ToolResult):
+            results.append({"role": "tool", "tool_call_id": part.tool_call_id, "content": part.text})
+        # Reasoning parts are not sent: see the module docstring.
+    if message.role is Role.TOOL:
+        # A tool turn is its results; text beside them belongs to the last one rather than being lost.
+        if results and content:
+            results[-1]["content"] += _joined_text(content)
+        return results or [{"role": "tool", "content": _joined_text(content)}]
+    doc: dict[str, Any] = {"role": message.role.value}
+    has_images = any(c["type"] == "image_url" for c in content)
+    # Text-only content goes as a string: every OpenAI-format container and chat template reads that,
+    # while some templates (TGI's Messages API for text models) reject a list of parts.
+    text = _joined_text(content)
+    doc["content"] = content if has_images else (None if calls and not text else text)
+    if calls:
+        doc["tool_calls"] = calls
+    return [*results, doc] if (content or calls or not results) else results
+
+
+def _joined_text(content: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(str(c["text"]) for c in content if c["type"] == "text")
+
+
+def _plain(value: Any) -> Any:
+    """`value` with every mapping a dict and every sequence a list, so json.dumps takes it."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _openai_tool(tool: ToolSpec) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name, "parameters": _plain(tool.parameters)}
+    if tool.description:
+        function["description"] = tool.description
+    if tool.strict:
+        function["strict"] = True
+    return {"type": "function", "function": function}
+
+
+def _openai_tool_choice(choice: ToolChoice) -> Any:
+    # vLLM takes all four: "auto" through its tool parser, "required" and a named function through
+    # guided decoding on the tools' schemas, "none" by answering text.
+    if choice.mode == "function":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def _openai_response_format(response_format: ResponseFormat) -> dict[str, Any]:
+    if response_format.kind == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {
+                "name": response_format.name,
+                "schema": _plain(response_format.schema or {}),
+                "strict": response_format.strict,
+            },
+        }
+    return {"type": "json_object"}
 
 
 def tgi_body(target: Target, request: ChatRequest) -> dict[str, Any]:
@@ -151,6 +294,7 @@ def tgi_body(target: Target, request: ChatRequest) -> dict[str, Any]:
 def to_invoke_endpoint_request(target: Target, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     """The keyword arguments for `sagemaker-runtime.invoke_endpoint`, or with `stream` for
     `invoke_endpoint_with_response_stream` (which answers server-sent events, so no JSON Accept)."""
+    check_carried(target, request)
     is_tgi = target.payload_format is PayloadFormat.TGI
     body = tgi_body(target, request) if is_tgi else openai_body(request)
     if stream:
@@ -172,21 +316,50 @@ def to_invoke_endpoint_request(target: Target, request: ChatRequest, *, stream: 
 
 def _from_openai(doc: Any, request: ChatRequest) -> Completion:
     choice = doc["choices"][0]
-    text = choice["message"].get("content") or ""
+    message = choice.get("message") or {}
+    text = str(message.get("content") or "")
+    calls = tuple(_tool_call(call) for call in message.get("tool_calls") or ())
+    thinking = message.get("reasoning_content") or message.get("reasoning")
+    reasoning = (Reasoning(str(thinking)),) if thinking else ()
     usage = doc.get("usage") or {}
     input_tokens = usage.get("prompt_tokens")
     output_tokens = usage.get("completion_tokens")
+    written = text + "".join(c.arguments for c in calls) + (str(thinking) if thinking else "")
     return Completion(
         text=text,
-        finish_reason=OPENAI_FINISH_REASONS.get(str(choice.get("finish_reason")), FinishReason.STOP),
+        finish_reason=_finish_reason(choice.get("finish_reason"), called=bool(calls)),
         usage=Usage(
             input_tokens=int(input_tokens)
             if input_tokens is not None
             else estimate_tokens("".join(m.content for m in request.messages)),
-            output_tokens=int(output_tokens) if output_tokens is not None else estimate_tokens(text),
+            output_tokens=int(output_tokens) if output_tokens is not None else estimate_tokens(written),
+            cache_read_tokens=_cached_tokens(usage),
         ),
         raw_model=str(doc["model"]) if doc.get("model") else None,
+        tool_calls=calls,
+        reasoning=reasoning,
     )
+
+
+def _finish_reason(raw: Any, *, called: bool) -> FinishReason:
+    reason = OPENAI_FINISH_REASONS.get(str(raw), FinishReason.STOP)
+    # vLLM answers "tool_calls" only for tool_choice "auto"; calls forced by "required" or a named
+    # function end with "stop". Either way the turn ended to call tools, as Bedrock's "tool_use" says.
+    return FinishReason.TOOL_CALLS if called and reason is FinishReason.STOP else reason
+
+
+def _tool_call(call: Mapping[str, Any]) -> ToolCall:
+    function = call["function"]
+    arguments = function.get("arguments")
+    # OpenAI's wire format has the arguments as JSON text; a few compatible servers send the object.
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments if arguments is not None else {})
+    return ToolCall(id=str(call["id"]), name=str(function["name"]), arguments=text)
+
+
+def _cached_tokens(usage: Mapping[str, Any]) -> int:
+    """vLLM's prefix-cache hits (with --enable-prompt-tokens-details), as OpenAI reports them."""
+    details = usage.get("prompt_tokens_details") or {}
+    return int(details.get("cached_tokens") or 0)
 
 
 def _from_tgi(doc: Any, request: ChatRequest, prompt: str) -> Completion:
@@ -286,6 +459,7 @@ def _from_openai_stream(events: Iterable[str]) -> Iterator[StreamEvent]:
     usage: Usage | None = None
     model: str | None = None
     done = False
+    calls = _ToolCallIndexes()
     for data in events:
         if data.strip() == "[DONE]":
             done = True
@@ -293,16 +467,59 @@ def _from_openai_stream(events: Iterable[str]) -> Iterator[StreamEvent]:
         doc = json.loads(data)
         model = str(doc["model"]) if doc.get("model") else model
         for choice in doc.get("choices") or []:
-            text = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            # vLLM 0.11 renamed reasoning_content to reasoning and sent both for a while: one is read.
+            thinking = delta.get("reasoning_content") or delta.get("reasoning")
+            if thinking:
+                yield ReasoningDelta(str(thinking))
+            text = delta.get("content")
             if text:
                 yield TextDelta(str(text))
+            for call in delta.get("tool_calls") or ():
+                yield calls.delta(call)
             finish = str(choice["finish_reason"]) if choice.get("finish_reason") else finish
         reported = doc.get("usage")
         if reported:
-            usage = Usage(int(reported["prompt_tokens"]), int(reported["completion_tokens"]))
+            usage = Usage(
+                int(reported["prompt_tokens"]),
+                int(reported["completion_tokens"]),
+                cache_read_tokens=_cached_tokens(reported),
+            )
     if finish is None and not done:
         raise _TruncatedStreamError("SageMaker endpoint's stream ended before its finish_reason")
-    yield StreamEnd(OPENAI_FINISH_REASONS.get(str(finish), FinishReason.STOP), usage, raw_model=model)
+    yield StreamEnd(_finish_reason(finish, called=calls.started), usage, raw_model=model)
+
+
+class _ToolCallIndexes:
+    """Streamed tool-call pieces as `ToolCallDelta`s, numbered 0, 1, ... in the order calls start.
+
+    vLLM numbers calls itself; some OpenAI-compatible servers (ollama) send every call of a parallel
+    batch at index 0, told apart only by a new id, which is then a new call rather than more of one.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0  # calls started so far
+        self._slots: dict[int, int] = {}  # the server's index -> ours
+        self._ids: dict[int, str] = {}  # the server's index -> the id of the call open at it
+
+    @property
+    def started(self) -> bool:
+        return self._count > 0
+
+    def delta(self, call: Mapping[str, Any]) -> ToolCallDelta:
+        raw = int(call.get("index") or 0)
+        call_id = str(call["id"]) if call.get("id") else None
+        if raw not in self._slots or (call_id is not None and self._ids.get(raw, call_id) != call_id):
+            self._slots[raw] = self._count
+            self._count += 1
+        if call_id is not None:
+            self._ids[raw] = call_id
+        function = call.get("function") or {}
+        name = function.get("name")
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        return ToolCallDelta(self._slots[raw], arguments or "", id=call_id, name=str(name) if name else None)
 
 
 def _from_tgi_stream(request: ChatRequest, prompt: str, events: Iterable[str]) -> Iterator[StreamEvent]:
