@@ -19,6 +19,7 @@ from llmops.adapters.dynamodb.route_source import FileRouteSource
 from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Role, Usage
+from llmops.domain.embeddings import Embedded, EmbeddingInputType
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.ports import ChatProvider
 from llmops.domain.routing import Provider, Target
@@ -29,6 +30,7 @@ from llmops.local.lambda_runtime import load_handler_module
 __all__ = [
     "DEFAULT_ANSWER",
     "DEFAULT_USAGE",
+    "FakeEmbeddingProvider",
     "FakeProvider",
     "FakeStreamingProvider",
     "gateway_runtime",
@@ -119,12 +121,48 @@ class FakeStreamingProvider(FakeProvider):
                 self.closed += 1
 
 
+class FakeEmbeddingProvider:
+    """An embedding provider (the domain's `EmbeddingProvider` port) scripted by the test.
+
+    Answers each text with a vector of the asked size whose first component is the text's length
+    (the rest 0.5), counting `tokens_per_text` tokens a text. `batches` holds the texts of every call,
+    in order, so a test sees exactly what a model would have been sent; a target id in `failing` is
+    throttled.
+    """
+
+    def __init__(self, tokens_per_text: int = 3) -> None:
+        self.tokens_per_text = tokens_per_text
+        self.batches: list[tuple[str, tuple[str, ...]]] = []  # (target id, texts)
+        self.failing: set[str] = set()
+
+    def embed(
+        self,
+        target: Target,
+        texts: Sequence[str],
+        *,
+        dimensions: int,
+        input_type: EmbeddingInputType,
+        timeout_s: float | None = None,
+    ) -> Embedded:
+        self.batches.append((target.id, tuple(texts)))
+        if target.id in self.failing:
+            raise ProviderError(ProviderFailureKind.THROTTLED, "throttled", target_id=target.id)
+        vectors = tuple((float(len(text)), *([0.5] * (dimensions - 1))) for text in texts)
+        return Embedded(vectors, self.tokens_per_text * len(texts))
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for _, batch in self.batches for text in batch]
+
+
 def gateway_runtime(settings: Settings, provider: FakeProvider, **options: Any) -> GatewayRuntime:
     """The gateway's composition root with every model behind `provider` (`options` go to build_gateway);
     a `FakeStreamingProvider` streams too."""
     providers: dict[Provider, ChatProvider] = {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider}
     if isinstance(provider, FakeStreamingProvider):
         options.setdefault("streaming", {Provider.BEDROCK: provider, Provider.SAGEMAKER: provider})
+    embedder = FakeEmbeddingProvider()
+    options.setdefault("embedding_providers", {Provider.BEDROCK: embedder, Provider.SAGEMAKER: embedder})
     return build_gateway(settings, routes=FileRouteSource(), providers=providers, **options)
 
 

@@ -15,6 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from llmops.application.feedback_api import FeedbackRequest, record_feedback
 from llmops.application.guardrails_api import ScanRequest, scan
 from llmops.application.lambda_deadline import deadline_of
+from llmops.application.model_catalogue import model_list
+from llmops.application.openai_embeddings_schema import EmbeddingsRequest
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
 from llmops.application.openapi import openapi_json
 from llmops.application.proxy_events import (
@@ -84,9 +86,13 @@ def _tenant() -> TenantContext:
     return tenant
 
 
+# Model calls refused before their endpoint ran (schema, size) are audited too.
+_AUDITED_PATHS = ("/chat/completions", "/embeddings")
+
+
 def _audit_refused_chat(event: dict[str, Any], request_id: str, refusal: GatewayError) -> None:
     tenant = tenant_of(event)
-    if tenant is not None and str(event.get("path", "")).endswith("/chat/completions"):
+    if tenant is not None and str(event.get("path", "")).endswith(_AUDITED_PATHS):
         runtime().chat.record_refusal(tenant, request_id, refusal)
 
 
@@ -103,14 +109,19 @@ def openapi() -> Response[str]:
 
 @app.get("/v1/models")
 def list_models() -> ModelList:
-    aliases = runtime().routes.current().aliases(_tenant().allowed_models)
-    return ModelList.model_validate({"data": [{"id": alias} for alias in aliases]})
+    return model_list(runtime().routes.current(), _tenant().allowed_models)
 
 
 @app.post("/v1/chat/completions")
 def chat_completions(body: ChatCompletionRequest) -> Response[str]:
     deadline = deadline_of(app.lambda_context, within_s=None if body.stream else BUFFERED_ANSWER_TIMEOUT_S)
     return _respond(runtime().chat.handle(body, _tenant(), _request_id(), app.current_event.headers, deadline))
+
+
+@app.post("/v1/embeddings")
+def embeddings(body: EmbeddingsRequest) -> Response[str]:
+    deadline = deadline_of(app.lambda_context, within_s=BUFFERED_ANSWER_TIMEOUT_S)
+    return _respond(runtime().embeddings.handle(body, _tenant(), _request_id(), deadline))
 
 
 @app.post("/v1/feedback")

@@ -175,6 +175,10 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "llmops-gateway"
+    # Gateway fields (the OpenAI SDKs keep unknown fields): which endpoint serves the model, and what
+    # every target of its route supports (so fallbacks included), e.g. ["images", "tools"].
+    kind: Literal["chat", "embedding"] = "chat"
+    capabilities: list[str] = Field(default_factory=list)
 
 
 class ModelList(BaseModel):

@@ -57,6 +57,7 @@ DOCUMENTED_ERRORS: Mapping[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/guardrails/scan"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS),
     ("POST", "/v1/feedback"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 404),
     ("POST", "/v1/chat/completions"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 403, 404, 429, 502, 504),
+    ("POST", "/v1/embeddings"): (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS, 404, 429, 502, 504),
 }
 _DEFAULT_ERRORS = (*_BODY_ERRORS, *_AUTHENTICATED_ERRORS)
 _RETRY_AFTER_STATUSES = frozenset({429, 503})

@@ -13,6 +13,7 @@ from typing import Any
 
 from llmops.adapters import aws_clients
 from llmops.adapters.bedrock.client import BedrockConverseProvider
+from llmops.adapters.bedrock.embeddings import BedrockEmbeddingProvider
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.cache_store import DynamoResponseCache
 from llmops.adapters.dynamodb.feedback_store import DynamoFeedbackStore
@@ -22,13 +23,16 @@ from llmops.adapters.dynamodb.prompt_store import CachedPromptResolver, DynamoPr
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
+from llmops.adapters.sagemaker.embeddings import SageMakerEmbeddingProvider
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
 from llmops.application.chat_endpoint import ChatEndpoint
+from llmops.application.embeddings_endpoint import EmbeddingsEndpoint
 from llmops.application.feedback_api import AuditRecordLookup
 from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
 from llmops.domain.completions import CompletionService
-from llmops.domain.ports import ChatProvider, RouteSource
+from llmops.domain.embeddings import EmbeddingService
+from llmops.domain.ports import ChatProvider, EmbeddingProvider, RouteSource
 from llmops.domain.request_trace import RequestTrace, SpanFactory
 from llmops.domain.routing import CircuitBreaker, Provider
 from llmops.domain.streaming import StreamingChatProvider
@@ -47,6 +51,7 @@ class GatewayRuntime:
     audit_lookup: AuditRecordLookup
     feedback: DynamoFeedbackStore
     chat: ChatEndpoint
+    embeddings: EmbeddingsEndpoint
 
 
 def _control_plane_client(service: str) -> Callable[[], Any]:
@@ -95,6 +100,14 @@ def build_providers(settings: Settings) -> dict[Provider, ModelProvider]:
     }
 
 
+def build_embedding_providers(settings: Settings) -> dict[Provider, EmbeddingProvider]:
+    """InvokeModel (Titan, Cohere) and InvokeEndpoint (embedding containers), on the chat path's clients."""
+    return {
+        Provider.BEDROCK: BedrockEmbeddingProvider(_provider_client("bedrock-runtime", settings)),
+        Provider.SAGEMAKER: SageMakerEmbeddingProvider(_provider_client("sagemaker-runtime", settings)),
+    }
+
+
 def build_completions(
     settings: Settings,
     routes: RouteSource,
@@ -125,6 +138,7 @@ def build_gateway(
     routes: RouteSource | None = None,
     providers: dict[Provider, ChatProvider] | None = None,
     streaming: dict[Provider, StreamingChatProvider] | None = None,
+    embedding_providers: dict[Provider, EmbeddingProvider] | None = None,
     on_finished: Callable[[RequestTrace], None] | None = None,
     spans: SpanFactory | None = None,
 ) -> GatewayRuntime:
@@ -156,6 +170,15 @@ def build_gateway(
         chat.on_finished = on_finished
     if spans is not None:
         chat.spans = spans
+    embeddings = EmbeddingsEndpoint(
+        EmbeddingService(
+            completions, build_embedding_providers(settings) if embedding_providers is None else embedding_providers
+        ),
+        guards,
+        ledger,
+        record=chat.record,  # one audit recorder (and metrics) for both endpoints
+        spans=chat.spans,
+    )
     return GatewayRuntime(
         settings=settings,
         routes=route_source,
@@ -166,6 +189,7 @@ def build_gateway(
         audit_lookup=AuditRecordLookup(audit),
         feedback=DynamoFeedbackStore(dynamodb, settings.feedback_table),
         chat=chat,
+        embeddings=embeddings,
     )
 
 

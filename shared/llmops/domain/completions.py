@@ -27,6 +27,7 @@ from llmops.domain.routing import (
     Provider,
     Route,
     Target,
+    TargetKind,
     attempt_order,
     capable_targets,
     check_output_budget,
@@ -126,6 +127,7 @@ class CompletionService:
     def plan(self, request: ChatRequest, tenant: TenantContext) -> RoutePlan:
         table = self.routes.current()
         route = table.route(request.model, tenant.allowed_models)
+        table.require_kind(route, TargetKind.CHAT)  # an embedding alias is a 400 naming `model`
         order = attempt_order(route, self.draw(), lambda t: self.breaker.is_open(t, self.clock()))
         # Only targets with every capability the request needs (tools, images, ...) may serve it.
         capable = capable_targets([table.targets[t] for t in order], request.required_capabilities)
@@ -176,6 +178,16 @@ class CompletionService:
             events=self._rest_of_stream(target, first, events),
             stage_ms={RequestStage.PROVIDER: sum(a.latency_ms for a in attempts)},
         )
+
+    def first_answer(
+        self,
+        plan: RoutePlan,
+        deadline: Deadline | None,
+        call: Callable[[Target, float | None], _Answer],
+    ) -> tuple[_Answer, Target, tuple[Attempt, ...]]:
+        """The attempt loop of `execute` (rounds, deadline shares, breaker, errors) for any call on a
+        plan's targets: `call(target, timeout_s)` until one answers. `llmops.domain.embeddings` uses it."""
+        return self._first_answer(plan, deadline, call)
 
     def _first_answer(
         self,

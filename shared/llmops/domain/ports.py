@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from llmops.domain.chat import ChatRequest, Completion
 from llmops.domain.routing import RouteTable, Target
 
-__all__ = ["ChatProvider", "RouteSource"]
+if TYPE_CHECKING:  # embeddings builds on completions, which imports this module
+    from llmops.domain.embeddings import Embedded, EmbeddingInputType
+
+__all__ = ["ChatProvider", "EmbeddingProvider", "RouteSource"]
 
 
 class ChatProvider(Protocol):
@@ -24,3 +28,24 @@ class RouteSource(Protocol):
     """Returns the current route table; implementations cache it (see config TTL)."""
 
     def current(self) -> RouteTable: ...
+
+
+class EmbeddingProvider(Protocol):
+    """One embedding backend (`POST /v1/embeddings`). Must raise `ProviderError` (never an SDK
+    exception) on failure.
+
+    `texts` fit the target's `EmbeddingSpec` (at most `max_batch`, each within `max_input_chars`:
+    the domain batches); the answer has one vector of `dimensions` floats per text, in order, and the
+    input tokens the model counted (estimated where it reports none). `input_type` is for models
+    that need it (Cohere); `timeout_s` as for `ChatProvider.complete`.
+    """
+
+    def embed(
+        self,
+        target: Target,
+        texts: Sequence[str],
+        *,
+        dimensions: int,
+        input_type: EmbeddingInputType,
+        timeout_s: float | None = None,
+    ) -> Embedded: ...

@@ -15,7 +15,15 @@ from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
 from tests.fakes import read_to_end
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
-GATEWAY_EVENTS = ["chat_completion", "chat_completion_stream", "list_models", "health", "guardrails_scan", "usage"]
+GATEWAY_EVENTS = [
+    "chat_completion",
+    "chat_completion_stream",
+    "embeddings",
+    "list_models",
+    "health",
+    "guardrails_scan",
+    "usage",
+]
 
 
 def _event(name: str) -> dict[str, Any]:

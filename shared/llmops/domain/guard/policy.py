@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_DETECTORS",
     "GATEWAY_DETECTORS",
     "PLUGGABLE_DETECTORS",
+    "EmbeddingsInputGuard",
     "GuardPolicy",
     "PolicyError",
 ]
@@ -55,6 +57,7 @@ _KEYS = frozenset(
         "denied_topics",
         "max_input_chars",
         "max_output_chars",
+        "embeddings_input_guard",
         "detectors",
         "system_prompt_leak_check",
     }
@@ -66,6 +69,22 @@ _THRESHOLDS = {
     "relevance": "relevance_threshold",
     "system_prompt_leak": "system_prompt_leak_threshold",
 }
+
+
+class EmbeddingsInputGuard(StrEnum):
+    """How the input guard treats the texts of `POST /v1/embeddings` (policy `embeddings_input_guard`).
+
+    An embedded text is stored as a vector in someone's index, usually for good, so the tenant
+    chooses: `redact` (the default) runs the input guard as on a chat message, so values the policy
+    masks are embedded as their placeholders (`[EMAIL_1]`) and what it blocks (prompt injection,
+    denied words, oversized input) refuses the request; `block` refuses any request in which the
+    guard would mask something, so no vector of altered text is made; `off` embeds the texts as sent
+    (a tenant's own, already cleaned corpus), and the audit record says the guard was off.
+    """
+
+    REDACT = "redact"
+    BLOCK = "block"
+    OFF = "off"
 
 
 class PolicyError(ValueError):
@@ -117,6 +136,7 @@ class GuardPolicy:
     max_output_chars: int = 200_000
     enabled_detectors: frozenset[str] = DEFAULT_DETECTORS
     system_prompt_leak_check: bool = True
+    embeddings_input_guard: EmbeddingsInputGuard = EmbeddingsInputGuard.REDACT
 
     @classmethod
     def default(cls) -> GuardPolicy:
@@ -200,6 +220,13 @@ class GuardPolicy:
                 errors.append(f"system_prompt_leak_check: must be true or false, got {flag!r}")
             else:
                 values["system_prompt_leak_check"] = flag
+        if "embeddings_input_guard" in data:
+            mode = data["embeddings_input_guard"]
+            try:
+                values["embeddings_input_guard"] = EmbeddingsInputGuard(mode)
+            except ValueError:
+                choices = ", ".join(m.value for m in EmbeddingsInputGuard)
+                errors.append(f"embeddings_input_guard: {mode!r} is not one of {choices}")
 
         merged = {name: getattr(base, name) for name in base.__dataclass_fields__}
         merged.update(values)
@@ -222,6 +249,7 @@ class GuardPolicy:
             "max_output_chars": self.max_output_chars,
             "detectors": sorted(self.enabled_detectors),
             "system_prompt_leak_check": self.system_prompt_leak_check,
+            "embeddings_input_guard": self.embeddings_input_guard.value,
         }
 
 
