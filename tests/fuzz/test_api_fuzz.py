@@ -110,9 +110,18 @@ UNROUTABLE_FIELDS = (
     "functions",
     "function_call",
     "response_format",
+    "reasoning_effort",
+    "parallel_tool_calls",
     "logprobs",
     "prompt",
+    # Bedrock pass-through fields: refused unless the tenant's content policy allows them.
+    "guardrailConfig",
+    "serviceTier",
+    "performanceConfig",
+    "additionalModelRequestFields",
 )
+# Message fields that need the conversation's tool-call bookkeeping to be right (checked on parse).
+UNROUTABLE_MESSAGE_FIELDS = ("tool_calls", "tool_call_id", "thinking_blocks", "function_call")
 ROUTED_REFUSALS = {"content_blocked", "context_length_exceeded"}
 
 
@@ -128,12 +137,15 @@ def _routed(body: Any, alias: str) -> Any:
     routed["model"] = alias
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Hello."}]  # Bedrock: user speaks first
     for message in routed.get("messages") or []:
-        content = message.get("content")
+        if message.get("role") == "tool":
+            continue
+        kept = {k: v for k, v in message.items() if k not in UNROUTABLE_MESSAGE_FIELDS}
+        content = kept.get("content")
         if isinstance(content, list):
             content = [{"type": "text", "text": _text(part.get("text"))} for part in content] or "Hello."
         else:
             content = _text(content)
-        messages.append({**message, "content": content})
+        messages.append({**kept, "content": content})
     routed["messages"] = [*messages, {"role": "user", "content": "And one more question?"}]
     for name in ("max_tokens", "max_completion_tokens"):
         if isinstance(routed.get(name), int):

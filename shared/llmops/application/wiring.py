@@ -22,6 +22,7 @@ from llmops.adapters.dynamodb.key_store import DynamoKeyStore
 from llmops.adapters.dynamodb.prompt_store import CachedPromptResolver, DynamoPromptStore
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
+from llmops.adapters.http_images import HttpImageFetcher
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
 from llmops.adapters.sagemaker.embeddings import SageMakerEmbeddingProvider
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
@@ -165,6 +166,8 @@ def build_gateway(
         audit_pepper=settings.key_pepper,
         prompts=prompts,
         cache=DynamoResponseCache(dynamodb, settings.cache_table),
+        # Used only for tenants whose content policy allows remote image URLs.
+        image_fetcher=HttpImageFetcher(),
     )
     if on_finished is not None:
         chat.on_finished = on_finished

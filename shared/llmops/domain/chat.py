@@ -214,6 +214,7 @@ class ResponseFormat:
     schema: Mapping[str, Any] | None = None
     name: str = "response"
     strict: bool = False
+    description: str = ""  # what the output is for (json_schema.description), for the model
 
 
 @dataclass(frozen=True, slots=True)

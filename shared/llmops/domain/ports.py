@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from llmops.domain.chat import ChatRequest, Completion
+from llmops.domain.images import FetchedImage
 from llmops.domain.routing import RouteTable, Target
 
 if TYPE_CHECKING:  # embeddings builds on completions, which imports this module
     from llmops.domain.embeddings import Embedded, EmbeddingInputType
 
-__all__ = ["ChatProvider", "EmbeddingProvider", "RouteSource"]
+__all__ = ["ChatProvider", "EmbeddingProvider", "ImageFetcher", "RouteSource"]
 
 
 class ChatProvider(Protocol):
@@ -49,3 +50,14 @@ class EmbeddingProvider(Protocol):
         input_type: EmbeddingInputType,
         timeout_s: float | None = None,
     ) -> Embedded: ...
+
+
+class ImageFetcher(Protocol):
+    """Fetches a remote http(s) image a tenant's content policy allows (`image_url` with a URL).
+
+    Must refuse URLs whose host resolves to any non-public address (SSRF), read at most `max_bytes`
+    and give up after `timeout_s` in all; every failure is an `ImageFetchError` whose reason never
+    holds the URL or what the server sent. The caller checks the bytes (`domain.images`).
+    """
+
+    def fetch(self, url: str, *, max_bytes: int, timeout_s: float) -> FetchedImage: ...

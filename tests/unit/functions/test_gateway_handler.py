@@ -122,16 +122,28 @@ BAD_BODIES = [
             "tools": [{"type": "function"}],
         },
         400,
-        "tools",
-        "invalid_request",
+        "tools[0].function",
+        "missing_required_parameter",
     ),
     (
         {
             "model": "chat-default",
+            "messages": [{"role": "user", "content": "x"}],
+            "tool_choice": {"type": "function", "function": {"name": "nope"}},
+            "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+        },
+        400,
+        "tool_choice",
+        "invalid_value",
+    ),
+    (
+        {
+            "model": "chat-default",
+            # Remote image URLs are refused unless the tenant's content policy allows them.
             "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}],
         },
         400,
-        "messages[0].content[0]",
+        "messages[0].content[0].image_url",
         "invalid_request",
     ),
     (

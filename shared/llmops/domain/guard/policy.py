@@ -15,12 +15,15 @@ from typing import Any, Final
 
 from llmops.domain.guard import safe_regex
 from llmops.domain.guard.findings import PII_TYPES, SECRET_TYPES, Action, Direction, FindingType
+from llmops.domain.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGES
 
 __all__ = [
     "BUILTIN_DETECTORS",
     "DEFAULT_DETECTORS",
     "GATEWAY_DETECTORS",
+    "PASSTHROUGH_FIELDS",
     "PLUGGABLE_DETECTORS",
+    "ContentPolicy",
     "EmbeddingsInputGuard",
     "GuardPolicy",
     "PolicyError",
@@ -60,6 +63,7 @@ _KEYS = frozenset(
         "embeddings_input_guard",
         "detectors",
         "system_prompt_leak_check",
+        "content",
     }
 )
 _THRESHOLDS = {
@@ -93,6 +97,107 @@ class PolicyError(ValueError):
     def __init__(self, errors: Sequence[str]) -> None:
         self.errors = tuple(errors)
         super().__init__("invalid guard policy: " + "; ".join(self.errors))
+
+
+# Provider request fields a caller may send at the top level of a chat request (the OpenAI SDKs'
+# `extra_body`) for Bedrock to receive as they are, each only where the tenant's policy lists it.
+PASSTHROUGH_FIELDS: Final = frozenset(
+    {"guardrailConfig", "serviceTier", "performanceConfig", "additionalModelRequestFields"}
+)
+# Upper bounds a policy may set: above them a provider refuses anyway (Bedrock Converse takes at most
+# 20 images, OpenAI 128 tools) or a request could hold a Lambda for too long.
+_MAX_IMAGES_BOUND = 100
+_MAX_IMAGE_BYTES_BOUND = 26_214_400  # 25 MiB
+_MAX_TOOLS_BOUND = 128
+_MAX_REMOTE_TIMEOUT_S = 30.0
+_CONTENT_KEYS = frozenset(
+    {
+        "allow_images",
+        "max_images",
+        "max_image_bytes",
+        "allow_remote_image_urls",
+        "remote_image_timeout_s",
+        "allowed_passthrough_fields",
+        "max_tools",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPolicy:
+    """What a tenant's requests may carry besides text: images, remote image URLs, tools and
+    provider pass-through fields (the `content` object of a guard policy)."""
+
+    allow_images: bool = True
+    max_images: int = DEFAULT_MAX_IMAGES  # per request, every message together (Bedrock Converse's limit)
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # per decoded image: 3.75 MB, Bedrock's limit for Claude
+    # Remote http(s) image URLs are fetched by the gateway (public addresses only) when true.
+    allow_remote_image_urls: bool = False
+    remote_image_timeout_s: float = 5.0  # for all the remote images of one request together
+    allowed_passthrough_fields: frozenset[str] = frozenset()  # a subset of PASSTHROUGH_FIELDS
+    max_tools: int = 128
+
+    @classmethod
+    def from_mapping(cls, data: Any, base: ContentPolicy, errors: list[str]) -> ContentPolicy:
+        """`data` (the policy's `content` object) over `base`; problems are appended to `errors`."""
+        if not isinstance(data, Mapping):
+            errors.append("content: must be an object")
+            return base
+        unknown = sorted(set(data) - _CONTENT_KEYS, key=str)
+        if unknown:
+            listed = ", ".join(f"'{key}'" for key in unknown)
+            errors.append(f"content: unknown field {listed} (allowed: {', '.join(sorted(_CONTENT_KEYS))})")
+        values: dict[str, Any] = {}
+        for key in ("allow_images", "allow_remote_image_urls"):
+            if key in data:
+                if isinstance(data[key], bool):
+                    values[key] = data[key]
+                else:
+                    errors.append(f"content.{key}: must be true or false, got {data[key]!r}")
+        for key, bound in (
+            ("max_images", _MAX_IMAGES_BOUND),
+            ("max_image_bytes", _MAX_IMAGE_BYTES_BOUND),
+            ("max_tools", _MAX_TOOLS_BOUND),
+        ):
+            if key in data:
+                value = data[key]
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+                    errors.append(f"content.{key}: must be an integer from 1 to {bound}, got {value!r}")
+                else:
+                    values[key] = value
+        if "remote_image_timeout_s" in data:
+            value = data["remote_image_timeout_s"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_REMOTE_TIMEOUT_S:
+                errors.append(
+                    f"content.remote_image_timeout_s: must be a number of seconds above 0 and at most "
+                    f"{_MAX_REMOTE_TIMEOUT_S:g}, got {value!r}"
+                )
+            else:
+                values["remote_image_timeout_s"] = float(value)
+        if "allowed_passthrough_fields" in data:
+            names = _strings(data["allowed_passthrough_fields"], "content.allowed_passthrough_fields", errors)
+            unknown_fields = sorted(set(names) - PASSTHROUGH_FIELDS)
+            if unknown_fields:
+                errors.append(
+                    f"content.allowed_passthrough_fields: unknown {', '.join(unknown_fields)} "
+                    f"(known: {', '.join(sorted(PASSTHROUGH_FIELDS))})"
+                )
+            else:
+                values["allowed_passthrough_fields"] = frozenset(names)
+        merged = {name: getattr(base, name) for name in base.__dataclass_fields__}
+        merged.update(values)
+        return cls(**merged)
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {
+            "allow_images": self.allow_images,
+            "max_images": self.max_images,
+            "max_image_bytes": self.max_image_bytes,
+            "allow_remote_image_urls": self.allow_remote_image_urls,
+            "remote_image_timeout_s": self.remote_image_timeout_s,
+            "allowed_passthrough_fields": sorted(self.allowed_passthrough_fields),
+            "max_tools": self.max_tools,
+        }
 
 
 def _default_actions() -> dict[str, Action]:
@@ -137,6 +242,7 @@ class GuardPolicy:
     enabled_detectors: frozenset[str] = DEFAULT_DETECTORS
     system_prompt_leak_check: bool = True
     embeddings_input_guard: EmbeddingsInputGuard = EmbeddingsInputGuard.REDACT
+    content: ContentPolicy = field(default_factory=ContentPolicy)
 
     @classmethod
     def default(cls) -> GuardPolicy:
@@ -202,18 +308,7 @@ class GuardPolicy:
                 else:
                     values[key] = value
         if "detectors" in data:
-            names = _strings(data["detectors"], "detectors", errors)
-            unknown = sorted(set(names) - BUILTIN_DETECTORS - PLUGGABLE_DETECTORS)
-            if unknown:
-                known = ", ".join(sorted(BUILTIN_DETECTORS | PLUGGABLE_DETECTORS))
-                errors.append(f"detectors: unknown {', '.join(unknown)} (known: {known})")
-            if runnable_detectors is not None:
-                for name in sorted((set(names) & PLUGGABLE_DETECTORS) - runnable_detectors):
-                    errors.append(
-                        f"detectors: the '{name}' detector is not available in the gateway yet "
-                        "(pluggable detectors are not wired); remove it from the policy"
-                    )
-            values["enabled_detectors"] = frozenset(names)
+            values["enabled_detectors"] = _detectors(data["detectors"], runnable_detectors, errors)
         if "system_prompt_leak_check" in data:
             flag = data["system_prompt_leak_check"]
             if not isinstance(flag, bool):
@@ -227,6 +322,8 @@ class GuardPolicy:
             except ValueError:
                 choices = ", ".join(m.value for m in EmbeddingsInputGuard)
                 errors.append(f"embeddings_input_guard: {mode!r} is not one of {choices}")
+        if "content" in data:
+            values["content"] = ContentPolicy.from_mapping(data["content"], base.content, errors)
 
         merged = {name: getattr(base, name) for name in base.__dataclass_fields__}
         merged.update(values)
@@ -250,7 +347,23 @@ class GuardPolicy:
             "detectors": sorted(self.enabled_detectors),
             "system_prompt_leak_check": self.system_prompt_leak_check,
             "embeddings_input_guard": self.embeddings_input_guard.value,
+            "content": self.content.to_mapping(),
         }
+
+
+def _detectors(value: Any, runnable_detectors: frozenset[str] | None, errors: list[str]) -> frozenset[str]:
+    names = _strings(value, "detectors", errors)
+    unknown = sorted(set(names) - BUILTIN_DETECTORS - PLUGGABLE_DETECTORS)
+    if unknown:
+        known = ", ".join(sorted(BUILTIN_DETECTORS | PLUGGABLE_DETECTORS))
+        errors.append(f"detectors: unknown {', '.join(unknown)} (known: {known})")
+    if runnable_detectors is not None:
+        for name in sorted((set(names) & PLUGGABLE_DETECTORS) - runnable_detectors):
+            errors.append(
+                f"detectors: the '{name}' detector is not available in the gateway yet "
+                "(pluggable detectors are not wired); remove it from the policy"
+            )
+    return frozenset(names)
 
 
 def _action(value: Any, where: str, errors: list[str]) -> Action | None:
