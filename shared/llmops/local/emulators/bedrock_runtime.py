@@ -1,19 +1,24 @@
 """A local Bedrock Runtime that speaks the Converse wire protocol, for unchanged boto3 clients.
 
-`POST /model/{modelId}/converse` validates the request the way Bedrock does (a conversation starts
-with a user turn, roles alternate, text blocks are not blank) and answers the real Converse
-document. Errors carry `x-amzn-ErrorType` and `{"message"}`, which is what botocore's rest-json
-parser turns into ClientError codes.
+`POST /model/{modelId}/converse` validates the request the way Bedrock does (`converse.parse_converse`:
+turns, content blocks, tools, images, reasoning, cache points, each model's features and rules) and
+answers the real Converse document (text, toolUse, reasoningContent blocks; usage with the prompt
+cache's counts). Errors carry `x-amzn-ErrorType` and `{"message"}`, which is what botocore's
+rest-json parser turns into ClientError codes.
 
 `POST /model/{modelId}/converse-stream` validates and fails before the stream the same way, then
-answers ConverseStream's event stream: messageStart, one contentBlockDelta per token,
-contentBlockStop, messageStop and metadata (usage, latency). A failure injected mid-stream is a
-modeled exception event (throttlingException, modelStreamErrorException, ...), as Bedrock sends it.
+answers ConverseStream's event stream: messageStart; per content block its contentBlockStart (for
+toolUse), contentBlockDelta events (one per token or JSON piece) and contentBlockStop; messageStop
+and metadata (usage, latency). A failure injected mid-stream is a modeled exception event
+(throttlingException, modelStreamErrorException, ...), as Bedrock sends it.
+
+What a model supports and which family's rules apply come from the route table
+(`from_route_table`: a target's `capabilities`, and its model id or `foundation_model`); an emulator
+built from model ids alone lets every model do everything.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any
@@ -21,9 +26,13 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from llmops.domain.chat import Capability
+from llmops.domain.model_ids import model_family
 from llmops.domain.routing import Provider, RouteTable
-from llmops.local.emulators.answers import EmulatedFinish, Generation, TokenStream, generate_answer, token_stream
+from llmops.local.emulators import converse
+from llmops.local.emulators.answers import Generation
 from llmops.local.emulators.base import EmulatorApp, MidStreamFaultError, json_response, stream_response
+from llmops.local.emulators.converse import ConverseAnswer, ConverseCall, ConverseError, ConverseItems, ModelTraits
 from llmops.local.emulators.eventstream import event_message, exception_message
 from llmops.local.emulators.faults import FaultDecision, FaultPlan, Outcome
 from llmops.local.emulators.forwarding import ForwardingError, OpenAICompatibleForwarder
@@ -33,16 +42,6 @@ __all__ = ["BedrockRuntimeEmulator"]
 # Bedrock's own suffix on error types; botocore strips everything after ':'.
 _ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 
-_STOP_REASONS = {
-    EmulatedFinish.END: "end_turn",
-    EmulatedFinish.LENGTH: "max_tokens",
-    EmulatedFinish.STOP_SEQUENCE: "stop_sequence",
-}
-
-
-class _InvalidRequestError(Exception):
-    """A request Bedrock would reject with ValidationException."""
-
 
 class BedrockRuntimeEmulator(EmulatorApp):
     def __init__(
@@ -51,10 +50,16 @@ class BedrockRuntimeEmulator(EmulatorApp):
         known_models: Iterable[str] | None = None,
         faults: FaultPlan | None = None,
         forwarder: OpenAICompatibleForwarder | None = None,
+        traits: Mapping[str, ModelTraits] | None = None,
+        prompt_cache: converse.PromptCache | None = None,
     ) -> None:
         super().__init__(faults=faults, forwarder=forwarder)
         # None accepts any model id; a set rejects others as Bedrock does for unknown identifiers.
         self.known_models: set[str] | None = set(known_models) if known_models is not None else None
+        # Per model id: its family and features; a model not listed gets its family from its id.
+        self.traits: dict[str, ModelTraits] = dict(traits or {})
+        self.prompt_cache = prompt_cache or converse.PromptCache()
+        self.signer = converse.ThinkingSigner()
         # The path converter keeps ARNs (whose '/' botocore sends as %2F) in one model id.
         self._routes = Map(
             [
@@ -65,8 +70,18 @@ class BedrockRuntimeEmulator(EmulatorApp):
 
     @classmethod
     def from_route_table(cls, table: RouteTable, **kwargs: Any) -> BedrockRuntimeEmulator:
-        models = {t.model_id for t in table.targets.values() if t.provider is Provider.BEDROCK}
-        return cls(known_models=models, **kwargs)
+        targets = [t for t in table.targets.values() if t.provider is Provider.BEDROCK]
+        features: dict[str, set[Capability]] = {}
+        for target in targets:
+            features.setdefault(target.model_id, set()).update(target.capabilities)
+        traits = {
+            t.model_id: ModelTraits(model_family(t.model_id, t.foundation_model), frozenset(features[t.model_id]))
+            for t in targets
+        }
+        return cls(known_models={t.model_id for t in targets}, traits=traits, **kwargs)
+
+    def traits_of(self, model_id: str) -> ModelTraits:
+        return self.traits.get(model_id) or ModelTraits(model_family(model_id))
 
     def service_error(self, status: int, code: str, message: str, **fields: Any) -> Response:
         return json_response({"message": message, **fields}, status, {"x-amzn-ErrorType": f"{code}{_ERROR_NAMESPACE}"})
@@ -81,14 +96,18 @@ class BedrockRuntimeEmulator(EmulatorApp):
 
     def handle(self, request: Request) -> Response:
         operation, args = self._routes.bind_to_environ(request.environ).match()
-        streaming = operation == "converse_stream"
-        started = time.monotonic()
         model_id = str(args["model_id"])
         if self.known_models is not None and model_id not in self.known_models:
             return self.service_error(400, "ValidationException", "The provided model identifier is invalid.")
+        if operation in ("converse", "converse_stream"):
+            return self._converse(request, model_id, streaming=operation == "converse_stream")
+        raise AssertionError(f"unrouted operation {operation}")
+
+    def _converse(self, request: Request, model_id: str, *, streaming: bool) -> Response:
+        started = time.monotonic()
         try:
-            body = _parse_converse(request.get_data())
-        except _InvalidRequestError as exc:
+            call = converse.parse_converse(request.get_data(), model_id, self.traits_of(model_id), self.signer)
+        except ConverseError as exc:
             return self.service_error(400, "ValidationException", str(exc))
 
         decision = self.apply_faults([model_id], streaming=streaming)
@@ -100,36 +119,49 @@ class BedrockRuntimeEmulator(EmulatorApp):
             if decision.outcome is Outcome.ERROR:
                 return self._fault_error(decision.error_status, model_id)
 
+        # The cache is Bedrock's own: it counts the same whether the answer is emulated or forwarded.
+        cache = self.prompt_cache.account(model_id, call.body)
         if streaming:
             try:
-                tokens = self._stream(model_id, body)
+                items = self._stream(call)
             except ForwardingError as exc:
                 return self._forwarding_error(exc, model_id)
-            frames = self._converse_stream(self.pace(tokens, decision), started)
+            frames = self._converse_stream(self.pace(items, decision), cache, started)
             return stream_response(frames, "application/vnd.amazon.eventstream")
         try:
-            generation = self._generate(model_id, body)
+            answer = converse.with_cache(self._answer(call), cache)
         except ForwardingError as exc:
             return self._forwarding_error(exc, model_id)
-        self.pause(decision.generation_s(generation.output_tokens))
+        self.pause(decision.generation_s(answer.output_tokens))
         return json_response(
             {
-                "output": {"message": {"role": "assistant", "content": [{"text": generation.text}]}},
-                "stopReason": _STOP_REASONS[generation.finish],
-                "usage": _usage(generation),
+                "output": {"message": {"role": "assistant", "content": list(answer.content)}},
+                "stopReason": answer.stop_reason,
+                "usage": converse.usage(answer),
                 "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
             }
         )
 
-    def _converse_stream(self, tokens: Generator[str | Generation], started: float) -> Iterator[bytes]:
-        """ConverseStream's events for `tokens`; a failure mid-stream is the stream's last event."""
+    def _converse_stream(
+        self, items: Generator[tuple[str, dict[str, Any]] | Generation], cache: tuple[int, int] | None, started: float
+    ) -> Iterator[bytes]:
+        """ConverseStream's events for `items`; a failure mid-stream is the stream's last event.
+
+        Blocks come one after another, so a block is stopped when the next one starts (or the answer ends).
+        """
         yield event_message("messageStart", {"role": "assistant"})
+        open_block: int | None = None
         try:
-            for item in tokens:
+            for item in items:
                 if isinstance(item, Generation):
-                    generation = item
+                    answer = converse.with_cache(item, cache)
                     break
-                yield event_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": item}})
+                event_type, payload = item
+                index = int(payload["contentBlockIndex"])
+                if open_block is not None and index != open_block:
+                    yield event_message("contentBlockStop", {"contentBlockIndex": open_block})
+                open_block = index
+                yield event_message(event_type, payload)
             else:
                 raise ForwardingError(502, "the token stream ended without its generation")
         except MidStreamFaultError as fault:
@@ -142,33 +174,31 @@ class BedrockRuntimeEmulator(EmulatorApp):
             )
             return
         finally:
-            tokens.close()
-        yield event_message("contentBlockStop", {"contentBlockIndex": 0})
-        yield event_message("messageStop", {"stopReason": _STOP_REASONS[generation.finish]})
+            items.close()
+        if open_block is not None:
+            yield event_message("contentBlockStop", {"contentBlockIndex": open_block})
+        yield event_message("messageStop", {"stopReason": answer.stop_reason})
         yield event_message(
             "metadata",
-            {"usage": _usage(generation), "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)}},
+            {"usage": converse.usage(answer), "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)}},
         )
 
-    def _stream(self, model_id: str, body: Mapping[str, Any]) -> TokenStream:
-        if self.forwarder is not None:
-            return self.forwarder.stream_chat(model=model_id, **_forwarded_chat(body))
-        return token_stream(self._generate(model_id, body))
+    def _stream(self, call: ConverseCall) -> ConverseItems:
+        forwarder = self.forwarder
+        if forwarder is None:
+            return converse.stream_items(converse.emulate(call, self.signer))
+        chunks = forwarder.stream_chat_body(model=call.model_id, body=converse.openai_body(call))
+        return _forwarded_items(call, chunks)
 
-    def _generate(self, model_id: str, body: Mapping[str, Any]) -> Generation:
-        if self.forwarder is not None:
-            return self.forwarder.chat(model=model_id, **_forwarded_chat(body))
-        system, turns = _system_and_turns(body)
-        config = body.get("inferenceConfig") or {}
-        stop = [str(s) for s in config.get("stopSequences", [])]
-        last_user = next((text for role, text in reversed(turns) if role == "user"), "")
-        return generate_answer(
-            model=model_id,
-            last_user_text=last_user,
-            prompt_text=system + "".join(text for _, text in turns),
-            max_tokens=config.get("maxTokens"),
-            stop=stop,
-        )
+    def _answer(self, call: ConverseCall) -> ConverseAnswer:
+        forwarder = self.forwarder
+        if forwarder is None:
+            return converse.emulate(call, self.signer)
+        doc = forwarder.chat_body(model=call.model_id, body=converse.openai_body(call))
+        try:
+            return converse.answer_from_openai(call, doc)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise ForwardingError(502, "upstream answered an unexpected chat document") from exc
 
     def _fault_error(self, status: int, model_id: str) -> Response:
         if status == 503:
@@ -201,14 +231,6 @@ class BedrockRuntimeEmulator(EmulatorApp):
         )
 
 
-def _usage(generation: Generation) -> dict[str, int]:
-    return {
-        "inputTokens": generation.input_tokens,
-        "outputTokens": generation.output_tokens,
-        "totalTokens": generation.input_tokens + generation.output_tokens,
-    }
-
-
 def _stream_exception(decision: FaultDecision) -> bytes:
     """The modeled exception event for a failure injected mid-stream, as `_fault_error` picks them."""
     if decision.outcome is Outcome.THROTTLED:
@@ -223,79 +245,13 @@ def _stream_exception(decision: FaultDecision) -> bytes:
     return exception_message("internalServerException", {"message": "The server encountered an internal error."})
 
 
-def _system_and_turns(body: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]]:
-    system = "\n\n".join(block["text"] for block in body.get("system", []) if "text" in block)
-    turns = [(m["role"], "\n\n".join(b["text"] for b in m["content"] if "text" in b)) for m in body["messages"]]
-    return system, turns
-
-
-def _forwarded_chat(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The forwarder's chat arguments for a Converse body: system blocks become a system message."""
-    system, turns = _system_and_turns(body)
-    config = body.get("inferenceConfig") or {}
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": role, "content": text} for role, text in turns
-    ]
-    return {
-        "messages": messages,
-        "max_tokens": config.get("maxTokens"),
-        "temperature": config.get("temperature"),
-        "top_p": config.get("topP"),
-        "stop": [str(s) for s in config.get("stopSequences", [])],
-    }
-
-
-_MALFORMED = "Malformed input request, please reformat your input and try again."
-_STARTS_WITH_USER = (
-    "A conversation must start with a user message. Try again with a conversation that starts with a user message."
-)
-_ALTERNATE = (
-    "A conversation must alternate between user and assistant roles. "
-    "Make sure the conversation alternates between user and assistant roles and try again."
-)
-
-
-def _parse_converse(raw: bytes) -> dict[str, Any]:
+def _forwarded_items(call: ConverseCall, chunks: Iterator[Mapping[str, Any]]) -> ConverseItems:
+    """The upstream's chunks as Converse items; an unexpected chunk is a forwarding failure."""
     try:
-        body = json.loads(raw or b"{}")
-    except ValueError as exc:
-        raise _InvalidRequestError(_MALFORMED) from exc
-    if not isinstance(body, dict):
-        raise _InvalidRequestError(_MALFORMED)
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _InvalidRequestError(_STARTS_WITH_USER)
-    previous = None
-    for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        if role not in ("user", "assistant"):
-            raise _InvalidRequestError(
-                f"Value at 'messages.{i + 1}.member.role' failed to satisfy constraint: "
-                "Member must satisfy enum value set: [user, assistant]"
-            )
-        if i == 0 and role != "user":
-            raise _InvalidRequestError(_STARTS_WITH_USER)
-        if role == previous:
-            raise _InvalidRequestError(_ALTERNATE)
-        previous = role
-        content = message.get("content")
-        if not isinstance(content, list) or not content:
-            raise _InvalidRequestError(
-                f"The content field in the Message object at messages.{i} is empty. "
-                "Add a ContentBlock object to the content field and try again."
-            )
-        for j, block in enumerate(content):
-            if isinstance(block, dict) and "text" in block and not str(block["text"]).strip():
-                raise _InvalidRequestError(
-                    f"The text field in the ContentBlock object at messages.{i}.content.{j} is blank. "
-                    "Add text to the text field, and try again."
-                )
-    config = body.get("inferenceConfig") or {}
-    max_tokens = config.get("maxTokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-        raise _InvalidRequestError("The maximum tokens you requested exceeds the model limit or is below 1.")
-    for name in ("temperature", "topP"):
-        value = config.get(name)
-        if value is not None and not 0 <= float(value) <= 1:
-            raise _InvalidRequestError(f"{name} must be between 0 and 1.")
-    return body
+        yield from converse.openai_stream_items(call, chunks)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise ForwardingError(502, "upstream sent an unexpected stream chunk") from exc
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
