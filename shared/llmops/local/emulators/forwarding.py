@@ -3,7 +3,9 @@
 With a forwarder configured (e.g. a local vLLM or ollama), the emulators keep speaking the AWS wire
 protocols to the gateway but the text comes from a real model. Chat payloads go to
 `{base}/chat/completions`; TGI's raw templated prompts go to `{base}/completions`, since re-wrapping a
-rendered prompt in a chat message would apply a chat template twice.
+rendered prompt in a chat message would apply a chat template twice. The SageMaker emulator's OpenAI
+dialect is the upstream's own, so its bodies go as they are (`chat_body`, `stream_chat_body`: tools,
+images, tool turns and response_format included) and the answer documents come back whole.
 
 Streaming calls (`stream_chat`, `stream_prompt`) send `stream: true` and relay the upstream's SSE
 tokens as they arrive: the upstream is asked first, so its refusal is an error before the emulated
@@ -116,6 +118,21 @@ class OpenAICompatibleForwarder:
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise ForwardingError(502, "upstream answered an unexpected completion document") from exc
 
+    def chat_body(self, *, model: str, body: Mapping[str, Any]) -> Any:
+        """Posts an OpenAI chat body as it is (tools, images, response_format and all), for `model`,
+        and returns the upstream's chat.completion document. The SageMaker emulator's OpenAI
+        dialect is the upstream's own, so nothing needs translating on the way."""
+        doc = self._post("/chat/completions", {**body, "model": self.model or model, "stream": False})
+        if not isinstance(doc, dict):
+            raise ForwardingError(502, "upstream answered an unexpected chat document")
+        return doc
+
+    def stream_chat_body(self, *, model: str, body: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        """`chat_body` streamed: opens the upstream's stream (raising `ForwardingError` if it refuses)
+        and returns its chat.completion.chunk documents as they arrive; closing them closes it."""
+        streamed = {**body, "model": self.model or model, "stream": True, "stream_options": {"include_usage": True}}
+        return _chunk_documents(self._open("/chat/completions", streamed, accept="text/event-stream"))
+
     def _body(
         self,
         model: str,
@@ -192,6 +209,26 @@ def _sse_data(lines: Iterable[bytes]) -> Iterator[str]:
             data.append(line[5:].removeprefix(" "))
     if data:
         yield "\n".join(data)
+
+
+def _chunk_documents(response: HTTPResponse) -> Iterator[Mapping[str, Any]]:
+    """Each chunk document of the upstream's SSE stream, up to `[DONE]`; closing it closes the upstream."""
+    try:
+        for data in _sse_data(response):
+            if data.strip() == "[DONE]":
+                break
+            doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError("a chunk must be a JSON object")
+            yield doc
+    except TimeoutError as exc:
+        raise ForwardingError(504, "upstream timed out mid-stream") from exc
+    except (OSError, HTTPException) as exc:
+        raise ForwardingError(502, "upstream stream broke off") from exc
+    except ValueError as exc:
+        raise ForwardingError(502, "upstream sent an unexpected stream chunk") from exc
+    finally:
+        response.close()
 
 
 def _relay(response: HTTPResponse, prompt_text: str, piece_of: Callable[[Mapping[str, Any]], Any]) -> TokenStream:

@@ -1,10 +1,13 @@
 """A local SageMaker Runtime: `POST /endpoints/{EndpointName}/invocations`, for unchanged boto3 clients.
 
 Each endpoint answers in the dialect of the container it stands for: OpenAI chat completions (LMI,
-vLLM, TGI Messages API) or TGI's native `[{"generated_text", "details"}]`. Unless configured, the
-dialect is detected from the body ("messages" or "inputs"). Container-level rejections (TGI's 422 on
-`temperature: 0`, say) come back as SageMaker does it: HTTP 424 `ModelError` carrying the
-container's `OriginalStatusCode` and `OriginalMessage`.
+vLLM, TGI Messages API; `openai_chat` has the dialect: tools, images, tool turns, response_format) or
+TGI's native `[{"generated_text", "details"}]`. Unless configured, the dialect is detected from the
+body ("messages" or "inputs"). An endpoint configured from routes.json knows what its model can do
+(`EndpointConfig.capabilities`): one without "images" refuses images, as a text-only vLLM model does,
+and one without "tools" has no tool parser, so it refuses "auto" tool choice. Container-level
+rejections (TGI's 422 on `temperature: 0`, say) come back as SageMaker does it: HTTP 424
+`ModelError` carrying the container's `OriginalStatusCode` and `OriginalMessage`.
 
 `POST /endpoints/{EndpointName}/invocations-response-stream` fails before the stream the same way,
 then relays the container's stream in PayloadPart events: vLLM/LMI's OpenAI SSE
@@ -19,21 +22,23 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
-import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from llmops.domain.chat import Capability
 from llmops.domain.routing import PayloadFormat, Provider, RouteTable
+from llmops.local.emulators import openai_chat
 from llmops.local.emulators.answers import EmulatedFinish, Generation, TokenStream, generate_answer, token_stream
 from llmops.local.emulators.base import EmulatorApp, MidStreamFaultError, json_response, stream_response
 from llmops.local.emulators.eventstream import event_message, exception_message
 from llmops.local.emulators.faults import FaultDecision, FaultPlan, Outcome
 from llmops.local.emulators.forwarding import ForwardingError, OpenAICompatibleForwarder
+from llmops.local.emulators.openai_chat import ChatCall
+from llmops.local.emulators.openai_chat import ContainerError as _ContainerError
 
 __all__ = ["DEFAULT_VARIANT", "EndpointConfig", "SageMakerRuntimeEmulator"]
 
@@ -42,11 +47,6 @@ _ACCOUNT = "000000000000"
 _REGION = "us-east-1"
 _VARIANT_HEADER = "X-Amzn-SageMaker-Target-Variant"
 
-_OPENAI_FINISH = {
-    EmulatedFinish.END: "stop",
-    EmulatedFinish.LENGTH: "length",
-    EmulatedFinish.STOP_SEQUENCE: "stop",
-}
 _TGI_FINISH = {
     EmulatedFinish.END: "eos_token",
     EmulatedFinish.LENGTH: "length",
@@ -67,6 +67,12 @@ _USER_TURN = re.compile(
 class EndpointConfig:
     payload_format: PayloadFormat | None = None  # None detects the dialect from each request body
     variants: tuple[str, ...] = ()  # empty accepts any TargetVariant; the first is the default
+    # What the endpoint's model can do (routes.json capabilities); None, for an endpoint nobody
+    # described, can do everything, so ad-hoc endpoints take any request.
+    capabilities: frozenset[Capability] | None = None
+
+    def can(self, capability: Capability) -> bool:
+        return self.capabilities is None or capability in self.capabilities
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +100,6 @@ def _number(value: Any) -> float | None:
         raise _ContainerError(422, "Input validation error: sampling parameters must be numbers") from exc
 
 
-class _ContainerError(Exception):
-    """What the model container would answer with a non-2xx status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 class SageMakerRuntimeEmulator(EmulatorApp):
     def __init__(
         self,
@@ -127,9 +124,10 @@ class SageMakerRuntimeEmulator(EmulatorApp):
 
     @classmethod
     def from_route_table(cls, table: RouteTable, **kwargs: Any) -> SageMakerRuntimeEmulator:
-        """Endpoints, dialects and variants as the route table's SageMaker targets describe them."""
+        """Endpoints, dialects, variants and capabilities as the route table's SageMaker targets describe them."""
         formats: dict[str, PayloadFormat] = {}
         variants: dict[str, list[str]] = {}
+        capabilities: dict[str, set[Capability]] = {}
         for target in table.targets.values():
             if target.provider is not Provider.SAGEMAKER:
                 continue
@@ -137,22 +135,33 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             names = variants.setdefault(target.endpoint_name, [])
             if target.variant and target.variant not in names:
                 names.append(target.variant)
+            # Variants of one endpoint serve one model, so the endpoint can do what any of them can.
+            capabilities.setdefault(target.endpoint_name, set()).update(target.capabilities)
         endpoints = {
-            name: EndpointConfig(payload_format=fmt, variants=tuple(variants[name])) for name, fmt in formats.items()
+            name: EndpointConfig(
+                payload_format=fmt, variants=tuple(variants[name]), capabilities=frozenset(capabilities[name])
+            )
+            for name, fmt in formats.items()
         }
         return cls(endpoints=endpoints, **kwargs)
 
     def register(self, doc: Mapping[str, Any]) -> dict[str, Any]:
-        """`POST /_emulator/endpoints {"name", "payload_format"?, "variants"?}` adds or replaces one."""
+        """`POST /_emulator/endpoints {"name", "payload_format"?, "variants"?, "capabilities"?}` adds or
+        replaces one (no "capabilities": the model can do everything)."""
         name = doc.get("name")
         if not isinstance(name, str) or not name:
-            raise ValueError('register an endpoint with {"name": ..., "payload_format"?, "variants"?}')
+            raise ValueError('register an endpoint with {"name": ..., "payload_format"?, "variants"?, "capabilities"?}')
         fmt = doc.get("payload_format")
         raw_variants = doc.get("variants", [])
         if not isinstance(raw_variants, list):
             raise ValueError("'variants' must be a list of names")
+        raw_capabilities = doc.get("capabilities")
+        if raw_capabilities is not None and not isinstance(raw_capabilities, list):
+            raise ValueError("'capabilities' must be a list of capability names")
         config = EndpointConfig(
-            payload_format=PayloadFormat(fmt) if fmt else None, variants=tuple(str(v) for v in raw_variants)
+            payload_format=PayloadFormat(fmt) if fmt else None,
+            variants=tuple(str(v) for v in raw_variants),
+            capabilities=None if raw_capabilities is None else frozenset(Capability(c) for c in raw_capabilities),
         )
         with self._endpoints_lock:
             if self._endpoints is None:
@@ -190,19 +199,29 @@ class SageMakerRuntimeEmulator(EmulatorApp):
 
         try:
             call = self._parse(f"{endpoint}/{variant}", config, request.get_data())
-            if streaming and call.streams:
-                frames = self._stream(call, decision)
-                return stream_response(frames, _EVENT_STREAM, {**headers, _CONTENT_TYPE_HEADER: "text/event-stream"})
-            generation = self._generate(call)
+            if isinstance(call, ChatCall):
+                return self._chat(call, streaming, decision, headers)
+            return self._tgi(call, streaming, decision, headers)
         except _ContainerError as exc:
             return self._model_error(endpoint, variant, exc.status, exc.message)
+
+    def _chat(self, call: ChatCall, streaming: bool, decision: FaultDecision, headers: dict[str, str]) -> Response:
+        if streaming and call.streams:
+            # The items are made (and a forwarded upstream asked) before the response starts.
+            items = self._chat_stream(call)
+            frames = _parts(openai_chat.chunks(call, self.pace(items, decision)))
+            return stream_response(frames, _EVENT_STREAM, {**headers, _CONTENT_TYPE_HEADER: "text/event-stream"})
+        answer = self._chat_answer(call)
+        self.pause(decision.generation_s(answer.output_tokens))
+        return _document_response(openai_chat.document(call, answer), streaming, headers)
+
+    def _tgi(self, call: _TgiCall, streaming: bool, decision: FaultDecision, headers: dict[str, str]) -> Response:
+        if streaming and call.streams:
+            frames = _parts(_tgi_events(call, self.pace(_last_marked(self._tokens(call)), decision)))
+            return stream_response(frames, _EVENT_STREAM, {**headers, _CONTENT_TYPE_HEADER: "text/event-stream"})
+        generation = self._generate(call)
         self.pause(decision.generation_s(generation.output_tokens))
-        doc = _tgi_document(call, generation) if call.is_tgi else _openai_document(call, generation)
-        if streaming:
-            # A container asked for no stream answers one document, which SageMaker relays as one part.
-            part = iter([_payload_part(json.dumps(doc).encode())])
-            return stream_response(part, _EVENT_STREAM, {**headers, _CONTENT_TYPE_HEADER: "application/json"})
-        return json_response(doc, 200, headers)
+        return _document_response(_tgi_document(call, generation), streaming, headers)
 
     def service_error(self, status: int, code: str, message: str, **fields: Any) -> Response:
         # SageMaker Runtime spells the message field with a capital M.
@@ -223,7 +242,7 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             LogStreamArn=f"arn:aws:logs:{_REGION}:{_ACCOUNT}:log-group:{log_group}",
         )
 
-    def _parse(self, label: str, config: EndpointConfig, raw: bytes) -> _Call:
+    def _parse(self, label: str, config: EndpointConfig, raw: bytes) -> ChatCall | _TgiCall:
         try:
             body = json.loads(raw)
         except ValueError as exc:
@@ -233,52 +252,54 @@ class SageMakerRuntimeEmulator(EmulatorApp):
         fmt = config.payload_format
         if fmt is None:
             fmt = PayloadFormat.TGI if "inputs" in body else PayloadFormat.OPENAI
-        return _tgi_call(label, body) if fmt is PayloadFormat.TGI else _openai_call(label, body)
+        if fmt is PayloadFormat.TGI:
+            return _tgi_call(label, body)
+        return openai_chat.parse_chat(
+            label, body, vision=config.can(Capability.IMAGES), tool_parser=config.can(Capability.TOOLS)
+        )
 
-    def _generate(self, call: _Call) -> Generation:
+    def _chat_answer(self, call: ChatCall) -> openai_chat.ChatAnswer:
+        forwarder = self.forwarder
+        if forwarder is None:
+            return openai_chat.emulate(call)
+        body = openai_chat.forwarded_body(call)
+        doc = _forwarded(lambda: forwarder.chat_body(model=call.label, body=body))
+        return openai_chat.answer_from_document(call, doc)
+
+    def _chat_stream(self, call: ChatCall) -> openai_chat.ChatStream:
+        forwarder = self.forwarder
+        if forwarder is None:
+            return openai_chat.deltas(openai_chat.emulate(call))
+        body = openai_chat.forwarded_body(call)
+        upstream = _forwarded(lambda: forwarder.stream_chat_body(model=call.label, body=body))
+        return openai_chat.forwarded_deltas(call, upstream)
+
+    def _generate(self, call: _TgiCall) -> Generation:
         forwarder = self.forwarder
         if forwarder is not None:
-            if call.is_tgi:
-                return _forwarded(
-                    lambda: forwarder.complete_prompt(model=call.label, prompt=call.prompt, **call.sampling.as_kwargs())
-                )
-            messages = [{"role": r, "content": c} for r, c in call.contents]
-            return _forwarded(lambda: forwarder.chat(model=call.label, messages=messages, **call.sampling.as_kwargs()))
-        if call.is_tgi:
-            turns = [next(g for g in m.groups() if g is not None) for m in _USER_TURN.finditer(call.prompt)]
-            # Templates without a system role (Mistral) prepend the system text to the first user turn,
-            # separated by a blank line: answer the user's own words, as a model would.
-            last_user = turns[-1].strip().split("\n\n")[-1] if turns else call.prompt
-            prompt_text = call.prompt
-        else:
-            last_user = next((c for r, c in reversed(call.contents) if r == "user"), "")
-            prompt_text = "".join(c for _, c in call.contents)
+            return _forwarded(
+                lambda: forwarder.complete_prompt(model=call.label, prompt=call.prompt, **call.sampling.as_kwargs())
+            )
+        turns = [next(g for g in m.groups() if g is not None) for m in _USER_TURN.finditer(call.prompt)]
+        # Templates without a system role (Mistral) prepend the system text to the first user turn,
+        # separated by a blank line: answer the user's own words, as a model would.
+        last_user = turns[-1].strip().split("\n\n")[-1] if turns else call.prompt
         return generate_answer(
             model=call.label,
             last_user_text=last_user,
-            prompt_text=prompt_text,
+            prompt_text=call.prompt,
             max_tokens=call.sampling.max_tokens,
             stop=call.sampling.stop,
         )
 
-    def _tokens(self, call: _Call) -> TokenStream:
+    def _tokens(self, call: _TgiCall) -> TokenStream:
+        """The TGI answer's tokens; a forwarded upstream is opened here, before the response starts."""
         forwarder = self.forwarder
         if forwarder is None:
             return token_stream(self._generate(call))
-        try:
-            if call.is_tgi:
-                return forwarder.stream_prompt(model=call.label, prompt=call.prompt, **call.sampling.as_kwargs())
-            messages = [{"role": r, "content": c} for r, c in call.contents]
-            return forwarder.stream_chat(model=call.label, messages=messages, **call.sampling.as_kwargs())
-        except ForwardingError as exc:
-            raise _ContainerError(exc.status, exc.message) from exc
-
-    def _stream(self, call: _Call, decision: FaultDecision) -> Iterator[bytes]:
-        """The container's stream as PayloadParts; the upstream is opened before the response starts."""
-        tokens = self._tokens(call)
-        if call.is_tgi:
-            return _parts(_tgi_events(call, self.pace(_last_marked(tokens), decision)))
-        return _parts(_openai_chunks(call, self.pace(tokens, decision)))
+        return _forwarded(
+            lambda: forwarder.stream_prompt(model=call.label, prompt=call.prompt, **call.sampling.as_kwargs())
+        )
 
 
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -286,42 +307,26 @@ _CONTENT_TYPE_HEADER = "X-Amzn-SageMaker-Content-Type"
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
-    """One parsed invocation: the container's dialect, what it is asked and whether it streams."""
+class _TgiCall:
+    """One parsed TGI invocation: the templated prompt, its parameters and whether it streams."""
 
     label: str  # endpoint/variant, the emulated model's name
-    is_tgi: bool
     sampling: _Sampling
     streams: bool  # the body asked the container for a stream ("stream": true)
-    contents: tuple[tuple[str, str], ...] = ()  # OpenAI: (role, content) per message
-    include_usage: bool = False  # OpenAI: stream_options.include_usage
-    prompt: str = ""  # TGI
-    details: bool = False  # TGI: parameters.details
-    return_full_text: bool = False  # TGI
+    prompt: str
+    details: bool = False  # parameters.details
+    return_full_text: bool = False
 
 
-def _openai_call(label: str, body: Mapping[str, Any]) -> _Call:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _ContainerError(400, "'messages' is required and must be a non-empty list")
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-        raise _ContainerError(400, "max_tokens must be at least 1")
-    stop = body.get("stop") or []
-    stop = [stop] if isinstance(stop, str) else [str(s) for s in stop]
-    contents = tuple((str(m.get("role")), str(m.get("content") or "")) for m in messages if isinstance(m, dict))
-    options = body.get("stream_options") or {}
-    return _Call(
-        label=label,
-        is_tgi=False,
-        sampling=_Sampling(max_tokens, _number(body.get("temperature")), _number(body.get("top_p")), stop),
-        streams=body.get("stream") is True,
-        contents=contents,
-        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
-    )
+def _document_response(doc: Any, streaming: bool, headers: Mapping[str, str]) -> Response:
+    if streaming:
+        # A container asked for no stream answers one document, which SageMaker relays as one part.
+        part = iter([_payload_part(json.dumps(doc).encode())])
+        return stream_response(part, _EVENT_STREAM, {**headers, _CONTENT_TYPE_HEADER: "application/json"})
+    return json_response(doc, 200, headers)
 
 
-def _tgi_call(label: str, body: Mapping[str, Any]) -> _Call:
+def _tgi_call(label: str, body: Mapping[str, Any]) -> _TgiCall:
     prompt = body.get("inputs")
     if not isinstance(prompt, str) or not prompt:
         raise _ContainerError(422, "Input validation error: `inputs` cannot be empty")
@@ -341,9 +346,8 @@ def _tgi_call(label: str, body: Mapping[str, Any]) -> _Call:
     stop = [str(s) for s in params.get("stop") or []]
     if len(stop) > 4:
         raise _ContainerError(422, "Input validation error: `stop` supports up to 4 stop sequences")
-    return _Call(
+    return _TgiCall(
         label=label,
-        is_tgi=True,
         sampling=_Sampling(max_new, temperature, top_p, stop),
         streams=body.get("stream") is True,
         prompt=prompt,
@@ -352,40 +356,14 @@ def _tgi_call(label: str, body: Mapping[str, Any]) -> _Call:
     )
 
 
-def _openai_document(call: _Call, generation: Generation) -> Any:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": call.label,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": generation.text},
-                "logprobs": None,
-                "finish_reason": _OPENAI_FINISH[generation.finish],
-            }
-        ],
-        "usage": _openai_usage(generation),
-    }
-
-
-def _openai_usage(generation: Generation) -> dict[str, int]:
-    return {
-        "prompt_tokens": generation.input_tokens,
-        "completion_tokens": generation.output_tokens,
-        "total_tokens": generation.input_tokens + generation.output_tokens,
-    }
-
-
-def _tgi_generated_text(call: _Call, generation: Generation) -> str:
+def _tgi_generated_text(call: _TgiCall, generation: Generation) -> str:
     text = generation.text
     if generation.finish is EmulatedFinish.STOP_SEQUENCE and generation.stop_sequence:
         text += generation.stop_sequence  # TGI keeps the matched stop sequence in the output
     return call.prompt + text if call.return_full_text else text
 
 
-def _tgi_document(call: _Call, generation: Generation) -> Any:
+def _tgi_document(call: _TgiCall, generation: Generation) -> Any:
     item: dict[str, Any] = {"generated_text": _tgi_generated_text(call, generation)}
     if call.details:
         item["details"] = {
@@ -424,37 +402,9 @@ def _parts(sse_events: Iterator[bytes]) -> Iterator[bytes]:
             close()
 
 
-def _sse(doc: Any, *, space: bool = True) -> bytes:
-    # vLLM and LMI write "data: {...}"; TGI's server writes "data:{...}" with no space.
-    return b"data: " + json.dumps(doc).encode() + b"\n\n" if space else b"data:" + json.dumps(doc).encode() + b"\n\n"
-
-
-def _openai_chunks(call: _Call, tokens: Generator[str | Generation]) -> Generator[bytes]:
-    """vLLM's chat.completion.chunk stream: role, content deltas, finish reason, usage if asked, [DONE]."""
-    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-
-    def chunk(delta: Mapping[str, str], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish}
-        doc = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": call.label}
-        return _sse({**doc, "choices": [choice]})
-
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        generation = None
-        for item in tokens:
-            if isinstance(item, Generation):
-                generation = item
-                break
-            yield chunk({"content": item})
-        if generation is None:
-            raise _ContainerError(502, "the token stream ended without its generation")
-        yield chunk({}, _OPENAI_FINISH[generation.finish])
-        if call.include_usage:
-            usage_doc = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": call.label}
-            yield _sse({**usage_doc, "choices": [], "usage": _openai_usage(generation)})
-        yield b"data: [DONE]\n\n"
-    finally:
-        tokens.close()
+def _sse(doc: Any) -> bytes:
+    # TGI's server writes "data:{...}" with no space (vLLM and LMI write "data: {...}").
+    return b"data:" + json.dumps(doc).encode() + b"\n\n"
 
 
 def _last_marked(tokens: TokenStream) -> Iterator[tuple[str, bool] | Generation]:
@@ -479,7 +429,7 @@ def _last_marked(tokens: TokenStream) -> Iterator[tuple[str, bool] | Generation]
             close()
 
 
-def _tgi_events(call: _Call, tokens: Generator[tuple[str, bool] | Generation]) -> Generator[bytes]:
+def _tgi_events(call: _TgiCall, tokens: Generator[tuple[str, bool] | Generation]) -> Generator[bytes]:
     """TGI's token stream. The last event carries generated_text and details: with the last word when
     the answer was cut at max_new_tokens, else with the EOS token or the matched stop sequence."""
 
@@ -498,8 +448,7 @@ def _tgi_events(call: _Call, tokens: Generator[tuple[str, bool] | Generation]) -
                 "top_tokens": None,
                 "generated_text": _tgi_generated_text(call, final) if final is not None else None,
                 "details": details,
-            },
-            space=False,
+            }
         )
 
     index, last_word = 0, None
@@ -528,7 +477,11 @@ def _tgi_events(call: _Call, tokens: Generator[tuple[str, bool] | Generation]) -
         tokens.close()
 
 
-def _forwarded(call: Callable[[], Generation]) -> Generation:
+_Answer = TypeVar("_Answer")
+
+
+def _forwarded(call: Callable[[], _Answer]) -> _Answer:
+    """What the forwarder returns; its failure is the container's (a ModelError with its status)."""
     try:
         return call()
     except ForwardingError as exc:
