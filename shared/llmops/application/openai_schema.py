@@ -156,6 +156,7 @@ class ThinkingBlockIn(BaseModel):
     thinking: str | None = None
     signature: str | None = None
     data: str | None = None  # redacted_thinking: the provider's opaque block
+    index: StrictInt | None = None  # as streamed; a client assembling the deltas may keep it
 
 
 class ChatMessageIn(BaseModel):
@@ -173,8 +174,9 @@ class ChatMessageIn(BaseModel):
     annotations: list[Any] | None = None
     reasoning_content: str | None = None
     thinking_blocks: Annotated[list[ThinkingBlockIn] | None, Field(max_length=64)] = None
-    # Legacy; refused unless null.
+    # Legacy or unsupported; refused unless null.
     function_call: Any | None = None
+    audio: Any | None = None
 
 
 class StreamOptions(BaseModel):
@@ -366,6 +368,8 @@ class ChatCompletionRequest(BaseModel):
             raise BadRequestError(
                 "'function_call' is deprecated and not supported; use 'tool_calls'.", param=f"{where}.function_call"
             )
+        if message.audio is not None:
+            raise BadRequestError("Audio is not supported.", param=f"{where}.audio")
         if message.tool_calls is not None and role is not Role.ASSISTANT:
             raise BadRequestError("Only assistant messages may have tool_calls.", param=f"{where}.tool_calls")
         if message.thinking_blocks is not None and role is not Role.ASSISTANT:

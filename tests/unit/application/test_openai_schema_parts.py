@@ -13,10 +13,12 @@ import pytest
 from pydantic import ValidationError
 
 from llmops.application.openai_schema import ChatCompletionRequest
-from llmops.application.rendering import error_body, validation_error
+from llmops.application.rendering import chat_completion, error_body, validation_error
 from llmops.domain.chat import (
     Capability,
     ChatRequest,
+    Completion,
+    FinishReason,
     ImagePart,
     Reasoning,
     ResponseFormat,
@@ -25,6 +27,7 @@ from llmops.domain.chat import (
     ToolCall,
     ToolChoice,
     ToolResult,
+    Usage,
 )
 from llmops.domain.errors import BadRequestError, GatewayError
 from llmops.domain.guard.policy import ContentPolicy
@@ -649,3 +652,32 @@ def test_text_only_requests_still_parse_as_before() -> None:
         {},
     )
     assert request.required_capabilities == frozenset()
+
+
+def test_an_answer_the_gateway_rendered_can_be_sent_back_as_the_next_assistant_turn() -> None:
+    """SDKs append the assistant message they received (tool calls, refusal, reasoning) as it came."""
+    completion = Completion(
+        text="",
+        finish_reason=FinishReason.TOOL_CALLS,
+        usage=Usage(3, 4),
+        tool_calls=(ToolCall("call_1", "get_weather", '{"city": "Paris"}'),),
+        reasoning=(Reasoning("Need the weather.", "sig-1"), Reasoning(redacted="opaque")),
+    )
+    message = chat_completion("chatcmpl-1", 0, "chat-default", completion)["choices"][0]["message"]
+    streamed_block = {"index": 0, "type": "thinking", "thinking": "x", "signature": "s"}
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {**message, "audio": None, "annotations": []},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+        {"role": "assistant", "content": "18C.", "thinking_blocks": [streamed_block]},
+        {"role": "user", "content": "Thanks"},
+    ]
+    request = parse(_body(tools=[WEATHER], messages=messages))
+    assert request.messages[1].parts == (*completion.reasoning, *completion.tool_calls)
+    assert request.messages[3].parts == (Reasoning("x", "s"), TextPart("18C."))
+
+
+def test_audio_is_refused() -> None:
+    assert_refused(
+        refusal(_body(messages=[{"role": "user", "content": "q", "audio": {"id": "a"}}])), "messages[0].audio"
+    )

@@ -70,8 +70,17 @@ Policy format (JSON, per tenant; every field optional and layered over ``GuardPo
       "denied_topics": {"weapons": ["nerve agent", "bioweapon"]},
       "max_input_chars": 100000, "max_output_chars": 200000,
       "detectors": ["secrets", "pii", "injection", "deny_list", "grounding"],
-      "system_prompt_leak_check": true
+      "system_prompt_leak_check": true,
+      "content": {"allow_images": true, "max_images": 20, "max_image_bytes": 3932160,
+                  "allow_remote_image_urls": false, "remote_image_timeout_s": 5,
+                  "allowed_passthrough_fields": [], "max_tools": 128}
     }
+
+``content`` is not a guard but what a request may carry besides text (``ContentPolicy``): image
+parts and their limits, remote image URLs (fetched by the gateway, public addresses only), Bedrock
+pass-through fields (``guardrailConfig``, ``serviceTier``, ``performanceConfig``,
+``additionalModelRequestFields``) and the number of tools; the API layer enforces it when it parses
+a request (``application/openai_schema.py``).
 
 Actions are ``allow`` (not reported), ``log_only`` (reported, text untouched), ``redact``,
 ``pseudonymize`` (input only; on output it acts as redact) and ``block``. Defaults: PII and secrets
