@@ -29,7 +29,7 @@ from werkzeug.wrappers import Request, Response
 from llmops.domain.chat import Capability
 from llmops.domain.model_ids import model_family
 from llmops.domain.routing import Provider, RouteTable
-from llmops.local.emulators import converse
+from llmops.local.emulators import converse, embedding_models
 from llmops.local.emulators.answers import Generation
 from llmops.local.emulators.base import EmulatorApp, MidStreamFaultError, json_response, stream_response
 from llmops.local.emulators.converse import ConverseAnswer, ConverseCall, ConverseError, ConverseItems, ModelTraits
@@ -65,6 +65,8 @@ class BedrockRuntimeEmulator(EmulatorApp):
             [
                 Rule("/model/<path:model_id>/converse", methods=["POST"], endpoint="converse"),
                 Rule("/model/<path:model_id>/converse-stream", methods=["POST"], endpoint="converse_stream"),
+                # InvokeModel, for the embedding models (`embedding_models`).
+                Rule("/model/<path:model_id>/invoke", methods=["POST"], endpoint="invoke"),
             ]
         )
 
@@ -101,7 +103,32 @@ class BedrockRuntimeEmulator(EmulatorApp):
             return self.service_error(400, "ValidationException", "The provided model identifier is invalid.")
         if operation in ("converse", "converse_stream"):
             return self._converse(request, model_id, streaming=operation == "converse_stream")
+        if operation == "invoke":
+            return self._invoke_embedding_model(request, model_id)
         raise AssertionError(f"unrouted operation {operation}")
+
+    def _invoke_embedding_model(self, request: Request, model_id: str) -> Response:
+        """InvokeModel on Titan Text Embeddings v2 or Cohere Embed: their bodies, validated as Bedrock
+        does, with the input token count in Bedrock's header (`embedding_models`)."""
+        started = time.monotonic()
+        try:
+            call = embedding_models.parse_bedrock_embedding(model_id, request.get_data())
+        except embedding_models.InvalidEmbeddingRequestError as exc:
+            return self.service_error(400, "ValidationException", str(exc))
+        decision = self.apply_faults([model_id])
+        if decision.outcome is Outcome.THROTTLED:
+            return self.service_error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
+        if decision.outcome is Outcome.ERROR:
+            return self._fault_error(decision.error_status, model_id)
+        try:
+            answer = embedding_models.answer_bedrock_embedding(call, self.forwarder)
+        except ForwardingError as exc:
+            return self._forwarding_error(exc, model_id)
+        headers = {
+            embedding_models.INPUT_TOKEN_HEADER: str(answer.input_tokens),
+            "X-Amzn-Bedrock-Invocation-Latency": str(int((time.monotonic() - started) * 1000)),
+        }
+        return json_response(answer.body, 200, headers)
 
     def _converse(self, request: Request, model_id: str, *, streaming: bool) -> Response:
         started = time.monotonic()

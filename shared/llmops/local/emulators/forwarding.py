@@ -118,6 +118,25 @@ class OpenAICompatibleForwarder:
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise ForwardingError(502, "upstream answered an unexpected completion document") from exc
 
+    def embed(
+        self, *, model: str, inputs: Sequence[str], dimensions: int | None = None
+    ) -> tuple[list[list[float]], int | None]:
+        """The upstream's `/embeddings` vectors for `inputs`, in order, and its `prompt_tokens` (None if
+        it reports none); the embedding models' emulators map them back into the model's body."""
+        body: dict[str, Any] = {"model": self.model or model, "input": list(inputs), "encoding_format": "float"}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        doc = self._post("/embeddings", body)
+        try:
+            rows = sorted(doc["data"], key=lambda row: int(row["index"]))
+            vectors = [[float(v) for v in row["embedding"]] for row in rows]
+            tokens = (doc.get("usage") or {}).get("prompt_tokens")
+            if len(vectors) != len(inputs):
+                raise ValueError("one vector per input")
+            return vectors, None if tokens is None else int(tokens)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise ForwardingError(502, "upstream answered an unexpected embeddings document") from exc
+
     def chat_body(self, *, model: str, body: Mapping[str, Any]) -> Any:
         """Posts an OpenAI chat body as it is (tools, images, response_format and all), for `model`,
         and returns the upstream's chat.completion document. The SageMaker emulator's OpenAI

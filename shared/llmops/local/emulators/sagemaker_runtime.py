@@ -31,7 +31,7 @@ from werkzeug.wrappers import Request, Response
 
 from llmops.domain.chat import Capability
 from llmops.domain.routing import PayloadFormat, Provider, RouteTable
-from llmops.local.emulators import openai_chat
+from llmops.local.emulators import embedding_models, openai_chat
 from llmops.local.emulators.answers import EmulatedFinish, Generation, TokenStream, generate_answer, token_stream
 from llmops.local.emulators.base import EmulatorApp, MidStreamFaultError, json_response, stream_response
 from llmops.local.emulators.eventstream import event_message, exception_message
@@ -107,8 +107,11 @@ class SageMakerRuntimeEmulator(EmulatorApp):
         endpoints: Mapping[str, EndpointConfig] | None = None,
         faults: FaultPlan | None = None,
         forwarder: OpenAICompatibleForwarder | None = None,
+        embedding_endpoints: Mapping[str, embedding_models.EmbeddingEndpoint] | None = None,
     ) -> None:
         super().__init__(faults=faults, forwarder=forwarder)
+        # Endpoints whose container embeds (TEI, DJL): answered by `embedding_models`.
+        self._embedding_endpoints = dict(embedding_endpoints or {})
         # None accepts any endpoint name; a mapping makes the emulator reject the others, as
         # SageMaker does for endpoints that do not exist (or were deleted after a canary).
         self._endpoints: dict[str, EndpointConfig] | None = dict(endpoints) if endpoints is not None else None
@@ -143,6 +146,7 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             )
             for name, fmt in formats.items()
         }
+        kwargs.setdefault("embedding_endpoints", embedding_models.embedding_endpoints(table))
         return cls(endpoints=endpoints, **kwargs)
 
     def register(self, doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,6 +201,9 @@ class SageMakerRuntimeEmulator(EmulatorApp):
                     return self.service_error(503, "ServiceUnavailable", "The service is unavailable. Try again.")
                 return self._model_error(endpoint, variant, decision.error_status, "Internal server error")
 
+        embedding = self._embedding_endpoints.get(endpoint)
+        if embedding is not None and not streaming:
+            return self._embed(embedding, endpoint, variant, request.get_data(), headers)
         try:
             call = self._parse(f"{endpoint}/{variant}", config, request.get_data())
             if isinstance(call, ChatCall):
@@ -204,6 +211,22 @@ class SageMakerRuntimeEmulator(EmulatorApp):
             return self._tgi(call, streaming, decision, headers)
         except _ContainerError as exc:
             return self._model_error(endpoint, variant, exc.status, exc.message)
+
+    def _embed(
+        self,
+        embedding: embedding_models.EmbeddingEndpoint,
+        endpoint: str,
+        variant: str,
+        raw: bytes,
+        headers: dict[str, str],
+    ) -> Response:
+        try:
+            vectors = embedding_models.answer_embedding_container(
+                embedding, f"{endpoint}/{variant}", raw, self.forwarder
+            )
+        except embedding_models.ContainerRefusalError as exc:
+            return self._model_error(endpoint, variant, exc.status, exc.message)
+        return json_response(vectors, 200, headers)
 
     def _chat(self, call: ChatCall, streaming: bool, decision: FaultDecision, headers: dict[str, str]) -> Response:
         if streaming and call.streams:
