@@ -464,6 +464,17 @@ def test_forwarding_maps_tools_images_results_and_structured_output_both_ways(
     assert sent["response_format"]["json_schema"]["schema"] == WEATHER_SCHEMA
 
 
+def test_forwarding_carries_claude_thinking_as_reasoning_effort(forwarded: tuple[ToolCallingUpstream, Any]) -> None:
+    upstream, client = forwarded
+    client.converse(
+        modelId=SONNET,
+        messages=[user({"text": "q"})],
+        inferenceConfig={"maxTokens": 8000},
+        additionalModelRequestFields=thinking(4096),
+    )
+    assert upstream.bodies[0]["reasoning_effort"] == "medium"
+
+
 def test_forwarded_streams_come_back_as_converse_tool_use_events(forwarded: tuple[ToolCallingUpstream, Any]) -> None:
     _, client = forwarded
     events = list(

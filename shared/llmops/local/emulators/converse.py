@@ -770,7 +770,8 @@ def _data_url(image: Mapping[str, Any]) -> str:
 def openai_body(call: ConverseCall) -> dict[str, Any]:
     """The chat.completions body for `call`: system blocks as a system message, text and images as
     content parts, toolUse as assistant tool_calls, each toolResult as a tool message, toolConfig as
-    tools and tool_choice, outputConfig as response_format, inferenceConfig as sampling fields."""
+    tools and tool_choice, outputConfig as response_format, inferenceConfig as sampling fields, and
+    the family's reasoning fields as reasoning_effort."""
     body = call.body
     messages: list[dict[str, Any]] = []
     system = "\n\n".join(str(b["text"]) for b in body.get("system") or [] if "text" in b)
@@ -818,12 +819,29 @@ def openai_body(call: ConverseCall) -> dict[str, Any]:
             out["tool_choice"] = "required"
         elif call.tool_choice == "tool":
             out["tool_choice"] = {"type": "function", "function": {"name": call.tool_name}}
+    effort = _reasoning_effort(body.get("additionalModelRequestFields") or {}) if call.thinking else None
+    if effort is not None:
+        out["reasoning_effort"] = effort
     if call.output_schema is not None:
         out["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": "response", "schema": dict(call.output_schema), "strict": True},
         }
     return out
+
+
+def _reasoning_effort(fields: Mapping[str, Any]) -> str | None:
+    """The family's reasoning fields as OpenAI's `reasoning_effort`, for a reasoning upstream."""
+    if isinstance(fields.get("reasoning_effort"), str):
+        return str(fields["reasoning_effort"])
+    nova = fields.get("reasoningConfig")
+    if isinstance(nova, Mapping) and isinstance(nova.get("maxReasoningEffort"), str):
+        return str(nova["maxReasoningEffort"])
+    thinking = fields.get("thinking")
+    if isinstance(thinking, Mapping) and isinstance(thinking.get("budget_tokens"), int):
+        budget = int(thinking["budget_tokens"])
+        return "low" if budget <= 1024 else "medium" if budget <= 4096 else "high"
+    return None
 
 
 def _tool_input(arguments: Any) -> dict[str, Any]:
