@@ -18,12 +18,12 @@ import pytest
 from llmops.adapters.dynamodb.route_source import FileRouteSource
 from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
-from llmops.domain.chat import ChatRequest, Completion, FinishReason, Role, Usage
+from llmops.domain.chat import ChatRequest, Completion, FinishReason, Reasoning, Role, ToolCall, Usage
 from llmops.domain.embeddings import Embedded, EmbeddingInputType
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.ports import ChatProvider
 from llmops.domain.routing import Provider, Target
-from llmops.domain.streaming import StreamEnd, StreamEvent, TextDelta
+from llmops.domain.streaming import ReasoningDelta, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 from llmops.lambda_runtime import StreamingResponse
 from llmops.local.lambda_runtime import load_handler_module
 
@@ -48,29 +48,45 @@ class FakeProvider:
     Answers `text` with `usage`, or with `echo_prefix` + the last user message when `echo_prefix` is
     set (so whatever the prompt carries flows through the output stage too). A target id in
     `failing` is throttled; `on_call` runs before every answer (to fail, or to break something
-    mid-request); `calls` holds the target id of every call, in order.
+    mid-request); `calls` holds the target id of every call, in order, and `requests` the request
+    each call got (what the model saw, after the input guard). `tool_calls` and `reasoning` join the
+    answer (its finish reason `tool_calls` when there are calls, unless `finish_reason` says otherwise).
     """
 
     def __init__(
-        self, text: str = DEFAULT_ANSWER, usage: Usage = DEFAULT_USAGE, *, echo_prefix: str | None = None
+        self,
+        text: str = DEFAULT_ANSWER,
+        usage: Usage = DEFAULT_USAGE,
+        *,
+        echo_prefix: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        reasoning: Sequence[Reasoning] = (),
+        finish_reason: FinishReason | None = None,
     ) -> None:
         self.text = text
         self.usage = usage
         self.echo_prefix = echo_prefix
+        self.tool_calls = tuple(tool_calls)
+        self.reasoning = tuple(reasoning)
+        self.finish_reason = finish_reason
         self.failing: set[str] = set()
         self.on_call: Callable[[], object] | None = None
         self.calls: list[str] = []
+        self.requests: list[ChatRequest] = []
 
     def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         self.calls.append(target.id)
+        self.requests.append(request)
         if target.id in self.failing:
             raise ProviderError(ProviderFailureKind.THROTTLED, "throttled", target_id=target.id)
         if self.on_call is not None:
             self.on_call()
+        text = self.text
         if self.echo_prefix is not None:
             last = next(m.content for m in reversed(request.messages) if m.role is Role.USER)
-            return Completion(f"{self.echo_prefix}{last}", FinishReason.STOP, self.usage)
-        return Completion(self.text, FinishReason.STOP, self.usage)
+            text = f"{self.echo_prefix}{last}"
+        finish = self.finish_reason or (FinishReason.TOOL_CALLS if self.tool_calls else FinishReason.STOP)
+        return Completion(text, finish, self.usage, tool_calls=self.tool_calls, reasoning=self.reasoning)
 
 
 class FakeStreamingProvider(FakeProvider):
@@ -78,7 +94,11 @@ class FakeStreamingProvider(FakeProvider):
     (default: word by word, each with the space before it), the first after `first_delay_s`, each
     later one `delay_s` after the previous, then `StreamEnd` with `usage` (None: `reported_usage`
     False). `fail_after` deltas, the stream raises `fail_kind` instead. `closed` counts the streams
-    the consumer closed before their end; `sent` the deltas sent by the last stream.
+    the consumer closed before their end; `sent` the text deltas sent by the last stream.
+
+    Reasoning blocks stream first, word by word, each closed by its signature (or sent whole as its
+    encrypted `redacted` data), and tool calls last: each call's first delta carries its id and name,
+    then its arguments follow in pieces of `argument_piece_chars`, as providers split them.
     """
 
     def __init__(
@@ -93,8 +113,20 @@ class FakeStreamingProvider(FakeProvider):
         fail_kind: ProviderFailureKind = ProviderFailureKind.UNAVAILABLE,
         reported_usage: bool = True,
         echo_prefix: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        reasoning: Sequence[Reasoning] = (),
+        finish_reason: FinishReason | None = None,
+        argument_piece_chars: int = 5,
     ) -> None:
-        super().__init__(text, usage, echo_prefix=echo_prefix)
+        super().__init__(
+            text,
+            usage,
+            echo_prefix=echo_prefix,
+            tool_calls=tool_calls,
+            reasoning=reasoning,
+            finish_reason=finish_reason,
+        )
+        self.argument_piece_chars = argument_piece_chars
         self.deltas = deltas
         self.first_delay_s, self.delay_s = first_delay_s, delay_s
         self.fail_after, self.fail_kind = fail_after, fail_kind
@@ -108,12 +140,18 @@ class FakeStreamingProvider(FakeProvider):
         self.sent = 0
         ended = False
         try:
+            yield from _reasoning_deltas(completion.reasoning)
             for index, piece in enumerate(pieces):
                 if index == self.fail_after:
                     raise ProviderError(self.fail_kind, "failed mid-stream", target_id=target.id)
                 time.sleep(self.first_delay_s if index == 0 else self.delay_s)
                 self.sent += 1
                 yield TextDelta(piece)
+            for index, call in enumerate(completion.tool_calls):
+                size = self.argument_piece_chars
+                yield ToolCallDelta(index, "", call.id, call.name)
+                for start in range(0, len(call.arguments), size):
+                    yield ToolCallDelta(index, call.arguments[start : start + size])
             ended = True
             yield StreamEnd(completion.finish_reason, completion.usage if self.reported_usage else None)
         finally:
@@ -153,6 +191,17 @@ class FakeEmbeddingProvider:
     @property
     def texts(self) -> list[str]:
         return [text for _, batch in self.batches for text in batch]
+
+
+def _reasoning_deltas(blocks: Sequence[Reasoning]) -> Iterator[StreamEvent]:
+    for block in blocks:
+        if block.redacted is not None:
+            yield ReasoningDelta(redacted=block.redacted)
+            continue
+        for piece in re.findall(r"\s*\S+", block.text):
+            yield ReasoningDelta(piece)
+        if block.signature is not None:
+            yield ReasoningDelta(signature=block.signature)
 
 
 def gateway_runtime(settings: Settings, provider: FakeProvider, **options: Any) -> GatewayRuntime:
