@@ -21,7 +21,9 @@ from llmops.adapters.stepfunctions_canary import AwsCanaryControlPlane, executio
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import StackConnection, connect
 from llmops.cli.terminal import console, errors, fail
+from llmops.local.alarms import LOCAL_STAGE
 from llmops.local.workflows import (
+    OUTPUT_ALARM_STAGE,
     OUTPUT_APPROVAL_ARN,
     OUTPUT_ARTIFACT_BUCKET,
     OUTPUT_CANARY_ARN,
@@ -29,6 +31,7 @@ from llmops.local.workflows import (
     local_artifact_bucket,
     local_state_machine_name,
 )
+from llmops.observability.alarm_catalogue import canary_gate_names
 from llmops.workflows import APPROVAL, CANARY, RETRAINING
 from llmops.workflows.canary_control import abort_canary, approve_canary, guard_policy_bundle, prompt_bundle
 from llmops.workflows.canary_input import (
@@ -43,7 +46,7 @@ from llmops.workflows.canary_rollback import (
 )
 from llmops.workflows.history import canary_progress
 
-__all__ = ["app", "workflow_outputs"]
+__all__ = ["app", "prepare_canary", "start_canary", "workflow_outputs"]
 
 app = typer.Typer(help="Promote a candidate behind an alias in gated steps; roll back on breach.", no_args_is_help=True)
 
@@ -67,6 +70,7 @@ def workflow_outputs(conn: StackConnection, stack: str | None) -> dict[str, str]
             if machine["name"] in names:
                 outputs[names[machine["name"]]] = machine["stateMachineArn"]
     outputs[OUTPUT_ARTIFACT_BUCKET] = local_artifact_bucket()
+    outputs[OUTPUT_ALARM_STAGE] = str(conn.local_state.get("alarms", {}).get("stage", LOCAL_STAGE))
     return outputs
 
 
@@ -121,11 +125,111 @@ def _prompt_bundle(
         return fail(str(exc))  # type: ignore[no-any-return]
 
 
+def _problem(exc: ValidationError | ValueError) -> str:
+    """A validation error as one sentence per problem (pydantic's own text lists URLs and input)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+    return str(exc)
+
+
+def _check_targets(document: dict[str, Any], table: str, alias: str, baseline: str, candidate: str) -> None:
+    """Refuses a canary whose targets are not both on the alias's route: a typo would otherwise
+    send a share of the alias to a target nobody meant."""
+    route = document["routes"].get(alias)
+    if route is None:
+        fail(f"no route named {alias!r} in {table}")
+    # A fallback counts: promoting it to serve the alias is a canary too.
+    on_route = [str(t["target"]) for t in route.get("targets", [])] + [str(f) for f in route.get("fallbacks") or []]
+    for role, target in (("baseline", baseline), ("candidate", candidate)):
+        if target not in on_route:
+            fail(
+                f"{role} {target!r} is not a target of alias {alias!r} (its targets and fallbacks: "
+                f"{', '.join(on_route)}); add it to the route (a candidate with weight 0) before starting a canary"
+            )
+
+
+def _default_gates(conn: StackConnection, stack: str | None, candidate: str) -> list[str]:
+    """The candidate's own SLO alarms (the per-target canary gates the alarm catalogue defines)."""
+    stage = workflow_outputs(conn, stack).get(OUTPUT_ALARM_STAGE)
+    if not stage:
+        fail(
+            f"stack {stack} has no {OUTPUT_ALARM_STAGE} output, so the candidate's default gates cannot be named: "
+            "redeploy it, or name the gates with --gate (or pass --no-default-gates for a timed rollout)"
+        )
+    return canary_gate_names(str(stage), candidate)
+
+
+def _check_gates_exist(conn: StackConnection, gates: tuple[str, ...], defaults: list[str]) -> None:
+    """DescribeAlarms omits unknown names: a misspelt gate would never fire, so refuse it up front."""
+    cloudwatch = conn.client("cloudwatch")
+    found: set[str] = set()
+    for start in range(0, len(gates), 100):
+        page = cloudwatch.describe_alarms(AlarmNames=list(gates[start : start + 100]))
+        found |= {a["AlarmName"] for a in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]}
+    missing = [g for g in gates if g not in found]
+    if not missing:
+        return
+    hint = (
+        " (the default gates are the candidate's canary alarms, which the alarms capability creates for every "
+        "route target; pass --no-default-gates to go without them)"
+        if any(g in defaults for g in missing)
+        else ""
+    )
+    fail(f"gate alarm(s) not found in CloudWatch, nothing was moved: {', '.join(missing)}{hint}")
+
+
 def _steps(raw: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in raw.split(",") if p.strip())
     except ValueError:
         return fail("--steps takes comma-separated integer percentages, e.g. 5,25,50,100")  # type: ignore[no-any-return]
+
+
+def prepare_canary(
+    conn: StackConnection,
+    stack: str | None,
+    alias: str,
+    baseline: str,
+    candidate: str,
+    *,
+    steps: tuple[int, ...],
+    gates: tuple[str, ...] = (),
+    default_gates: bool = True,
+    **options: Any,
+) -> CanaryInput:
+    """A canary's input after every check that must pass before traffic moves (exits naming the
+    problem otherwise): both targets on the alias's route, the steps, every gate alarm existing.
+    The gates are the candidate's own SLO alarms (unless `default_gates` is off) plus `gates`."""
+    document = route_document(conn.client("dynamodb"), conn.settings.routes_table)
+    _check_targets(document, conn.settings.routes_table, alias, baseline, candidate)
+    defaults = _default_gates(conn, stack, candidate) if default_gates else []
+    try:
+        canary = canary_input_for_targets(
+            document["targets"],
+            alias,
+            baseline,
+            candidate,
+            steps=steps,
+            gates=tuple(dict.fromkeys([*defaults, *gates])),
+            **options,
+        )
+    except (ValidationError, ValueError) as exc:
+        fail(f"canary refused, nothing was moved: {_problem(exc)}")
+    if canary.gates:
+        _check_gates_exist(conn, canary.gates, defaults)
+    else:
+        errors.print("[yellow]warning:[/] --no-default-gates and no --gate: a timed rollout that never rolls back.")
+    return canary
+
+
+def start_canary(conn: StackConnection, stack: str | None, canary: CanaryInput, name: str | None = None) -> str:
+    """Starts the canary state machine; returns the execution ARN."""
+    execution = conn.client("stepfunctions").start_execution(
+        stateMachineArn=_state_machine_arn(conn, stack, OUTPUT_CANARY_ARN),
+        name=name or execution_name(CANARY, canary.alias),
+        input=json.dumps(canary.to_execution_input()),
+    )
+    return str(execution["executionArn"])
 
 
 @app.command("start")
@@ -136,8 +240,17 @@ def start(
     steps: Annotated[str, typer.Option("--steps", help="Candidate percentages; the last must be 100.")] = "5,25,50,100",
     bake_seconds: Annotated[int, typer.Option("--bake-seconds", help="Bake time per step.")] = 600,
     gate: Annotated[
-        list[str] | None, typer.Option("--gate", help="CloudWatch alarm gating each step (repeat).")
+        list[str] | None,
+        typer.Option("--gate", help="A CloudWatch alarm gating each step, besides the default gates (repeat)."),
     ] = None,
+    no_default_gates: Annotated[
+        bool,
+        typer.Option(
+            "--no-default-gates",
+            help="Do not gate on the candidate's own SLO alarms (error rate, p99 latency and TTFT, guard block "
+            "rate, negative feedback); without --gate the canary is then a timed rollout that never rolls back.",
+        ),
+    ] = False,
     gate_poll_seconds: Annotated[int, typer.Option("--gate-poll-seconds", help="How often gates are read.")] = 60,
     approval: Annotated[bool, typer.Option("--approval", help="Wait for `canary approve` between steps.")] = False,
     keep_baseline_seconds: Annotated[
@@ -175,38 +288,30 @@ def start(
     region: Region = None,
 ) -> None:
     """Start a canary moving ALIAS from BASELINE to CANDIDATE (and optionally a prompt label and a
-    guard policy label with it)."""
+    guard policy label with it), gated on the candidate's own SLO alarms plus any --gate.
+
+    Everything is checked before any traffic moves: both targets on the alias's route, the steps,
+    every gate alarm existing, the release bundles."""
     conn = connect(state_dir, stack, region)
-    machine = _state_machine_arn(conn, stack, OUTPUT_CANARY_ARN)
     bundle = _prompt_bundle(conn, prompt, prompt_label, prompt_version, prompt_tenant)
     guard_bundle = _guard_policy_bundle(conn, guard_policy, guard_policy_label, guard_policy_version)
-    document = route_document(conn.client("dynamodb"), conn.settings.routes_table)
-    if alias not in document["routes"]:
-        fail(f"no route named {alias!r} in {conn.settings.routes_table}")
-    try:
-        canary = canary_input_for_targets(
-            document["targets"],
-            alias,
-            baseline,
-            candidate,
-            steps=_steps(steps),
-            bake_seconds=bake_seconds,
-            gate_poll_seconds=gate_poll_seconds,
-            gates=tuple(gate or ()),
-            approval=approval,
-            baseline_keep_seconds=keep_baseline_seconds,
-            prompt=bundle,
-            guard_policy=guard_bundle,
-        )
-    except (ValidationError, ValueError) as exc:
-        fail(str(exc))
-    if not canary.gates:
-        errors.print("[yellow]warning:[/] no --gate alarms: this canary is a timed rollout that never rolls back.")
-    execution = conn.client("stepfunctions").start_execution(
-        stateMachineArn=machine,
-        name=name or execution_name(CANARY, alias),
-        input=json.dumps(canary.to_execution_input()),
+    canary = prepare_canary(
+        conn,
+        stack,
+        alias,
+        baseline,
+        candidate,
+        steps=_steps(steps),
+        gates=tuple(gate or ()),
+        default_gates=not no_default_gates,
+        bake_seconds=bake_seconds,
+        gate_poll_seconds=gate_poll_seconds,
+        approval=approval,
+        baseline_keep_seconds=keep_baseline_seconds,
+        prompt=bundle,
+        guard_policy=guard_bundle,
     )
+    execution = {"executionArn": start_canary(conn, stack, canary, name)}
     if as_json:
         console.print_json(
             json.dumps({"execution_arn": execution["executionArn"], "input": canary.to_execution_input()})
@@ -214,7 +319,8 @@ def start(
         return
     console.print(
         f"Started canary [cyan]{execution['executionArn']}[/]\n"
-        f"{canary.provider} canary on {alias}: {baseline} -> {candidate}, steps {list(canary.steps)}"
+        f"{canary.provider} canary on {alias}: {baseline} -> {candidate}, steps {list(canary.steps)}\n"
+        f"gates: {', '.join(canary.gates) or 'none'}"
     )
     if canary.prompt is not None:
         p = canary.prompt

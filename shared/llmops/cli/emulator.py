@@ -17,14 +17,14 @@ app = typer.Typer(no_args_is_help=True)
 StateDir = Annotated[Path, typer.Option(help="The local stack's state dir.")]
 
 
-def _emulator_url(state_dir: Path, key: str) -> str:
+def emulator_url(state_dir: Path, key: str) -> str:
     state = connect(state_dir).local_state
     # Bedrock model ids contain a provider prefix with a dot; SageMaker keys are endpoint[/variant].
     is_bedrock = "." in key.split("/", maxsplit=1)[0] and "/" not in key
     return str(state["bedrock_runtime_url"] if is_bedrock else state["sagemaker_runtime_url"])
 
 
-def _call(url: str, method: str = "GET", payload: dict[str, Any] | None = None) -> Any:
+def call(url: str, method: str = "GET", payload: dict[str, Any] | None = None) -> Any:
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(
         url,
@@ -70,7 +70,7 @@ def faults(
             "fault_after_tokens": fault_after_tokens,
         }
     )
-    console.print_json(data=_call(f"{_emulator_url(state_dir, key)}/_emulator/faults", "POST", payload))
+    console.print_json(data=call(f"{emulator_url(state_dir, key)}/_emulator/faults", "POST", payload))
 
 
 @app.command()
@@ -79,4 +79,4 @@ def stats(state_dir: StateDir = Path(".llmops")) -> None:
     state = connect(state_dir).local_state
     for name in ("bedrock_runtime_url", "sagemaker_runtime_url"):
         console.rule(name.removesuffix("_url"))
-        console.print_json(data=_call(f"{state[name]}/_emulator/stats"))
+        console.print_json(data=call(f"{state[name]}/_emulator/stats"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from llmops.cli import (
+    alarms,
     audit,
     bench,
     canary,
+    demo,
     emulator,
     evaluate,
     guard_policies,
@@ -35,6 +37,8 @@ app.add_typer(canary.app, name="canary", help="Canary promotion with automatic r
 app.add_typer(retrain.app, name="retrain", help="The retraining trigger workflow.")
 app.add_typer(evaluate.app, name="eval", help="Evaluate the guardrails on public data, next to Presidio.")
 app.add_typer(emulator.app, name="emulator", help="Set latency and faults on the local model emulators.")
+app.command("alarms")(alarms.alarms)
+app.add_typer(demo.app, name="demo", help="Demonstrations on the local stack (a canary rolled back).")
 
 if __name__ == "__main__":
     app()

@@ -97,7 +97,7 @@ def test_canary_start_status_and_promotion(state_dir: Path) -> None:
         "--candidate", "bedrock-nova-lite",
         "--steps", "50,100",
         "--bake-seconds", "0",
-        "--gate", "cli-gate",
+        "--gate", "cli-gate", "--no-default-gates",
         "--json",
         "--state-dir", str(state_dir),
     )  # fmt: skip
@@ -119,7 +119,7 @@ def test_canary_abort_rolls_back_a_sagemaker_canary(state_dir: Path) -> None:
         "--baseline", "sm-llama3-8b-primary",
         "--candidate", "sm-llama3-8b-candidate",
         "--bake-seconds", "300",
-        "--gate", "cli-gate",
+        "--gate", "cli-gate", "--no-default-gates",
         "--json",
         "--state-dir", str(state_dir),
     )  # fmt: skip
@@ -141,7 +141,17 @@ def test_canary_start_with_a_prompt_bundle_moves_the_label_and_abort_moves_it_ba
         store.push(PromptDraft("cli-bot", f"Version {n}: {{{{q}}}}", ("q",)), now=1.0)
     store.set_label("cli-bot", "prod", 1, now=2.0, actor="seed")
     args = ["--alias", "chat-default", "--baseline", "bedrock-claude-haiku", "--candidate", "bedrock-nova-lite"]
-    common = ["--steps", "100", "--bake-seconds", "0", "--gate", "cli-gate", "--state-dir", str(state_dir)]
+    common = [
+        "--steps",
+        "100",
+        "--bake-seconds",
+        "0",
+        "--gate",
+        "cli-gate",
+        "--no-default-gates",
+        "--state-dir",
+        str(state_dir),
+    ]
 
     refused = runner.invoke(canary.app, ["start", *args, *common, "--prompt", "cli-bot", "--prompt-label", "prod"])
     assert refused.exit_code == 2 and "--prompt-version" in refused.output
