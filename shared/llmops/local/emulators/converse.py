@@ -13,7 +13,8 @@ least 1024 and below maxTokens, no forced tool, no temperature but 1). A model w
 (routes.json `capabilities`) refuses it as Bedrock refuses it.
 
 `emulate` answers deterministically. With tools offered and the last turn the user's text (or a
-forced choice), the answer is a `toolUse` whose input is an instance of the tool's schema
+forced choice), the answer is a `toolUse` (one per tool the text names, in parallel, or the first
+tool) whose input is an instance of the tool's schema
 (`schema_instances.instance_for`) and the stop reason `tool_use`; after tool results the answer is
 text that quotes them; `outputConfig.textFormat` is answered with a schema instance as text;
 thinking adds a `reasoningContent` block signed with an HMAC over its text.
@@ -590,25 +591,26 @@ def _last_user(call: ConverseCall) -> Mapping[str, Any]:
     return last
 
 
-def _tool_to_call(call: ConverseCall) -> Tool | None:
+def _tools_to_call(call: ConverseCall) -> tuple[Tool, ...]:
+    """The tools this answer calls: the forced one; else those the user's last text names, in the
+    order named (Claude calls independent tools in parallel), or the first tool; none after tool
+    results unless a call is forced."""
     if not call.tools:
-        return None
+        return ()
     if call.tool_choice == "tool":
-        return next(t for t in call.tools if t.name == call.tool_name)
+        return tuple(t for t in call.tools if t.name == call.tool_name)
     last = _last_user(call)
     after_results = last["role"] == "user" and any("toolResult" in b for b in last["content"])
     if last["role"] != "user" or (call.tool_choice == "auto" and after_results):
-        return None  # after tool results the model answers with text
-    asked = " ".join(str(b.get("text", "")) for b in last["content"]).lower()
-    named = [t for t in call.tools if t.name.lower() in asked]
-    if named:
-        return named[0]
+        return ()  # after tool results the model answers with text
     if after_results:
         # Forced to call again after results: a tool not called yet (the structured-output tool
         # beside the caller's tools is how a final structured answer is given).
         called = {b["toolUse"]["name"] for m in call.body["messages"] for b in m["content"] if "toolUse" in b}
-        return next((t for t in call.tools if t.name not in called), call.tools[0])
-    return call.tools[0]
+        return (next((t for t in call.tools if t.name not in called), call.tools[0]),)
+    asked = " ".join(str(b.get("text", "")) for b in last["content"]).lower()
+    named = sorted((asked.find(t.name.lower()), k) for k, t in enumerate(call.tools) if t.name.lower() in asked)
+    return tuple(call.tools[k] for _, k in named) or call.tools[:1]
 
 
 def _subject(call: ConverseCall) -> str:
@@ -644,13 +646,15 @@ def emulate(call: ConverseCall, signer: ThinkingSigner) -> ConverseAnswer:
     if call.thinking:
         content.append(_reasoning_block(call, signer, text_of_prompt))
         used += len(word_tokens(_block_text(content[0])))
-    tool = _tool_to_call(call)
-    if tool is not None:
-        seed = f"{call.model_id}\n{text_of_prompt}"
-        use_id = "tooluse_" + base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()[:16]).decode().rstrip("=")
-        arguments = instance_for(tool.schema, seed)
-        content.append({"toolUse": {"toolUseId": use_id.replace("-", "_"), "name": tool.name, "input": arguments}})
-        used += 1 + len(word_tokens(json.dumps(arguments)))
+    tools = _tools_to_call(call)
+    if tools:
+        for position, tool in enumerate(tools):
+            seed = f"{call.model_id}\n{text_of_prompt}\n{position}"
+            digest = hashlib.sha256(seed.encode()).digest()[:16]
+            use_id = "tooluse_" + base64.urlsafe_b64encode(digest).decode().rstrip("=").replace("-", "_")
+            arguments = instance_for(tool.schema, seed)
+            content.append({"toolUse": {"toolUseId": use_id, "name": tool.name, "input": arguments}})
+            used += 1 + len(word_tokens(json.dumps(arguments)))
         return ConverseAnswer(
             text="", finish=EmulatedFinish.END, input_tokens=input_tokens, output_tokens=used,
             content=tuple(content), stop_reason="tool_use",
