@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from llmops.application.openai_schema import ChatCompletionRequest
@@ -681,3 +683,53 @@ def test_audio_is_refused() -> None:
     assert_refused(
         refusal(_body(messages=[{"role": "user", "content": "q", "audio": {"id": "a"}}])), "messages[0].audio"
     )
+
+
+_ids = st.sampled_from(["call_1", "call_2", "x"])
+_json_text = st.one_of(
+    st.sampled_from(['{"city": "Paris"}', "{}", "[]", "{bad", '{"a": NaN}', "1" * 5000, "[" * 3000]),
+    st.text(max_size=30),
+)
+_urls = st.one_of(
+    st.sampled_from([_data_url(PNG), _data_url(JPEG, "image/png"), "https://example.com/a.png", "file:///x", "data:,"]),
+    st.text(max_size=40).map(lambda t: "data:image/png;base64," + t),
+)
+_part = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=20)}),
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": _urls})}),
+    st.fixed_dictionaries({"type": st.sampled_from(["refusal", "file", "text"])}),
+)
+_call = st.fixed_dictionaries(
+    {
+        "id": _ids,
+        "type": st.just("function"),
+        "function": st.fixed_dictionaries({"name": st.sampled_from(["get_weather", "a b"]), "arguments": _json_text}),
+    }
+)
+_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool"])},
+    optional={
+        "content": st.one_of(st.none(), st.text(max_size=20), st.lists(_part, max_size=3)),
+        "tool_calls": st.lists(_call, max_size=2),
+        "tool_call_id": _ids,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    messages=st.lists(_message, max_size=6),
+    tool_choice=st.sampled_from([None, "auto", "required", "none", {"type": "function", "function": {"name": "nope"}}]),
+)
+def test_any_conversation_parses_or_is_a_400_naming_a_parameter(
+    messages: list[dict[str, Any]], tool_choice: Any
+) -> None:
+    body = _body(messages=messages, tools=[WEATHER], tool_choice=tool_choice)
+    try:
+        request = parse(body, ContentPolicy(max_images=2, max_image_bytes=100))
+    except ValidationError:
+        return  # the handler maps these (validation_error), tested elsewhere
+    except BadRequestError as error:
+        assert error.status == 400 and error.param
+        return
+    assert len(request.messages) == len(messages)
