@@ -1,5 +1,6 @@
 """Operational alarms: gateway rates (provider errors and throttles, fallbacks, guard blocks and
-bypasses, quota rejections), model spend, and the AWS services' own metrics (API Gateway 5xx,
+bypasses, quota rejections), guard budget hits, expired reservations (invocations that died before
+settling), model spend, and the AWS services' own metrics (API Gateway 5xx,
 Lambda errors and throttles, dead-letter queue depth, state machine failures). Those over gateway
 metrics are the alarm catalogue's (`llmops.observability.alarm_catalogue`), evaluated locally too."""
 

@@ -164,6 +164,15 @@ def test_ttft_p99_pages_per_alias_and_gates_the_canary_per_target(synth: Any) ->
     assert RunbookId.CANARY_TTFT_P99 in CANARY_GATES
 
 
+def test_expired_reservations_page_when_gateway_invocations_keep_dying(synth: Any) -> None:
+    props = _by_name(synth)[f"llmops-{synth.stage}-reservations-expired"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (NAMESPACE, "ReservationsExpired", "Sum")
+    assert props["Dimensions"] == [{"Name": "service", "Value": "reservation-sweeper"}]
+    assert (props["Threshold"], props["Period"], props["EvaluationPeriods"]) == (0, 300, 3)
+    assert props["AlarmActions"] == [_topic_ref(synth)]
+    assert props["AlarmDescription"].endswith("Runbook: docs/runbooks/reservations-expired.md")
+
+
 def test_the_audit_dead_letter_queue_depth_pages(synth: Any) -> None:
     props = _by_name(synth)[f"llmops-{synth.stage}-dlq-depth-audit"]
     assert props["MetricName"] == "ApproximateNumberOfMessagesVisible"

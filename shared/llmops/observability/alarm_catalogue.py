@@ -43,6 +43,8 @@ from llmops.observability.metrics import (
     QUOTA_REJECTIONS,
     REQUEST_DURATION,
     REQUESTS,
+    RESERVATION_SWEEPER_SERVICE,
+    RESERVATIONS_EXPIRED,
     TIME_TO_FIRST_TOKEN,
     Dim,
     MetricSpec,
@@ -107,6 +109,7 @@ class RunbookId(StrEnum):
     GUARD_BYPASS = "guard-bypass"
     GUARD_BUDGET_EXCEEDED = "guard-budget-exceeded"
     QUOTA_REJECTION_SPIKE = "quota-rejection-spike"
+    RESERVATIONS_EXPIRED = "reservations-expired"
     COST_BURN = "cost-burn"
     API_5XX = "api-5xx"
     LAMBDA_ERRORS = "lambda-errors"
@@ -616,6 +619,23 @@ def gateway_rate_alarms(stage: str, settings: AlarmSettings) -> list[AlarmDefini
             catalogue_query(GUARD_BUDGET_EXCEEDED),
             summary=(
                 f"Guard verdicts cut short by the guard budget ({GUARD_BUDGET_EXCEEDED.name} > 0) for 15 minutes."
+            ),
+            threshold=0,
+        )
+    )
+    # Each expired reservation is a gateway invocation that ended without settling: killed at its
+    # timeout, out of memory or crashed (its caller got no answer), or a settle that failed into the
+    # dead-letter queue. The sweeper gives the charge back by itself, so one does not page; invocations
+    # that keep dying do. The sweeper publishes 0 on every run, so the alarm always has data.
+    alarms.append(
+        _alarm(
+            stage,
+            s,
+            RunbookId.RESERVATIONS_EXPIRED,
+            catalogue_query(RESERVATIONS_EXPIRED, service=RESERVATION_SWEEPER_SERVICE),
+            summary=(
+                f"Gateway invocations ended without settling their quota reservation ({RESERVATIONS_EXPIRED.name} > 0)"
+                " for 15 minutes."
             ),
             threshold=0,
         )
