@@ -163,6 +163,8 @@ def test_response_formats_and_reasoning_effort() -> None:
     assert json_schema["reasoning_effort"] == "low"
     json_object = openai_body(request(Message(Role.USER, "x"), response_format=ResponseFormat("json_object")))
     assert json_object["response_format"] == {"type": "json_object"}
+    minimal = openai_body(request(Message(Role.USER, "x"), reasoning_effort="minimal"))
+    assert minimal["reasoning_effort"] == "low"  # vLLM takes low, medium or high only
     assert "tools" not in json_object and "tool_choice" not in json_object
 
 

@@ -181,8 +181,13 @@ def openai_body(request: ChatRequest) -> dict[str, Any]:
     if request.response_format is not None:
         body["response_format"] = _openai_response_format(request.response_format)
     if request.reasoning_effort is not None:
-        body["reasoning_effort"] = request.reasoning_effort
+        body["reasoning_effort"] = _VLLM_REASONING_EFFORT.get(request.reasoning_effort, request.reasoning_effort)
     return body
+
+
+# vLLM's reasoning_effort (gpt-oss) takes low, medium or high and refuses anything else; OpenAI's
+# "minimal" and "none" ask for the least reasoning, which on vLLM is "low".
+_VLLM_REASONING_EFFORT: Mapping[str, str] = MappingProxyType({"minimal": "low", "none": "low"})
 
 
 def _openai_messages(message: Message) -> list[dict[str, Any]]:
