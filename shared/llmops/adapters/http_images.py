@@ -13,8 +13,8 @@ endpoints, at localhost. So:
   name, so virtual hosts and HTTPS work as usual;
 * redirects are followed only up to `max_redirects`, each target vetted the same way, never from
   https down to http;
-* one time limit for everything (connect, TLS, headers, body, redirects), enforced by a timer that
-  closes the socket, so a server that trickles bytes cannot hold the request;
+* one time limit for everything (name lookup, connect, TLS, headers, body, redirects), enforced by
+  a timer that closes the socket, so a server that trickles bytes cannot hold the request;
 * the body is read in chunks and abandoned past `max_bytes`; the `Content-Type` must be an image
   type (the caller checks it against the bytes' magic numbers).
 
@@ -32,7 +32,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import SplitResult, urljoin, urlsplit
 
@@ -162,7 +162,9 @@ class HttpImageFetcher:
     allowed: Callable[[IPAddress], bool] = is_public_address
     ports: frozenset[int] = DEFAULT_PORTS
     max_redirects: int = 3
-    tls: ssl.SSLContext = field(default_factory=ssl.create_default_context)
+    # The system's CA bundle, loaded on the first https fetch (not at cold start: most tenants
+    # never allow remote URLs).
+    tls: ssl.SSLContext | None = None
 
     def fetch(self, url: str, *, max_bytes: int, timeout_s: float) -> FetchedImage:
         deadline = time.monotonic() + timeout_s
@@ -202,12 +204,12 @@ class HttpImageFetcher:
             host = host.encode("idna").decode("ascii") if not host.isascii() else host
         except UnicodeError:
             raise ImageFetchError("the image URL's host name is not valid") from None
-        address = vet_host(host, port, self.resolver, self.allowed)
+        address = _within(deadline, lambda: vet_host(host, port, self.resolver, self.allowed))
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ImageFetchError("fetching the image took too long")
         connection = _PinnedHTTPConnection(
-            host, port, address, remaining, self.tls if target.scheme == "https" else None
+            host, port, address, remaining, self._tls() if target.scheme == "https" else None
         )
         # The socket timeout bounds each read; this timer bounds them all together.
         timer = threading.Timer(remaining, _abort, (connection,))
@@ -224,6 +226,11 @@ class HttpImageFetcher:
         finally:
             timer.cancel()
             connection.close()
+
+    def _tls(self) -> ssl.SSLContext:
+        if self.tls is None:
+            self.tls = ssl.create_default_context()
+        return self.tls
 
     @staticmethod
     def _exchange(
@@ -265,6 +272,30 @@ class HttpImageFetcher:
             if len(body) > max_bytes:
                 raise ImageFetchError(f"the image is larger than {max_bytes} bytes, the limit per image")
         return FetchedImage(bytes(body), media_type)
+
+
+def _within(deadline: float, vet: Callable[[], IPAddress]) -> IPAddress:
+    """`vet()` (which resolves the host: getaddrinfo has no timeout of its own) within the fetch's
+    time limit; a lookup still running then is left to finish in its daemon thread."""
+    outcome: list[IPAddress | ImageFetchError] = []
+
+    def run() -> None:
+        try:
+            outcome.append(vet())
+        except ImageFetchError as error:
+            outcome.append(error)
+        except Exception:  # an injected resolver's own failure: the host is not usable either way
+            outcome.append(ImageFetchError("the image host's name does not resolve"))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(max(deadline - time.monotonic(), 0.0))
+    if not outcome:
+        raise ImageFetchError("resolving the image host took too long")
+    result = outcome[0]
+    if isinstance(result, ImageFetchError):
+        raise result
+    return result
 
 
 def _abort(connection: http.client.HTTPConnection) -> None:

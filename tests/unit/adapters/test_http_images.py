@@ -9,6 +9,7 @@ the production check refuses it.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -286,3 +287,36 @@ def test_an_unreachable_host_is_a_fetch_error(server: int) -> None:
     fetcher = _fetcher(server, resolver=_resolver("127.0.0.1"), ports=frozenset({1}))
     with pytest.raises(ImageFetchError, match="could not be reached"):
         fetcher.fetch("http://images.example:1/x", max_bytes=100, timeout_s=2)
+
+
+def test_a_slow_name_lookup_is_bounded_by_the_time_limit(server: int) -> None:
+    def slow(_host: str, _port: int) -> Sequence[str]:
+        time.sleep(2)
+        return ["127.0.0.1"]
+
+    started = time.monotonic()
+    with pytest.raises(ImageFetchError, match="resolving the image host took too long"):
+        _fetcher(server, resolver=slow).fetch(f"http://images.example:{server}/cat", max_bytes=100, timeout_s=0.3)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_failing_injected_resolver_is_a_fetch_error(server: int) -> None:
+    def broken(_host: str, _port: int) -> Sequence[str]:
+        raise RuntimeError("boom")
+
+    with pytest.raises(ImageFetchError, match="does not resolve"):
+        _fetcher(server, resolver=broken).fetch(f"http://images.example:{server}/cat", max_bytes=100, timeout_s=1)
+
+
+def test_https_speaks_tls_to_the_vetted_address(server: int) -> None:
+    # The local server speaks plain HTTP: the TLS handshake (SNI images.example) fails, so the
+    # https path really negotiates TLS with certificate checks instead of falling back to http.
+    _routes(cat=_send(200, PNG, Content_Type="image/png"))
+    fetcher = _fetcher(server)
+    with pytest.raises(ImageFetchError, match="could not be reached"):
+        fetcher.fetch(f"https://images.example:{server}/cat", max_bytes=1000, timeout_s=3)
+    assert fetcher.tls is not None and fetcher.tls.verify_mode is ssl.CERT_REQUIRED and fetcher.tls.check_hostname
+
+
+def test_no_tls_context_is_built_until_an_https_fetch() -> None:
+    assert HttpImageFetcher().tls is None
