@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -55,7 +54,7 @@ from llmops.domain.completions import (
     upstream_failure,
 )
 from llmops.domain.deadline import Deadline
-from llmops.domain.errors import ContentBlockedError, GatewayError, ProviderError, ProviderFailureKind
+from llmops.domain.errors import GatewayError, ProviderError, ProviderFailureKind
 from llmops.domain.guard import Decision, GuardEngine, embed_canary
 from llmops.domain.guard.engine import OutputVerdict
 from llmops.domain.guard.redaction import PseudonymVault
@@ -398,8 +397,9 @@ def provider_texts(request: ChatRequest) -> list[str]:
        returned is input like any other: indirect prompt injection, OWASP LLM01, arrives there) and,
        in assistant turns, tool-call arguments (system prompts and rendered prompt templates,
        variables included, are messages by now);
-    2. per tool definition, its description and its JSON-schema text (a tool's description is an
-       instruction to the model, the schema's descriptions too: tool poisoning arrives there);
+    2. per tool definition, its description and the string values of its JSON schema (a tool's
+       description is an instruction to the model, the schema's descriptions too: tool poisoning
+       arrives there), by `_schema_strings`;
     3. the stop sequences.
 
     `_guarded_request` puts the guarded texts back in this order. Not here: reasoning blocks of
@@ -410,7 +410,7 @@ def provider_texts(request: ChatRequest) -> list[str]:
     """
     texts = [text for message in request.messages for text in message.texts()]
     for tool in request.tools:
-        texts.extend((tool.description, _schema_text(tool.parameters)))
+        texts.extend((tool.description, *_schema_strings(tool.parameters)))
     return [*texts, *request.stop]
 
 
@@ -425,34 +425,54 @@ def _prompt_evidence(request: ChatRequest, texts: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _schema_text(schema: Mapping[str, Any]) -> str:
-    return json.dumps(schema, ensure_ascii=False, separators=(", ", ": "))
+# Schema keywords whose string values are structure, not prose: types, formats, references, and the
+# property names listed in `required` (identifiers the model's arguments must use as they are).
+_STRUCTURAL_KEYWORDS = frozenset({"type", "format", "$ref", "$schema", "$id", "$anchor", "required"})
+
+
+def _schema_strings(value: Any, key: str | None = None) -> list[str]:
+    """The string values of a JSON schema a guard should read, in document order: descriptions,
+    titles, enums, examples, defaults, patterns. Not the keys (property names are identifiers the
+    caller's code reads back from the model's arguments), not numbers or booleans (limits and flags:
+    a 10-digit `maximum` is not a phone number), not the values of `_STRUCTURAL_KEYWORDS`. Scanning
+    strings one by one, rather than the schema's JSON text, keeps a redaction inside its string, so a
+    guarded schema is always a valid one."""
+    if isinstance(value, str):
+        return [] if key in _STRUCTURAL_KEYWORDS else [value]
+    if isinstance(value, Mapping):
+        return [text for name, item in value.items() for text in _schema_strings(item, str(name))]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _schema_strings(item, key)]
+    return []
+
+
+def _with_schema_strings(value: Any, texts: Iterator[str], key: str | None = None) -> Any:
+    """`value` with its `_schema_strings` replaced by `texts`, in the same order."""
+    if isinstance(value, str):
+        return value if key in _STRUCTURAL_KEYWORDS else next(texts)
+    if isinstance(value, Mapping):
+        return {name: _with_schema_strings(item, texts, str(name)) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_with_schema_strings(item, texts, key) for item in value]
+    return value
+
+
+def _tool_text_count(tool: ToolSpec) -> int:
+    return 1 + len(_schema_strings(tool.parameters))
 
 
 def _guarded_tools(tools: Sequence[ToolSpec], texts: Sequence[str]) -> tuple[ToolSpec, ...]:
-    """The tool definitions with their guarded texts (two per tool: description, schema text).
-
-    A description is free text and takes its redactions as they are. A schema is kept as the caller
-    sent it unless the guard changed its text; then the changed text is used if it is still a JSON
-    object (a placeholder inside a string value), and the request is refused if it is not: a schema
-    redacted into invalid JSON could not be sent, and the original would send what the policy redacts.
-    """
+    """The tool definitions with their guarded texts (per tool: its description, then its schema's
+    strings). A schema the guard left alone is sent exactly as the caller wrote it."""
     guarded: list[ToolSpec] = []
-    for index, tool in enumerate(tools):
-        description, schema_text = texts[2 * index], texts[2 * index + 1]
+    offset = 0
+    for tool in tools:
+        count = _tool_text_count(tool)
+        description, strings = texts[offset], texts[offset + 1 : offset + count]
+        offset += count
         parameters = tool.parameters
-        if schema_text != _schema_text(tool.parameters):
-            try:
-                redacted = json.loads(schema_text)
-            except ValueError:
-                redacted = None
-            if not isinstance(redacted, dict):
-                raise ContentBlockedError(
-                    f"tools[{index}].function.parameters holds text the guard policy redacts, and redacting "
-                    "it would not leave a valid JSON Schema. Remove it from the schema.",
-                    param=f"tools[{index}].function.parameters",
-                )
-            parameters = redacted
+        if list(strings) != _schema_strings(tool.parameters):
+            parameters = _with_schema_strings(tool.parameters, iter(strings))
         guarded.append(replace(tool, description=description, parameters=parameters))
     return tuple(guarded)
 
@@ -462,15 +482,16 @@ def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: 
     into their parts, part order and cache points kept, and a canary in the system prompt if it
     has one. Returns it with the system prompt as sent (canary included), for the leak check."""
     counts = [len(m.texts()) for m in request.messages]
-    if len(texts) != sum(counts) + 2 * len(request.tools) + len(request.stop):
+    tool_texts = sum(map(_tool_text_count, request.tools))
+    if len(texts) != sum(counts) + tool_texts + len(request.stop):
         raise ValueError("guarded texts do not match the request's provider texts")
     messages: list[Message] = []
     offset = 0
     for message, count in zip(request.messages, counts, strict=True):
         messages.append(message.with_texts(texts[offset : offset + count]))
         offset += count
-    tools = _guarded_tools(request.tools, texts[offset : offset + 2 * len(request.tools)])
-    stop_texts = texts[offset + 2 * len(request.tools) :]
+    tools = _guarded_tools(request.tools, texts[offset : offset + tool_texts])
+    stop_texts = texts[offset + tool_texts :]
     system = [m for m in messages if m.role is Role.SYSTEM]
     system_prompt = "\n\n".join(m.content for m in system)
     if system_prompt:

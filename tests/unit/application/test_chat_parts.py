@@ -150,15 +150,19 @@ def test_tool_definitions_are_guarded_and_a_schema_stays_valid(harness: Harness,
     assert seen.name == "notify"
 
 
-def test_a_schema_the_policy_would_redact_into_invalid_json_is_refused(
-    harness: Harness, provider: FakeProvider
-) -> None:
-    tool = ToolSpec("call", "Call support.", {"type": "object", "properties": {}, "default_phone": 4155550199})
-    with pytest.raises(GatewayError) as refused:
-        harness.send(_request(Message(Role.USER, "Call them"), tools=(tool,)))
-    assert (refused.value.status, refused.value.code) == (400, "content_blocked")
-    assert refused.value.param == "tools[0].function.parameters"
-    assert provider.calls == []
+def test_schema_numbers_keys_and_structural_values_are_not_scanned(harness: Harness, provider: FakeProvider) -> None:
+    """A 10-digit `maximum` reads as a phone number to the PII detector: a schema's numbers are limits,
+    its keys and `required` names identifiers; only its prose (descriptions, enums, examples) is scanned."""
+    schema = {
+        "type": "object",
+        "properties": {"count": {"type": "integer", "maximum": 2147483647, "examples": ["call 415-555-2671"]}},
+        "required": ["count"],
+    }
+    harness.json(_request(Message(Role.USER, "Count them"), tools=(ToolSpec("count", "Count.", schema),)))
+    (seen,) = provider.requests[-1].tools
+    count = seen.parameters["properties"]["count"]
+    assert count["maximum"] == 2147483647 and seen.parameters["required"] == ["count"]
+    assert count["examples"] == ["call [PHONE_NUMBER_1]"], "redacted inside its string: the schema stays valid"
 
 
 def test_an_injection_in_a_tool_description_is_blocked(harness: Harness, provider: FakeProvider) -> None:
