@@ -89,3 +89,10 @@ def test_push_refuses_a_bad_content_policy(tmp_path: Path) -> None:
         load_guard_policy_file(path)
     path.write_text("name: images\npolicy:\n  content:\n    allow_remote_image_urls: true\n", encoding="utf-8")
     assert load_guard_policy_file(path).document == {"content": {"allow_remote_image_urls": True}}
+
+
+def test_the_documented_example_policy_loads() -> None:
+    path = Path(__file__).resolve().parents[4] / "docs" / "guard-policies" / "remote-images.yaml"
+    content = GuardPolicy.from_mapping(load_guard_policy_file(path).document).content
+    assert content.allow_remote_image_urls and content.allowed_passthrough_fields == frozenset({"serviceTier"})
+    assert (content.max_images, content.max_image_bytes, content.remote_image_timeout_s) == (8, 2_097_152, 3.0)
