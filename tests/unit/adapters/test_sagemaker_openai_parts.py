@@ -166,6 +166,8 @@ def test_response_formats_and_reasoning_effort() -> None:
     minimal = openai_body(request(Message(Role.USER, "x"), reasoning_effort="minimal"))
     assert minimal["reasoning_effort"] == "low"  # vLLM takes low, medium or high only
     assert "tools" not in json_object and "tool_choice" not in json_object
+    no_tools = openai_body(request(Message(Role.USER, "x"), tool_choice=ToolChoice("auto")))
+    assert "tool_choice" not in no_tools  # vLLM: "When using `tool_choice`, `tools` must be set."
 
 
 def test_text_only_content_stays_a_string_and_cache_points_are_not_sent() -> None:

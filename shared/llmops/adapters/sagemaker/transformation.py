@@ -176,8 +176,9 @@ def openai_body(request: ChatRequest) -> dict[str, Any]:
         body["tools"] = [_openai_tool(t) for t in request.tools]
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
-    if request.tool_choice is not None:
-        body["tool_choice"] = _openai_tool_choice(request.tool_choice)
+        # Only beside tools: vLLM refuses any tool_choice but "none" without them.
+        if request.tool_choice is not None:
+            body["tool_choice"] = _openai_tool_choice(request.tool_choice)
     if request.response_format is not None:
         body["response_format"] = _openai_response_format(request.response_format)
     if request.reasoning_effort is not None:
