@@ -235,6 +235,19 @@ def test_tool_choice_none_withholds_the_tools_unless_the_history_has_tool_blocks
     assert "toolChoice" not in config
 
 
+def test_history_with_tool_calls_but_no_tools_declares_the_tools_it_called() -> None:
+    history = chat(
+        user("q"),
+        Message(Role.ASSISTANT, [ToolCall("c", "get_weather", "{}"), ToolCall("d", "get_weather", "{}")]),
+        Message(Role.TOOL, [ToolResult("c", "r")]),
+        Message(Role.TOOL, [ToolResult("d", "s")]),
+        user("summarize"),
+    )
+    (tool,) = to_converse_request(HAIKU, history)["toolConfig"]["tools"]
+    assert tool["toolSpec"]["name"] == "get_weather"
+    assert tool["toolSpec"]["inputSchema"]["json"]["type"] == "object"
+
+
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
 
 
@@ -270,6 +283,20 @@ def test_json_object_is_a_forced_tool_with_any_object_and_beside_tools_any_tool_
     assert [t["toolSpec"]["name"] for t in config["tools"]] == ["get_weather", "response"]
     assert config["tools"][1]["toolSpec"]["inputSchema"]["json"]["type"] == "object"
     assert config["toolChoice"] == {"any": {}}
+
+
+def test_structured_output_with_the_callers_tools_withheld_forces_the_format_tool() -> None:
+    history = chat(
+        user("q"),
+        Message(Role.ASSISTANT, [ToolCall("c", "get_weather", "{}")]),
+        Message(Role.TOOL, [ToolResult("c", "r")]),
+        tools=(WEATHER,),
+        tool_choice=ToolChoice("none"),
+        response_format=ResponseFormat("json_schema", SCHEMA, "final"),
+    )
+    config = to_converse_request(HAIKU, history)["toolConfig"]
+    assert [t["toolSpec"]["name"] for t in config["tools"]] == ["get_weather", "final"]
+    assert config["toolChoice"] == {"tool": {"name": "final"}}
 
 
 def test_with_claude_thinking_structured_output_uses_converse_output_config() -> None:

@@ -14,6 +14,7 @@ What maps to what:
   accept), required is `any`, a function is `tool`. Converse has no "none": the tools are withheld,
   unless the history holds tool blocks, for which Bedrock requires a `toolConfig`; then the tools
   are sent with the default choice (the model may still call one; the caller asked it not to).
+  History with tool calls but no tools offered declares the tools it called, with any-object inputs.
 - `response_format` becomes a forced tool whose input schema is the format's schema (a permissive
   object schema for `json_object`); its `toolUse` comes back as the completion's text with finish
   reason stop, never as a tool call. Where thinking is on, Claude refuses forced tools, so the
@@ -32,7 +33,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -140,6 +141,7 @@ _EFFORT_LEVELS: Mapping[str, str] = MappingProxyType(
 )
 # What a `json_object` response format asks for, as a tool's input schema: any JSON object.
 _ANY_OBJECT_SCHEMA: Mapping[str, Any] = MappingProxyType({"type": "object", "additionalProperties": True})
+_EARLIER_TOOL = "A tool called earlier in this conversation."
 _STRUCTURED_TOOL_DESCRIPTION = "Answer by calling this tool: its input is the whole response, in the required format."
 # Converse's `ToolName` and `ToolUseId` patterns; OpenAI's are looser.
 _TOOL_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
@@ -252,8 +254,8 @@ def _system_blocks(request: ChatRequest) -> list[dict[str, Any]]:
     return blocks
 
 
-def _has_tool_blocks(turns: Iterable[tuple[Role, list[Part]]]) -> bool:
-    return any(isinstance(p, ToolCall | ToolResult) for _, parts in turns for p in parts)
+def _called_tools(turns: Iterable[tuple[Role, list[Part]]]) -> list[str]:
+    return [p.name for _, parts in turns for p in parts if isinstance(p, ToolCall)]
 
 
 def _thinking(target: Target, request: ChatRequest) -> bool:
@@ -280,7 +282,8 @@ def _format_schema(response_format: ResponseFormat) -> dict[str, Any]:
     return dict(_ANY_OBJECT_SCHEMA)
 
 
-def _tool_config(target: Target, request: ChatRequest, has_tool_blocks: bool) -> dict[str, Any] | None:
+def _tool_config(target: Target, request: ChatRequest, called: Sequence[str]) -> dict[str, Any] | None:
+    """`toolConfig` for the request; `called` names the tools the history's calls used, in order."""
     tools: list[dict[str, Any]] = []
     for spec in request.tools:
         tool: dict[str, Any] = {"name": _converse_name(spec.name), "inputSchema": {"json": dict(spec.parameters)}}
@@ -289,12 +292,26 @@ def _tool_config(target: Target, request: ChatRequest, has_tool_blocks: bool) ->
         tools.append({"toolSpec": tool})
     choice = request.tool_choice
     mode = choice.mode if choice is not None else "auto"
-    if mode == "none":
+    withheld = mode == "none"
+    if withheld:
         # No "none" on Converse: withhold the tools, but Bedrock wants a toolConfig whenever the
         # history holds toolUse/toolResult blocks, so then keep them with the default choice.
-        if not has_tool_blocks:
+        if not called:
             tools = []
         mode = "auto"
+    if called and not tools:
+        # History with tool calls but no tools offered now (e.g. a summary of an agent's run):
+        # Bedrock still wants the tools declared, so the ones called are, with any-object inputs.
+        for name in dict.fromkeys(_converse_name(n) for n in called):
+            tools.append(
+                {
+                    "toolSpec": {
+                        "name": name,
+                        "description": _EARLIER_TOOL,
+                        "inputSchema": {"json": dict(_ANY_OBJECT_SCHEMA)},
+                    }
+                }
+            )
     structured = structured_output_tool(target, request)
     tool_choice: dict[str, Any] | None = None
     if structured is not None:
@@ -308,9 +325,9 @@ def _tool_config(target: Target, request: ChatRequest, has_tool_blocks: bool) ->
                     }
                 }
             )
-        # Alone, the format's tool is forced; beside the caller's tools, some tool must be called
-        # (one of theirs, or the format's with the final answer).
-        tool_choice = {"tool": {"name": structured}} if len(tools) == 1 else {"any": {}}
+        # Alone (or with the caller's tools withheld), the format's tool is forced; beside the
+        # caller's tools, some tool must be called (one of theirs, or the format's with the answer).
+        tool_choice = {"tool": {"name": structured}} if len(tools) == 1 or withheld else {"any": {}}
     if mode == "required":
         tool_choice = {"any": {}}
     elif mode == "function" and choice is not None and choice.name:
@@ -379,7 +396,7 @@ def to_converse_request(target: Target, request: ChatRequest) -> dict[str, Any]:
     additional = _reasoning_fields(target, request, inference)
     if inference:
         converse["inferenceConfig"] = inference
-    tool_config = _tool_config(target, request, _has_tool_blocks(turns))
+    tool_config = _tool_config(target, request, _called_tools(turns))
     if tool_config is not None:
         converse["toolConfig"] = tool_config
     if request.response_format is not None and structured_output_tool(target, request) is None:

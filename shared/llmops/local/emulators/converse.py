@@ -57,7 +57,6 @@ __all__ = [
     "parse_converse",
     "prompt_text",
     "stream_items",
-    "text_stream_items",
     "usage",
     "with_cache",
 ]
@@ -752,15 +751,6 @@ def stream_items(answer: ConverseAnswer) -> ConverseItems:
                 delta = {"reasoningContent": {"signature": text["signature"]}}
                 yield "contentBlockDelta", {"contentBlockIndex": index, "delta": delta}
     yield answer
-
-
-def text_stream_items(tokens: Iterator[str | Generation]) -> ConverseItems:
-    """A plain token stream (text pieces, then its `Generation`) as Converse items of block 0."""
-    for item in tokens:
-        if isinstance(item, Generation):
-            yield _as_converse(item)
-            return
-        yield "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": item}}
 
 
 # --- forwarding to an OpenAI-compatible upstream ----------------------------------------------------
