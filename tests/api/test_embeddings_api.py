@@ -85,13 +85,12 @@ def test_chat_on_an_embedding_alias_names_model(client: openai.OpenAI) -> None:
 
 
 def test_models_list_embedding_aliases_with_their_kind(client: openai.OpenAI) -> None:
-    models = {m.id: m for m in client.models.list()}
+    # The SDK's Model keeps the gateway's extra fields (`kind`, `capabilities`) in model_extra.
+    extras = {m.id: m.model_extra or {} for m in client.models.list()}
     for alias in ("titan-embed-v2", "cohere-embed-english", "bge-base-embed"):
-        assert alias in models and models[alias].model_extra is not None
-        assert models[alias].model_extra["kind"] == "embedding"
-    assert models["chat-default"].model_extra is not None
-    assert models["chat-default"].model_extra["kind"] == "chat"
-    assert "tools" in models["chat-default"].model_extra["capabilities"]
+        assert extras[alias]["kind"] == "embedding"
+    assert extras["chat-default"]["kind"] == "chat"
+    assert "tools" in extras["chat-default"]["capabilities"]
 
 
 def test_pii_is_redacted_before_embedding_and_never_audited(client: openai.OpenAI, llmops_cli: Any) -> None:

@@ -140,7 +140,7 @@ def test_tei_endpoint_answers_a_vector_per_input(sagemaker: tuple[Any, str], bot
             EndpointName=TEI_ENDPOINT, Body=json.dumps({"inputs": ["a"] * 33}), ContentType="application/json"
         )
     assert error.value.response["Error"]["Code"] == "ModelError"
-    assert error.value.response["OriginalStatusCode"] == 413
+    assert error.value.response["OriginalStatusCode"] == 413  # type: ignore[typeddict-item]
 
 
 def _factory(client: Any) -> Any:
