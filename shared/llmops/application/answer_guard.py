@@ -11,11 +11,15 @@ request's pseudonyms restored after the checks (`GuardEngine.guard_output`):
   guard changed (a redaction, a restored pseudonym) is returned without it, as a block that cannot be
   carried to another turn, rather than with a signature that no longer covers its text. An encrypted
   (`redacted`) block has no text to check and passes as the provider sent it.
-- **Tool-call arguments**: checked like text. Arguments are JSON the caller's code parses: if the
-  model wrote valid JSON and redaction would make it invalid (a phone number written as a JSON number
-  becomes a bare placeholder), the answer is blocked rather than returned broken; a placeholder inside
-  a JSON string keeps the arguments valid and is returned. Tool names and call ids are identifiers the
-  caller defined or the provider generated, and are returned as they are.
+- **Tool-call arguments**: checked like text, as one text (so the detectors see the keys around a
+  value, "ssn": ...). Arguments are JSON the caller's code parses, and must stay JSON: a placeholder
+  inside a JSON string keeps them valid as it is; one that replaced a JSON number (a phone number
+  written as a number, `{"id": 4155550199}`) is quoted, with any digits of the number it left, so the
+  value becomes the string "[PHONE_NUMBER_1]" (the type changes, the value is redacted as the policy
+  says). If the arguments are still not valid JSON after that, the answer is blocked rather than
+  returned broken. Arguments the model itself wrote as invalid JSON are returned as it wrote them,
+  guarded. Tool names and call ids are identifiers the caller defined or the provider generated,
+  and are returned as they are.
 
 One combined `OutputVerdict` goes to the audit record and metrics: the worst action, every decision,
 the redacted texts (the evidence the tenant's policy may keep), the first block.
@@ -31,9 +35,17 @@ from llmops.domain.chat import Completion, Reasoning, ToolCall
 from llmops.domain.guard import GuardEngine
 from llmops.domain.guard.engine import OutputVerdict
 from llmops.domain.guard.findings import Action, BlockedBy, Decision, Direction
-from llmops.domain.guard.redaction import PseudonymVault
+from llmops.domain.guard.redaction import PLACEHOLDER, PseudonymVault
 
-__all__ = ["GuardedAnswer", "combine_verdicts", "guard_answer", "guard_reasoning", "guard_tool_call"]
+__all__ = [
+    "GuardedAnswer",
+    "combine_verdicts",
+    "guard_answer",
+    "guard_reasoning",
+    "guard_tool_call",
+    "quote_bare_placeholders",
+    "signed_if_unchanged",
+]
 
 _JSON_DETECTOR = "tool_arguments.json"
 
@@ -95,8 +107,47 @@ def guard_tool_call(
     """One tool call with guarded arguments, and their verdict: a block if redaction broke their JSON."""
     verdict = engine.guard_output(call.arguments, vault, system_prompt)
     if not verdict.blocked and _is_json(call.arguments) and not _is_json(verdict.text):
-        verdict = _broken_json(verdict)
+        quoted = quote_bare_placeholders(verdict.text)
+        verdict = replace(verdict, text=quoted) if _is_json(quoted) else _broken_json(verdict)
     return ToolCall(call.id, call.name, verdict.text), verdict
+
+
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+
+
+def quote_bare_placeholders(text: str) -> str:
+    """`text` with every placeholder outside a JSON string (where a number was) made a JSON string,
+    together with the number characters around it: `{"id": [PHONE_NUMBER_1]}` -> `{"id": "[PHONE_NUMBER_1]"}`."""
+    out: list[str] = []
+    index, in_string = 0, False
+    while index < len(text):
+        char = text[index]
+        if in_string:
+            out.append(text[index : index + 2] if char == "\\" else char)
+            index += 2 if char == "\\" else 1
+            in_string = char != '"'
+            continue
+        match = PLACEHOLDER.match(text, index) if char == "[" else None
+        if match is None:
+            out.append(char)
+            in_string = char == '"'
+            index += 1
+            continue
+        start, end = index, match.end()
+        while out and out[-1] in _NUMBER_CHARS:  # digits the redaction left before the placeholder
+            start -= 1
+            out.pop()
+        while end < len(text):  # and the digits (or further placeholders) after it
+            if text[end] in _NUMBER_CHARS:
+                end += 1
+                continue
+            more = PLACEHOLDER.match(text, end)
+            if more is None:
+                break
+            end = more.end()
+        out.append(json.dumps(text[start:end], ensure_ascii=False))
+        index = end
+    return "".join(out)
 
 
 def _is_json(text: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from llmops.application.answer_guard import quote_bare_placeholders
 from llmops.config.env import Settings
 from llmops.domain.chat import (
     ChatRequest,
@@ -25,7 +26,9 @@ from llmops.domain.chat import (
     Usage,
 )
 from llmops.domain.errors import GatewayError
-from llmops.domain.guard import GuardrailBlockedError
+from llmops.domain.guard import GuardEngine, GuardrailBlockedError
+from llmops.domain.guard.findings import Finding
+from llmops.domain.guard.policy import BUILTIN_DETECTORS, GuardPolicy
 from llmops.domain.token_estimate import IMAGE_TOKENS, estimate_prompt_tokens
 from tests.fakes import FakeProvider, gateway_runtime
 from tests.unit.application.chat_parts_harness import Harness
@@ -218,16 +221,53 @@ def test_pii_in_tool_call_arguments_is_redacted_and_the_json_stays_valid(
     assert harness.records[-1].guard[-1].findings == {"EMAIL": 1}
 
 
+def test_a_number_redacted_in_tool_call_arguments_becomes_a_string_so_the_json_stays_valid(
+    harness: Harness, provider: FakeProvider
+) -> None:
+    provider.text, provider.tool_calls = "", (ToolCall("call_9", "dial", '{"number": 4155550199, "retries": 3}'),)
+    body = harness.json(_request(Message(Role.USER, "Call them"), tools=(WEATHER,)))
+    arguments = body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(arguments) == {"number": "[PHONE_NUMBER_1]", "retries": 3}
+
+
 def test_tool_call_arguments_that_redaction_would_break_block_the_answer(
     harness: Harness, provider: FakeProvider
 ) -> None:
-    provider.text, provider.tool_calls = "", (ToolCall("call_9", "dial", '{"number": 4155550199}'),)
+    class Spanning:
+        """A pluggable detector whose finding runs across a JSON string's closing quote."""
+
+        name = "comprehend"
+
+        def detect(self, text: str) -> list[Finding]:
+            start = text.find("Jane")
+            return [] if start < 0 else [Finding("NAME", start, start + len('Jane", "last'), 0.99, "comprehend")]
+
+    policy = GuardPolicy.from_mapping(
+        {"detectors": [*BUILTIN_DETECTORS, "comprehend"], "output_actions": {"NAME": "redact"}}
+    )
+    engine = GuardEngine(policy, extra_detectors=[Spanning()])
+    harness.runtime.chat.guards = lambda _name: engine
+    provider.text, provider.tool_calls = "", (ToolCall("call_9", "greet", '{"first": "Jane", "last": "Doe"}'),)
     with pytest.raises(GuardrailBlockedError) as blocked:
-        harness.send(_request(Message(Role.USER, "Call them"), tools=(WEATHER,)))
-    assert blocked.value.blocked_by.detector == "tool_arguments.json"
+        harness.send(_request(Message(Role.USER, "Greet them"), tools=(WEATHER,)))
+    assert (blocked.value.blocked_by.type, blocked.value.blocked_by.detector) == ("NAME", "tool_arguments.json")
     record = harness.records[-1]
     assert (record.status, record.guard[-1].action) == (400, "block")
     assert record.output_tokens == 6, "the model ran: its tokens are settled though the answer is blocked"
+
+
+@pytest.mark.parametrize(
+    ("redacted", "quoted"),
+    [
+        ('{"id": [PHONE_NUMBER_1]}', '{"id": "[PHONE_NUMBER_1]"}'),
+        ('{"a": [1, [PHONE_1], 2], "s": "x [EMAIL_1] \\" y"}', '{"a": [1, "[PHONE_1]", 2], "s": "x [EMAIL_1] \\" y"}'),
+        ('{"n": 12[PHONE_1]3}', '{"n": "12[PHONE_1]3"}'),
+        ('{"s": "[EMAIL_1]"}', '{"s": "[EMAIL_1]"}'),
+    ],
+)
+def test_bare_placeholders_are_quoted_and_quoted_ones_left_alone(redacted: str, quoted: str) -> None:
+    assert quote_bare_placeholders(redacted) == quoted
+    json.loads(quoted)
 
 
 def test_a_blocking_policy_blocks_pii_in_tool_call_arguments(harness: Harness, provider: FakeProvider) -> None:

@@ -138,9 +138,10 @@ def test_pii_in_streamed_tool_arguments_is_redacted_per_call(harness: Harness, p
     assert record.guard[-1].findings == {"EMAIL": 1} and record.tool_calls == 1
 
 
-def test_streamed_tool_arguments_that_redaction_would_break_end_with_content_filter(
+def test_a_blocked_streamed_tool_call_ends_the_stream_with_content_filter(
     harness: Harness, provider: FakeStreamingProvider
 ) -> None:
+    harness.use_policy({"output_actions": {"PHONE_NUMBER": "block"}})
     provider.tool_calls = (CALLS[0], ToolCall("call_2", "dial", '{"number": 4155550199}'))
     events = sse_events(_body(harness, _request(stream=True)))
     assert events[-1] == "[DONE]"
