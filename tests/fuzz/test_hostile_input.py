@@ -18,11 +18,13 @@ from fuzz_settings import fuzz_examples  # type: ignore[import-not-found]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llmops.config.env import DEFAULT_MAX_BODY_BYTES
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzz")]
 
 EMAIL = "jane.doe@example.com"
 ONE_MB = 1_000_000
-MAX_BODY_BYTES = 1_048_576  # Settings.max_body_bytes default
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 HOSTILE_SETTINGS = settings(
     max_examples=fuzz_examples(),
     deadline=None,

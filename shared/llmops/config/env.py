@@ -57,6 +57,9 @@ class EnvVar(StrEnum):
 assert {t.env_var for t in TABLES} <= {v.value for v in EnvVar}
 
 
+DEFAULT_MAX_BODY_BYTES = 5_767_168  # 5.5 MiB
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -70,7 +73,9 @@ class Settings(BaseModel):
     feedback_table: str = ""
     cache_table: str = ""
     config_ttl_s: float = Field(default=10.0, ge=0)
-    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # 5.5 MiB: an image at the default per-image limit (3.75 MiB, Bedrock's) is 5 MiB as base64 in a
+    # data URL, and a Lambda invocation's payload (the whole API Gateway event) may not exceed 6 MB.
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     # The deployed gateway's values (llmops.config.timeouts); every call is further bounded by the
     # request's deadline, what the Lambda context says remains minus `deadline_margin_s`.
     provider_connect_timeout_s: float = Field(default=timeouts.PROVIDER_CONNECT_TIMEOUT_S, gt=0)

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
-# All inputs together; the body size limit (LLMOPS_MAX_BODY_BYTES, 1 MiB by default) is usually lower.
+# All inputs together; the body size limit (LLMOPS_MAX_BODY_BYTES, 5.5 MiB by default) is usually lower.
 MAX_TOTAL_CHARS = 4_000_000
 
 
