@@ -71,6 +71,7 @@ Policy format (JSON, per tenant; every field optional and layered over ``GuardPo
       "max_input_chars": 100000, "max_output_chars": 200000,
       "detectors": ["secrets", "pii", "injection", "deny_list", "grounding"],
       "system_prompt_leak_check": true,
+      "embeddings_input_guard": "redact",                   # POST /v1/embeddings: redact | block | off
       "content": {"allow_images": true, "max_images": 20, "max_image_bytes": 3932160,
                   "allow_remote_image_urls": false, "remote_image_timeout_s": 5,
                   "allowed_passthrough_fields": [], "max_tools": 128}
