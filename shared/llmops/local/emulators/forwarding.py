@@ -5,9 +5,12 @@ protocols to the gateway but the text comes from a real model. Chat payloads go 
 `{base}/chat/completions`; TGI's raw templated prompts go to `{base}/completions`, since re-wrapping a
 rendered prompt in a chat message would apply a chat template twice. The SageMaker emulator's OpenAI
 dialect is the upstream's own, so its bodies go as they are (`chat_body`, `stream_chat_body`: tools,
-images, tool turns and response_format included) and the answer documents come back whole.
+images, tool turns and response_format included) and the answer documents come back whole. The
+Bedrock emulator maps Converse to such a body and the answers back (`converse.openai_body`,
+`converse.answer_from_openai`, `converse.openai_stream_items`: toolConfig, toolUse, toolResult,
+images, outputConfig and reasoning fields).
 
-Streaming calls (`stream_chat`, `stream_prompt`) send `stream: true` and relay the upstream's SSE
+Streaming calls (`stream_chat_body`, `stream_prompt`) send `stream: true` and relay the upstream's SSE
 tokens as they arrive: the upstream is asked first, so its refusal is an error before the emulated
 response starts, and a failure while it streams is raised from the token stream.
 """
@@ -44,44 +47,6 @@ class OpenAICompatibleForwarder:
     model: str | None = None  # the upstream model name; None sends the emulated model id unchanged
     api_key: str | None = None
     timeout_s: float = 120.0
-
-    def chat(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, str]],
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] = (),
-    ) -> Generation:
-        body = self._body(model, max_tokens, temperature, top_p, stop)
-        body["messages"] = [dict(m) for m in messages]
-        doc = self._post("/chat/completions", body)
-        prompt_text = "".join(str(m.get("content", "")) for m in messages)
-        try:
-            choice = doc["choices"][0]
-            text = str((choice.get("message") or {}).get("content") or "")
-            return self._generation(doc, choice, text, prompt_text)
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-            raise ForwardingError(502, "upstream answered an unexpected chat document") from exc
-
-    def stream_chat(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, str]],
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] = (),
-    ) -> TokenStream:
-        """Opens the upstream's chat stream (raising `ForwardingError` if it refuses) and relays it."""
-        body = self._body(model, max_tokens, temperature, top_p, stop, stream=True)
-        body["messages"] = [dict(m) for m in messages]
-        response = self._open("/chat/completions", body, accept="text/event-stream")
-        prompt_text = "".join(str(m.get("content", "")) for m in messages)
-        return _relay(response, prompt_text, lambda choice: (choice.get("delta") or {}).get("content"))
 
     def stream_prompt(
         self,
