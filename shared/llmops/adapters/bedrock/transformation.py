@@ -32,7 +32,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -144,8 +143,8 @@ _ANY_OBJECT_SCHEMA: Mapping[str, Any] = MappingProxyType({"type": "object", "add
 _EARLIER_TOOL = "A tool called earlier in this conversation."
 _STRUCTURED_TOOL_DESCRIPTION = "Answer by calling this tool: its input is the whole response, in the required format."
 # Converse's `ToolName` and `ToolUseId` patterns; OpenAI's are looser.
-_TOOL_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-_TOOL_USE_ID_CHARS = re.compile(r"[^a-zA-Z0-9_.:-]")
+_TOOL_NAME_CHARS = safe_regex.compile(r"[^a-zA-Z0-9_-]")
+_TOOL_USE_ID_CHARS = safe_regex.compile(r"[^a-zA-Z0-9_.:-]")
 _MAX_NAME = 64
 # Keys the gateway sets itself: pass-through options never replace them.
 _GATEWAY_KEYS = frozenset({"modelId", "messages", "system", "inferenceConfig", "toolConfig", "outputConfig"})
