@@ -6,12 +6,14 @@ the answer has OpenAI's shape, and the audit record counts parts without their c
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from llmops.application.answer_guard import quote_bare_placeholders
 from llmops.config.env import Settings
+from llmops.domain.audit import ProblemKind, StoredEntry, chain_entry, verify_shard
 from llmops.domain.chat import (
     ChatRequest,
     ImagePart,
@@ -393,6 +395,15 @@ def test_the_audit_record_counts_parts_and_keeps_them_in_its_hashed_body(harness
     restored = type(record).from_dict(stored)
     assert (restored.parts, restored.tools_offered, restored.tool_calls) == (record.parts, 1, 0)
     assert "get_weather" not in json.dumps(stored), "tool names are the caller's identifiers: counts only"
+
+    # The counts are in the hashed body: the chain verifies, and an altered count shows.
+    entry = chain_entry(record, 0, None)
+    stored_entry = StoredEntry(1, "r#000000000001", entry.body, entry.hash, record.request_id, record.tenant_id)
+    assert verify_shard(record.tenant_id, 0, [stored_entry], entry.head, now=0.0) == ([], 0)
+    tampered = entry.body.replace('"tool_result":1', '"tool_result":0')
+    assert tampered != entry.body
+    problems, _ = verify_shard(record.tenant_id, 0, [replace(stored_entry, body=tampered)], entry.head, now=0.0)
+    assert [p.kind for p in problems] == [ProblemKind.ALTERED]
 
 
 def test_the_token_estimate_counts_images_tools_and_tool_turns() -> None:
