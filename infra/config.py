@@ -56,6 +56,14 @@ def _targets(doc: Mapping[str, Any], provider: str, field: str) -> list[str]:
     return sorted(values)
 
 
+def _profile_models(doc: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(spec["model_id"]): str(spec["foundation_model"])
+        for spec in doc.get("targets", {}).values()
+        if spec.get("provider") == "bedrock" and spec.get("foundation_model")
+    }
+
+
 def _split_list(value: Any) -> Any:
     # `-c bedrockModelIds=a,b` arrives as one string; cdk.json may hold a real JSON list.
     if isinstance(value, str):
@@ -73,6 +81,11 @@ class GatewayConfig(BaseModel):
     bedrock_model_ids: tuple[str, ...] = Field(
         default_factory=lambda: tuple(_targets(routes_document(), "bedrock", "model_id")),
         alias="bedrockModelIds",
+    )
+    # The foundation model behind each application inference profile ARN (routes.json's
+    # `foundation_model`): IAM authorizes the call against the profile and the model it invokes.
+    bedrock_profile_models: dict[str, str] = Field(
+        default_factory=lambda: _profile_models(routes_document()), alias="bedrockProfileModels"
     )
     sagemaker_endpoint_names: tuple[str, ...] = Field(
         default_factory=lambda: tuple(_targets(routes_document(), "sagemaker", "endpoint_name")),

@@ -24,9 +24,15 @@ BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithRespons
 SAGEMAKER_INVOKE_ACTIONS = ("sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream")
 
 
-def bedrock_resource_arns(stack: cdk.Stack, model: str) -> list[str]:
-    """The ARNs an InvokeModel call for `model` (an id or an ARN) is authorized against."""
+def bedrock_resource_arns(stack: cdk.Stack, model: str, foundation_model: str | None = None) -> list[str]:
+    """The ARNs an InvokeModel call for `model` (an id or an ARN) is authorized against.
+
+    `foundation_model` is the model behind an application inference profile ARN: IAM checks the
+    profile and the model it invokes, in whichever region the profile sends the call to.
+    """
     if model.startswith("arn:"):
+        if foundation_model:
+            return [model, f"arn:{stack.partition}:bedrock:*::foundation-model/{foundation_model}"]
         return [model]
     if is_cross_region_profile(model):
         # A profile routes to the foundation model in any region of its geography, and IAM
@@ -55,7 +61,11 @@ def grant_model_invoke(role: iam.IRole, config: GatewayConfig) -> None:
             iam.PolicyStatement(
                 sid="InvokeConfiguredBedrockModels",
                 actions=list(BEDROCK_INVOKE_ACTIONS),
-                resources=_unique(arn for m in config.bedrock_model_ids for arn in bedrock_resource_arns(stack, m)),
+                resources=_unique(
+                    arn
+                    for m in config.bedrock_model_ids
+                    for arn in bedrock_resource_arns(stack, m, config.bedrock_profile_models.get(m))
+                ),
             )
         )
         profiles = [m for m in config.bedrock_model_ids if is_cross_region_profile(m)]
@@ -69,6 +79,15 @@ def grant_model_invoke(role: iam.IRole, config: GatewayConfig) -> None:
                     "the model is fixed, only the region is open.",
                 )
                 for m in profiles
+            ),
+            *(
+                (
+                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{model}]",
+                    "An application inference profile invokes its model in the regions the profile "
+                    "spans; the model is fixed, only the region is open.",
+                )
+                for arn, model in config.bedrock_profile_models.items()
+                if arn in config.bedrock_model_ids
             ),
         )
     if config.sagemaker_endpoint_names:

@@ -42,3 +42,11 @@ def test_explicit_arns_pass_through() -> None:
 def test_sagemaker_endpoint_arns_are_lower_case() -> None:
     stack = _stack()
     assert "endpoint/my-endpoint" in str(stack.resolve(sagemaker_endpoint_arn(stack, "My-Endpoint")))
+
+
+def test_an_application_inference_profile_allows_the_profile_and_its_model() -> None:
+    stack = _stack()
+    arn = "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/a1b2c3"
+    profile, model = (str(stack.resolve(a)) for a in bedrock_resource_arns(stack, arn, "anthropic.claude-3-haiku-v1:0"))
+    assert profile == arn
+    assert ":bedrock:*::foundation-model/anthropic.claude-3-haiku-v1:0" in model
