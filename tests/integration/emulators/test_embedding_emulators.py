@@ -85,6 +85,7 @@ def test_titan_answers_its_body_at_the_asked_size(bedrock: tuple[Any, str], boto
         ({"inputText": "x", "dimensions": 300}, "#/dimensions: 300 is not a valid enum value"),
         ({"dimensions": 256}, "required key [inputText] not found"),
         ({"inputText": "x" * 50_001}, "expected maxLength: 50000, actual: 50001"),
+        ({"inputText": "word " * 8000}, "Too many input tokens. Max input tokens: 8192"),
         ({"inputText": "x", "texts": ["y"]}, "extraneous key [texts] is not permitted"),
     ],
 )

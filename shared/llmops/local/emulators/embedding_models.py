@@ -5,7 +5,7 @@ ValidationException in its wording (`Malformed input request: #/dimensions: ...`
 
 * Titan Text Embeddings v2 (`amazon.titan-embed-text-v2*`): `{"inputText", "dimensions"?, "normalize"?,
   "embeddingTypes"?}` -> `{"embedding", "embeddingsByType", "inputTextTokenCount"}`; dimensions
-  256, 512 or 1024 (default 1024), at most 50,000 characters.
+  256, 512 or 1024 (default 1024), at most 50,000 characters and 8,192 tokens.
 * Cohere Embed v3 (`cohere.embed-*`): `{"texts", "input_type", "truncate"?, "embedding_types"?}` ->
   `{"id", "embeddings", "texts", "response_type"}`; 1 to 96 texts of at most 2,048 characters,
   `input_type` required, 1024 dimensions. As on Bedrock, the body counts no tokens; the
@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# The header's name is the wire format's, shared with the client that reads it.
+from llmops.adapters.bedrock.embedding_transformation import INPUT_TOKEN_HEADER
 from llmops.domain.routing import EmbeddingFormat, Provider, RouteTable
 from llmops.local.emulators.answers import estimate_tokens
 from llmops.local.emulators.forwarding import ForwardingError, OpenAICompatibleForwarder
@@ -49,10 +51,10 @@ __all__ = [
     "parse_bedrock_embedding",
 ]
 
-INPUT_TOKEN_HEADER = "X-Amzn-Bedrock-Input-Token-Count"  # noqa: S105 - a header name, not a secret
 
 _TITAN_DIMENSIONS = (256, 512, 1024)
 _TITAN_MAX_CHARS = 50_000
+_TITAN_MAX_TOKENS = 8192
 _TITAN_KEYS = frozenset({"inputText", "dimensions", "normalize", "embeddingTypes"})
 _COHERE_DIMENSIONS = 1024
 _COHERE_MAX_TEXTS = 96
@@ -161,6 +163,11 @@ def _parse_titan(model_id: str, body: Mapping[str, Any]) -> BedrockEmbedding:
         raise _malformed("#/inputText: expected minLength: 1, actual: 0")
     if len(text) > _TITAN_MAX_CHARS:
         raise _malformed(f"#/inputText: expected maxLength: {_TITAN_MAX_CHARS}, actual: {len(text)}")
+    if estimate_tokens(text) > _TITAN_MAX_TOKENS:
+        raise InvalidEmbeddingRequestError(
+            f"400 Bad Request: Too many input tokens. Max input tokens: {_TITAN_MAX_TOKENS}, "
+            f"request input token count: {estimate_tokens(text)}"
+        )
     dimensions = body.get("dimensions", 1024)
     if isinstance(dimensions, bool) or dimensions not in _TITAN_DIMENSIONS:
         raise _malformed(f"#/dimensions: {dimensions} is not a valid enum value")
