@@ -712,10 +712,9 @@ class _StreamedAnswer(Iterator[str]):
             else:
                 yield from self._close_reasoning()  # text, a tool call or the end closes the open block
                 if isinstance(event, StreamEnd):
+                    self._end = event  # its usage is settled even if the last tool call is blocked
                     yield from self._close_tool_call()
-                    if not self._part_blocked:
-                        self._end = event
-                        return
+                    return
                 elif isinstance(event, ToolCallDelta):
                     yield from self._tool_call_delta(event)
                 elif not self._part_blocked:
@@ -789,7 +788,11 @@ class _StreamedAnswer(Iterator[str]):
         if call is None:
             if any(c.index == event.index for c in self._closed_calls):
                 # A delta for a call already released: its arguments could no longer be guarded whole.
-                raise GatewayError("The model's stream continued a tool call after the next one had started.")
+                raise ProviderError(
+                    ProviderFailureKind.UNAVAILABLE,
+                    "The provider's stream continued a tool call after the next one had started",
+                    target_id=self._answer.target.id,
+                )
             call = self._open_call = _OpenToolCall(event.index, event.id or "", event.name or "", [])
         call.id, call.name = call.id or event.id or "", call.name or event.name or ""
         call.arguments.append(event.arguments)

@@ -250,4 +250,15 @@ def test_a_tool_call_continued_after_the_next_started_fails_the_stream(
 
     provider.stream = stream  # type: ignore[method-assign]
     events = sse_events(_body(harness, _request(stream=True)))
-    assert "error" in events[-1]
+    assert events[-1]["error"]["code"] == "upstream_error"
+    assert harness.records[-1].status == 502
+
+
+def test_a_tool_call_blocked_at_the_end_is_settled_to_the_reported_usage(
+    harness: Harness, provider: FakeStreamingProvider
+) -> None:
+    harness.use_policy({"output_actions": {"PHONE_NUMBER": "block"}})
+    provider.tool_calls = (ToolCall("call_2", "dial", '{"number": 4155550199}'),)
+    events = sse_events(_body(harness, _request(stream=True), stream_options={"include_usage": True}))
+    assert events[-2]["usage"]["completion_tokens"] == 30
+    assert harness.records[-1].output_tokens == 30
