@@ -130,8 +130,13 @@ def test_a_prompt_attack_is_blocked_naming_the_input(gateway: ModuleType, load_e
 
 
 def test_the_reservation_is_settled_to_the_reported_tokens(gateway: ModuleType, load_event: Any) -> None:
-    long_texts = ["many words in this text " * 20] * 4  # estimated far above the fake's 3 tokens a text
-    status, _, _ = _call(gateway, load_event, {"model": "bge-base-embed", "input": long_texts})
+    texts = [  # each estimated far above the fake's 3 tokens
+        "The committee reviewed the quarterly budget and approved funding for the library wing.",
+        "Heavy rain is expected across the northern valleys on Thursday afternoon.",
+        "Our support team answers questions about invoices within two working days.",
+        "The museum opens a new exhibition of nineteenth-century maps next month.",
+    ]
+    status, _, _ = _call(gateway, load_event, {"model": "bge-base-embed", "input": texts})
     assert status == 200
     assert _tokens_used(gateway) == 12
 
