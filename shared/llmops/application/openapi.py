@@ -70,7 +70,10 @@ _ERROR_DESCRIPTIONS = {
     413: "Request body too large (`request_too_large`).",
     429: "A rate window (`rate_limit_exceeded`) or budget (`insufficient_quota`) is full.",
     500: "Unexpected failure (`internal_error`), never with details.",
-    502: "Every target of the alias failed with a model or service error (`upstream_error`).",
+    502: (
+        "Every target of the alias failed with a model or service error (`upstream_error`), or the "
+        "answer is not the JSON `response_format` asked for (`invalid_structured_output`)."
+    ),
     503: (
         "Temporarily unavailable, retry after `Retry-After`: every target was throttled "
         "(`upstream_throttled`), a store is unreachable (`quota_unavailable`, `audit_unavailable`, "
@@ -108,6 +111,41 @@ _TOKEN_USAGE: dict[str, Any] = {
         "prompt_tokens": {"type": "integer", "minimum": 0},
         "completion_tokens": {"type": "integer", "minimum": 0},
         "total_tokens": {"type": "integer", "minimum": 0},
+        # Only when the provider's prompt cache took part; both counts are part of prompt_tokens.
+        "prompt_tokens_details": {
+            "type": "object",
+            "properties": {
+                "cached_tokens": {"type": "integer", "minimum": 0},
+                "cache_write_tokens": {"type": "integer", "minimum": 0},
+            },
+        },
+    },
+}
+
+_TOOL_CALL: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type", "function"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"const": "function"},
+        "function": {
+            "type": "object",
+            "required": ["name", "arguments"],
+            "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}},
+        },
+    },
+}
+
+# LiteLLM's shape: a signed thinking block (signature only when the guard left it as the model
+# wrote it) or an encrypted one.
+_THINKING_BLOCK: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": ["thinking", "redacted_thinking"]},
+        "thinking": {"type": "string"},
+        "signature": {"type": "string"},
+        "data": {"type": "string"},
     },
 }
 
@@ -135,9 +173,12 @@ _CHAT_COMPLETION: dict[str, Any] = {
                             "role": {"const": "assistant"},
                             "content": _NULLABLE_STRING,
                             "refusal": _NULLABLE_STRING,
+                            "tool_calls": {"type": "array", "items": _TOOL_CALL},
+                            "reasoning_content": {"type": "string"},
+                            "thinking_blocks": {"type": "array", "items": _THINKING_BLOCK},
                         },
                     },
-                    "finish_reason": {"enum": ["stop", "length", "content_filter"]},
+                    "finish_reason": {"enum": ["stop", "length", "content_filter", "tool_calls"]},
                     "logprobs": {"type": "null"},
                 },
             },

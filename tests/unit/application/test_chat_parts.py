@@ -9,13 +9,18 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from llmops.application import openapi
 from llmops.application.answer_guard import quote_bare_placeholders
+from llmops.application.rendering import chat_completion
 from llmops.config.env import Settings
 from llmops.domain.audit import ProblemKind, StoredEntry, chain_entry, verify_shard
 from llmops.domain.chat import (
     ChatRequest,
+    Completion,
+    FinishReason,
     ImagePart,
     Message,
     Reasoning,
@@ -413,3 +418,16 @@ def test_the_token_estimate_counts_images_tools_and_tool_turns() -> None:
     with_tools = _request(*_tool_turns("Sunny."), tools=(WEATHER,))
     assert estimate_prompt_tokens(with_tools) > estimate_prompt_tokens(_request(*_tool_turns("Sunny."))) + 512
     assert estimate_prompt_tokens(_request(*_tool_turns("Sunny."))) > estimate_prompt_tokens(text_only) + 16
+
+
+def test_the_answer_with_every_part_matches_the_published_openapi_schema() -> None:
+    """`GET /v1/openapi.json` documents the chat.completion the gateway sends, new fields included."""
+    completion = Completion(
+        "",
+        FinishReason.TOOL_CALLS,
+        Usage(1200, 10, cache_read_tokens=1024),
+        tool_calls=(CALL,),
+        reasoning=(Reasoning("Thinking.", "c2ln"), Reasoning(redacted="ZW5j")),
+    )
+    body = chat_completion("chatcmpl-1", 1, "chat-default", completion)
+    jsonschema.validate(body, openapi._CHAT_COMPLETION)
