@@ -18,7 +18,7 @@ from llmops.config.env import Settings
 from llmops.domain.chat import ChatRequest, FinishReason, Message, Role
 from llmops.domain.errors import ProviderError, ProviderFailureKind
 from llmops.domain.ports import ChatProvider
-from llmops.domain.routing import PayloadFormat, Provider, RouteTable, Target
+from llmops.domain.routing import PayloadFormat, Provider, RouteTable, Target, TargetKind
 from llmops.local.emulators import (
     BedrockRuntimeEmulator,
     FaultSpec,
@@ -244,7 +244,8 @@ def test_every_target_in_the_shipped_route_table_answers(monkeypatch: pytest.Mon
     with LoopbackServer(bedrock_app) as bedrock_server, LoopbackServer(sagemaker_app) as sagemaker_server:
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock_server.url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", sagemaker_server.url)
-        for target in table.targets.values():
+        # Embedding targets answer /v1/embeddings (their own test: test_embedding_emulators.py).
+        for target in (t for t in table.targets.values() if t.kind is TargetKind.CHAT):
             completion = providers[target.provider].complete(target, chat(max_tokens=64, temperature=0.0))
             assert completion.text.startswith("Emulated answer from"), target.id
             assert completion.usage.input_tokens > 0
