@@ -1,4 +1,5 @@
-"""`llmops retrain start|status`: the retraining trigger, by hand or to see what it did.
+"""`llmops retrain start|status|pipeline`: the retraining trigger, by hand or to see what it did, and
+the fine-tuning pipeline it runs (`pipeline upsert`, `llmops.cli.retrain_pipeline`).
 
 `start` stages a fine-tuning dataset (JSONL from `llmops.domain.finetune_export`) in the artifact
 bucket and starts the retraining state machine with it; the state machine decides on thresholds,
@@ -16,6 +17,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from llmops.cli import retrain_pipeline
 from llmops.cli.canary import workflow_outputs
 from llmops.cli.options import DEFAULT_STATE_DIR, AsJson, Region, StackName, StateDir
 from llmops.cli.stack import connect
@@ -28,6 +30,7 @@ from llmops.workflows.retraining_input import RetrainingInput, Signals, Threshol
 __all__ = ["app", "staging_key"]
 
 app = typer.Typer(help="Start the retraining trigger and follow its runs.", no_args_is_help=True)
+app.add_typer(retrain_pipeline.app, name="pipeline")
 
 
 def staging_key(run_name: str) -> str:

@@ -32,7 +32,10 @@ __all__ = [
     "OUTPUT_PIPELINE_NAME",
     "OUTPUT_RETRAINING_ARN",
     "local_artifact_bucket",
+    "local_model_package_group",
+    "local_pipeline_name",
     "local_state_machine_name",
+    "local_workflows_role",
     "provision_workflows",
 ]
 
@@ -72,6 +75,19 @@ def local_state_machine_name(workflow: str, prefix: str = LOCAL_PREFIX) -> str:
 
 def local_artifact_bucket(prefix: str = LOCAL_PREFIX) -> str:
     return f"{prefix}-artifacts"
+
+
+def local_pipeline_name(prefix: str = LOCAL_PREFIX) -> str:
+    return f"{prefix}-fine-tuning"
+
+
+def local_model_package_group(prefix: str = LOCAL_PREFIX) -> str:
+    return f"{prefix}-candidates"
+
+
+def local_workflows_role(iam: Any, prefix: str = LOCAL_PREFIX) -> str:
+    """The role the local workflows run as (moto ignores it): created if missing."""
+    return _role(iam, f"{prefix}-workflows")
 
 
 def _role(iam: Any, name: str) -> str:
@@ -194,12 +210,12 @@ def provision_workflows(
     """
     routes_table = env.get(EnvVar.ROUTES_TABLE.value) or f"{prefix}-Routes"
     prompts_table = env.get(EnvVar.PROMPTS_TABLE.value) or f"{prefix}-Prompts"
-    role_arn = _role(client_factory("iam"), f"{prefix}-workflows")
+    role_arn = local_workflows_role(client_factory("iam"), prefix)
     topic_arn = str(client_factory("sns").create_topic(Name=f"{prefix}-notifications")["TopicArn"])
     bucket = _bucket(client_factory("s3"), local_artifact_bucket(prefix))
     sagemaker = client_factory("sagemaker")
-    pipeline = _pipeline(sagemaker, f"{prefix}-fine-tuning", role_arn)
-    group = _model_package_group(sagemaker, f"{prefix}-candidates")
+    pipeline = _pipeline(sagemaker, local_pipeline_name(prefix), role_arn)
+    group = _model_package_group(sagemaker, local_model_package_group(prefix))
     if routes_document is not None:
         _endpoints(sagemaker, routes_document, role_arn)
 
