@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from llmops.application.answer_guard import combine_verdicts, guard_answer, guard_tool_call, signed_if_unchanged
+from llmops.application.guard_detectors import bound_deadline, with_policy_guardrail
 from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
 from llmops.application.rendering import DONE, ChunkRenderer, chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
@@ -40,6 +41,7 @@ from llmops.domain.chat import (
     Message,
     Part,
     Reasoning,
+    ResponseFormat,
     Role,
     TextPart,
     ToolCall,
@@ -174,7 +176,9 @@ class ChatEndpoint:
         trace = RequestTrace(request_id=request_id, tenant=tenant)
         response: ApiResponse | None = None
         try:
-            response = self._handle(body, trace, headers or {}, deadline or Deadline.unbounded(), started)
+            bounded = deadline or Deadline.unbounded()
+            with bound_deadline(bounded):  # service guard detectors stop at the request's deadline too
+                response = self._handle(body, trace, headers or {}, bounded, started)
             return response
         except GatewayError as error:
             trace.status, trace.error_code = error.status, error.code
@@ -238,6 +242,8 @@ class ChatEndpoint:
             # The tenant's policy says what a request may carry (images, tools, pass-through fields).
             engine = self.guards(tenant.policy)
             request = self._with_prompt(body, body.to_domain(engine.policy.content, self.image_fetcher), trace)
+            # The policy's Bedrock guardrail also goes on the Converse call (IAM may require it there).
+            request = with_policy_guardrail(request, engine.policy)
             require_conversation(request)
             trace.record_request_parts(request)
             # The alias is recorded once routing has resolved it: until then `model` is free text
@@ -288,6 +294,7 @@ class ChatEndpoint:
                     deadline=deadline,
                     request_started=started,
                     cache_key=key if decision.write else None,
+                    response_format=request.response_format,
                 )
                 headers = _headers(trace, streaming)
                 return ApiResponse(200, "", EVENT_STREAM, {**headers, "Cache-Control": "no-cache"}, stream=answer)
@@ -312,7 +319,7 @@ class ChatEndpoint:
         with stage(RequestStage.QUOTA_SETTLE):
             self._settle(reservation, trace, result.route.alias, result.target, result.completion.usage)
         output.verdict.raise_if_blocked()
-        check_structured_output(output.completion, guarded.response_format)
+        check_structured_output(output.completion, request.response_format)  # the caller's, as asked
 
         if cached is None and decision.write:
             with stage(RequestStage.CACHE_STORE):
@@ -400,7 +407,9 @@ def provider_texts(request: ChatRequest) -> list[str]:
     2. per tool definition, its description and the string values of its JSON schema (a tool's
        description is an instruction to the model, the schema's descriptions too: tool poisoning
        arrives there), by `_schema_strings`;
-    3. the stop sequences.
+    3. the `response_format` description and its schema's string values (the provider gets them
+       as a forced tool or its structured-output configuration);
+    4. the stop sequences.
 
     `_guarded_request` puts the guarded texts back in this order. Not here: reasoning blocks of
     earlier turns (the provider signed them and checks the signature, so they are model output the
@@ -411,7 +420,23 @@ def provider_texts(request: ChatRequest) -> list[str]:
     texts = [text for message in request.messages for text in message.texts()]
     for tool in request.tools:
         texts.extend((tool.description, *_schema_strings(tool.parameters)))
+    if request.response_format is not None:
+        texts.extend(_format_texts(request.response_format))
     return [*texts, *request.stop]
+
+
+def _format_texts(response_format: ResponseFormat) -> list[str]:
+    return [response_format.description, *_schema_strings(response_format.schema or {})]
+
+
+def _guarded_format(response_format: ResponseFormat | None, texts: Sequence[str]) -> ResponseFormat | None:
+    """`response_format` with its guarded texts (`_format_texts` order); as sent if the guard left them."""
+    if response_format is None or list(texts) == _format_texts(response_format):
+        return response_format
+    schema = response_format.schema
+    if schema is not None:
+        schema = _with_schema_strings(schema, iter(texts[1:]))
+    return replace(response_format, description=texts[0], schema=schema)
 
 
 def _prompt_evidence(request: ChatRequest, texts: Sequence[str]) -> str:
@@ -483,7 +508,8 @@ def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: 
     has one. Returns it with the system prompt as sent (canary included), for the leak check."""
     counts = [len(m.texts()) for m in request.messages]
     tool_texts = sum(map(_tool_text_count, request.tools))
-    if len(texts) != sum(counts) + tool_texts + len(request.stop):
+    format_texts = len(_format_texts(request.response_format)) if request.response_format is not None else 0
+    if len(texts) != sum(counts) + tool_texts + format_texts + len(request.stop):
         raise ValueError("guarded texts do not match the request's provider texts")
     messages: list[Message] = []
     offset = 0
@@ -491,7 +517,9 @@ def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: 
         messages.append(message.with_texts(texts[offset : offset + count]))
         offset += count
     tools = _guarded_tools(request.tools, texts[offset : offset + tool_texts])
-    stop_texts = texts[offset + tool_texts :]
+    offset += tool_texts
+    response_format = _guarded_format(request.response_format, texts[offset : offset + format_texts])
+    stop_texts = texts[offset + format_texts :]
     system = [m for m in messages if m.role is Role.SYSTEM]
     system_prompt = "\n\n".join(m.content for m in system)
     if system_prompt:
@@ -499,7 +527,9 @@ def _guarded_request(request: ChatRequest, texts: Sequence[str], canary_secret: 
         merged = _system_message(system, canary)
         system_prompt = merged.content
         messages = [merged, *(m for m in messages if m.role is not Role.SYSTEM)]
-    guarded = replace(request, messages=tuple(messages), tools=tools, stop=tuple(stop_texts))
+    guarded = replace(
+        request, messages=tuple(messages), tools=tools, response_format=response_format, stop=tuple(stop_texts)
+    )
     return guarded, system_prompt
 
 
@@ -631,12 +661,14 @@ class _StreamedAnswer(Iterator[str]):
         deadline: Deadline,
         request_started: float,
         cache_key: str | None,
+        response_format: ResponseFormat | None = None,
     ) -> None:
         self._endpoint, self._trace, self._answer, self._guard = endpoint, trace, answer, guard
         self._parts = parts
         self._reservation, self._request, self._renderer = reservation, request, renderer
         self._include_usage, self._deadline, self._cache_key = include_usage, deadline, cache_key
         self._request_started = request_started
+        self._response_format = response_format  # the caller's, to check the answer against
         self._raw: list[str] = []  # the model's text as it came (placeholder space): counted, cached
         self._raw_parts: list[str] = []  # its reasoning and tool-call pieces as they came: counted
         self._shown: list[str] = []  # the text released to the caller, for the structured-output check
@@ -824,7 +856,7 @@ class _StreamedAnswer(Iterator[str]):
                 "".join(self._shown), self._end.finish_reason, Usage(0, 0), tool_calls=tuple(self._tool_calls)
             )
             try:
-                check_structured_output(shown, self._request.response_format)
+                check_structured_output(shown, self._response_format)
             except GatewayError as error:
                 self._failure = error
                 self._delivered = True
