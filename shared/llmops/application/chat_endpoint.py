@@ -28,7 +28,13 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from llmops.application.answer_guard import combine_verdicts, guard_answer, guard_tool_call, signed_if_unchanged
+from llmops.application.answer_guard import (
+    GuardedAnswer,
+    combine_verdicts,
+    guard_answer,
+    guard_tool_call,
+    signed_if_unchanged,
+)
 from llmops.application.guard_detectors import bound_deadline, with_policy_guardrail
 from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
 from llmops.application.rendering import DONE, ChunkRenderer, chat_completion, sse_stream
@@ -318,15 +324,14 @@ class ChatEndpoint:
         # or is not the structured output asked for.
         with stage(RequestStage.QUOTA_SETTLE):
             self._settle(reservation, trace, result.route.alias, result.target, result.completion.usage)
-        output.verdict.raise_if_blocked()
-        check_structured_output(output.completion, request.response_format)  # the caller's, as asked
+        deliverable = _deliverable(output, request.response_format)  # the caller's response_format, as asked
 
         if cached is None and decision.write:
             with stage(RequestStage.CACHE_STORE):
                 self._store(key, trace, result.target.id, result.completion)
 
         with stage(RequestStage.RENDER):
-            return _render(body, request, trace, output.completion, result)
+            return _render(body, request, trace, deliverable, result)
 
     def _settle(self, reservation: Reservation, trace: RequestTrace, alias: str, target: Target, usage: Usage) -> None:
         now = time.time()
@@ -381,6 +386,14 @@ class ChatEndpoint:
     def _release(self, reservation: Reservation, trace: RequestTrace) -> None:
         outcome = self.ledger.release(reservation, time.time())
         trace.settle_pending = not outcome.applied
+
+
+def _deliverable(output: GuardedAnswer, response_format: ResponseFormat | None) -> Completion:
+    """The guarded answer, if it may be sent: raises when the output guard blocked it, or when it is
+    not the structured output `response_format` asked for."""
+    output.verdict.raise_if_blocked()
+    check_structured_output(output.completion, response_format)
+    return output.completion
 
 
 def _cached_result(plan: RoutePlan, entry: CacheEntry) -> CompletionResult:
