@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -18,7 +19,6 @@ from llmops.application.lambda_deadline import deadline_of
 from llmops.application.model_catalogue import model_list
 from llmops.application.openai_embeddings_schema import EmbeddingsRequest
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
-from llmops.application.openapi import openapi_json
 from llmops.application.proxy_events import (
     UnparsableBodyError,
     as_json_request,
@@ -30,7 +30,6 @@ from llmops.application.proxy_events import (
 )
 from llmops.application.rendering import validation_error
 from llmops.application.responses import ApiResponse, PendingStream, StreamingResponse, streaming_response
-from llmops.application.wiring import GatewayRuntime, build_gateway
 from llmops.config.env import Settings
 from llmops.config.timeouts import BUFFERED_ANSWER_TIMEOUT_S
 from llmops.domain.errors import BadRequestError, GatewayError
@@ -38,24 +37,60 @@ from llmops.domain.keys import InvalidApiKeyError
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.tenancy import TenantContext
 from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
+from llmops.observability.powertools_env import tracing_enabled
+
+if TYPE_CHECKING:
+    from llmops.application.wiring import GatewayRuntime
 
 # Request metrics are flushed by llmops.observability.emit, so the decorator's own set (kept for
 # the ColdStart metric) is usually empty, and Powertools would warn about that on every request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
+# Built on the first invocation, and only when tracing is on (`tracing_enabled`): a Tracer imports
+# the X-Ray SDK, about 100 ms of cold start, even when it is disabled.
+_tracer: Tracer | None = None
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 _runtime: GatewayRuntime | None = None
 _pending_stream = PendingStream()
 
 
+def tracer() -> Tracer | None:
+    global _tracer  # noqa: PLW0603 - one tracer per Lambda container, built on first use
+    if _tracer is None and tracing_enabled():
+        _tracer = Tracer()
+    return _tracer
+
+
 def runtime() -> GatewayRuntime:
     global _runtime  # noqa: PLW0603 - one composition root per Lambda container, built on first use
     if _runtime is None:
-        _runtime = build_gateway(Settings.from_env(), on_finished=_emit_metrics, spans=tracer.provider.in_subsegment)
+        # Imported here, not at module load: the adapters bring botocore (a few hundred ms of cold
+        # init); the first invocation builds the clients anyway.
+        from llmops.application.wiring import build_gateway  # noqa: PLC0415
+
+        traced = tracer()
+        spans = traced.provider.in_subsegment if traced is not None else None
+        _runtime = build_gateway(Settings.from_env(), on_finished=_emit_metrics, spans=spans)
     return _runtime
+
+
+_Handler = Callable[[dict[str, Any], LambdaContext], "dict[str, Any] | StreamingResponse"]
+
+
+def _traced(handle: _Handler) -> _Handler:
+    """`handle` under Powertools' `capture_lambda_handler` when tracing is on, decided on the first call."""
+    chosen: list[_Handler] = []
+
+    @functools.wraps(handle)
+    def call(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
+        if not chosen:
+            traced = tracer()
+            chosen.append(handle if traced is None else traced.capture_lambda_handler(handle, capture_response=False))
+        return chosen[0](event, context)
+
+    return call
 
 
 def _emit_metrics(trace: RequestTrace) -> None:
@@ -104,6 +139,9 @@ def health() -> dict[str, str]:
 @app.get("/v1/openapi.json")
 def openapi() -> Response[str]:
     # Public (llmops.config.public_routes): the same document for everyone, so no tenant is read.
+    # Imported on first use: Powertools' OpenAPI models are ~100 ms of pydantic work at import.
+    from llmops.application.openapi import openapi_json  # noqa: PLC0415
+
     return Response(200, "application/json", openapi_json(app))
 
 
@@ -189,7 +227,7 @@ def unexpected(error: Exception) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@tracer.capture_lambda_handler(capture_response=False)
+@_traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
     request_id = request_id_of(event)

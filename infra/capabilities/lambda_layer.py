@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,13 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.capabilities.layer_build import LayerBuild, runtime_requirements
+from infra.capabilities.layer_build import (
+    RUNTIME_PYTHON_VERSION,
+    LayerBuild,
+    MissingBytecodeWarning,
+    runtime_python,
+    runtime_requirements,
+)
 from infra.config import REPO_ROOT
 
 __all__ = ["DEFAULT_CACHE_ROOT", "EXEC_WRAPPER_PATH", "LocalLayerBundling", "SharedLayer", "shared_layer_build"]
@@ -37,13 +44,26 @@ class LocalLayerBundling:
         return True
 
 
-def shared_layer_build(*, install_requirements: bool, cache_root: Path = DEFAULT_CACHE_ROOT) -> LayerBuild:
+def shared_layer_build(
+    *, install_requirements: bool, cache_root: Path = DEFAULT_CACHE_ROOT, bytecode: bool = True
+) -> LayerBuild:
+    """The shared layer's build; with `bytecode`, compiled by the runtime's Python when one is installed."""
+    python = runtime_python() if bytecode else None
+    if bytecode and python is None:
+        warnings.warn(
+            f"no Python {RUNTIME_PYTHON_VERSION} found (set LLMOPS_LAYER_PYTHON, or install it, e.g. with "
+            f"pyenv): the Lambda layer ships without bytecode, so every cold start compiles its modules "
+            f"from source (about a second more for the gateway)",
+            MissingBytecodeWarning,
+            stacklevel=2,
+        )
     return LayerBuild(
         package_dir=_SHARED_DIR / "llmops",
         requirements=runtime_requirements(REPO_ROOT / "pyproject.toml", REPO_ROOT / "uv.lock"),
         cache_root=cache_root,
         install_requirements=install_requirements,
         exec_wrapper=_EXEC_WRAPPER,
+        bytecode_python=python,
     )
 
 

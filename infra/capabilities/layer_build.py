@@ -7,6 +7,15 @@ synths copy a directory instead of calling uv; the package itself is copied fres
 
 uv rather than pip: the project venv is made by uv and has no pip, while uv is a dev dependency in
 it, so the build works whichever `python3` is first on PATH (an activated venv included).
+
+Bytecode: Lambda extracts a layer read-only and the runtime cannot write a `__pycache__`, so a
+layer without `.pyc` files makes every cold start compile every module it imports from source
+(about a second for the gateway). The layer is therefore compiled with an interpreter of the
+runtime's exact version (`runtime_python`: `$LLMOPS_LAYER_PYTHON`, `python3.12` on PATH, or a
+pyenv install), with `--invalidation-mode unchecked-hash`: the runtime then loads each `.pyc`
+without comparing it against the source's mtime (which a zip does not keep), and the files are
+the same bytes on every build. Without such an interpreter the synth still works, with a warning,
+and the layer has no bytecode.
 """
 
 from __future__ import annotations
@@ -16,8 +25,10 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import distributions
@@ -28,14 +39,22 @@ from packaging.utils import canonicalize_name
 
 __all__ = [
     "LAMBDA_PLATFORM_ARGS",
+    "LAYER_PYTHON_ENV",
     "RUNTIME_PROVIDED",
+    "RUNTIME_PYTHON_VERSION",
     "LayerBuild",
     "LayerBuildError",
+    "MissingBytecodeWarning",
+    "compile_bytecode",
+    "runtime_python",
     "runtime_requirements",
 ]
 
 # Bump when the layout or the build steps change, so old cache entries stop matching.
 _BUILD_FORMAT = "4"
+
+# The Lambda runtime's Python (`lambda_.Runtime.PYTHON_3_12` in python_function.py and lambda_layer.py).
+RUNTIME_PYTHON_VERSION = "3.12"
 
 # The python3.12 runtime is Amazon Linux 2023 on arm64 (glibc 2.34). uv accepts every manylinux tag up
 # to the one named, so manylinux2014 wheels and those published only for manylinux_2_26/2_28 (google-re2
@@ -44,7 +63,7 @@ LAMBDA_PLATFORM_ARGS: tuple[str, ...] = (
     "--python-platform",
     "aarch64-manylinux_2_34",
     "--python-version",
-    "3.12",
+    RUNTIME_PYTHON_VERSION,
     "--only-binary",
     ":all:",
 )
@@ -66,6 +85,97 @@ _CACHE_ENTRIES_KEPT = 4
 
 class LayerBuildError(RuntimeError):
     """The layer could not be built; the message says what to do about it."""
+
+
+class MissingBytecodeWarning(UserWarning):
+    """The layer is built without bytecode: every Lambda cold start compiles its modules from source."""
+
+
+LAYER_PYTHON_ENV = "LLMOPS_LAYER_PYTHON"
+
+
+def _python_version(executable: str) -> str | None:
+    """`major.minor` of `executable`, or None if it does not run (a pyenv shim of another version fails)."""
+    try:
+        # argv: an interpreter path found below or named by the user, and a fixed script.
+        result = subprocess.run(  # noqa: S603
+            [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def runtime_python(version: str = RUNTIME_PYTHON_VERSION) -> Path | None:
+    """An interpreter of exactly `version` to compile the layer's bytecode with, or None.
+
+    Looked for in `$LLMOPS_LAYER_PYTHON`, this interpreter, `python<version>` on PATH, then pyenv's
+    installs (`$PYENV_ROOT` or ~/.pyenv), newest patch release first. Bytecode is the same within a
+    minor version, so any 3.12.x compiles for the python3.12 runtime.
+    """
+    candidates: list[str] = []
+    override = os.environ.get(LAYER_PYTHON_ENV)
+    if override:
+        candidates.append(override)
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        candidates.append(sys.executable)
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(on_path)
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    installs = sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), key=_patch_level, reverse=True)
+    candidates.extend(str(path) for path in installs)
+    for candidate in dict.fromkeys(candidates):
+        if _python_version(candidate) == version:
+            return Path(candidate)
+    return None
+
+
+def _patch_level(interpreter: Path) -> tuple[int, ...]:
+    # .../versions/3.12.1/bin/python3.12 -> (3, 12, 1); a non-numeric suffix (3.12.1t) sorts first.
+    name = interpreter.parents[1].name
+    return tuple(int(part) if part.isdigit() else -1 for part in name.split("."))
+
+
+# Where Lambda puts a layer's python/ directory: the file names the bytecode records (tracebacks).
+_LAYER_SITE_DIR = "/opt/python"
+
+
+def compile_bytecode(python: Path, directory: Path, site_dir: Path) -> None:
+    """Compiles every module under `directory` (inside the layer's `site_dir`) with `python`, for a
+    read-only bundle (see the module doc), recording the paths the modules have in Lambda.
+
+    A file that does not compile (a package's Python 2 leftovers) keeps no `.pyc` and is named in a
+    warning; the rest are compiled.
+    """
+    command = [
+        str(python),
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(site_dir),
+        "-p",
+        _LAYER_SITE_DIR,
+        str(directory),
+    ]
+    # argv: the interpreter found by `runtime_python` and fixed flags.
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)  # noqa: S603
+    if result.returncode != 0:
+        detail = (result.stdout + result.stderr).strip()[-1500:]
+        warnings.warn(
+            f"some modules under {directory} did not compile to bytecode and will compile at cold start:\n{detail}",
+            MissingBytecodeWarning,
+            stacklevel=2,
+        )
 
 
 def _locked_versions(uv_lock: Path) -> dict[str, str]:
@@ -159,17 +269,23 @@ class LayerBuild:
     # An executable put at the layer's root (/opt/<name> in the function): the gateway's
     # AWS_LAMBDA_EXEC_WRAPPER, which starts our streaming runtime loop (llmops.lambda_runtime).
     exec_wrapper: Path | None = None
+    # The interpreter that compiles the layer's bytecode (`runtime_python`); None ships source only.
+    bytecode_python: Path | None = None
+
+    def _bytecode_tag(self) -> str:
+        # The version, not the path: the same bytes whichever 3.12.x or wherever it is installed.
+        return f"bytecode:{RUNTIME_PYTHON_VERSION}" if self.bytecode_python is not None else "source-only"
 
     def dependencies_hash(self) -> str:
         digest = hashlib.sha256()
-        for part in (_BUILD_FORMAT, *self.platform_args, *self.requirements):
+        for part in (_BUILD_FORMAT, self._bytecode_tag(), *self.platform_args, *self.requirements):
             digest.update(part.encode() + b"\0")
         return digest.hexdigest()
 
     def input_hash(self) -> str:
         """Changes whenever the layer's content would: the CDK asset hash."""
         digest = hashlib.sha256()
-        digest.update(f"{self.install_requirements}:{self.dependencies_hash()}".encode())
+        digest.update(f"{self.install_requirements}:{self._bytecode_tag()}:{self.dependencies_hash()}".encode())
         if self.exec_wrapper is not None:
             digest.update(b"exec-wrapper\0" + hashlib.sha256(self.exec_wrapper.read_bytes()).digest())
         for path in _package_files(self.package_dir):
@@ -187,6 +303,9 @@ class LayerBuild:
             shutil.copytree(dependencies, site_dir, dirs_exist_ok=True)
         # The package is copied fresh every time: it is small and changes with every edit.
         self._copy_package(site_dir / self.package_dir.name)
+        if self.bytecode_python is not None:
+            # The dependencies were compiled into their cache entry; only the package is new.
+            compile_bytecode(self.bytecode_python, site_dir / self.package_dir.name, site_dir)
         if self.exec_wrapper is not None:
             wrapper = output_dir / self.exec_wrapper.name
             shutil.copyfile(self.exec_wrapper, wrapper)
@@ -202,6 +321,8 @@ class LayerBuild:
         try:
             self._install(staging, self.requirements)
             _prune_non_layer_files(staging)
+            if self.bytecode_python is not None:
+                compile_bytecode(self.bytecode_python, staging, staging)
             try:
                 staging.rename(cached)
             except OSError:

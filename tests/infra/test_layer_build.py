@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from infra.capabilities import lambda_layer
 from infra.capabilities.lambda_layer import shared_layer_build
-from infra.capabilities.layer_build import UV_ENV, LayerBuild, LayerBuildError, runtime_requirements, uv_command
+from infra.capabilities.layer_build import (
+    LAYER_PYTHON_ENV,
+    RUNTIME_PYTHON_VERSION,
+    UV_ENV,
+    LayerBuild,
+    LayerBuildError,
+    MissingBytecodeWarning,
+    runtime_python,
+    runtime_requirements,
+    uv_command,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,6 +93,49 @@ def test_the_shared_layer_carries_the_streaming_runtime_and_its_wrapper(tmp_path
     script = (out / "llmops-runtime").read_text()
     assert script.startswith("#!/bin/sh")
     assert "-m llmops.lambda_runtime.loop" in script
+
+
+def test_the_layer_ships_bytecode_that_is_used_without_checking_the_source(tmp_path: Path) -> None:
+    # Any interpreter compiles here; the build names the runtime's version via `runtime_python`.
+    build = LayerBuild(
+        package_dir=_package(tmp_path),
+        requirements=(),
+        cache_root=tmp_path / "cache",
+        bytecode_python=Path(sys.executable),
+    )
+    out = tmp_path / "out"
+    build.build_into(out)
+    tag = sys.implementation.cache_tag
+    compiled = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.pyc"))
+    assert compiled == [
+        f"python/llmops/__pycache__/__init__.{tag}.pyc",
+        f"python/llmops/domain/__pycache__/chat.{tag}.pyc",
+    ]
+    # PEP 552 flags word: bit 0 hash-based, bit 1 check_source; unchecked-hash is 0b01, so a read-only
+    # layer whose zip kept no mtimes still loads it.
+    flags = int.from_bytes((out / compiled[0]).read_bytes()[4:8], "little")
+    assert flags == 0b01
+    source_only = LayerBuild(package_dir=build.package_dir, requirements=(), cache_root=build.cache_root)
+    assert build.input_hash() != source_only.input_hash()
+    assert build.dependencies_hash() != source_only.dependencies_hash()
+
+
+def test_the_runtime_python_is_found_by_its_exact_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.setenv(LAYER_PYTHON_ENV, sys.executable)
+    assert runtime_python(here) is not None
+    assert runtime_python("2.99") is None  # no such interpreter: the caller warns and ships source
+
+
+def test_without_the_runtime_python_the_layer_builds_source_only_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lambda_layer, "runtime_python", lambda: None)
+    with pytest.warns(MissingBytecodeWarning, match=f"no Python {RUNTIME_PYTHON_VERSION} found"):
+        build = shared_layer_build(install_requirements=False, cache_root=tmp_path / "cache")
+    assert build.bytecode_python is None
+    build.build_into(tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.pyc"))
 
 
 FAKE_UV = """

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.domain.feedback import (
     MAX_USERS_PER_KEY_PER_REQUEST,
     AuditSummary,
@@ -15,8 +14,12 @@ from llmops.domain.feedback import (
     FeedbackStore,
     submit_feedback,
 )
-from llmops.domain.guard import GuardEngine
 from llmops.domain.tenancy import TenantContext
+
+if TYPE_CHECKING:
+    # Type only: the adapter imports botocore, which the gateway's cold init should not pay for.
+    from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
+    from llmops.domain.guard import GuardEngine
 
 __all__ = ["AuditRecordLookup", "FeedbackRequest", "record_feedback"]
 

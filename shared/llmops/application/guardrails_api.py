@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmops.domain.guard import GuardEngine
+if TYPE_CHECKING:
+    # Type only: the engine's detectors load on first use, not in the gateway's cold init.
+    from llmops.domain.guard import GuardEngine
 
 __all__ = ["ScanRequest", "scan"]
 

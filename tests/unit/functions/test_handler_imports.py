@@ -44,3 +44,36 @@ def test_handler_imports_only_the_application_layer(handler: Path) -> None:
         if top in sys.stdlib_module_names or top == "__future__":
             continue
         assert name.startswith(ALLOWED_PREFIXES), f"{handler.parent.name} imports {name}"
+
+
+_COLD_IMPORT = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("gateway_handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+# Powertools imports the bare `botocore` package (cheap) to tag its user agent; sessions and clients
+# are what cost.
+heavy = {"boto3", "botocore.session", "botocore.client", "aws_xray_sdk", "aws_xray_sdk.core"}
+print(json.dumps(sorted(heavy & set(sys.modules))))
+"""
+
+
+@pytest.mark.parametrize("tracing", ["true", "false"], ids=["tracing off", "tracing on"])
+def test_the_gateway_cold_init_builds_no_aws_client_and_no_tracer(tracing: str) -> None:
+    # A fresh interpreter, as Lambda starts one: botocore and the X-Ray SDK (a few hundred ms of
+    # cold init together) load on the first invocation, never at import, whether tracing is on or not.
+    import json
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(FUNCTIONS.parent / "shared"),
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS / "gateway"),
+        "POWERTOOLS_TRACE_DISABLED": tracing,
+    }
+    handler = FUNCTIONS / "gateway" / "handler.py"
+    result = subprocess.run(
+        [sys.executable, "-c", _COLD_IMPORT, str(handler)], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == []

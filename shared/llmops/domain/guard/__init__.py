@@ -100,28 +100,67 @@ integration tests).
 
 from __future__ import annotations
 
-from llmops.domain.guard.engine import (
-    GuardEngine,
-    GuardrailBlockedError,
-    InputVerdict,
-    OutputVerdict,
-    ScanResult,
-)
-from llmops.domain.guard.findings import (
-    ENTITY_TYPES,
-    PII_TYPES,
-    SECRET_TYPES,
-    Action,
-    BlockedBy,
-    Decision,
-    Detector,
-    Direction,
-    Finding,
-    FindingType,
-)
-from llmops.domain.guard.leakage import embed_canary, new_canary
-from llmops.domain.guard.policy import GuardPolicy, PolicyError
-from llmops.domain.guard.redaction import PseudonymVault
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmops.domain.guard.engine import (
+        GuardEngine,
+        GuardrailBlockedError,
+        InputVerdict,
+        OutputVerdict,
+        ScanResult,
+    )
+    from llmops.domain.guard.findings import (
+        ENTITY_TYPES,
+        PII_TYPES,
+        SECRET_TYPES,
+        Action,
+        BlockedBy,
+        Decision,
+        Detector,
+        Direction,
+        Finding,
+        FindingType,
+    )
+    from llmops.domain.guard.leakage import embed_canary, new_canary
+    from llmops.domain.guard.policy import GuardPolicy, PolicyError
+    from llmops.domain.guard.redaction import PseudonymVault
+
+# The package's names, imported on first use (PEP 562): `from llmops.domain.guard import safe_regex`
+# (a submodule most of the code base uses) then loads no detector, so a Lambda's cold init pays for
+# the engine's modules only when it first guards a text.
+_EXPORTED_FROM = {
+    **dict.fromkeys(("GuardEngine", "GuardrailBlockedError", "InputVerdict", "OutputVerdict", "ScanResult"), "engine"),
+    **dict.fromkeys(
+        (
+            "ENTITY_TYPES",
+            "PII_TYPES",
+            "SECRET_TYPES",
+            "Action",
+            "BlockedBy",
+            "Decision",
+            "Detector",
+            "Direction",
+            "Finding",
+            "FindingType",
+        ),
+        "findings",
+    ),
+    **dict.fromkeys(("embed_canary", "new_canary"), "leakage"),
+    **dict.fromkeys(("GuardPolicy", "PolicyError"), "policy"),
+    "PseudonymVault": "redaction",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTED_FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
 
 __all__ = [
     "ENTITY_TYPES",
