@@ -16,6 +16,8 @@ from llmops.cli.terminal import console, errors
 from llmops.evaluation import DEFAULT_CACHE_DIR, EvalCache, EvalOptions, run_guardrails_eval, write_report
 from llmops.evaluation.cache import CacheError
 from llmops.evaluation.corpora import SPLITS
+from llmops.evaluation.guard_corpora import CorpusError
+from llmops.evaluation.guard_eval import LearnedEvalOptions, run_learned_eval, write_learned_report
 
 __all__ = ["app"]
 
@@ -100,9 +102,21 @@ def guardrails(
     near_misses: Annotated[
         int, typer.Option("--near-misses", min=0, help="Generated near-miss sentences (no PII) for precision.")
     ] = 1000,
+    attacks_only: Annotated[
+        bool,
+        typer.Option(
+            "--attacks-only",
+            help="Only the attack families: heuristics alone vs with the learned layer, per family, with ROC"
+            " plots (no PII, no Presidio). Written to <out>/attacks.",
+        ),
+    ] = False,
 ) -> None:
     """Download the corpora (cached), run our guard engine and Presidio, write report.md, results.json
-    and PNG plots. Exit 0 whether or not the targets are met: this is a benchmark, not a test."""
+    and PNG plots; then the attack families (heuristics vs the learned layer) into <out>/attacks.
+    Exit 0 whether or not the targets are met: this is a benchmark, not a test."""
+    if attacks_only:
+        _attack_families(benign, out_dir / "attacks", cache_dir, limit, plots)
+        return
     options = EvalOptions(
         benign=benign,
         cache=EvalCache(cache_dir.expanduser()),
@@ -138,6 +152,52 @@ def guardrails(
         table.add_row(
             target["name"], target["target"], shown, "[green]yes[/green]" if target["met"] else "[red]no[/red]"
         )
+    console.print(table)
+    for path in written:
+        console.print(f"wrote {path}")
+    if not pii_only:
+        _attack_families(benign, out_dir / "attacks", cache_dir, limit, plots)
+
+
+def _attack_families(benign: Path, out_dir: Path, cache_dir: Path, limit: int | None, plots: bool) -> None:
+    options = LearnedEvalOptions(benign=benign, cache=EvalCache(cache_dir.expanduser()), limit=limit)
+    try:
+        with _progress() as phases:
+            results = run_learned_eval(options, phases.phase)
+            phases.finish()
+    except (CacheError, CorpusError) as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        written = write_learned_report(results, out_dir, plots=plots)
+    except ImportError:
+        errors.print("[yellow]matplotlib is not installed: writing the report without plots[/yellow]")
+        written = write_learned_report(results, out_dir, plots=False)
+    table = Table(title="Attack families (combined = heuristics + learned layer)")
+    for column in ("family", "provenance", "n", "heuristics", "combined", "90% TPR at", "FPR there"):
+        table.add_column(column)
+    for row in results["families"]:
+        if row["kind"] in ("attack", "harm", "output"):
+            met = "[green]" if row["target_met"] else "[red]"
+            table.add_row(
+                row["family"][:58],
+                row["provenance"],
+                str(row["texts"]),
+                f"{row['tpr_default_heuristic']:.1%}",
+                f"{met}{row['tpr_default_combined']:.1%}",
+                f"{row['threshold_for_90_tpr_combined']:.3f}",
+                f"{(row['fpr_at_that_threshold_combined'] or 0.0):.1%}",
+            )
+        else:
+            table.add_row(
+                row["family"][:58],
+                row["provenance"],
+                str(row["texts"]),
+                f"FPR {row['fpr_default_heuristic']:.1%}",
+                f"FPR {row['fpr_default_combined']:.1%}",
+                "",
+                "",
+            )
     console.print(table)
     for path in written:
         console.print(f"wrote {path}")

@@ -12,6 +12,7 @@ from llmops.cli import (
     demo,
     emulator,
     evaluate,
+    guard,
     guard_policies,
     keys,
     prompts,
@@ -32,6 +33,7 @@ app.add_typer(keys.app, name="keys", help="Create, list, revoke and rotate API k
 app.add_typer(usage.app, name="usage", help="Spend and tokens by alias and day.")
 app.add_typer(audit.app, name="audit", help="Verify, show and replay the hash-chained audit trail.")
 app.add_typer(prompts.app, name="prompts", help="Versioned prompt templates: push, label, diff, roll back, test.")
+app.add_typer(guard.app, name="guard", help="The learned guard layer: train it offline (llmops guard train).")
 app.add_typer(guard_policies.app, name="guard-policies", help="Versioned guard policies with labels, per tenant.")
 app.add_typer(canary.app, name="canary", help="Canary promotion with automatic rollback (Step Functions).")
 app.add_typer(retrain.app, name="retrain", help="The retraining trigger workflow.")

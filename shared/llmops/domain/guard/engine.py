@@ -11,6 +11,7 @@ from llmops.domain.errors import ContentBlockedError
 from llmops.domain.guard.budget import GuardBudget, GuardBudgetExceededError
 from llmops.domain.guard.deny_list import DenyListDetector
 from llmops.domain.guard.findings import (
+    CATEGORY_TYPES,
     Action,
     BlockedBy,
     Decision,
@@ -23,6 +24,7 @@ from llmops.domain.guard.findings import (
 from llmops.domain.guard.grounding import assess_grounding
 from llmops.domain.guard.injection import InjectionScorer
 from llmops.domain.guard.leakage import canary_leak, new_canary, overlap_leak
+from llmops.domain.guard.learned import CATEGORIES, HARM_CATEGORIES, SUFFIX_SCORE, LearnedGuard, default_model
 from llmops.domain.guard.normalization import normalize
 from llmops.domain.guard.pii_detectors import PiiDetector
 from llmops.domain.guard.policy import GuardPolicy
@@ -42,6 +44,7 @@ _SECRETS: Final = SecretsDetector()
 _PII: Final = PiiDetector()
 _INJECTION: Final = InjectionScorer()
 _MASKING: Final = frozenset({Action.REDACT, Action.PSEUDONYMIZE})
+_LEARNED_DETECTOR: Final = "classifier.learned"
 # One-time costs (phonenumbers' import, pattern compiles, RE2's first DFA states: ~0.2 s in all)
 # are paid once per process before the first budgeted scan, never inside a request's budget.
 _WARM_UP_TEXT: Final = (
@@ -101,7 +104,9 @@ def _blocked_by(decisions: Sequence[Decision], direction: Direction) -> BlockedB
     blocks = [d.finding for d in decisions if d.action is Action.BLOCK]
     if not blocks:
         return None
-    top = min(blocks, key=lambda f: (-f.score, f.type, f.start))
+    # A heuristic or pattern finding names what fired; the learned layer's only a category, so it
+    # is named only when nothing else blocked.
+    top = min(blocks, key=lambda f: (f.detector == _LEARNED_DETECTOR, -f.score, f.type, f.start))
     return BlockedBy(top.type, top.detector, direction)
 
 
@@ -208,6 +213,10 @@ class GuardEngine:
                 built_in.append(deny)
         self._built_in = tuple(built_in)
         self._extra = tuple(d for d in extra_detectors if enabled(d.name))
+        # Loaded (once per process) when the engine is built, so a missing or corrupt weights file
+        # fails the container's start with LearnedModelError instead of each request. It runs even
+        # with "classifier" off: SEXUAL_MINORS is blocked whatever the policy says.
+        self._learned: LearnedGuard = default_model()
 
     @property
     def has_extra_detectors(self) -> bool:
@@ -334,7 +343,7 @@ class GuardEngine:
 
     # -- pipeline ---------------------------------------------------------------------------------
 
-    def _analyze(
+    def _analyze(  # noqa: PLR0915 - one pipeline read top to bottom, stage by stage
         self,
         text: str,
         direction: Direction,
@@ -376,6 +385,7 @@ class GuardEngine:
             found.extend(detector.detect(folded))
             budget.exclude(budget.now() - started)
         budget.check()
+        found.extend(self._classify(folded, direction, scores, budget))
         if direction is Direction.INPUT:
             if policy.detector_enabled("injection"):
                 found.extend(self._injection(view, scores))
@@ -419,6 +429,8 @@ class GuardEngine:
         )
 
     def _action(self, finding: Finding, direction: Direction) -> Action:
+        if finding.type == FindingType.SEXUAL_MINORS:
+            return Action.BLOCK  # whatever the policy says (policy validation refuses other actions too)
         action = self.policy.action_for(finding.type, direction)
         if finding.type == FindingType.PROMPT_INJECTION:
             if action is not Action.ALLOW and finding.score < self.policy.injection_block_threshold:
@@ -426,6 +438,40 @@ class GuardEngine:
         elif direction is Direction.OUTPUT and action is Action.PSEUDONYMIZE:
             return Action.REDACT  # nothing would restore it: the caller gets a placeholder
         return action
+
+    def _classify(
+        self, text: str, direction: Direction, scores: dict[str, float], budget: GuardBudget
+    ) -> list[Finding]:
+        """The learned layer: every category on input; harmful content only on output (a completion
+        is not a prompt, so neither prompt_attack nor the suffix LM applies to it).
+
+        Its cost is linear in the text by construction (no regex, a fixed amount of work per word),
+        so it cannot be what an adversarial input stretches: its time is given back to the budget,
+        which exists to stop super-linear work, not to cap scanning at ~0.5 us a character.
+        """
+        started = budget.now()
+        try:
+            return self._categories(text, direction, scores)
+        finally:
+            budget.exclude(budget.now() - started)
+
+    def _categories(self, text: str, direction: Direction, scores: dict[str, float]) -> list[Finding]:
+        policy = self.policy
+        enabled = policy.detector_enabled("classifier")
+        on_input = direction is Direction.INPUT
+        assessment = self._learned.assess(text, suffix=on_input and enabled)
+        names: tuple[str, ...] = CATEGORIES if on_input else HARM_CATEGORIES
+        if not enabled:
+            names = ("sexual_minors",)
+        found: list[Finding] = []
+        for name in names:
+            score = assessment.scores[name]
+            scores[name] = score
+            if score >= policy.category_threshold(name):
+                found.append(Finding(CATEGORY_TYPES[name], 0, len(text), score, "classifier.learned"))
+        if on_input and enabled:
+            scores[SUFFIX_SCORE] = assessment.scores[SUFFIX_SCORE]
+        return found
 
     def _injection(self, view: TextView, scores: dict[str, float]) -> list[Finding]:
         assessment = _INJECTION.assess_view(view)

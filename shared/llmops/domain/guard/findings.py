@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Protocol
 
 __all__ = [
+    "CATEGORY_TYPES",
     "ENTITY_TYPES",
     "NON_ENTITY_TYPES",
     "PII_TYPES",
@@ -86,6 +87,14 @@ class FindingType(StrEnum):
     INPUT_TOO_LARGE = "INPUT_TOO_LARGE"
     OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"  # a completion over the policy's max_output_chars
     GUARD_BUDGET_EXCEEDED = "GUARD_BUDGET_EXCEEDED"  # the guard spent its time budget: always a block
+    # the learned layer (llmops.domain.guard.learned): one type per category, about the whole text
+    PROMPT_ATTACK = "PROMPT_ATTACK"  # jailbreak, injection, instruction extraction, adversarial suffix
+    VIOLENCE_WEAPONS = "VIOLENCE_WEAPONS"
+    SELF_HARM = "SELF_HARM"
+    SEXUAL = "SEXUAL"
+    SEXUAL_MINORS = "SEXUAL_MINORS"  # always blocked, whatever the policy says
+    HATE_HARASSMENT = "HATE_HARASSMENT"
+    CRIMINAL_INSTRUCTIONS = "CRIMINAL_INSTRUCTIONS"
 
 
 PII_TYPES: frozenset[str] = frozenset(
@@ -116,6 +125,16 @@ SECRET_TYPES: frozenset[str] = frozenset(
         FindingType.GENERIC_SECRET,
     }
 )
+# The learned layer's categories (its `scores` keys) and the finding type each reports.
+CATEGORY_TYPES: dict[str, str] = {
+    "prompt_attack": FindingType.PROMPT_ATTACK,
+    "violence_weapons": FindingType.VIOLENCE_WEAPONS,
+    "self_harm": FindingType.SELF_HARM,
+    "sexual": FindingType.SEXUAL,
+    "sexual_minors": FindingType.SEXUAL_MINORS,
+    "hate_harassment": FindingType.HATE_HARASSMENT,
+    "criminal_instructions": FindingType.CRIMINAL_INSTRUCTIONS,
+}
 ENTITY_TYPES: frozenset[str] = PII_TYPES | SECRET_TYPES
 # Findings about the text rather than a value in it: they never compete in overlap resolution and
 # a `block` on them does not mask their span.
@@ -130,6 +149,7 @@ NON_ENTITY_TYPES: frozenset[str] = frozenset(
         FindingType.INPUT_TOO_LARGE,
         FindingType.OUTPUT_TOO_LARGE,
         FindingType.GUARD_BUDGET_EXCEEDED,
+        *CATEGORY_TYPES.values(),
     }
 )
 

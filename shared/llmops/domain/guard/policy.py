@@ -14,11 +14,12 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from llmops.domain.guard import safe_regex
-from llmops.domain.guard.findings import PII_TYPES, SECRET_TYPES, Action, Direction, FindingType
+from llmops.domain.guard.findings import CATEGORY_TYPES, PII_TYPES, SECRET_TYPES, Action, Direction, FindingType
 from llmops.domain.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGES
 
 __all__ = [
     "BUILTIN_DETECTORS",
+    "CATEGORY_THRESHOLDS",
     "DEFAULT_DETECTORS",
     "GATEWAY_DETECTORS",
     "PASSTHROUGH_FIELDS",
@@ -29,7 +30,7 @@ __all__ = [
     "PolicyError",
 ]
 
-BUILTIN_DETECTORS: Final = frozenset({"secrets", "pii", "injection", "deny_list", "grounding"})
+BUILTIN_DETECTORS: Final = frozenset({"secrets", "pii", "injection", "deny_list", "grounding", "classifier"})
 # Off by default; implemented by adapters and handed to GuardEngine(extra_detectors=...).
 PLUGGABLE_DETECTORS: Final = frozenset({"comprehend", "bedrock_guardrail"})
 DEFAULT_DETECTORS: Final = BUILTIN_DETECTORS
@@ -45,8 +46,27 @@ _UNMASKABLE = frozenset(
         FindingType.RELEVANCE,
         FindingType.INPUT_TOO_LARGE,
         FindingType.OUTPUT_TOO_LARGE,
+        *CATEGORY_TYPES.values(),
     }
 )
+# The learned layer's default thresholds per category (score at or above: reported with the
+# category's action): the score 99.5% of the benign dev texts stay under, never below 0.5
+# (`llmops guard train` records it as suggested_threshold); prompt_attack keeps the heuristic's 0.8
+# block threshold. See docs/guard-model-card.md.
+CATEGORY_THRESHOLDS: Final = MappingProxyType(
+    {
+        "prompt_attack": 0.8,
+        "violence_weapons": 0.5,
+        "self_harm": 0.95,
+        "sexual": 0.5,
+        "sexual_minors": 0.5,
+        "hate_harassment": 0.5,
+        "criminal_instructions": 0.5,
+    }
+)
+# Sexual content involving minors is blocked whatever a tenant writes: its action cannot be
+# changed and its threshold can only be lowered (stricter), never raised.
+_ALWAYS_BLOCKED: Final = FindingType.SEXUAL_MINORS
 _TYPE_NAME = safe_regex.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _TOPIC_NAME = safe_regex.compile(r"[A-Za-z0-9_.-]{1,64}")
 _KEYS = frozenset(
@@ -218,6 +238,7 @@ def _default_actions() -> dict[str, Action]:
             FindingType.RELEVANCE: Action.LOG_ONLY,
         }
     )
+    actions.update(dict.fromkeys(CATEGORY_TYPES.values(), Action.BLOCK))
     return actions
 
 
@@ -241,6 +262,7 @@ class GuardPolicy:
     max_output_chars: int = 200_000
     enabled_detectors: frozenset[str] = DEFAULT_DETECTORS
     system_prompt_leak_check: bool = True
+    category_thresholds: Mapping[str, float] = field(default_factory=lambda: CATEGORY_THRESHOLDS)
     embeddings_input_guard: EmbeddingsInputGuard = EmbeddingsInputGuard.REDACT
     content: ContentPolicy = field(default_factory=ContentPolicy)
 
@@ -254,6 +276,9 @@ class GuardPolicy:
 
     def detector_enabled(self, name: str) -> bool:
         return name in self.enabled_detectors
+
+    def category_threshold(self, category: str) -> float:
+        return self.category_thresholds.get(category, CATEGORY_THRESHOLDS[category])
 
     @classmethod
     def from_mapping(
@@ -296,6 +321,7 @@ class GuardPolicy:
             "default_action": default_action,
         }
         values.update(_thresholds(data.get("thresholds", {}), base, errors))
+        values.update(_learned_layer(data, base, input_actions, output_actions, errors))
         if "denied_words" in data:
             values["denied_words"] = _strings(data["denied_words"], "denied_words", errors)
         if "denied_topics" in data:
@@ -339,7 +365,10 @@ class GuardPolicy:
             "input_actions": {k: v.value for k, v in sorted(self.input_actions.items())},
             "output_actions": {k: v.value for k, v in sorted(self.output_actions.items())},
             "default_action": self.default_action.value,
-            "thresholds": {short: getattr(self, name) for short, name in _THRESHOLDS.items()},
+            "thresholds": {
+                **{short: getattr(self, name) for short, name in _THRESHOLDS.items()},
+                **dict(sorted(self.category_thresholds.items())),
+            },
             "denied_words": list(self.denied_words),
             "denied_topics": {k: list(v) for k, v in sorted(self.denied_topics.items())},
             "max_input_chars": self.max_input_chars,
@@ -402,12 +431,52 @@ def _thresholds(value: Any, base: GuardPolicy, errors: list[str]) -> dict[str, f
     out: dict[str, float] = {}
     for key, raw in value.items():
         name = _THRESHOLDS.get(key)
+        if key in CATEGORY_THRESHOLDS:
+            continue  # `_category_thresholds` reads these
         if name is None:
-            errors.append(f"thresholds.{key}: unknown (known: {', '.join(sorted(_THRESHOLDS))})")
+            known = ", ".join(sorted([*_THRESHOLDS, *CATEGORY_THRESHOLDS]))
+            errors.append(f"thresholds.{key}: unknown (known: {known})")
         elif isinstance(raw, bool) or not isinstance(raw, int | float) or not 0.0 <= raw <= 1.0:
             errors.append(f"thresholds.{key}: must be a number between 0 and 1, got {raw!r}")
         else:
             out[name] = float(raw)
+    return out
+
+
+def _learned_layer(
+    data: Mapping[str, Any],
+    base: GuardPolicy,
+    input_actions: Mapping[str, Action],
+    output_actions: Mapping[str, Action],
+    errors: list[str],
+) -> dict[str, Any]:
+    """The learned layer's part of a policy: per-category thresholds, and SEXUAL_MINORS kept a block."""
+    values: dict[str, Any] = {}
+    categories = _category_thresholds(data.get("thresholds", {}), errors)
+    if categories:
+        values["category_thresholds"] = MappingProxyType({**base.category_thresholds, **categories})
+    for where, mapping in (("input_actions", input_actions), ("output_actions", output_actions)):
+        if mapping.get(_ALWAYS_BLOCKED, Action.BLOCK) is not Action.BLOCK:
+            errors.append(f"{where}.{_ALWAYS_BLOCKED}: sexual content involving minors is always blocked")
+    return values
+
+
+def _category_thresholds(value: Any, errors: list[str]) -> dict[str, float]:
+    """The learned layer's per-category thresholds among `thresholds` (`_thresholds` reports the rest)."""
+    if not isinstance(value, Mapping):
+        return {}  # `_thresholds` has reported it
+    out: dict[str, float] = {}
+    for key, raw in value.items():
+        if key not in CATEGORY_THRESHOLDS:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0.0 <= raw <= 1.0:
+            errors.append(f"thresholds.{key}: must be a number between 0 and 1, got {raw!r}")
+        elif key == "sexual_minors" and raw > CATEGORY_THRESHOLDS[key]:
+            errors.append(
+                f"thresholds.sexual_minors: may only be lowered (stricter), not raised above {CATEGORY_THRESHOLDS[key]}"
+            )
+        else:
+            out[key] = float(raw)
     return out
 
 
