@@ -9,6 +9,7 @@ from llmops.cli import (
     audit,
     bench,
     canary,
+    dashboard,
     demo,
     emulator,
     evaluate,
@@ -40,6 +41,7 @@ app.add_typer(retrain.app, name="retrain", help="The retraining trigger workflow
 app.add_typer(evaluate.app, name="eval", help="Evaluate the guardrails on public data, next to Presidio.")
 app.add_typer(emulator.app, name="emulator", help="Set latency and faults on the local model emulators.")
 app.command("alarms")(alarms.alarms)
+app.command("dashboard")(dashboard.dashboard)
 app.add_typer(demo.app, name="demo", help="Demonstrations on the local stack (a canary rolled back).")
 
 if __name__ == "__main__":

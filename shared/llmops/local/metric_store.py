@@ -45,6 +45,9 @@ EMF_FILE_VAR = "LLMOPS_LOCAL_EMF_FILE"
 EMF_ECHO_VAR = "LLMOPS_LOCAL_EMF_ECHO"
 
 
+_MAX_RECORDS = 200_000  # a workstation's worth; the metrics themselves are kept whole
+
+
 def emf_file(state_dir: Path) -> Path:
     return state_dir / "metrics" / "emf.jsonl"
 
@@ -152,6 +155,8 @@ class MetricStore:
         self._path = path
         self._offset = 0
         self._series: dict[MetricKey, tuple[list[float], list[float]]] = {}
+        # The per-request and per-rating records (the `record` property), what Logs Insights queries.
+        self.records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def refresh(self) -> int:
@@ -169,8 +174,12 @@ class MetricStore:
                 record = json.loads(raw)
             except ValueError:
                 continue
-            samples = parse_emf(record) if isinstance(record, dict) else []
+            if not isinstance(record, dict):
+                continue
+            samples = parse_emf(record)
             self.add(samples)
+            if "record" in record and len(self.records) < _MAX_RECORDS:
+                self.records.append(record)
             added += len(samples)
         return added
 
