@@ -152,3 +152,26 @@ def test_without_a_dlq_a_failed_write_raises(log: DynamoAuditLog, dynamodb: Any)
     failure = ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "TransactWriteItems")
     with mock.patch.object(dynamodb, "transact_write_items", side_effect=failure), pytest.raises(ClientError):
         log.write(record("req-x"))
+
+
+def test_a_container_reads_a_shard_head_once_then_chains_on_what_it_wrote(
+    log: DynamoAuditLog, dynamodb: Any, names: dict[str, str]
+) -> None:
+    fill(log, 12)
+    assert log.head_reads <= SHARDS  # one read per shard this container had not seen
+    assert log.write_calls == 12
+    assert log.verify("acme", NOW).ok
+
+
+def test_a_head_moved_by_another_container_is_detected_and_the_chain_stays_unbroken(
+    log: DynamoAuditLog, dynamodb: Any, names: dict[str, str]
+) -> None:
+    other = DynamoAuditLog(dynamodb, names["Audit"], shards=SHARDS, sleep=lambda _s: None)
+    ids = [f"req-acme-{i}" for i in range(20)]
+    for i, rid in enumerate(ids):
+        # Alternate containers: each one's remembered head is stale whenever the other wrote last.
+        writer = log if i % 3 else other
+        assert writer.write(record(rid)) is AuditWriteOutcome.WRITTEN
+    report = log.verify("acme", NOW)
+    assert report.ok and report.records == len(ids)
+    assert log.get("acme", ids[-1]) is not None

@@ -78,3 +78,26 @@ def test_concurrent_audit_writers_keep_every_chain_intact(
     assert outcomes == [AuditWriteOutcome.WRITTEN] * (CLIENTS * 2)
     report = log.verify("acme", NOW)
     assert report.ok and report.records == CLIENTS * 2
+
+
+def test_concurrent_containers_with_their_own_cached_heads_keep_every_chain_intact(
+    server_client: Callable[[str], Any], server_tables: dict[str, str]
+) -> None:
+    # One DynamoAuditLog per Lambda container: each remembers the heads it wrote, so all but one are
+    # stale at every step, and only the head's condition keeps the chains whole.
+    logs = [
+        DynamoAuditLog(server_client("dynamodb"), server_tables["Audit"], shards=2, chain_attempts=64)
+        for _ in range(CLIENTS)
+    ]
+    barrier = threading.Barrier(CLIENTS)
+
+    def write(i: int) -> list[AuditWriteOutcome]:
+        barrier.wait()
+        container = logs[i]
+        return [container.write(AuditRecord(f"req-{i}-{n}", "acme", "key00001", NOW, NOW + 1, 200)) for n in range(3)]
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        outcomes = [o for batch in pool.map(write, range(CLIENTS)) for o in batch]
+    assert outcomes == [AuditWriteOutcome.WRITTEN] * (CLIENTS * 3)
+    report = logs[0].verify("acme", NOW)
+    assert report.ok and report.records == CLIENTS * 3

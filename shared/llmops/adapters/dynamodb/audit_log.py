@@ -1,10 +1,14 @@
 """The hash-chained audit trail on DynamoDB: the `AuditLog` port.
 
-A write reads its shard's head (one strongly consistent GetItem) and commits entry + head move +
-request sentinel in one TransactWriteItems call. If another writer moved the head first, the
-head's condition fails and the write re-reads the head and chains again (bounded). A failed
-write is retried, then handed to `dead_letter` (the SQS queue drained by `llmops audit replay`),
-whose replay calls `write_once`: the sentinel turns a second copy into `DUPLICATE`.
+A write chains onto its shard's head and commits entry + head move + request sentinel in one
+TransactWriteItems call. The head is the one this writer (a Lambda container) last wrote or read
+for that shard; only when it has none does it read the head first (one strongly consistent
+GetItem). The head's condition makes a stale head harmless: if another writer moved it, the
+transaction fails, the write re-reads the head and chains again (bounded). So a container's
+steady state is one write per record and no read, and the chain is exactly as safe as with a read
+before every write. A failed write is retried, then handed to `dead_letter` (the SQS queue drained
+by `llmops audit replay`), whose replay calls `write_once`: the sentinel turns a second copy into
+`DUPLICATE`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from llmops.domain.audit import (
     DEFAULT_SHARDS,
     AuditRecord,
     AuditWriteOutcome,
+    ShardHead,
     StoredEntry,
     VerifyReport,
     chain_entry,
@@ -80,10 +85,35 @@ class DynamoAuditLog:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._write_calls = 0
+        self._head_reads = 0
+        # Per shard partition: the head as this process last saw it (written or read). Never None
+        # for "empty": an unknown shard is read, since another container may have started it.
+        self._heads: dict[str, ShardHead] = {}
 
     @property
     def write_calls(self) -> int:
         return self._write_calls
+
+    @property
+    def head_reads(self) -> int:
+        return self._head_reads
+
+    def _read_head(self, pk: str) -> ShardHead | None:
+        with self._lock:
+            self._head_reads += 1
+        head_item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": pk}, "sk": {"S": HEAD_SK}},
+            ConsistentRead=True,
+        ).get("Item")
+        return head_from_item(head_item)
+
+    def _remember(self, pk: str, head: ShardHead | None) -> None:
+        with self._lock:
+            if head is None:
+                self._heads.pop(pk, None)
+            else:
+                self._heads[pk] = head
 
     def write(self, record: AuditRecord) -> AuditWriteOutcome:
         """Writes the record or, failing that, dead-letters it; raises only if both fail."""
@@ -107,18 +137,18 @@ class DynamoAuditLog:
         """WRITTEN, or DUPLICATE if this request id is already in the trail; raises on failure."""
         shard = shard_for(record.request_id, self._shards)
         pk = entry_pk(record.tenant_id, shard)
+        with self._lock:
+            cached = self._heads.get(pk)
         for attempt in range(self._attempts):
-            head_item = self._client.get_item(
-                TableName=self._table,
-                Key={"pk": {"S": pk}, "sk": {"S": HEAD_SK}},
-                ConsistentRead=True,
-            ).get("Item")
-            head = head_from_item(head_item)
+            from_cache = cached is not None
+            head = cached if cached is not None else self._read_head(pk)
+            cached = None  # a retry always reads: the head moved since it was seen
             entry = chain_entry(record, shard, head)
             with self._lock:
                 self._write_calls += 1
             try:
                 self._client.transact_write_items(TransactItems=entry_transaction(self._table, entry, head))
+                self._remember(pk, ShardHead(seq=entry.seq, hash=entry.hash, expires_at=record.expires_at))
                 return AuditWriteOutcome.WRITTEN
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -132,6 +162,9 @@ class DynamoAuditLog:
                 )
                 if not lost_race:
                     raise
+                self._remember(pk, None)
+            if from_cache:
+                continue  # the remembered head was stale (another container wrote): read it, no backoff
             # Full jitter, capped: writers that lost the head race spread out instead of colliding again.
             self._sleep(random.uniform(0, min(_MAX_BACKOFF_S, self._backoff_s * 2**attempt)))
         raise AuditWriteFailedError(f"shard {shard} head kept moving after {self._attempts} attempts")
