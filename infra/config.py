@@ -8,6 +8,7 @@ comma-separated list parsing). A bad value stops the synth with a message naming
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -64,6 +65,9 @@ def _profile_models(doc: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+_GUARDRAIL = re.compile(r"[a-z0-9]{1,64}|arn:aws[a-z-]*:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]{1,64}")
+
+
 def _split_list(value: Any) -> Any:
     # `-c bedrockModelIds=a,b` arrives as one string; cdk.json may hold a real JSON list.
     if isinstance(value, str):
@@ -91,6 +95,12 @@ class GatewayConfig(BaseModel):
         default_factory=lambda: tuple(_targets(routes_document(), "sagemaker", "endpoint_name")),
         alias="sagemakerEndpointNames",
     )
+    # The Amazon Bedrock guardrails (ids or ARNs) tenants' guard policies may name: the gateway gets
+    # bedrock:ApplyGuardrail on exactly these (for ApplyGuardrail and Converse's guardrailConfig). A
+    # policy naming another is refused by IAM and served by its fail mode (docs/iam.md).
+    bedrock_guardrails: tuple[str, ...] = Field(default=(), alias="bedrockGuardrails")
+    # true when some tenant's guard policy uses Amazon Comprehend (`comprehend`): grants DetectPiiEntities.
+    comprehend_pii_detection: bool = Field(default=False, alias="comprehendPiiDetection")
     alarm_email: str | None = Field(
         default=None, alias="alarmEmail", pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254
     )
@@ -107,7 +117,7 @@ class GatewayConfig(BaseModel):
     # quick template checks; a stack synthesized this way deploys but its functions cannot import.
     bundle_dependencies: bool = Field(default=True, alias="bundleDependencies")
 
-    @field_validator("bedrock_model_ids", "sagemaker_endpoint_names", mode="before")
+    @field_validator("bedrock_model_ids", "sagemaker_endpoint_names", "bedrock_guardrails", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         return _split_list(value)
@@ -126,6 +136,25 @@ class GatewayConfig(BaseModel):
         for model in value:
             if not model or "*" in model or any(ch.isspace() for ch in model):
                 raise ValueError(f"{model!r} is not a Bedrock model id or ARN (wildcards are not allowed)")
+        return value
+
+    @field_validator("bedrock_guardrails")
+    @classmethod
+    def _guardrails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for guardrail in value:
+            if not _GUARDRAIL.fullmatch(guardrail):
+                raise ValueError(
+                    f"{guardrail!r} is not a Bedrock guardrail id or ARN (arn:<partition>:bedrock:<region>:"
+                    "<account>:guardrail/<id>; no wildcards, no version: IAM grants the guardrail, all versions)"
+                )
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("comprehend_pii_detection", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        # `-c comprehendPiiDetection=true` arrives as a string.
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
         return value
 
     @field_validator("log_retention_days")

@@ -19,6 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.capabilities.guard_detectors import grant_guard_detectors
 from infra.capabilities.key_pepper import KeyPepper
 from infra.capabilities.lambda_layer import EXEC_WRAPPER_PATH
 from infra.capabilities.model_access import grant_model_invoke
@@ -124,6 +125,7 @@ class GatewayApi(Construct):
         )
         tables.grant(self.gateway.function, GATEWAY_TABLES)
         grant_model_invoke(self.gateway.role, config)
+        grant_guard_detectors(self.gateway.role, config)
 
         self.authorizer = PythonFunction(
             self,

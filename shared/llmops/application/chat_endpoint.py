@@ -63,7 +63,7 @@ from llmops.domain.completions import (
 )
 from llmops.domain.deadline import Deadline
 from llmops.domain.errors import GatewayError, ProviderError, ProviderFailureKind
-from llmops.domain.guard import Decision, GuardEngine, embed_canary
+from llmops.domain.guard import Decision, FindingType, GuardEngine, embed_canary
 from llmops.domain.guard.engine import OutputVerdict
 from llmops.domain.guard.redaction import PseudonymVault
 from llmops.domain.guard.streaming import FinalRelease, StreamingOutputGuard
@@ -139,7 +139,8 @@ def provenance_headers(request_id: str, result: CompletionResult | StreamingResu
 
 def _verdict(stage: str, action: str, decisions: Sequence[Decision]) -> GuardVerdict:
     counts = Counter(d.finding.type for d in decisions)
-    return GuardVerdict(stage=stage, action=action, findings=dict(counts))
+    unavailable = Counter(d.finding.detector for d in decisions if d.finding.type == FindingType.DETECTOR_UNAVAILABLE)
+    return GuardVerdict(stage=stage, action=action, findings=dict(counts), unavailable=dict(unavailable))
 
 
 def _demand(plan: RoutePlan, request: ChatRequest) -> Demand:

@@ -42,6 +42,7 @@ from llmops.domain.errors import ContentBlockedError, GatewayError
 from llmops.domain.guard import GuardEngine
 from llmops.domain.guard.findings import Action, BlockedBy, FindingType
 from llmops.domain.guard.policy import EmbeddingsInputGuard
+from llmops.domain.guard.service_detectors import GuardUnavailableError
 from llmops.domain.quotas import QuotaLedger, Reservation, UsageEntry, actual_from_usage, release_at_for
 from llmops.domain.request_trace import RequestTrace, SpanFactory
 from llmops.domain.stages import RequestStage
@@ -170,7 +171,9 @@ def guard_embedding_inputs(engine: GuardEngine, inputs: tuple[str, ...]) -> tupl
     return GuardVerdict(stage="input", action=action, findings=dict(counts)), tuple(texts)
 
 
-def _blocked(blocked_by: BlockedBy, index: int) -> ContentBlockedError:
+def _blocked(blocked_by: BlockedBy, index: int) -> ContentBlockedError | GuardUnavailableError:
+    if blocked_by.type == FindingType.DETECTOR_UNAVAILABLE:
+        return GuardUnavailableError(blocked_by)  # 503: a fail-closed service detector, retryable
     budget = blocked_by.type == FindingType.GUARD_BUDGET_EXCEEDED
     return ContentBlockedError(
         f"'input[{index}]' was blocked by the {blocked_by.type} guardrail (detector '{blocked_by.detector}').",

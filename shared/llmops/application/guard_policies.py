@@ -9,7 +9,9 @@ product default rather than to no guard at all.
 
 Engines are built once per (name, version) and reused for the life of the container, since
 building one compiles the tenant's deny lists; versions are immutable, so a cached engine never
-goes stale, and a label move simply selects another one.
+goes stale, and a label move simply selects another one. Each engine gets the service detectors
+its policy configures (`detectors`, `llmops.application.guard_detectors.ServiceDetectors` in the
+gateway); building them calls nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llmops.domain.guard import GuardEngine, GuardPolicy
 from llmops.domain.guard.policy import GATEWAY_DETECTORS, PolicyError
+from llmops.domain.guard.service_detectors import ServiceDetector
 from llmops.domain.guard_policy_registry import PRODUCTION_LABEL, GuardPolicySource, GuardPolicyVersion
 
 __all__ = ["DEFAULT_POLICY", "GuardPolicies"]
@@ -45,7 +48,9 @@ class GuardPolicies:
         registry: GuardPolicySource | None = None,
         ttl_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        detectors: Callable[[GuardPolicy], Sequence[ServiceDetector]] | None = None,
     ) -> None:
+        self._detectors = detectors
         self._policies: dict[str, GuardPolicy] = {DEFAULT_POLICY: GuardPolicy.default()}
         for name, spec in (overrides or {}).items():
             try:
@@ -67,8 +72,15 @@ class GuardPolicies:
         registry: GuardPolicySource | None = None,
         ttl_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        detectors: Callable[[GuardPolicy], Sequence[ServiceDetector]] | None = None,
     ) -> GuardPolicies:
-        return cls(json.loads(text) if text.strip() else None, registry=registry, ttl_s=ttl_s, clock=clock)
+        return cls(
+            json.loads(text) if text.strip() else None,
+            registry=registry,
+            ttl_s=ttl_s,
+            clock=clock,
+            detectors=detectors,
+        )
 
     def __call__(self, name: str) -> GuardEngine:
         version = self._production_version(name)
@@ -91,7 +103,10 @@ class GuardPolicies:
             engine = self._engines.get(key)
             if engine is None:
                 # the guard's work per request is bounded by its size, on the process's monotonic clock
-                engine = self._engines.setdefault(key, GuardEngine(policy, clock=time.perf_counter))
+                services = self._detectors(policy) if self._detectors is not None else ()
+                engine = self._engines.setdefault(
+                    key, GuardEngine(policy, service_detectors=services, clock=time.perf_counter)
+                )
             return engine
 
     def _production_version(self, name: str) -> int | None:

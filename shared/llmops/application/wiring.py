@@ -29,6 +29,7 @@ from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
 from llmops.application.chat_endpoint import ChatEndpoint
 from llmops.application.embeddings_endpoint import EmbeddingsEndpoint
 from llmops.application.feedback_api import AuditRecordLookup
+from llmops.application.guard_detectors import ServiceDetectors
 from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
 from llmops.domain.completions import CompletionService
@@ -156,6 +157,9 @@ def build_gateway(
         settings.guard_policies,
         registry=DynamoGuardPolicyStore(dynamodb, settings.prompts_table),
         ttl_s=settings.config_ttl_s,
+        # Bedrock Guardrails / Comprehend, for the policies that name them; each call keeps the
+        # deadline margin back for the stages after the guard.
+        detectors=ServiceDetectors(margin_s=settings.deadline_margin_s),
     )
     prompts = CachedPromptResolver(DynamoPromptStore(dynamodb, settings.prompts_table), ttl_s=settings.config_ttl_s)
     chat = ChatEndpoint(

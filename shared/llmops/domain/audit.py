@@ -80,9 +80,19 @@ class GuardVerdict:
     stage: str  # "input" | "output"
     action: str  # "allow" | "redact" | "block"
     findings: Mapping[str, int] = field(default_factory=dict)
+    # Service detectors (bedrock_guardrail, comprehend) that could not check the text, by name:
+    # their DETECTOR_UNAVAILABLE findings, for the GuardDetectorFailures metric's detector dimension.
+    unavailable: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "action": self.action, "findings": dict(sorted(self.findings.items()))}
+        out: dict[str, Any] = {
+            "stage": self.stage,
+            "action": self.action,
+            "findings": dict(sorted(self.findings.items())),
+        }
+        if self.unavailable:  # only when there were failures: older records keep their exact shape
+            out["unavailable"] = dict(sorted(self.unavailable.items()))
+        return out
 
 
 @dataclass(frozen=True, slots=True)

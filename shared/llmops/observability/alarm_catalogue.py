@@ -36,6 +36,7 @@ from llmops.observability.metrics import (
     GUARD_BLOCKS,
     GUARD_BUDGET_EXCEEDED,
     GUARD_BYPASSES,
+    GUARD_DETECTOR_FAILURES,
     NAMESPACE,
     PROVIDER_CALLS,
     PROVIDER_ERRORS,
@@ -108,6 +109,7 @@ class RunbookId(StrEnum):
     GUARD_BLOCK_SPIKE = "guard-block-spike"
     GUARD_BYPASS = "guard-bypass"
     GUARD_BUDGET_EXCEEDED = "guard-budget-exceeded"
+    GUARD_DETECTOR_FAILURES = "guard-detector-failures"
     QUOTA_REJECTION_SPIKE = "quota-rejection-spike"
     RESERVATIONS_EXPIRED = "reservations-expired"
     COST_BURN = "cost-burn"
@@ -619,6 +621,22 @@ def gateway_rate_alarms(stage: str, settings: AlarmSettings) -> list[AlarmDefini
             catalogue_query(GUARD_BUDGET_EXCEEDED),
             summary=(
                 f"Guard verdicts cut short by the guard budget ({GUARD_BUDGET_EXCEEDED.name} > 0) for 15 minutes."
+            ),
+            threshold=0,
+        )
+    )
+    # A service guard detector (Bedrock Guardrails, Comprehend) failing or timing out either refuses
+    # traffic (fail_mode closed: 503 guard_unavailable) or lets text through unchecked by it (open):
+    # both need someone when the failures keep coming (an outage, throttling, a missing IAM grant).
+    alarms.append(
+        _alarm(
+            stage,
+            s,
+            RunbookId.GUARD_DETECTOR_FAILURES,
+            catalogue_query(GUARD_DETECTOR_FAILURES),
+            summary=(
+                f"Service guard detector calls failing or timing out ({GUARD_DETECTOR_FAILURES.name} > 0)"
+                " for 15 minutes."
             ),
             threshold=0,
         )

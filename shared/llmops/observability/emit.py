@@ -28,6 +28,7 @@ from llmops.domain.completions import Attempt
 from llmops.domain.errors import ProviderFailureKind
 from llmops.domain.feedback import Feedback
 from llmops.domain.guard.findings import NON_ENTITY_TYPES, PII_TYPES, SECRET_TYPES, FindingType
+from llmops.domain.guard.service_detectors import SERVICE_DETECTORS
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.stages import RequestStage
 from llmops.observability.metrics import (
@@ -42,6 +43,7 @@ from llmops.observability.metrics import (
     GUARD_BLOCKS,
     GUARD_BUDGET_EXCEEDED,
     GUARD_BYPASSES,
+    GUARD_DETECTOR_FAILURES,
     GUARD_FINDINGS,
     GUARD_REDACTIONS,
     NAMESPACE,
@@ -85,6 +87,7 @@ _GUARD_TYPES = {t.value for t in GuardType}
 _QUOTA_REASONS = {r.value for r in QuotaReason}
 _STAGES = {s.value for s in RequestStage}
 _GUARD_STAGES = {s.value for s in GuardStage}
+_SERVICE_DETECTORS = SERVICE_DETECTORS  # the detector dimension's values: bounded by construction
 
 
 def guard_type(finding_type: str) -> GuardType:
@@ -201,6 +204,13 @@ def _guard_records(records: _Records, trace: RequestTrace, alias: str) -> None:
         )
         if FindingType.GUARD_BUDGET_EXCEEDED in verdict.findings:
             records.write({GUARD_BUDGET_EXCEEDED: 1}, [*_scopes({}, "", ""), *_scopes(stage, "", "")])
+        failures = {name: n for name, n in verdict.unavailable.items() if name in _SERVICE_DETECTORS}
+        if failures:
+            records.write(
+                {GUARD_DETECTOR_FAILURES: sum(failures.values())}, [*_scopes({}, "", ""), *_scopes(stage, "", "")]
+            )
+            for name, count in sorted(failures.items()):
+                records.write({GUARD_DETECTOR_FAILURES: count}, _scopes({Dim.DETECTOR: name}, "", ""))
         counts: dict[GuardType, int] = {}
         for finding_type, count in verdict.findings.items():
             family = guard_type(finding_type)

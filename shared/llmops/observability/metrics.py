@@ -53,6 +53,7 @@ __all__ = [
     "GUARD_BLOCKS",
     "GUARD_BUDGET_EXCEEDED",
     "GUARD_BYPASSES",
+    "GUARD_DETECTOR_FAILURES",
     "GUARD_FINDINGS",
     "GUARD_REDACTIONS",
     "NAMESPACE",
@@ -111,6 +112,7 @@ class Dim(StrEnum):
     QUOTA_REASON = "reason"
     STAGE = "stage"  # a llmops.domain.stages.RequestStage value
     TOKEN_TYPE = "gen_ai.token.type"  # noqa: S105 - a dimension name, not a secret
+    DETECTOR = "detector"  # a service guard detector's name (bedrock_guardrail, comprehend)
 
 
 # Never a dimension: unbounded, or identifying a customer. Tests check alarms and the emitter.
@@ -155,6 +157,7 @@ class GuardType(StrEnum):
     INPUT_TOO_LARGE = "input_too_large"
     OUTPUT_TOO_LARGE = "output_too_large"
     GUARD_BUDGET_EXCEEDED = "guard_budget_exceeded"
+    DETECTOR_UNAVAILABLE = "detector_unavailable"
     OTHER = "other"
 
 
@@ -266,6 +269,13 @@ GUARD_BUDGET_EXCEEDED = MetricSpec(
     "fail-safe block (400 guard_budget_exceeded) of a text the guard could not finish in its time.",
     ((_S,), (_S, Dim.GUARD_STAGE)),
 )
+GUARD_DETECTOR_FAILURES = MetricSpec(
+    "GuardDetectorFailures",
+    Unit.COUNT,
+    "Calls to a service guard detector (Bedrock Guardrails, Comprehend) that failed or timed out, by "
+    "detector: each is a 503 guard_unavailable (fail_mode closed) or a text let through unchecked by it (open).",
+    ((_S,), (_S, Dim.DETECTOR), (_S, Dim.GUARD_STAGE)),
+)
 GUARD_FINDINGS = MetricSpec(
     "GuardFindings",
     Unit.COUNT,
@@ -322,6 +332,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     GUARD_BLOCKS,
     GUARD_REDACTIONS,
     GUARD_BUDGET_EXCEEDED,
+    GUARD_DETECTOR_FAILURES,
     GUARD_FINDINGS,
     QUOTA_REJECTIONS,
     FEEDBACK,

@@ -10,6 +10,8 @@ from llmops.local.emulators.guardrail_services import EmulatedGuardrail, Guardra
 from llmops.local.wsgi_server import LoopbackServer
 
 GUARDRAIL_ID = "gr-test"
+# Guard policies take ids as Bedrock spells them (lower-case letters and digits); the same guardrail.
+POLICY_GUARDRAIL_ID = "grtest1"
 
 
 @pytest.fixture(autouse=True)
@@ -27,13 +29,12 @@ def _dummy_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def guardrail_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[GuardrailServicesEmulator]:
     """Wraps the Bedrock Runtime emulator the way `llmops serve` would, and points both services at it."""
+    guardrail = EmulatedGuardrail(
+        denied_topics={"investment advice": ("which stocks", "crypto tips")},
+        blocked_words=("project falcon",),
+    )
     emulator = GuardrailServicesEmulator(
-        guardrails={
-            GUARDRAIL_ID: EmulatedGuardrail(
-                denied_topics={"investment advice": ("which stocks", "crypto tips")},
-                blocked_words=("project falcon",),
-            )
-        },
+        guardrails={GUARDRAIL_ID: guardrail, POLICY_GUARDRAIL_ID: guardrail},
         fallback=BedrockRuntimeEmulator(),
     )
     server = LoopbackServer(emulator).start()

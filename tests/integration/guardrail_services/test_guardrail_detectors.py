@@ -1,93 +1,115 @@
-"""The pluggable detectors through real botocore clients against the emulator, and in the engine."""
+"""The service guard detectors as the gateway builds them (`ServiceDetectors`), through real botocore
+clients against the local emulator: a policy naming them changes the verdict; the guardrail's masking
+is a redact and its block a block; errors, unknown guardrails and slow answers follow the fail mode."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from llmops.adapters import aws_clients
-from llmops.adapters.bedrock_guardrails import BedrockGuardrailDetector
-from llmops.adapters.comprehend import ComprehendPiiDetector
-from llmops.domain.errors import UpstreamUnavailableError
-from llmops.domain.guard import Action, GuardEngine, GuardPolicy
+from llmops.adapters.bedrock_guardrails import BedrockGuardrailDetector, default_bedrock_runtime_client
+from llmops.adapters.comprehend import ComprehendPiiDetector, default_comprehend_client
+from llmops.application.guard_detectors import ServiceDetectors
+from llmops.domain.guard import Action, Direction, GuardEngine, GuardPolicy
+from llmops.domain.guard.service_detectors import DetectorUnavailableError, GuardUnavailableError
 from llmops.local.emulators import FaultSpec
 from llmops.local.emulators.guardrail_services import GuardrailServicesEmulator
+from tests.integration.guardrail_services.conftest import POLICY_GUARDRAIL_ID
 
 TEXT = "Please ship to Dr. Alan Turing at 221 Baker Street, London today."
+GUARDRAIL = {"guardrail_id": POLICY_GUARDRAIL_ID, "version": "1"}
 
 
-def comprehend_client() -> Any:
-    return aws_clients.client("comprehend", connect_timeout_s=2, read_timeout_s=5, max_attempts=1)
+def engine(policy: dict[str, Any]) -> GuardEngine:
+    resolved = GuardPolicy.from_mapping(policy)
+    return GuardEngine(resolved, service_detectors=ServiceDetectors()(resolved))
 
 
-def comprehend_detector(**kwargs: Any) -> ComprehendPiiDetector:
-    return ComprehendPiiDetector(comprehend_client, **kwargs)
-
-
-def bedrock_detector(**kwargs: Any) -> BedrockGuardrailDetector:
-    return BedrockGuardrailDetector(
-        lambda: aws_clients.bedrock_runtime(connect_timeout_s=2, read_timeout_s=5, max_attempts=1),
-        guardrail_id="gr-test",
-        version="1",
-        **kwargs,
+def test_the_adapters_find_person_and_address(guardrail_emulator: GuardrailServicesEmulator) -> None:
+    comprehend = ComprehendPiiDetector(default_comprehend_client).findings(TEXT)
+    guardrail = BedrockGuardrailDetector(default_bedrock_runtime_client, guardrail_id=POLICY_GUARDRAIL_ID).findings(
+        TEXT
     )
+    for findings in (comprehend, guardrail):
+        assert {(f.type, TEXT[f.start : f.end]) for f in findings} == {
+            ("PERSON", "Alan Turing"),
+            ("ADDRESS", "221 Baker Street, London"),
+        }
 
 
-def test_comprehend_detector_finds_person_and_address(guardrail_emulator: GuardrailServicesEmulator) -> None:
-    findings = comprehend_detector().detect(TEXT)
-    assert {(f.type, TEXT[f.start : f.end]) for f in findings} == {
-        ("PERSON", "Alan Turing"),
-        ("ADDRESS", "221 Baker Street, London"),
-    }
-    assert {f.detector for f in findings} == {"comprehend"}
-
-
-def test_comprehend_detector_chunks_long_text_and_maps_offsets(guardrail_emulator: GuardrailServicesEmulator) -> None:
+def test_comprehend_chunks_long_text_and_maps_offsets(guardrail_emulator: GuardrailServicesEmulator) -> None:
     filler = "lorem ipsum dolor sit amet " * 10
     text = filler + TEXT + " " + filler + "Contact Mrs. Grace Hopper."
-    findings = comprehend_detector(max_chunk_bytes=200).detect(text)
-    names = [text[f.start : f.end] for f in findings if f.type == "PERSON"]
-    assert names == ["Alan Turing", "Grace Hopper"]
+    findings = ComprehendPiiDetector(default_comprehend_client, max_chunk_bytes=200).findings(text)
+    assert [text[f.start : f.end] for f in findings if f.type == "PERSON"] == ["Alan Turing", "Grace Hopper"]
 
 
-def test_bedrock_detector_finds_person_and_address(guardrail_emulator: GuardrailServicesEmulator) -> None:
-    findings = bedrock_detector().detect(TEXT)
-    assert {(f.type, TEXT[f.start : f.end]) for f in findings} == {
-        ("PERSON", "Alan Turing"),
-        ("ADDRESS", "221 Baker Street, London"),
-    }
+@pytest.mark.parametrize("policy", [{"comprehend": {}}, {"bedrock_guardrail": GUARDRAIL}])
+def test_a_policy_naming_a_detector_changes_the_verdict(
+    guardrail_emulator: GuardrailServicesEmulator, policy: dict[str, Any]
+) -> None:
+    assert engine({}).scan(TEXT, "input").action is Action.ALLOW  # off by default: no call, no finding
+    result = engine(policy).scan(TEXT, "input")
+    assert result.action is Action.REDACT
+    assert result.redacted_text == "Please ship to Dr. [PERSON_1] at [ADDRESS_1] today."
 
 
-def test_engine_redacts_names_and_addresses_only_when_the_policy_enables_a_detector(
+def test_comprehend_entity_types_and_min_score_select_what_counts(
     guardrail_emulator: GuardrailServicesEmulator,
 ) -> None:
-    detectors = [comprehend_detector(), bedrock_detector()]
-    default = GuardEngine(GuardPolicy.default(), extra_detectors=detectors).scan(TEXT, "input")
-    assert default.action is Action.ALLOW  # off by default: no call, no finding
-    for name in ("comprehend", "bedrock_guardrail"):
-        policy = GuardPolicy.from_mapping({"detectors": ["secrets", "pii", "injection", name]})
-        result = GuardEngine(policy, extra_detectors=detectors).scan(TEXT, "input")
-        assert result.action is Action.REDACT
-        assert result.redacted_text == "Please ship to Dr. [PERSON_1] at [ADDRESS_1] today."
-        assert {f.type for f in result.findings} == {"PERSON", "ADDRESS"}
-        assert {f.detector for f in result.findings} == {name}
+    only_names = engine({"comprehend": {"entity_types": {"NAME": "PERSON"}}}).scan(TEXT, "input")
+    assert only_names.redacted_text == "Please ship to Dr. [PERSON_1] at 221 Baker Street, London today."
+    assert engine({"comprehend": {"min_score": 1.0}}).scan(TEXT, "input").action is Action.ALLOW
 
 
-def test_engine_blocks_on_a_bedrock_denied_topic(guardrail_emulator: GuardrailServicesEmulator) -> None:
-    policy = GuardPolicy.from_mapping({"detectors": ["bedrock_guardrail"]})
-    result = GuardEngine(policy, extra_detectors=[bedrock_detector()]).scan("Which stocks should I buy?", "input")
-    assert result.action is Action.BLOCK
-    assert result.findings[0].type == "DENIED_TOPIC"
+def test_the_guardrails_block_blocks(guardrail_emulator: GuardrailServicesEmulator) -> None:
+    # The emulated guardrail blocks SSNs (its own verdict), denied topics and blocked words.
+    policy = {"bedrock_guardrail": GUARDRAIL, "detectors": ["secrets", "injection"]}  # no built-in PII
+    ssn = engine(policy).guard_input(["my SSN is 536-22-1234"])
+    assert ssn.blocked_by is not None
+    assert (ssn.blocked_by.type, ssn.blocked_by.detector) == ("US_SSN", "bedrock_guardrail")
+    topic = engine(policy).guard_input(["Which stocks should I buy?"])
+    assert topic.blocked_by is not None
+    assert topic.blocked_by.type == "DENIED_TOPIC"
 
 
-def test_service_failures_fail_closed_unless_configured_open(guardrail_emulator: GuardrailServicesEmulator) -> None:
-    guardrail_emulator.faults.set("comprehend", FaultSpec(error_rate=1.0))
-    guardrail_emulator.faults.set("guardrail:gr-test", FaultSpec(error_rate=1.0))
-    for detector in (comprehend_detector(), bedrock_detector()):
-        with pytest.raises(UpstreamUnavailableError) as failed:
-            detector.detect(TEXT)
-        assert failed.value.status == 503
-        assert "Turing" not in failed.value.message
-    assert comprehend_detector(fail_open=True).detect(TEXT) == []
-    assert bedrock_detector(fail_open=True).detect(TEXT) == []
+def test_the_output_side_masks_names_in_completions(guardrail_emulator: GuardrailServicesEmulator) -> None:
+    verdict = engine({"bedrock_guardrail": GUARDRAIL}).guard_output("I forwarded it to Dr. Alan Turing.")
+    assert verdict.text == "I forwarded it to Dr. [PERSON_1]."
+    input_only = engine({"bedrock_guardrail": {**GUARDRAIL, "stages": ["input"]}})
+    assert input_only.guard_output("I forwarded it to Dr. Alan Turing.").action is Action.ALLOW
+
+
+@pytest.mark.parametrize("fault", [FaultSpec(error_rate=1.0), FaultSpec(throttle_rate=1.0)])
+def test_service_failures_fail_closed_unless_the_policy_says_open(
+    guardrail_emulator: GuardrailServicesEmulator, fault: FaultSpec
+) -> None:
+    guardrail_emulator.faults.set("comprehend", fault)
+    guardrail_emulator.faults.set(f"guardrail:{POLICY_GUARDRAIL_ID}", fault)
+    for name, settings in (("comprehend", {}), ("bedrock_guardrail", GUARDRAIL)):
+        closed = engine({name: settings}).guard_input([TEXT])
+        with pytest.raises(GuardUnavailableError) as refused:
+            closed.raise_if_blocked()
+        assert refused.value.status == 503
+        assert "Turing" not in refused.value.message
+        opened = engine({name: {**settings, "fail_mode": "open"}}).guard_input([TEXT])
+        assert opened.action is Action.ALLOW
+        assert [d.finding.type for d in opened.decisions] == ["DETECTOR_UNAVAILABLE"]
+
+
+def test_an_unknown_guardrail_is_an_unavailable_detector(guardrail_emulator: GuardrailServicesEmulator) -> None:
+    detector = ServiceDetectors()(GuardPolicy.from_mapping({"bedrock_guardrail": {"guardrail_id": "nosuch1"}}))[0]
+    with pytest.raises(DetectorUnavailableError) as failed:
+        detector.detect(TEXT, Direction.INPUT)
+    assert failed.value.reason == "ResourceNotFoundException"
+
+
+def test_a_slow_service_is_cut_at_the_policys_timeout(guardrail_emulator: GuardrailServicesEmulator) -> None:
+    guardrail_emulator.faults.set(f"guardrail:{POLICY_GUARDRAIL_ID}", FaultSpec(latency_ms=3_000))
+    started = time.monotonic()
+    verdict = engine({"bedrock_guardrail": {**GUARDRAIL, "timeout_s": 0.3}}).guard_input([TEXT])
+    assert time.monotonic() - started < 2.0
+    assert verdict.blocked_by is not None
+    assert verdict.blocked_by.type == "DETECTOR_UNAVAILABLE"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
-from llmops.domain.guard import Action, Direction
+from llmops.domain.guard import Action, Direction, GuardPolicy
 from llmops.domain.guard.policy import PolicyError
 from llmops.domain.guard_policy_registry import PRODUCTION_LABEL, GuardPolicyVersion
 from llmops.domain.prompts import LabelState
@@ -96,14 +97,27 @@ def test_an_unreachable_registry_serves_the_cached_version_then_configuration() 
     assert email_action(fresh, "strict") is Action.BLOCK  # never guards with nothing
 
 
-def test_configured_policies_naming_an_unwired_detector_are_refused_at_start() -> None:
-    # Settings.guard_policies is read once when the gateway is built; a policy the gateway would
-    # serve without one of its detectors must stop it, naming the policy and the detector.
+def test_configured_policies_with_an_incomplete_service_detector_are_refused_at_start() -> None:
+    # Settings.guard_policies is read once when the gateway is built; a policy naming the guardrail
+    # without saying which one must stop it, naming the policy and the field.
     configured = Settings(guard_policies=json.dumps({"strict": {"detectors": ["pii", "bedrock_guardrail"]}}))
     with pytest.raises(PolicyError) as refused:
         GuardPolicies.from_json(configured.guard_policies)
-    refusal = "strict: detectors: the 'bedrock_guardrail' detector is not available in the gateway yet"
-    assert refusal in str(refused.value)
+    assert "strict: detectors: 'bedrock_guardrail' needs a 'bedrock_guardrail' object" in str(refused.value)
+
+
+def test_engines_get_the_service_detectors_their_policy_configures() -> None:
+    built: list[GuardPolicy] = []
+
+    def detectors(policy: GuardPolicy) -> list[Any]:
+        built.append(policy)
+        return []
+
+    spec = {"strict": {"bedrock_guardrail": {"guardrail_id": "gr1abc", "version": "1"}}}
+    guards = GuardPolicies.from_json(json.dumps(spec), detectors=detectors)
+    engine = guards("strict")
+    assert guards("strict") is engine  # built once per policy version, detectors included
+    assert [p.service_settings("bedrock_guardrail") is not None for p in built] == [True]
 
 
 def test_a_stored_version_naming_an_unwired_detector_still_serves_without_it() -> None:

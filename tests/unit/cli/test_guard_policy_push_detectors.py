@@ -1,38 +1,44 @@
-"""`llmops guard-policies push` refuses a policy naming a detector the gateway does not run yet.
+"""`llmops guard-policies push` validates the service guard detectors a policy names.
 
-The refusal comes from the policy validation the registry calls (`GuardPolicyDraft.problems`), so
-nothing is stored and no stack is needed: the push fails before it opens the registry.
+The gateway runs them (application/guard_detectors.py), so a policy configuring Bedrock Guardrails
+or Comprehend passes validation and goes on to the store; one naming the guardrail without its id
+is refused before the push opens the registry (`GuardPolicyDraft.problems`), naming the field.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from llmops.cli.main import app
-from llmops.domain.guard.policy import PLUGGABLE_DETECTORS
 
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("detector", sorted(PLUGGABLE_DETECTORS))
-def test_push_refuses_a_pluggable_detector_naming_it(detector: str, tmp_path: Path) -> None:
+def _push(tmp_path: Path, policy_yaml: str) -> tuple[int, str]:
     policy = tmp_path / "policy.yaml"
-    policy.write_text(f"name: strict\npolicy:\n  detectors: [secrets, pii, {detector}]\n")
-
+    policy.write_text(policy_yaml)
     result = runner.invoke(app, ["guard-policies", "push", str(policy), "--state-dir", str(tmp_path / "none")])
+    return result.exit_code, " ".join(result.output.split())
 
-    assert result.exit_code == 2
-    output = " ".join(result.output.split())
-    assert f"'{detector}' detector is not available in the gateway yet" in output
+
+def test_push_of_service_detectors_passes_validation_and_goes_on_to_the_store(tmp_path: Path) -> None:
+    _, output = _push(
+        tmp_path,
+        "name: strict\npolicy:\n  bedrock_guardrail: {guardrail_id: gr1abc, version: '2', fail_mode: open}\n"
+        "  comprehend: {entity_types: {NAME: PERSON}}\n",
+    )
+    # No local stack in the state dir: the push got past validation to looking for the store.
+    assert "No local stack state" in output, output
+
+
+def test_push_refuses_a_guardrail_without_its_id(tmp_path: Path) -> None:
+    code, output = _push(tmp_path, "name: strict\npolicy:\n  detectors: [secrets, pii, bedrock_guardrail]\n")
+    assert code == 2
+    assert "'bedrock_guardrail' needs a 'bedrock_guardrail' object" in output
 
 
 def test_push_of_builtin_detectors_passes_validation_and_goes_on_to_the_store(tmp_path: Path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("name: strict\npolicy:\n  detectors: [secrets, pii, injection]\n")
-    result = runner.invoke(app, ["guard-policies", "push", str(policy), "--state-dir", str(tmp_path / "none")])
-    # No local stack in the state dir: the push got past validation to looking for the store.
-    assert "No local stack state" in " ".join(result.output.split())
-    assert "not available in the gateway" not in result.output
+    _, output = _push(tmp_path, "name: strict\npolicy:\n  detectors: [secrets, pii, injection]\n")
+    assert "No local stack state" in output

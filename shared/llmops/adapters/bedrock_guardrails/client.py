@@ -1,9 +1,10 @@
-"""`BedrockGuardrailDetector`: a pluggable guard detector backed by Amazon Bedrock ApplyGuardrail.
+"""`BedrockGuardrailDetector`: a service guard detector backed by Amazon Bedrock ApplyGuardrail.
 
-Enabled per tenant by naming ``bedrock_guardrail`` in the policy's ``detectors`` and passing an
-instance as ``GuardEngine(policy, extra_detectors=[...])``. The guardrail itself (its PII types,
-denied topics, word lists, content filters) is configured in Bedrock; this adapter maps what it
-reports to findings and lets the tenant's guard policy decide the action.
+A tenant's guard policy names the guardrail (`bedrock_guardrail: {guardrail_id, version, ...}`);
+the gateway builds one detector per policy (`llmops.application.guard_detectors`) and the engine
+calls it on the stages the policy lists, with the direction as ApplyGuardrail's `source`. The
+guardrail itself (its PII types, denied topics, word lists, content filters) is configured in
+Bedrock; this adapter maps what it reports, and what it did, to findings.
 """
 
 from __future__ import annotations
@@ -17,28 +18,38 @@ from llmops.adapters.aws_clients import bedrock_runtime
 from llmops.adapters.bedrock_guardrails.transformation import (
     DETECTOR_NAME,
     GuardrailSource,
+    detection_from_response,
     findings_from_response,
     to_apply_guardrail_request,
 )
-from llmops.domain.errors import UpstreamUnavailableError
-from llmops.domain.guard import Finding
+from llmops.domain.errors import safe_error_code
+from llmops.domain.guard import Direction, Finding
+from llmops.domain.guard.service_detectors import Detection, DetectorUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
-__all__ = ["BedrockGuardrailDetector", "default_bedrock_runtime_client"]
+__all__ = ["BedrockGuardrailDetector", "default_bedrock_runtime_client", "failure_reason"]
 
 
-def default_bedrock_runtime_client() -> BedrockRuntimeClient:
-    return bedrock_runtime(connect_timeout_s=1.0, read_timeout_s=3.0, max_attempts=2)
+def default_bedrock_runtime_client(timeout_s: float = 3.0) -> BedrockRuntimeClient:
+    """One attempt: a retry would not fit the detector's timeout, and its fail mode decides instead."""
+    return bedrock_runtime(connect_timeout_s=min(1.0, timeout_s), read_timeout_s=timeout_s, max_attempts=1)
+
+
+def failure_reason(exc: ClientError | BotoCoreError) -> str:
+    """The service's error code or the client-side exception's name: never text we sent."""
+    if isinstance(exc, ClientError):
+        return safe_error_code(exc.response.get("Error", {}).get("Code", "Unknown"))
+    return safe_error_code(type(exc).__name__)
 
 
 class BedrockGuardrailDetector:
-    """Implements `llmops.domain.guard.Detector`.
+    """Implements `llmops.domain.guard.service_detectors.ServiceDetector`.
 
-    The detector interface carries no direction, so `source` fixes which side of the guardrail is
-    applied (INPUT for prompts, OUTPUT for completions); build one of each if both are wanted.
-    Failures raise `UpstreamUnavailableError` (503) unless `fail_open` is set.
+    `client_factory` is called per scan, not in the constructor, so building the detector never
+    touches AWS (`aws_clients` caches the client). A failed call raises `DetectorUnavailableError`;
+    the policy's fail mode decides what that means.
     """
 
     def __init__(
@@ -47,31 +58,32 @@ class BedrockGuardrailDetector:
         *,
         guardrail_id: str,
         version: str = "DRAFT",
-        source: GuardrailSource = "INPUT",
-        fail_open: bool = False,
     ) -> None:
         self._client_factory = client_factory
         self._guardrail_id = guardrail_id
         self._version = version
-        self._source: GuardrailSource = source
-        self._fail_open = fail_open
 
     @property
     def name(self) -> str:
         return DETECTOR_NAME
 
-    def detect(self, text: str) -> list[Finding]:
-        if not text.strip():
-            return []
+    def _apply(self, text: str, direction: Direction) -> Any:
+        source: GuardrailSource = "INPUT" if direction is Direction.INPUT else "OUTPUT"
         request: Any = to_apply_guardrail_request(
-            text, guardrail_id=self._guardrail_id, version=self._version, source=self._source
+            text, guardrail_id=self._guardrail_id, version=self._version, source=source
         )
         try:
-            response = self._client_factory().apply_guardrail(**request)
+            return self._client_factory().apply_guardrail(**request)
         except (ClientError, BotoCoreError) as exc:
-            if self._fail_open:
-                return []
-            raise UpstreamUnavailableError(
-                f"The bedrock_guardrail detector is unavailable ({type(exc).__name__}).", status=503
-            ) from exc
-        return findings_from_response(text, response)
+            raise DetectorUnavailableError(DETECTOR_NAME, failure_reason(exc)) from exc
+
+    def detect(self, text: str, direction: Direction) -> Detection:
+        if not text.strip():
+            return Detection()
+        return detection_from_response(text, self._apply(text, direction))
+
+    def findings(self, text: str, direction: Direction = Direction.INPUT) -> list[Finding]:
+        """The findings alone (what the guardrail reported, without its verdict)."""
+        if not text.strip():
+            return []
+        return findings_from_response(text, self._apply(text, direction))

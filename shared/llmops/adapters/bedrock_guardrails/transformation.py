@@ -11,8 +11,12 @@ the text is the same PII). Policy-level verdicts become findings about the whole
 * ``contentPolicy`` PROMPT_ATTACK            -> ``PROMPT_INJECTION`` (score from the confidence)
 * ``contentPolicy`` other filters            -> ``DENIED_TOPIC`` (detector ``bedrock_guardrail:content:<type>``)
 
-so the engine's defaults apply unchanged: PII is redacted, topics, words and injections block.
-Contextual grounding is not mapped: the detector sends no grounding source.
+`detection_from_response` also carries the guardrail's own verdict on each finding, which the
+engine honours over the tenant's actions: an entry the guardrail masked (``ANONYMIZED``) is
+redacted, one it blocked (``BLOCKED``) blocks, one it only detected (``NONE``) is logged. A masked
+or blocked match that cannot be found in the text (the guardrail normalized it) blocks the whole
+text rather than let it through unmasked. Contextual grounding is not mapped: the detector sends no
+grounding source.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Literal
 
-from llmops.domain.guard import Finding, FindingType, safe_regex
+from llmops.domain.guard import Action, Finding, FindingType, safe_regex
+from llmops.domain.guard.service_detectors import Detection
 
 __all__ = [
     "BEDROCK_PII_TO_FINDING_TYPE",
     "CONFIDENCE_SCORES",
     "DETECTOR_NAME",
+    "GUARDRAIL_ACTIONS",
     "GuardrailSource",
+    "detection_from_response",
     "findings_from_response",
     "locate",
     "to_apply_guardrail_request",
@@ -59,6 +66,12 @@ BEDROCK_PII_TO_FINDING_TYPE: Mapping[str, str] = {
     "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER": "US_ITIN",
 }
 
+# An assessment entry's `action` -> what the gateway does with its finding.
+GUARDRAIL_ACTIONS: Mapping[str, Action] = {
+    "ANONYMIZED": Action.REDACT,
+    "BLOCKED": Action.BLOCK,
+    "NONE": Action.LOG_ONLY,
+}
 # Content filters report a confidence bucket, not a number.
 CONFIDENCE_SCORES: Mapping[str, float] = {"NONE": 0.0, "LOW": 0.4, "MEDIUM": 0.7, "HIGH": 0.95}
 _NOT_A_NAME = safe_regex.compile(r"[^A-Za-z0-9]+")
@@ -106,17 +119,29 @@ def _regex_type(name: str) -> str:
     return _NOT_A_NAME.sub("_", name).strip("_").upper() or "CUSTOM_REGEX"
 
 
-def _spans(text: str, entries: Iterable[Mapping[str, Any]], kind_of: Any) -> Iterator[Finding]:
+_Hit = tuple[Finding, str]  # a finding and the action the guardrail reported for it
+
+
+def _entry_action(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("action") or "NONE")
+
+
+def _spans(text: str, entries: Iterable[Mapping[str, Any]], kind_of: Any) -> Iterator[_Hit]:
     for entry in entries:
         match = entry.get("match")
         if not _reported(entry) or not isinstance(match, str):
             continue
         kind, detector = kind_of(entry)
-        for start, end in locate(text, match):
-            yield Finding(kind, start, end, 1.0, detector)
+        action = _entry_action(entry)
+        spans = locate(text, match)
+        if not spans and GUARDRAIL_ACTIONS.get(action, Action.BLOCK) is not Action.LOG_ONLY:
+            # Acted on but not found in what we sent: fail safe, the whole text is refused.
+            yield Finding(kind, 0, len(text), 1.0, detector), "BLOCKED"
+        for start, end in spans:
+            yield Finding(kind, start, end, 1.0, detector), action
 
 
-def _assessment_findings(text: str, assessment: Mapping[str, Any]) -> Iterator[Finding]:
+def _assessment_hits(text: str, assessment: Mapping[str, Any]) -> Iterator[_Hit]:
     sensitive = assessment.get("sensitiveInformationPolicy") or {}
     yield from _spans(
         text,
@@ -138,16 +163,23 @@ def _assessment_findings(text: str, assessment: Mapping[str, Any]) -> Iterator[F
     whole = (0, len(text))
     for topic in (assessment.get("topicPolicy") or {}).get("topics") or ():
         if _reported(topic):
-            yield Finding(FindingType.DENIED_TOPIC, *whole, 1.0, f"{DETECTOR_NAME}:topic:{topic.get('name', '')}")
+            finding = Finding(FindingType.DENIED_TOPIC, *whole, 1.0, f"{DETECTOR_NAME}:topic:{topic.get('name', '')}")
+            yield finding, _entry_action(topic)
     for content in (assessment.get("contentPolicy") or {}).get("filters") or ():
         score = CONFIDENCE_SCORES.get(str(content.get("confidence", "NONE")), 0.0)
         if not _reported(content) or score == 0.0:
             continue
         kind = str(content.get("type", ""))
         if kind == "PROMPT_ATTACK":
-            yield Finding(FindingType.PROMPT_INJECTION, *whole, score, DETECTOR_NAME)
+            finding = Finding(FindingType.PROMPT_INJECTION, *whole, score, DETECTOR_NAME)
         else:
-            yield Finding(FindingType.DENIED_TOPIC, *whole, score, f"{DETECTOR_NAME}:content:{kind.lower()}")
+            finding = Finding(FindingType.DENIED_TOPIC, *whole, score, f"{DETECTOR_NAME}:content:{kind.lower()}")
+        yield finding, _entry_action(content)
+
+
+def _assessment_findings(text: str, assessment: Mapping[str, Any]) -> Iterator[Finding]:
+    for finding, _ in _assessment_hits(text, assessment):
+        yield finding
 
 
 def findings_from_response(text: str, response: Mapping[str, Any]) -> list[Finding]:
@@ -156,3 +188,16 @@ def findings_from_response(text: str, response: Mapping[str, Any]) -> list[Findi
     for assessment in response.get("assessments") or ():
         found.update(_assessment_findings(text, assessment))
     return sorted(found, key=lambda f: (f.start, f.end, f.type, f.detector))
+
+
+def detection_from_response(text: str, response: Mapping[str, Any]) -> Detection:
+    """The findings of `findings_from_response` with the guardrail's verdict on each (see the module
+    docstring); where one span was reported twice, the stricter action wins."""
+    actions: dict[Finding, Action] = {}
+    for assessment in response.get("assessments") or ():
+        for finding, reported in _assessment_hits(text, assessment):
+            action = GUARDRAIL_ACTIONS.get(reported, Action.BLOCK)  # an action we do not know: fail safe
+            if finding not in actions or action.severity > actions[finding].severity:
+                actions[finding] = action
+    findings = tuple(sorted(actions, key=lambda f: (f.start, f.end, f.type, f.detector)))
+    return Detection(findings, actions)

@@ -1,7 +1,8 @@
-"""`ComprehendPiiDetector`: a pluggable guard detector backed by Amazon Comprehend DetectPiiEntities.
+"""`ComprehendPiiDetector`: a service guard detector backed by Amazon Comprehend DetectPiiEntities.
 
-Enabled per tenant by naming ``comprehend`` in the policy's ``detectors`` and passing an instance as
-``GuardEngine(policy, extra_detectors=[...])``. It finds what patterns cannot: PERSON and ADDRESS.
+A tenant's guard policy enables it (`comprehend: {language, entity_types, min_score, ...}`); the
+gateway builds one detector per policy (`llmops.application.guard_detectors`). It finds what
+patterns cannot: PERSON and ADDRESS. The policy's actions decide what happens to each type.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from llmops.adapters.aws_clients import client as aws_client
+from llmops.adapters.bedrock_guardrails.client import failure_reason
 from llmops.adapters.comprehend.transformation import (
     DETECTOR_NAME,
     MAX_TEXT_BYTES,
@@ -19,8 +21,8 @@ from llmops.adapters.comprehend.transformation import (
     findings_from_response,
     to_request,
 )
-from llmops.domain.errors import UpstreamUnavailableError
-from llmops.domain.guard import Finding
+from llmops.domain.guard import Direction, Finding
+from llmops.domain.guard.service_detectors import Detection, DetectorUnavailableError
 
 __all__ = ["ComprehendClient", "ComprehendPiiDetector", "default_comprehend_client"]
 
@@ -32,9 +34,11 @@ class ComprehendClient(Protocol):
 
 
 def default_comprehend_client(
-    *, connect_timeout_s: float = 1.0, read_timeout_s: float = 3.0, max_attempts: int = 2, region: str | None = None
+    *, connect_timeout_s: float = 1.0, read_timeout_s: float = 3.0, max_attempts: int = 1, region: str | None = None
 ) -> ComprehendClient:
-    """The cached botocore client (honours AWS_ENDPOINT_URL_COMPREHEND, as the local stack sets it)."""
+    """The cached botocore client (honours AWS_ENDPOINT_URL_COMPREHEND, as the local stack sets it).
+
+    One attempt by default: a retry would not fit the detector's timeout, and its fail mode decides."""
     created: Any = aws_client(
         "comprehend",
         connect_timeout_s=connect_timeout_s,
@@ -46,12 +50,12 @@ def default_comprehend_client(
 
 
 class ComprehendPiiDetector:
-    """Implements `llmops.domain.guard.Detector`.
+    """Implements `llmops.domain.guard.service_detectors.ServiceDetector` (the same on both directions).
 
     `client_factory` is called per scan, not in the constructor, so building the detector never
     touches AWS (`aws_clients` caches the client: the call is a dict lookup). A failed call raises
-    `UpstreamUnavailableError` (503: the text could not be checked, so it is not let through) unless
-    `fail_open` is set, in which case the detector reports nothing for that text.
+    `DetectorUnavailableError`; the policy's fail mode decides what that means. `entity_types`
+    (Comprehend type -> finding type) keeps only those types; empty keeps every type.
     """
 
     def __init__(
@@ -60,20 +64,20 @@ class ComprehendPiiDetector:
         *,
         language: str = "en",
         min_score: float = 0.5,
+        entity_types: Mapping[str, str] | None = None,
         max_chunk_bytes: int = MAX_TEXT_BYTES,
-        fail_open: bool = False,
     ) -> None:
         self._client_factory = client_factory
         self._language = language
         self._min_score = min_score
+        self._entity_types = dict(entity_types or {})
         self._max_chunk_bytes = max_chunk_bytes
-        self._fail_open = fail_open
 
     @property
     def name(self) -> str:
         return DETECTOR_NAME
 
-    def detect(self, text: str) -> list[Finding]:
+    def findings(self, text: str) -> list[Finding]:
         chunks = chunk_text(text, self._max_chunk_bytes)
         if not chunks:
             return []
@@ -84,14 +88,17 @@ class ComprehendPiiDetector:
                 response = client.detect_pii_entities(**to_request(chunk, self._language))
                 findings.extend(
                     findings_from_response(
-                        response, offset=chunk.offset, min_score=self._min_score, text_length=len(chunk.text)
+                        response,
+                        offset=chunk.offset,
+                        min_score=self._min_score,
+                        text_length=len(chunk.text),
+                        entity_types=self._entity_types,
                     )
                 )
         except (ClientError, BotoCoreError) as exc:
-            if self._fail_open:
-                return []
-            # The SDK's message names the operation and error code, never the text we sent.
-            raise UpstreamUnavailableError(
-                f"The comprehend guardrail detector is unavailable ({type(exc).__name__}).", status=503
-            ) from exc
+            # The SDK's error code names the failure, never the text we sent.
+            raise DetectorUnavailableError(DETECTOR_NAME, failure_reason(exc)) from exc
         return findings
+
+    def detect(self, text: str, direction: Direction) -> Detection:
+        return Detection(tuple(self.findings(text)))

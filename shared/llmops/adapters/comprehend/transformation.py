@@ -113,10 +113,13 @@ def findings_from_response(
     offset: int = 0,
     min_score: float = 0.0,
     text_length: int | None = None,
+    entity_types: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """Findings from one DetectPiiEntities response for a chunk that starts at `offset`.
 
     Entities below `min_score`, without offsets, or with offsets outside the chunk are dropped.
+    `entity_types` (Comprehend type -> finding type, a policy's choice) keeps only those types,
+    under those names; without it every type is kept, named by `COMPREHEND_TO_FINDING_TYPE`.
     """
     findings: list[Finding] = []
     entities: Iterable[Mapping[str, Any]] = response.get("Entities") or ()
@@ -130,5 +133,11 @@ def findings_from_response(
             continue
         if text_length is not None and end > text_length:
             continue
-        findings.append(Finding(finding_type(kind), offset + begin, offset + end, min(score, 1.0), DETECTOR_NAME))
+        if entity_types:
+            if kind not in entity_types:
+                continue
+            name = entity_types[kind]
+        else:
+            name = finding_type(kind)
+        findings.append(Finding(name, offset + begin, offset + end, min(score, 1.0), DETECTOR_NAME))
     return findings

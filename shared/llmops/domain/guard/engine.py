@@ -35,6 +35,12 @@ from llmops.domain.guard.redaction import (
     resolve_overlaps,
 )
 from llmops.domain.guard.secret_detectors import SecretsDetector
+from llmops.domain.guard.service_detectors import (
+    DetectorUnavailableError,
+    FailMode,
+    GuardUnavailableError,
+    ServiceDetector,
+)
 from llmops.domain.guard.text_view import TextView
 
 __all__ = ["GuardEngine", "GuardrailBlockedError", "InputVerdict", "OutputVerdict", "ScanResult"]
@@ -81,6 +87,14 @@ class GuardrailBlockedError(ContentBlockedError):
             code="guard_budget_exceeded" if budget else None,
         )
         self.blocked_by = blocked_by
+
+
+def _blocked_error(blocked_by: BlockedBy) -> ContentBlockedError | GuardUnavailableError:
+    """What a blocked verdict raises: 503 guard_unavailable when a fail-closed service detector could
+    not check the text (the caller may retry), else 400 content_blocked."""
+    if blocked_by.type == FindingType.DETECTOR_UNAVAILABLE:
+        return GuardUnavailableError(blocked_by)
+    return GuardrailBlockedError(blocked_by)
 
 
 def _remap(finding: Finding, start: int, end: int) -> Finding:
@@ -149,7 +163,7 @@ class InputVerdict:
 
     def raise_if_blocked(self) -> None:
         if self.blocked_by is not None:
-            raise GuardrailBlockedError(self.blocked_by)
+            raise _blocked_error(self.blocked_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +184,7 @@ class OutputVerdict:
 
     def raise_if_blocked(self) -> None:
         if self.blocked_by is not None:
-            raise GuardrailBlockedError(self.blocked_by)
+            raise _blocked_error(self.blocked_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +208,7 @@ class GuardEngine:
         policy: GuardPolicy | None = None,
         *,
         extra_detectors: Sequence[Detector] = (),
+        service_detectors: Sequence[ServiceDetector] = (),
         clock: Callable[[], float] | None = None,
     ) -> None:
         """`clock` (seconds, monotonic) bounds each direction's work by its size (`budget`); None: unbounded."""
@@ -213,6 +228,10 @@ class GuardEngine:
                 built_in.append(deny)
         self._built_in = tuple(built_in)
         self._extra = tuple(d for d in extra_detectors if enabled(d.name))
+        # Only those the policy enables and configures (its settings say the stages and fail mode).
+        self._services = tuple(
+            d for d in service_detectors if enabled(d.name) and self.policy.service_settings(d.name) is not None
+        )
         # Loaded (once per process) when the engine is built, so a missing or corrupt weights file
         # fails the container's start with LearnedModelError instead of each request. It runs even
         # with "classifier" off: SEXUAL_MINORS is blocked whatever the policy says.
@@ -221,7 +240,7 @@ class GuardEngine:
     @property
     def has_extra_detectors(self) -> bool:
         """Pluggable detectors (often a service call) run here: the streaming guard scans such text only once."""
-        return bool(self._extra)
+        return bool(self._extra) or any(self._runs(d, Direction.OUTPUT) for d in self._services)
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -384,6 +403,7 @@ class GuardEngine:
             started = budget.now()
             found.extend(detector.detect(folded))
             budget.exclude(budget.now() - started)
+        forced = self._call_services(folded, direction, found, budget)
         budget.check()
         found.extend(self._classify(folded, direction, scores, budget))
         if direction is Direction.INPUT:
@@ -398,10 +418,11 @@ class GuardEngine:
         budget.check()
         if not normalized.is_identity:
             found = [_remap(f, *normalized.to_original(f.start, f.end)) for f in found]
+            forced = {_remap(f, *normalized.to_original(f.start, f.end)): a for f, a in forced.items()}
 
         values = resolve_overlaps(f for f in found if is_entity(f.type))
         for finding in values + [f for f in found if not is_entity(f.type)]:
-            action = self._action(finding, direction)
+            action = forced.get(finding) or self._action(finding, direction)
             if action is not Action.ALLOW:
                 decisions.append(Decision(finding, action))
         decisions.sort(key=lambda d: (d.finding.start, d.finding.end, d.finding.type))
@@ -427,6 +448,39 @@ class GuardEngine:
             scores,
             _blocked_by(decisions, direction),
         )
+
+    def _runs(self, detector: ServiceDetector, direction: Direction) -> bool:
+        settings = self.policy.service_settings(detector.name)
+        return settings is not None and direction in settings.stages
+
+    def _call_services(
+        self, text: str, direction: Direction, found: list[Finding], budget: GuardBudget
+    ) -> dict[Finding, Action]:
+        """Run the service detectors for this direction, adding their findings to `found`; returns the
+        actions a service decided itself (a guardrail's mask or block) and those of the fail mode.
+
+        A service's latency is not the guard's work, so it is given back to the budget; its own
+        timeout bounds it (the adapter's). An unavailable service yields one DETECTOR_UNAVAILABLE
+        finding about the whole text: a block when the policy fails closed, logged when it fails open.
+        """
+        forced: dict[Finding, Action] = {}
+        for detector in self._services:
+            settings = self.policy.service_settings(detector.name)
+            if settings is None or direction not in settings.stages or not text.strip():
+                continue
+            started = budget.now()
+            try:
+                detection = detector.detect(text, direction)
+            except DetectorUnavailableError:
+                failure = Finding(FindingType.DETECTOR_UNAVAILABLE, 0, len(text), 1.0, detector.name)
+                found.append(failure)
+                forced[failure] = Action.BLOCK if settings.fail_mode is FailMode.CLOSED else Action.LOG_ONLY
+                continue
+            finally:
+                budget.exclude(budget.now() - started)
+            found.extend(detection.findings)
+            forced.update(detection.actions)
+        return forced
 
     def _action(self, finding: Finding, direction: Direction) -> Action:
         if finding.type == FindingType.SEXUAL_MINORS:

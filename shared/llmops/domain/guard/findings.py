@@ -87,6 +87,8 @@ class FindingType(StrEnum):
     INPUT_TOO_LARGE = "INPUT_TOO_LARGE"
     OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"  # a completion over the policy's max_output_chars
     GUARD_BUDGET_EXCEEDED = "GUARD_BUDGET_EXCEEDED"  # the guard spent its time budget: always a block
+    # a service detector (Bedrock Guardrails, Comprehend) could not check the text: its fail mode decides
+    DETECTOR_UNAVAILABLE = "DETECTOR_UNAVAILABLE"
     # the learned layer (llmops.domain.guard.learned): one type per category, about the whole text
     PROMPT_ATTACK = "PROMPT_ATTACK"  # jailbreak, injection, instruction extraction, adversarial suffix
     VIOLENCE_WEAPONS = "VIOLENCE_WEAPONS"
@@ -149,6 +151,7 @@ NON_ENTITY_TYPES: frozenset[str] = frozenset(
         FindingType.INPUT_TOO_LARGE,
         FindingType.OUTPUT_TOO_LARGE,
         FindingType.GUARD_BUDGET_EXCEEDED,
+        FindingType.DETECTOR_UNAVAILABLE,
         *CATEGORY_TYPES.values(),
     }
 )

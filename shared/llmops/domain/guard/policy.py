@@ -15,6 +15,13 @@ from typing import Any, Final
 
 from llmops.domain.guard import safe_regex
 from llmops.domain.guard.findings import CATEGORY_TYPES, PII_TYPES, SECRET_TYPES, Action, Direction, FindingType
+from llmops.domain.guard.service_detectors import (
+    BEDROCK_GUARDRAIL,
+    COMPREHEND,
+    SERVICE_DETECTORS,
+    ServiceSettings,
+    parse_service_settings,
+)
 from llmops.domain.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGES
 
 __all__ = [
@@ -31,13 +38,13 @@ __all__ = [
 ]
 
 BUILTIN_DETECTORS: Final = frozenset({"secrets", "pii", "injection", "deny_list", "grounding", "classifier"})
-# Off by default; implemented by adapters and handed to GuardEngine(extra_detectors=...).
-PLUGGABLE_DETECTORS: Final = frozenset({"comprehend", "bedrock_guardrail"})
+# Off by default: service calls (llmops.domain.guard.service_detectors), configured by the
+# policy's `bedrock_guardrail` / `comprehend` objects; the gateway builds their adapters per policy.
+PLUGGABLE_DETECTORS: Final = SERVICE_DETECTORS
 DEFAULT_DETECTORS: Final = BUILTIN_DETECTORS
-# What the gateway's engines can run. Pluggable detectors need an adapter instance handed to
-# GuardEngine, which the gateway does not build yet (the guardrails issue wires them): a policy it
-# accepted naming one would silently go without that detector, so it is refused instead.
-GATEWAY_DETECTORS: Final = BUILTIN_DETECTORS
+# What the gateway's engines can run: every known detector (application/guard_detectors.py builds
+# the service detectors a policy names).
+GATEWAY_DETECTORS: Final = BUILTIN_DETECTORS | PLUGGABLE_DETECTORS
 # Findings about the text as a whole: masking their span would not help, so only these actions fit.
 _UNMASKABLE = frozenset(
     {
@@ -46,6 +53,7 @@ _UNMASKABLE = frozenset(
         FindingType.RELEVANCE,
         FindingType.INPUT_TOO_LARGE,
         FindingType.OUTPUT_TOO_LARGE,
+        FindingType.DETECTOR_UNAVAILABLE,
         *CATEGORY_TYPES.values(),
     }
 )
@@ -84,6 +92,8 @@ _KEYS = frozenset(
         "detectors",
         "system_prompt_leak_check",
         "content",
+        BEDROCK_GUARDRAIL,
+        COMPREHEND,
     }
 )
 _THRESHOLDS = {
@@ -265,6 +275,8 @@ class GuardPolicy:
     category_thresholds: Mapping[str, float] = field(default_factory=lambda: CATEGORY_THRESHOLDS)
     embeddings_input_guard: EmbeddingsInputGuard = EmbeddingsInputGuard.REDACT
     content: ContentPolicy = field(default_factory=ContentPolicy)
+    # The service detectors' settings by name (`bedrock_guardrail`, `comprehend`): each one here is enabled.
+    services: Mapping[str, ServiceSettings] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def default(cls) -> GuardPolicy:
@@ -276,6 +288,9 @@ class GuardPolicy:
 
     def detector_enabled(self, name: str) -> bool:
         return name in self.enabled_detectors
+
+    def service_settings(self, name: str) -> ServiceSettings | None:
+        return self.services.get(name)
 
     def category_threshold(self, category: str) -> float:
         return self.category_thresholds.get(category, CATEGORY_THRESHOLDS[category])
@@ -350,6 +365,7 @@ class GuardPolicy:
                 errors.append(f"embeddings_input_guard: {mode!r} is not one of {choices}")
         if "content" in data:
             values["content"] = ContentPolicy.from_mapping(data["content"], base.content, errors)
+        values.update(_services(data, base, values.get("enabled_detectors", base.enabled_detectors), errors))
 
         merged = {name: getattr(base, name) for name in base.__dataclass_fields__}
         merged.update(values)
@@ -377,6 +393,7 @@ class GuardPolicy:
             "system_prompt_leak_check": self.system_prompt_leak_check,
             "embeddings_input_guard": self.embeddings_input_guard.value,
             "content": self.content.to_mapping(),
+            **{name: settings.to_mapping() for name, settings in sorted(self.services.items())},
         }
 
 
@@ -388,11 +405,24 @@ def _detectors(value: Any, runnable_detectors: frozenset[str] | None, errors: li
         errors.append(f"detectors: unknown {', '.join(unknown)} (known: {known})")
     if runnable_detectors is not None:
         for name in sorted((set(names) & PLUGGABLE_DETECTORS) - runnable_detectors):
-            errors.append(
-                f"detectors: the '{name}' detector is not available in the gateway yet "
-                "(pluggable detectors are not wired); remove it from the policy"
-            )
+            errors.append(f"detectors: the '{name}' detector cannot run here; remove it from the policy")
     return frozenset(names)
+
+
+def _services(data: Mapping[str, Any], base: GuardPolicy, enabled: frozenset[str], errors: list[str]) -> dict[str, Any]:
+    """The service detectors' settings: an object (`bedrock_guardrail: {...}`) configures and enables
+    one; `comprehend` named in `detectors` alone runs with its defaults; a guardrail needs its id."""
+    services = dict(base.services)
+    services.update(parse_service_settings(data, errors))
+    if COMPREHEND in enabled and COMPREHEND not in services:
+        services[COMPREHEND] = parse_service_settings({COMPREHEND: {}}, errors)[COMPREHEND]
+    if BEDROCK_GUARDRAIL in enabled and BEDROCK_GUARDRAIL not in services and BEDROCK_GUARDRAIL not in data:
+        errors.append(
+            f"detectors: '{BEDROCK_GUARDRAIL}' needs a '{BEDROCK_GUARDRAIL}' object with its guardrail_id and version"
+        )
+    if services == dict(base.services):
+        return {}
+    return {"services": MappingProxyType(services), "enabled_detectors": enabled | frozenset(services)}
 
 
 def _action(value: Any, where: str, errors: list[str]) -> Action | None:

@@ -1,0 +1,186 @@
+"""The service guard detectors a tenant's policy names, built per policy and bounded in time.
+
+`ServiceDetectors(policy)` is what `GuardPolicies` hands each engine: one adapter per detector the
+policy configures (`bedrock_guardrail`, `comprehend`), each wrapped in `TimedDetector`, which
+bounds every call by the policy's `timeout_s` and by what the request has left (the deadline the
+chat and embeddings endpoints bind with `bound_deadline`). The botocore client's own connect/read
+timeouts are the policy's too (one attempt), so a call that outlives its wait does not linger long.
+
+A call that fails or times out raises `DetectorUnavailableError`; the engine applies the policy's
+fail mode, the request's audit record counts the failure and `GuardDetectorFailures` publishes it.
+The guardrail id named in a policy must be one the stack grants (CDK context `bedrockGuardrails`):
+any other is refused by IAM, which is a failure like any other here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Final, NoReturn
+
+from llmops.adapters.bedrock_guardrails import BedrockGuardrailDetector, default_bedrock_runtime_client
+from llmops.adapters.comprehend import ComprehendPiiDetector, default_comprehend_client
+from llmops.domain.chat import ChatRequest
+from llmops.domain.deadline import Deadline
+from llmops.domain.guard import Direction, GuardPolicy
+from llmops.domain.guard.service_detectors import (
+    BEDROCK_GUARDRAIL,
+    COMPREHEND,
+    BedrockGuardrailSettings,
+    ComprehendSettings,
+    Detection,
+    DetectorUnavailableError,
+    ServiceDetector,
+    ServiceSettings,
+)
+
+__all__ = [
+    "ServiceDetectors",
+    "TimedDetector",
+    "bound_deadline",
+    "converse_guardrail_config",
+    "with_policy_guardrail",
+]
+
+_log = logging.getLogger(__name__)
+
+_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("llmops_guard_deadline", default=None)
+_MAX_WORKERS: Final = 8
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+@contextmanager
+def bound_deadline(deadline: Deadline) -> Iterator[None]:
+    """Service detector calls made inside this block stop at `deadline` (the request's)."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _pool() -> ThreadPoolExecutor:
+    # Made on the first call, not at import: a gateway whose policies name no service never has one.
+    global _executor  # noqa: PLW0603 - one pool per process, shared by every policy's detectors
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="guard-detector")
+        return _executor
+
+
+@dataclass(frozen=True, slots=True)
+class TimedDetector:
+    """A service detector whose every call ends within `min(settings.timeout_s, the deadline's usable
+    time)`; anything else than an answer in time (an error, a timeout, a bug mapping the answer)
+    is `DetectorUnavailableError`, so the policy's fail mode always decides."""
+
+    inner: ServiceDetector
+    settings: ServiceSettings
+    margin_s: float = 0.0
+    run: Callable[[Callable[[], Detection]], Future[Detection]] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def timeout_s(self) -> float:
+        deadline = _deadline.get()
+        if deadline is None:
+            return self.settings.timeout_s
+        return min(self.settings.timeout_s, deadline.usable_s(self.margin_s))
+
+    def detect(self, text: str, direction: Direction) -> Detection:
+        timeout = self.timeout_s()
+        if timeout <= 0:
+            self._failed("deadline", direction)
+        submit = self.run or (lambda call: _pool().submit(call))
+        future = submit(lambda: self.inner.detect(text, direction))
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeoutError:
+            future.cancel()  # if it has not started; a running call ends at its client's read timeout
+            self._failed("timeout", direction)
+        except DetectorUnavailableError as exc:
+            self._failed(exc.reason, direction)
+        except Exception as exc:
+            self._failed(type(exc).__name__, direction)
+
+    def _failed(self, reason: str, direction: Direction) -> NoReturn:
+        # Names and codes only: the text the detector was given is never logged.
+        _log.warning(
+            "guard detector unavailable",
+            extra={"detector": self.name, "reason": reason, "direction": direction.value},
+        )
+        raise DetectorUnavailableError(self.name, reason)
+
+
+def _guardrail(settings: BedrockGuardrailSettings) -> ServiceDetector:
+    timeout = settings.timeout_s
+    return BedrockGuardrailDetector(
+        lambda: default_bedrock_runtime_client(timeout),
+        guardrail_id=settings.guardrail_id,
+        version=settings.version,
+    )
+
+
+def _comprehend(settings: ComprehendSettings) -> ServiceDetector:
+    timeout = settings.timeout_s
+    return ComprehendPiiDetector(
+        lambda: default_comprehend_client(connect_timeout_s=min(1.0, timeout), read_timeout_s=timeout),
+        language=settings.language,
+        min_score=settings.min_score,
+        entity_types=settings.entity_types,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDetectors:
+    """`policy -> detectors` for `GuardPolicies`: nothing is called until a scan needs it."""
+
+    margin_s: float = 0.0  # kept back from the request's deadline for the stages after the guard
+
+    def __call__(self, policy: GuardPolicy) -> Sequence[ServiceDetector]:
+        built: list[ServiceDetector] = []
+        for name, settings in sorted(policy.services.items()):
+            if not policy.detector_enabled(name):
+                continue
+            if name == BEDROCK_GUARDRAIL and isinstance(settings, BedrockGuardrailSettings):
+                built.append(TimedDetector(_guardrail(settings), settings, self.margin_s))
+            elif name == COMPREHEND and isinstance(settings, ComprehendSettings):
+                built.append(TimedDetector(_comprehend(settings), settings, self.margin_s))
+        return tuple(built)
+
+
+def converse_guardrail_config(policy: GuardPolicy, *, stream: bool) -> dict[str, str] | None:
+    """Converse's `guardrailConfig` for a Bedrock target when the policy's guardrail asks for it.
+
+    Set by the gateway, so it replaces a caller's pass-through `guardrailConfig`: the tenant's
+    guardrail is the one its policy names. Streams process the guardrail synchronously: a chunk
+    reaches the gateway only once the guardrail has passed it."""
+    settings = policy.service_settings(BEDROCK_GUARDRAIL)
+    if (
+        not isinstance(settings, BedrockGuardrailSettings)
+        or not settings.converse
+        or not policy.detector_enabled(BEDROCK_GUARDRAIL)
+    ):
+        return None
+    config = {"guardrailIdentifier": settings.guardrail_id, "guardrailVersion": settings.version}
+    if stream:
+        config["streamProcessingMode"] = "sync"
+    return config
+
+
+def with_policy_guardrail(request: ChatRequest, policy: GuardPolicy) -> ChatRequest:
+    """`request` with the policy's guardrail as its Converse `guardrailConfig` (Bedrock targets read
+    `provider_options`; SageMaker ones ignore them), replacing any the caller passed through."""
+    config = converse_guardrail_config(policy, stream=request.stream)
+    if config is None:
+        return request
+    return replace(request, provider_options={**request.provider_options, "guardrailConfig": config})
