@@ -9,8 +9,6 @@ trigger. Canaries use the default gates: the candidate's own SLO alarms.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 import urllib.error
@@ -19,10 +17,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.local_stack_process import LLMOPS, ROOT, start_llmops_serve, stop_llmops_serve
+from llmops.cli import main
+from tests.local_stack_process import start_llmops_serve, stop_llmops_serve
 
 pytestmark = pytest.mark.slow
+runner = CliRunner()
 
 ALIAS, BASELINE, CANDIDATE = "llama3-8b", "sm-llama3-8b-primary", "sm-llama3-8b-candidate"
 CANDIDATE_KEY = "llmops-llama3-8b/candidate"
@@ -42,18 +43,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     assert stop_llmops_serve(process) == 0
 
 
-def cli(stack: dict[str, Any], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(LLMOPS), *args, "--state-dir", stack["state_dir"]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"llmops {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+def cli(stack: dict[str, Any], *args: str, check: bool = True) -> Any:
+    """Runs an `llmops` command against the stack, in this process (a subprocess costs seconds of imports)."""
+    result = runner.invoke(main.app, [*args, "--state-dir", stack["state_dir"]], catch_exceptions=False)
+    if check and result.exit_code != 0:
+        raise AssertionError(f"llmops {' '.join(args)} failed:\n{result.output}")
     return result
 
 
@@ -125,10 +119,12 @@ def status(stack: dict[str, Any], arn: str) -> dict[str, Any]:
 
 
 def wait_finished(stack: dict[str, Any], arn: str, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
     while True:
         report = status(stack, arn)
-        if report["status"] != "RUNNING" or time.monotonic() > deadline:
+        if report["status"] != "RUNNING" or time.monotonic() > started + timeout_s:
+            # For the README's figures (pytest -s): the CLI polls, so this is an upper bound.
+            print(f"{arn.rsplit(':', 1)[-1]}: {report['status']} within {time.monotonic() - started:.1f} s")
             return report
         time.sleep(0.5)
 
@@ -158,8 +154,8 @@ def test_bad_canary_input_is_refused_before_anything_moves(stack: dict[str, Any]
     }
     for args, message in cases.items():
         result = cli(stack, *common, *args, check=False)
-        assert result.returncode == 2, result.stdout
-        assert message in " ".join(result.stderr.split()), result.stderr
+        assert result.exit_code == 2, result.output
+        assert message in " ".join(result.output.split()), result.output
     assert json.loads(cli(stack, "canary", "status", "--json").stdout) == []
 
 
@@ -228,6 +224,6 @@ def test_enough_negative_feedback_raises_the_feedback_alarm_and_starts_retrainin
             fired = True
             break
         time.sleep(0.5)
-    assert fired, cli(stack, "alarms", "--name", "feedback").stdout
+    assert fired, cli(stack, "alarms", "--name", "feedback").output
     # Started by the alarm's EventBridge rule (named after it), with the rule's input: a feedback run.
     assert any(run["name"].startswith(f"{alarm}-starts") for run in runs), runs
