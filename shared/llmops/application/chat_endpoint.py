@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from llmops.application import metering
 from llmops.application.answer_guard import (
     GuardedAnswer,
     combine_verdicts,
@@ -73,9 +74,6 @@ from llmops.domain.quotas import (
     Demand,
     QuotaLedger,
     Reservation,
-    UsageEntry,
-    actual_from_usage,
-    release_at_for,
     worst_case_demand,
 )
 from llmops.domain.request_trace import RequestTrace, SpanFactory
@@ -273,10 +271,7 @@ class ChatEndpoint:
         with stage(RequestStage.QUOTA_RESERVE):
             # A hit still counts as a request against the rate limits, but spends no tokens or money.
             demand = Demand(tokens=0, cost_nanos=0) if cached else _demand(plan, guarded)
-            now = time.time()
-            # Past this moment the invocation is over, settled or not: the sweeper may release it.
-            release_at = release_at_for(now, deadline.remaining_s()) if deadline.bounded else None
-            reservation = self.ledger.reserve(tenant, trace.request_id, demand, now, release_at=release_at)
+            reservation = metering.reserve(self.ledger, trace, demand, deadline)
 
         last_user = next((m.content for m in reversed(guarded.messages) if m.role is Role.USER), "")
         # The output guard's arguments, the same whether the answer streams or not.
@@ -335,14 +330,7 @@ class ChatEndpoint:
             return _render(body, request, trace, deliverable, result)
 
     def _settle(self, reservation: Reservation, trace: RequestTrace, alias: str, target: Target, usage: Usage) -> None:
-        now = time.time()
-        outcome = self.ledger.settle(
-            reservation,
-            actual_from_usage(target, usage),
-            UsageEntry.for_request(trace.tenant.tenant_id, alias, target, usage, now),
-            now,
-        )
-        trace.settle_pending = not outcome.applied
+        metering.settle(self.ledger, reservation, trace, alias, target, usage)
 
     def _store(self, key: str, trace: RequestTrace, target_id: str, completion: Completion) -> None:
         if storable(completion):
@@ -373,20 +361,7 @@ class ChatEndpoint:
 
     def _call_model(self, call: Callable[[], _Answer], reservation: Reservation, trace: RequestTrace) -> _Answer:
         """`call` (execute, or stream up to its first event); when it fails the reservation is released."""
-        try:
-            return call()
-        except GatewayError as error:
-            trace.provider_attempts = tuple(getattr(error, "attempts", ()))
-            trace.attempts = len(trace.provider_attempts)
-            self._release(reservation, trace)
-            raise
-        except Exception:
-            self._release(reservation, trace)
-            raise
-
-    def _release(self, reservation: Reservation, trace: RequestTrace) -> None:
-        outcome = self.ledger.release(reservation, time.time())
-        trace.settle_pending = not outcome.applied
+        return metering.call_releasing_on_failure(self.ledger, reservation, trace, call)
 
 
 def _deliverable(output: GuardedAnswer, response_format: ResponseFormat | None) -> Completion:

@@ -20,13 +20,13 @@ through the chat endpoint's recorder, which also emits the request metrics.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 
+from llmops.application import metering
 from llmops.application.openai_embeddings_schema import EmbeddingsRequest, embedding_list
 from llmops.application.responses import ApiResponse
 from llmops.domain.audit import GuardVerdict
@@ -43,7 +43,7 @@ from llmops.domain.guard import GuardEngine
 from llmops.domain.guard.findings import Action, BlockedBy, FindingType
 from llmops.domain.guard.policy import EmbeddingsInputGuard
 from llmops.domain.guard.service_detectors import GuardUnavailableError
-from llmops.domain.quotas import QuotaLedger, Reservation, UsageEntry, actual_from_usage, release_at_for
+from llmops.domain.quotas import QuotaLedger
 from llmops.domain.request_trace import RequestTrace, SpanFactory
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
@@ -93,49 +93,23 @@ class EmbeddingsEndpoint:
 
         with stage(RequestStage.QUOTA_RESERVE):
             demand = embedding_demand(plan.targets, estimate_input_tokens(guarded.inputs))
-            now = time.time()
-            release_at = release_at_for(now, deadline.remaining_s()) if deadline.bounded else None
-            reservation = self.ledger.reserve(tenant, trace.request_id, demand, now, release_at=release_at)
+            reservation = metering.reserve(self.ledger, trace, demand, deadline)
 
         with self.spans(RequestStage.PROVIDER):
-            result = self._embed(partial(self.service.embed, plan, guarded, deadline), reservation, trace)
+            result = metering.call_releasing_on_failure(
+                self.ledger, reservation, trace, partial(self.service.embed, plan, guarded, deadline)
+            )
         trace.record_answerer(result)
         trace.record_usage(result.usage, result.cost_usd)
 
         with stage(RequestStage.QUOTA_SETTLE):
-            now = time.time()
-            outcome = self.ledger.settle(
-                reservation,
-                actual_from_usage(result.target, result.usage),
-                UsageEntry.for_request(tenant.tenant_id, result.route.alias, result.target, result.usage, now),
-                now,
-            )
-            trace.settle_pending = not outcome.applied
+            metering.settle(self.ledger, reservation, trace, result.route.alias, result.target, result.usage)
 
         with stage(RequestStage.RENDER):
             payload = embedding_list(
                 result.route.alias, result.vectors, result.usage.input_tokens, body.encoding_format
             )
             return ApiResponse.json(200, payload, _headers(trace.request_id, result))
-
-    def _embed(
-        self, call: Callable[[], EmbeddingResult], reservation: Reservation, trace: RequestTrace
-    ) -> EmbeddingResult:
-        """The provider stage; when no target answers, the reservation is released."""
-        try:
-            return call()
-        except GatewayError as error:
-            trace.provider_attempts = tuple(getattr(error, "attempts", ()))
-            trace.attempts = len(trace.provider_attempts)
-            self._release(reservation, trace)
-            raise
-        except Exception:
-            self._release(reservation, trace)
-            raise
-
-    def _release(self, reservation: Reservation, trace: RequestTrace) -> None:
-        outcome = self.ledger.release(reservation, time.time())
-        trace.settle_pending = not outcome.applied
 
 
 def guard_embedding_inputs(engine: GuardEngine, inputs: tuple[str, ...]) -> tuple[GuardVerdict, tuple[str, ...]]:
