@@ -136,9 +136,7 @@ def expression_values(
         rate, count = _query(store, expression.rate, periods), _query(store, expression.count, periods)
         if all(v is None for v in (*rate, *count)):
             return [None] * len(periods)
-        return [
-            r if n >= expression.min_count else 0.0 for r, n in zip(_filled(rate), _filled(count), strict=True)
-        ]
+        return [r if n >= expression.min_count else 0.0 for r, n in zip(_filled(rate), _filled(count), strict=True)]
     raise TypeError(f"not an alarm catalogue expression: {expression!r}")
 
 
