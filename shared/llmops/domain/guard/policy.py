@@ -58,18 +58,18 @@ _UNMASKABLE = frozenset(
     }
 )
 # The learned layer's default thresholds per category (score at or above: reported with the
-# category's action): the score 99.5% of the benign dev texts stay under, never below 0.5
-# (`llmops guard train` records it as suggested_threshold); prompt_attack keeps the heuristic's 0.8
-# block threshold. See docs/guard-model-card.md.
+# category's action), tuned on dev data only: the largest of 0.5, the score 99.5% of the generated
+# benign dev sets stay under, and the second-highest score on the dev half of the public benign
+# prompts (so each category flags at most one of those). See docs/guard-model-card.md.
 CATEGORY_THRESHOLDS: Final = MappingProxyType(
     {
-        "prompt_attack": 0.8,
-        "violence_weapons": 0.5,
+        "prompt_attack": 0.85,
+        "violence_weapons": 0.55,
         "self_harm": 0.95,
         "sexual": 0.5,
         "sexual_minors": 0.5,
         "hate_harassment": 0.5,
-        "criminal_instructions": 0.5,
+        "criminal_instructions": 0.79,
     }
 )
 # Sexual content involving minors is blocked whatever a tenant writes: its action cannot be
