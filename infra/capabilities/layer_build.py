@@ -46,6 +46,8 @@ __all__ = [
     "LayerBuildError",
     "MissingBytecodeWarning",
     "compile_bytecode",
+    "locked_versions",
+    "python_version",
     "runtime_python",
     "runtime_requirements",
 ]
@@ -94,7 +96,7 @@ class MissingBytecodeWarning(UserWarning):
 LAYER_PYTHON_ENV = "LLMOPS_LAYER_PYTHON"
 
 
-def _python_version(executable: str) -> str | None:
+def python_version(executable: str) -> str | None:
     """`major.minor` of `executable`, or None if it does not run (a pyenv shim of another version fails)."""
     try:
         # argv: an interpreter path found below or named by the user, and a fixed script.
@@ -130,7 +132,7 @@ def runtime_python(version: str = RUNTIME_PYTHON_VERSION) -> Path | None:
     installs = sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), key=_patch_level, reverse=True)
     candidates.extend(str(path) for path in installs)
     for candidate in dict.fromkeys(candidates):
-        if _python_version(candidate) == version:
+        if python_version(candidate) == version:
             return Path(candidate)
     return None
 
@@ -178,7 +180,7 @@ def compile_bytecode(python: Path, directory: Path, site_dir: Path) -> None:
         )
 
 
-def _locked_versions(uv_lock: Path) -> dict[str, str]:
+def locked_versions(uv_lock: Path) -> dict[str, str]:
     if not uv_lock.is_file():
         return {}
     lock = tomllib.loads(uv_lock.read_text(encoding="utf-8"))
@@ -192,7 +194,7 @@ def runtime_requirements(pyproject: Path, uv_lock: Path | None = None) -> tuple[
     (pydantic pins pydantic-core exactly, so the compiled part follows).
     """
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    locked = _locked_versions(uv_lock) if uv_lock is not None else {}
+    locked = locked_versions(uv_lock) if uv_lock is not None else {}
     pinned: list[str] = []
     for spec in project.get("dependencies", []):
         req = Requirement(spec)

@@ -31,7 +31,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
@@ -51,9 +51,13 @@ from llmops.domain.chat import (
 )
 from llmops.domain.errors import BadRequestError
 from llmops.domain.guard.normalization import without_lone_surrogates
-from llmops.domain.guard.policy import ContentPolicy
 from llmops.domain.images import ImageFetchError, image_from_bytes, is_remote_url, parse_data_url
-from llmops.domain.ports import ImageFetcher
+
+if TYPE_CHECKING:
+    # Types only: the guard policy module and the ports are a good part of the gateway's cold init,
+    # and the handler imports this module at load.
+    from llmops.domain.guard.policy import ContentPolicy
+    from llmops.domain.ports import ImageFetcher
 
 __all__ = [
     "MAX_TOOLS",
