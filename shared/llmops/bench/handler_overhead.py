@@ -59,19 +59,25 @@ TITLE = "Handler overhead (in-process, provider stubbed)"
 P50_TARGET_MS = 0.5
 P99_TARGET_MS = 2.0
 WRITES_TARGET = 3.0
+ROUND_TRIPS_BEFORE_TOKEN_TARGET = 1.0  # the quota reserve; config comes from caches
 _WARMUP = 50
 # Limits on the benchmark tenant so reserve and settle really write (an unlimited key reserves nothing).
 _LIMITS = json.dumps({"rpm": 10_000_000, "tpm": 1_000_000_000})
 
 
 class InstantProvider:
-    """A `ChatProvider` that answers at once: the benchmark measures everything but the model."""
+    """A `ChatProvider` that answers at once: the benchmark measures everything but the model.
 
-    def __init__(self) -> None:
+    `on_call` runs as the model is called: the benchmark counts the DynamoDB round trips a request
+    made before its first token there."""
+
+    def __init__(self, on_call: Callable[[], None] = lambda: None) -> None:
         self.calls = 0
+        self._on_call = on_call
 
     def complete(self, target: Target, request: ChatRequest, *, timeout_s: float | None = None) -> Completion:
         self.calls += 1
+        self._on_call()
         return Completion(
             text="Revenue grew eleven percent in the north; the south was flat. Hiring and currency are the risks.",
             finish_reason=FinishReason.STOP,
@@ -162,6 +168,8 @@ class VariantResult:
     dynamodb_writes_per_request: float | None = None
     dynamodb_reads_per_request: float | None = None
     ledger_and_audit_writes_per_request: float | None = None
+    dynamodb_calls_before_first_token: float | None = None
+    audit_head_reads_per_request: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +180,8 @@ class VariantResult:
             "dynamodb_writes_per_request": self.dynamodb_writes_per_request,
             "dynamodb_reads_per_request": self.dynamodb_reads_per_request,
             "ledger_and_audit_writes_per_request": self.ledger_and_audit_writes_per_request,
+            "dynamodb_calls_before_first_token": self.dynamodb_calls_before_first_token,
+            "audit_head_reads_per_request": self.audit_head_reads_per_request,
             "latencies_ms": [round(v, 4) for v in self.latencies_ms],
         }
 
@@ -230,8 +240,8 @@ def _endpoint(base: GatewayRuntime, ledger: Any, audit: Any, collector: StageCol
     return replace(base, chat=chat)
 
 
-def _providers() -> dict[Provider, Any]:
-    stub = InstantProvider()
+def _providers(on_call: Callable[[], None] = lambda: None) -> dict[Provider, Any]:
+    stub = InstantProvider(on_call)
     return {Provider.BEDROCK: stub, Provider.SAGEMAKER: stub}
 
 
@@ -241,22 +251,46 @@ def _measure_accounting(
     """The real DynamoDB ledger and audit log (against moto), with every DynamoDB call counted."""
     settings = _settings(guards_on)
     collector = StageCollector()
+    # Counts every call on the boto3 client the adapters share (a botocore event hook), whichever
+    # adapter makes it: nothing in the production code counts.
     counter = DynamoCallCounter().attach(dynamodb)
     ledger = DynamoQuotaLedger(dynamodb, settings.quotas_table, settings.usage_table)
     audit = DynamoAuditLog(dynamodb, settings.audit_table)
+    calls_at_request_end = 0
+    before_first_token: list[int] = []
+
+    def at_provider_call() -> None:
+        # The driver runs one request at a time: what was called since the last one ended is this one's.
+        before_first_token.append(sum(counter.calls.values()) - calls_at_request_end)
+
+    def at_request_end(trace: RequestTrace) -> None:
+        nonlocal calls_at_request_end
+        calls_at_request_end = sum(counter.calls.values())
+        collector(trace)
+
     runtime = _endpoint(
-        build_gateway(settings, routes=FileRouteSource(), providers=_providers()), ledger, audit, collector
+        build_gateway(settings, routes=FileRouteSource(), providers=_providers(at_provider_call)),
+        ledger,
+        audit,
+        collector,
     )
+    runtime = replace(runtime, chat=replace(runtime.chat, on_finished=at_request_end))
     label = f"with accounting (moto), guards {'on' if guards_on else 'off'}"
     writes_before = 0
+    head_reads_before = 0
 
     def start_counting() -> None:
         # Count only the measured requests, not the warm-up.
-        nonlocal writes_before
+        nonlocal writes_before, head_reads_before, calls_at_request_end
         counter.reset()
+        before_first_token.clear()
+        calls_at_request_end = 0
         writes_before = ledger.write_calls + audit.write_calls
+        head_reads_before = audit.head_reads
 
     result = driver.measure(label, runtime, collector, requests, advance, after_warmup=start_counting)
+    result.dynamodb_calls_before_first_token = median([float(n) for n in before_first_token])
+    result.audit_head_reads_per_request = (audit.head_reads - head_reads_before) / requests
     result.dynamodb_calls_per_request = sum(counter.calls.values()) / requests
     result.dynamodb_writes_per_request = counter.writes / requests
     result.dynamodb_reads_per_request = counter.reads / requests
@@ -347,10 +381,20 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
                 format_number(acct_variant.dynamodb_calls_per_request, 2),
                 format_number(acct_variant.dynamodb_writes_per_request, 2),
                 format_number(acct_variant.dynamodb_reads_per_request, 2),
+                format_number(acct_variant.dynamodb_calls_before_first_token, 0),
             )
         )
     accounting = markdown_table(
-        ("", "added p50 ms", "added p99 ms", "DynamoDB calls/req", "writes/req", "reads/req"), accounting_rows
+        (
+            "",
+            "added p50 ms",
+            "added p99 ms",
+            "DynamoDB calls/req",
+            "writes/req",
+            "reads/req",
+            "calls before the model (median)",
+        ),
+        accounting_rows,
     )
 
     core_variants = variants[:2]  # with moto, its HTTP calls would dwarf every other stage
@@ -401,7 +445,10 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
             "",
             f"Writes per admitted request counted by the adapters themselves (`ledger.write_calls` + "
             f"`audit.write_calls`): {format_number(acct_on.ledger_and_audit_writes_per_request, 2)}. "
-            "The reads are the audit log's consistent read of its shard head before the chained write.",
+            "DynamoDB round trips between the request and the model call (median per request; the target is "
+            f"1, the quota reserve): {format_number(acct_on.dynamodb_calls_before_first_token, 0)}. Audit shard "
+            f"head reads per request: {format_number(acct_on.audit_head_reads_per_request, 2)} (a container "
+            "reads a shard's head only until it has written to it, then chains on the head it wrote).",
         ]
     )
     return Section(
@@ -418,6 +465,12 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
             TargetCheck("handler overhead p50 (core, guards off)", core_off.p50, P50_TARGET_MS, "ms"),
             TargetCheck("handler overhead p99 (core, guards off)", core_off.p99, P99_TARGET_MS, "ms"),
             TargetCheck("DynamoDB writes per admitted request", writes, WRITES_TARGET, "writes"),
+            TargetCheck(
+                "DynamoDB round trips before the first token (median)",
+                acct_on.dynamodb_calls_before_first_token,
+                ROUND_TRIPS_BEFORE_TOKEN_TARGET,
+                "calls",
+            ),
         ],
         results={v.name: v.to_dict() for v in variants},
     )
