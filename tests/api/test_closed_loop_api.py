@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,6 +208,16 @@ def test_a_healthy_candidate_is_promoted_to_all_traffic(stack: dict[str, Any]) -
     assert report["status"] == "SUCCEEDED", report
     assert report["route_weights"] == {baseline: 0, candidate: 100}
     assert chat(stack, alias)[1]["x-llmops-target"].startswith("bedrock:")
+
+
+def test_the_demo_breaks_a_candidate_prints_its_rollback_and_draws_it(stack: dict[str, Any], tmp_path: Path) -> None:
+    gates_ok(stack, CANDIDATE)
+    png = tmp_path / "canary-demo.png"
+    out = cli(stack, "demo", "canary", "--steps", "50,100", "--bake-seconds", "15", "--png", str(png)).output
+    assert "rolled back (GateBreached)" in out
+    assert "ALARM: error-rate" in out  # the timeline names the gate as it fires
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert chat(stack)[1]["x-llmops-target"].endswith("/primary")  # the fault is cleared, the alias on the baseline
 
 
 def test_enough_negative_feedback_raises_the_feedback_alarm_and_starts_retraining(stack: dict[str, Any]) -> None:
