@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from llmops.application import metering
+from llmops.application.guard_detectors import bound_deadline
 from llmops.application.openai_embeddings_schema import EmbeddingsRequest, embedding_list
 from llmops.application.responses import ApiResponse
 from llmops.domain.audit import GuardVerdict
@@ -64,7 +65,9 @@ class EmbeddingsEndpoint:
     ) -> ApiResponse:
         trace = RequestTrace(request_id=request_id, tenant=tenant)
         try:
-            return self._handle(body, trace, deadline or Deadline.unbounded())
+            bounded = deadline or Deadline.unbounded()
+            with bound_deadline(bounded):  # service guard detectors stop at the request's deadline too
+                return self._handle(body, trace, bounded)
         except GatewayError as error:
             trace.status, trace.error_code = error.status, error.code
             raise
@@ -123,10 +126,14 @@ def guard_embedding_inputs(engine: GuardEngine, inputs: tuple[str, ...]) -> tupl
         return GuardVerdict(stage="input", action="off"), inputs
     texts: list[str] = []
     counts: Counter[str] = Counter()
+    unavailable: Counter[str] = Counter()  # fail-open service detectors, for GuardDetectorFailures
     masked: str | None = None
     for index, text in enumerate(inputs):
         verdict = engine.guard_input([text])
         counts.update(d.finding.type for d in verdict.decisions)
+        unavailable.update(
+            d.finding.detector for d in verdict.decisions if d.finding.type == FindingType.DETECTOR_UNAVAILABLE
+        )
         if verdict.blocked_by is not None:
             raise _blocked(verdict.blocked_by, index)
         if verdict.action is Action.REDACT and masked is None:
@@ -142,7 +149,8 @@ def guard_embedding_inputs(engine: GuardEngine, inputs: tuple[str, ...]) -> tupl
                 )
         texts.append(verdict.texts[0])
     action = "redact" if masked is not None else "allow"
-    return GuardVerdict(stage="input", action=action, findings=dict(counts)), tuple(texts)
+    verdict_record = GuardVerdict(stage="input", action=action, findings=dict(counts), unavailable=dict(unavailable))
+    return verdict_record, tuple(texts)
 
 
 def _blocked(blocked_by: BlockedBy, index: int) -> ContentBlockedError | GuardUnavailableError:

@@ -77,7 +77,8 @@ _ERROR_DESCRIPTIONS = {
     503: (
         "Temporarily unavailable, retry after `Retry-After`: every target was throttled "
         "(`upstream_throttled`), a store is unreachable (`quota_unavailable`, `audit_unavailable`, "
-        "`feedback_unavailable`) or keys cannot be checked (`service_unavailable`)."
+        "`feedback_unavailable`), keys cannot be checked (`service_unavailable`) or a guard detector "
+        "the tenant's policy fails closed on is unavailable (`guard_unavailable`)."
     ),
     504: "Every target timed out (`upstream_timeout`).",
 }

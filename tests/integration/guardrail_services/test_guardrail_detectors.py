@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from llmops.adapters.bedrock_guardrails import BedrockGuardrailDetector, default_bedrock_runtime_client
 from llmops.adapters.comprehend import ComprehendPiiDetector, default_comprehend_client
-from llmops.application.guard_detectors import ServiceDetectors
+from llmops.application.guard_detectors import ServiceDetectors, converse_guardrail_config
 from llmops.domain.guard import Action, Direction, GuardEngine, GuardPolicy
 from llmops.domain.guard.service_detectors import DetectorUnavailableError, GuardUnavailableError
 from llmops.local.emulators import FaultSpec
@@ -113,3 +114,36 @@ def test_a_slow_service_is_cut_at_the_policys_timeout(guardrail_emulator: Guardr
     assert time.monotonic() - started < 2.0
     assert verdict.blocked_by is not None
     assert verdict.blocked_by.type == "DETECTOR_UNAVAILABLE"
+
+
+def _converse(**extra: Any) -> Any:
+    client = default_bedrock_runtime_client(5.0)
+    return client.converse(
+        modelId="amazon.nova-lite-v1:0", messages=[{"role": "user", "content": [{"text": "Hello"}]}], **extra
+    )
+
+
+def test_the_bedrock_emulator_accepts_the_gateways_guardrail_config(
+    guardrail_emulator: GuardrailServicesEmulator,
+) -> None:
+    # What the Bedrock adapter sends when a policy names a guardrail (application.guard_detectors).
+    config = converse_guardrail_config(GuardPolicy.from_mapping({"bedrock_guardrail": GUARDRAIL}), stream=False)
+    assert config is not None
+    answer = _converse(guardrailConfig={**config, "trace": "enabled"})
+    assert answer["output"]["message"]["content"]
+    streamed: Any = converse_guardrail_config(GuardPolicy.from_mapping({"bedrock_guardrail": GUARDRAIL}), stream=True)
+    stream = default_bedrock_runtime_client(5.0).converse_stream(
+        modelId="amazon.nova-lite-v1:0",
+        messages=[{"role": "user", "content": [{"text": "Hello"}]}],
+        guardrailConfig=streamed,
+    )
+    assert any("messageStop" in event for event in stream["stream"])
+
+
+def test_the_bedrock_emulator_refuses_a_malformed_guardrail_config(
+    guardrail_emulator: GuardrailServicesEmulator,
+) -> None:
+    with pytest.raises(ClientError) as refused:
+        _converse(guardrailConfig={"guardrailIdentifier": "Not-An-Id", "guardrailVersion": "1"})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "guardrailIdentifier" in str(refused.value)

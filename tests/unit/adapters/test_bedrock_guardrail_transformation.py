@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from llmops.adapters.bedrock_guardrails.transformation import (
+    detection_from_response,
     findings_from_response,
     locate,
     to_apply_guardrail_request,
 )
-from llmops.domain.guard import Finding
+from llmops.domain.guard import Action, Finding
 
 TEXT = "I am Jane Doe, 42 Elm Street. Write to jane@example.com or JANE@EXAMPLE.COM, Jane Doe."
 
@@ -111,3 +112,44 @@ def test_policy_verdicts_become_block_type_findings() -> None:
 def test_no_assessments_no_findings() -> None:
     assert findings_from_response(TEXT, {"action": "NONE", "assessments": []}) == []
     assert findings_from_response(TEXT, {}) == []
+
+
+def test_the_guardrails_verdict_comes_with_each_finding() -> None:
+    response = assessment(
+        sensitiveInformationPolicy={
+            "piiEntities": [
+                {"match": "Jane Doe", "type": "NAME", "action": "ANONYMIZED", "detected": True},
+                {"match": "jane@example.com", "type": "EMAIL", "action": "BLOCKED", "detected": True},
+                {"match": "42 Elm Street", "type": "ADDRESS", "action": "NONE", "detected": True},
+            ]
+        },
+        topicPolicy={"topics": [{"name": "legal", "type": "DENY", "action": "BLOCKED", "detected": True}]},
+    )
+    detection = detection_from_response(TEXT, response)
+    verdicts = {(f.type, TEXT[f.start : f.end], detection.actions[f]) for f in detection.findings}
+    assert ("PERSON", "Jane Doe", Action.REDACT) in verdicts
+    assert ("EMAIL", "jane@example.com", Action.BLOCK) in verdicts
+    assert ("ADDRESS", "42 Elm Street", Action.LOG_ONLY) in verdicts
+    assert ("DENIED_TOPIC", TEXT, Action.BLOCK) in verdicts
+    assert set(detection.actions) == set(detection.findings)
+
+
+def test_a_masked_value_not_found_in_the_text_blocks_the_whole_text() -> None:
+    response = assessment(
+        sensitiveInformationPolicy={"piiEntities": [{"match": "J. Doe", "type": "NAME", "action": "ANONYMIZED"}]}
+    )
+    (finding,) = detection_from_response(TEXT, response).findings
+    assert (finding.start, finding.end) == (0, len(TEXT))
+    assert detection_from_response(TEXT, response).actions[finding] is Action.BLOCK
+
+
+def test_the_stricter_verdict_wins_for_one_span() -> None:
+    entry = {"match": "Jane Doe", "type": "NAME", "detected": True}
+    response = {
+        "assessments": [
+            {"sensitiveInformationPolicy": {"piiEntities": [{**entry, "action": "ANONYMIZED"}]}},
+            {"sensitiveInformationPolicy": {"piiEntities": [{**entry, "action": "BLOCKED"}]}},
+        ]
+    }
+    detection = detection_from_response(TEXT, response)
+    assert {detection.actions[f] for f in detection.findings} == {Action.BLOCK}

@@ -118,3 +118,14 @@ def test_chunks_tile_the_text_exactly_within_the_limit(text: str, limit: int) ->
         assert clean[covered : chunk.offset].strip() == ""  # only whitespace is ever skipped
         covered = chunk.offset + len(chunk.text)
     assert clean[covered:].strip() == ""
+
+
+def test_entity_types_keep_only_the_listed_types_under_the_policys_names() -> None:
+    response = {
+        "Entities": [
+            {"Type": "NAME", "Score": 0.99, "BeginOffset": 0, "EndOffset": 4},
+            {"Type": "ADDRESS", "Score": 0.99, "BeginOffset": 5, "EndOffset": 9},
+        ]
+    }
+    findings = findings_from_response(response, entity_types={"NAME": "CUSTOMER_NAME"})
+    assert [(f.type, f.start, f.end) for f in findings] == [("CUSTOMER_NAME", 0, 4)]

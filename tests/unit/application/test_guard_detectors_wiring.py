@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Metrics
 
+from llmops.adapters.bedrock.transformation import to_converse_request
+from llmops.application.embeddings_endpoint import guard_embedding_inputs
 from llmops.application.guard_detectors import (
     ServiceDetectors,
     TimedDetector,
@@ -25,7 +27,7 @@ from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
 from llmops.domain.chat import ChatRequest, Message, Role, Usage
 from llmops.domain.deadline import Deadline
-from llmops.domain.guard import Action, Direction, Finding, GuardPolicy
+from llmops.domain.guard import Action, Direction, Finding, GuardEngine, GuardPolicy
 from llmops.domain.guard.service_detectors import (
     BedrockGuardrailSettings,
     ComprehendSettings,
@@ -33,6 +35,7 @@ from llmops.domain.guard.service_detectors import (
     DetectorUnavailableError,
     GuardUnavailableError,
 )
+from llmops.domain.routing import Provider, Target
 from llmops.observability.emit import emit_request_metrics
 from llmops.observability.metrics import NAMESPACE
 from tests.fakes import FakeProvider, gateway_runtime
@@ -227,3 +230,33 @@ def test_converse_guardrail_config_for_calls_and_streams() -> None:
         "serviceTier": {"type": "flex"},
         "guardrailConfig": {"guardrailIdentifier": "gr1abc", "guardrailVersion": "3"},
     }
+
+
+def test_the_bedrock_converse_body_carries_the_policys_guardrail() -> None:
+    target = Target(
+        id="bedrock-nova",
+        provider=Provider.BEDROCK,
+        model_id="amazon.nova-lite-v1:0",
+        price_per_1k_input_usd=0.00006,
+        price_per_1k_output_usd=0.00024,
+        context_window=300_000,
+    )
+    policy = GuardPolicy.from_mapping({"bedrock_guardrail": GUARDRAIL})
+    caller = {"guardrailConfig": {"guardrailIdentifier": "callers1", "guardrailVersion": "9"}}
+    body = to_converse_request(target, with_policy_guardrail(_request(provider_options=caller), policy))
+    assert body["guardrailConfig"] == {"guardrailIdentifier": "gr1abc", "guardrailVersion": "3"}
+    streamed = to_converse_request(target, with_policy_guardrail(_request(stream=True), policy))
+    assert streamed["guardrailConfig"]["streamProcessingMode"] == "sync"
+
+
+def test_embedding_inputs_follow_the_fail_mode_too() -> None:
+    def engine(fail_mode: str) -> GuardEngine:
+        policy = GuardPolicy.from_mapping({"bedrock_guardrail": {**GUARDRAIL, "fail_mode": fail_mode}})
+        return GuardEngine(policy, service_detectors=[FakeGuardrail(fail=True)])
+
+    with pytest.raises(GuardUnavailableError) as refused:
+        guard_embedding_inputs(engine("closed"), ("embed me",))
+    assert refused.value.status == 503
+    verdict, texts = guard_embedding_inputs(engine("open"), ("embed me",))
+    assert texts == ("embed me",)
+    assert verdict.unavailable == {"bedrock_guardrail": 1}

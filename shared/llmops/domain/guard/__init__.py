@@ -87,15 +87,15 @@ Actions are ``allow`` (not reported), ``log_only`` (reported, text untouched), `
 ``pseudonymize`` (input only; on output it acts as redact) and ``block``. Defaults: PII and secrets
 redact in both directions; PROMPT_INJECTION, DENIED_WORD, DENIED_TOPIC, SYSTEM_PROMPT_LEAK,
 INPUT_TOO_LARGE and OUTPUT_TOO_LARGE block; GROUNDING and RELEVANCE log_only (heuristic scores: opt in to blocking).
-``comprehend`` and ``bedrock_guardrail`` name pluggable detectors (adapters handed to
-``GuardEngine(policy, extra_detectors=[...])``, off by default). The gateway does not wire them
-yet, so it refuses a policy naming either: ``llmops guard-policies push`` fails with "the
-'<name>' detector is not available in the gateway yet", and so does the gateway's start with such a
-policy in ``LLMOPS_GUARD_POLICIES`` (both validate with ``runnable_detectors=GATEWAY_DETECTORS``,
-see :mod:`.policy`; a version stored before that check serves without the detector, see
-``llmops.domain.guard_policy_registry``). ``GuardPolicy.from_mapping`` without ``runnable_detectors``
-still reads the names, for code that hands the engine those detectors itself (the adapters'
-integration tests).
+``bedrock_guardrail`` (Amazon Bedrock ApplyGuardrail) and ``comprehend`` (Amazon Comprehend
+DetectPiiEntities) are service detectors, off by default: an object of that name in the policy
+configures and enables one (its stages, ``timeout_s`` and ``fail_mode``; see
+:mod:`.service_detectors`), and the gateway builds its adapter per policy
+(``llmops.application.guard_detectors``). The guardrail's own verdict decides its findings (masked:
+redact, blocked: block); Comprehend's take the policy's actions. A service that fails or times out
+gives a ``DETECTOR_UNAVAILABLE`` finding: a block (503 ``guard_unavailable``) when the policy fails
+closed, the default, or logged when it fails open. ``extra_detectors`` (the ``Detector`` protocol)
+remain for pure detectors a caller hands the engine itself.
 """
 
 from __future__ import annotations

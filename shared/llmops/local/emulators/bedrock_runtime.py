@@ -134,6 +134,7 @@ class BedrockRuntimeEmulator(EmulatorApp):
         started = time.monotonic()
         try:
             call = converse.parse_converse(request.get_data(), model_id, self.traits_of(model_id), self.signer)
+            converse.check_guardrail_config(call.body.get("guardrailConfig"), streaming=streaming)
         except ConverseError as exc:
             return self.service_error(400, "ValidationException", str(exc))
 

@@ -31,6 +31,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -101,6 +102,41 @@ _NO_REASONING = "The model returned the following errors: thinking: Extra inputs
 
 class ConverseError(Exception):
     """A request Bedrock would reject with ValidationException (the message is Bedrock's own)."""
+
+
+_GUARDRAIL_ID = re.compile(r"[a-z0-9]+|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+")
+_GUARDRAIL_VERSION = re.compile(r"[1-9][0-9]{0,7}|DRAFT")
+_GUARDRAIL_CHOICES: Mapping[str, tuple[str, ...]] = {
+    "trace": ("enabled", "disabled", "enabled_full"),
+    "streamProcessingMode": ("sync", "async"),
+}
+
+
+def check_guardrail_config(value: Any, *, streaming: bool) -> None:
+    """`guardrailConfig` as Bedrock checks it: an identifier (id or ARN) and version in Bedrock's
+    patterns, `trace` on both operations and `streamProcessingMode` only on ConverseStream. The
+    guardrail is accepted, not applied: ApplyGuardrail is emulated beside Converse (guardrail_services)."""
+    if value is None:
+        return
+    allowed = {"guardrailIdentifier", "guardrailVersion", "trace"} | ({"streamProcessingMode"} if streaming else set())
+    if not isinstance(value, dict) or not {"guardrailIdentifier", "guardrailVersion"} <= set(value) <= allowed:
+        raise ConverseError(
+            f"guardrailConfig must have guardrailIdentifier and guardrailVersion and only {', '.join(sorted(allowed))}."
+        )
+    identifier, version = value["guardrailIdentifier"], value["guardrailVersion"]
+    if not isinstance(identifier, str) or not _GUARDRAIL_ID.fullmatch(identifier):
+        raise ConverseError(
+            "1 validation error detected: Value at 'guardrailConfig.guardrailIdentifier' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern"
+        )
+    if not isinstance(version, str) or not _GUARDRAIL_VERSION.fullmatch(version):
+        raise ConverseError(
+            "1 validation error detected: Value at 'guardrailConfig.guardrailVersion' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern"
+        )
+    for key, choices in _GUARDRAIL_CHOICES.items():
+        if key in value and value[key] not in choices:
+            raise ConverseError(f"guardrailConfig.{key} must be one of {', '.join(choices)}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,14 @@ guardrail's own verdict (mask, block, detect) is honoured, stages and both fail 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from llmops.cli.guard_policies import load_guard_policy_file
 from llmops.domain.guard import Action, Direction, Finding, GuardEngine, GuardPolicy
-from llmops.domain.guard.policy import PolicyError
+from llmops.domain.guard.policy import GATEWAY_DETECTORS, PolicyError
 from llmops.domain.guard.service_detectors import (
     BedrockGuardrailSettings,
     ComprehendSettings,
@@ -217,3 +219,13 @@ def test_findings_are_mapped_back_through_normalization() -> None:
         ["Ship to A\u200blan Turing please"]
     )
     assert verdict.texts == ("Ship to [PERSON_1] please",)
+
+
+def test_the_documented_example_policy_loads() -> None:
+    path = Path(__file__).resolve().parents[4] / "docs" / "guard-policies" / "managed-detectors.yaml"
+    policy = GuardPolicy.from_mapping(load_guard_policy_file(path).document, runnable_detectors=GATEWAY_DETECTORS)
+    guardrail, comprehend = policy.service_settings("bedrock_guardrail"), policy.service_settings("comprehend")
+    assert isinstance(guardrail, BedrockGuardrailSettings)
+    assert (guardrail.guardrail_id, guardrail.version, guardrail.fail_mode) == ("abcd1234efgh", "3", FailMode.CLOSED)
+    assert isinstance(comprehend, ComprehendSettings)
+    assert (comprehend.stages, comprehend.fail_mode) == (frozenset({Direction.INPUT}), FailMode.OPEN)
