@@ -158,6 +158,14 @@ class GuardType(StrEnum):
     OUTPUT_TOO_LARGE = "output_too_large"
     GUARD_BUDGET_EXCEEDED = "guard_budget_exceeded"
     DETECTOR_UNAVAILABLE = "detector_unavailable"
+    # the learned layer's categories (llmops.domain.guard.learned), one family each
+    PROMPT_ATTACK = "prompt_attack"
+    VIOLENCE_WEAPONS = "violence_weapons"
+    SELF_HARM = "self_harm"
+    SEXUAL = "sexual"
+    SEXUAL_MINORS = "sexual_minors"
+    HATE_HARASSMENT = "hate_harassment"
+    CRIMINAL_INSTRUCTIONS = "criminal_instructions"
     OTHER = "other"
 
 

@@ -179,3 +179,10 @@ def test_token_soup_on_a_harmful_request_is_flagged(engine: GuardEngine) -> None
     verdict = engine.guard_input([ISSUE_SUFFIX])
     assert verdict.blocked
     assert verdict.scores[SUFFIX_SCORE] > engine.guard_input(["Write a tutorial on baking bread."]).scores[SUFFIX_SCORE]
+
+
+def test_each_category_has_its_own_guard_metric_family() -> None:
+    from llmops.domain.guard.findings import CATEGORY_TYPES
+    from llmops.observability.emit import guard_type
+
+    assert {guard_type(t).value for t in CATEGORY_TYPES.values()} == set(CATEGORY_TYPES)
