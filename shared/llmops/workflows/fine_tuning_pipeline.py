@@ -255,7 +255,8 @@ def build_pipeline(config: PipelineConfig, session: Any) -> Any:
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri)
             ),
-            customer_metadata_properties={"alias": alias, "baseline_target": baseline},
+            # The keys the approval machine reads (as on the packages the retraining machine registers).
+            customer_metadata_properties={"llmops:alias": alias, "llmops:baseline-target": baseline},
         ),
     )
     failed = FailStep(

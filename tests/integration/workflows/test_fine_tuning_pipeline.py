@@ -106,8 +106,8 @@ def test_registration_waits_for_manual_approval_with_the_evaluation_as_metrics(d
     assert statistics["ContentType"] == "application/json"
     assert "Std:Join" in statistics["S3Uri"]  # the Evaluate step's evaluation.json
     assert arguments["CustomerMetadataProperties"] == {
-        "alias": {"Get": "Parameters.Alias"},
-        "baseline_target": {"Get": "Parameters.BaselineTarget"},
+        "llmops:alias": {"Get": "Parameters.Alias"},
+        "llmops:baseline-target": {"Get": "Parameters.BaselineTarget"},
     }
 
 
