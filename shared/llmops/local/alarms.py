@@ -149,6 +149,7 @@ class LocalAlarms:
             retraining_starts_runs=retraining_arn is not None,
         )
         self.bus = LocalEventBus(client_factory)
+        self._horizon_s = max(self.period_of(d) * (evaluation_range(d) + 1) for d in self.alarms)
         self._described: dict[str, dict[str, Any]] = {}
         self._states: dict[str, AlarmState] = {}
         self._last: dict[str, dict[str, str]] = {}  # the state each alarm's next event names as previous
@@ -213,6 +214,8 @@ class LocalAlarms:
         """Reads new EMF records and evaluates every alarm; returns the changes (name, old, new)."""
         self._store.refresh()
         now = self._clock()
+        # A long-running stack keeps only what the longest evaluation range reads (deployed: 3 days).
+        self._store.prune(now - self._horizon_s)
         changes: list[Change] = []
         for definition in self.alarms:
             period = self.period_of(definition)

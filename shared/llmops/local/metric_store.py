@@ -202,6 +202,20 @@ class MetricStore:
             times, values = series
             return values[bisect_left(times, start_s) : bisect_left(times, end_s)]
 
+    def prune(self, before_s: float) -> int:
+        """Drops samples older than `before_s` (the evaluator keeps what its longest alarm reads);
+        returns how many were dropped."""
+        dropped = 0
+        with self._lock:
+            for key, (times, values) in list(self._series.items()):
+                cut = bisect_left(times, before_s)
+                if cut:
+                    del times[:cut], values[:cut]
+                    dropped += cut
+                if not times:
+                    del self._series[key]
+        return dropped
+
     def keys(self) -> list[MetricKey]:
         with self._lock:
             return list(self._series)

@@ -194,3 +194,12 @@ def test_emf_lines_printed_by_handlers_reach_the_store_and_other_lines_pass_thro
     assert store.refresh() == 1
     assert store.values(_key("Requests"), 0, 2) == [1.0]
     assert store.refresh() == 0  # only what was appended since
+
+
+def test_the_store_drops_what_no_alarm_reads_any_more() -> None:
+    key = _key("Requests")
+    store = _store([(key, t, 1.0) for t in (1.0, 2.0, 3.0)])
+    assert store.prune(2.5) == 2
+    assert store.values(key, 0, 10) == [1.0]
+    assert store.prune(10) == 1
+    assert store.keys() == []
