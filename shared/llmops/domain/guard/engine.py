@@ -421,7 +421,10 @@ class GuardEngine:
             forced = {_remap(f, *normalized.to_original(f.start, f.end)): a for f, a in forced.items()}
 
         values = resolve_overlaps(f for f in found if is_entity(f.type))
-        for finding in values + [f for f in found if not is_entity(f.type)]:
+        # A service's own block stands even where overlap resolution kept another finding for its span.
+        kept = set(values)
+        overruled = [f for f, a in forced.items() if a is Action.BLOCK and is_entity(f.type) and f not in kept]
+        for finding in values + overruled + [f for f in found if not is_entity(f.type)]:
             action = forced.get(finding) or self._action(finding, direction)
             if action is not Action.ALLOW:
                 decisions.append(Decision(finding, action))

@@ -229,3 +229,20 @@ def test_the_documented_example_policy_loads() -> None:
     assert (guardrail.guardrail_id, guardrail.version, guardrail.fail_mode) == ("abcd1234efgh", "3", FailMode.CLOSED)
     assert isinstance(comprehend, ComprehendSettings)
     assert (comprehend.stages, comprehend.fail_mode) == (frozenset({Direction.INPUT}), FailMode.OPEN)
+
+
+def test_a_guardrails_block_stands_over_a_built_in_finding_on_the_same_span() -> None:
+    @dataclass
+    class BlocksTheSsn:
+        name: str = "bedrock_guardrail"
+
+        def detect(self, text: str, direction: Direction) -> Detection:
+            start = text.find("536-22-1234")
+            # A lower score than the built-in US_SSN finding: overlap resolution keeps the built-in one.
+            finding = Finding("US_SSN", start, start + 11, 0.1, self.name)
+            return Detection((finding,), {finding: Action.BLOCK})
+
+    verdict = engine({"bedrock_guardrail": GUARDRAIL}, BlocksTheSsn()).guard_input(["My SSN is 536-22-1234."])
+    assert verdict.blocked
+    assert verdict.blocked_by is not None
+    assert verdict.blocked_by.detector == "bedrock_guardrail"
