@@ -327,7 +327,9 @@ def test_every_machine_has_a_failure_alarm_and_each_retrainable_alias_two_trigge
     for machine in (CANARY, RETRAINING, APPROVAL):
         assert f"llmops-{synth.stage}-state-machine-failures-{machine}" in names
     aliases = retrainable_aliases(routes_document())
-    assert set(aliases) == {"llama3-8b", "mistral-7b"}
+    # SageMaker chat aliases (the route document grows; embedding aliases are never retrained).
+    assert {"llama3-8b", "mistral-7b"} <= set(aliases)
+    assert not {alias for alias in aliases if "embed" in alias}
     for alias in aliases:
         for trigger in ("drift", "feedback"):
             assert f"llmops-{synth.stage}-retraining-trigger-{trigger}-{alias}" in names

@@ -91,10 +91,13 @@ def _main_target(route: Mapping[str, Any]) -> str | None:
 
 
 def retrainable_aliases(routes: Mapping[str, Any]) -> dict[str, str]:
-    """alias -> the SageMaker target serving most of it (the baseline a retrained model replaces)."""
+    """alias -> the SageMaker chat target serving most of it (the baseline a retrained model replaces).
+
+    Embedding aliases are not retrained: the fine-tuning dataset is chat conversations."""
     found: dict[str, str] = {}
     for alias, route in sorted(routes.get("routes", {}).items()):
         target = _main_target(route)
-        if target and routes.get("targets", {}).get(target, {}).get("provider") == "sagemaker":
+        spec = routes.get("targets", {}).get(target, {}) if target else {}
+        if target and spec.get("provider") == "sagemaker" and spec.get("kind", "chat") == "chat":
             found[alias] = target
     return found
