@@ -96,8 +96,8 @@ class GatewayConfig(BaseModel):
         alias="sagemakerEndpointNames",
     )
     # The Amazon Bedrock guardrails (ids or ARNs) tenants' guard policies may name: the gateway gets
-    # bedrock:ApplyGuardrail on exactly these (for ApplyGuardrail and Converse's guardrailConfig). A
-    # policy naming another is refused by IAM and served by its fail mode (docs/iam.md).
+    # bedrock:ApplyGuardrail on exactly these (for ApplyGuardrail and Converse's guardrailConfig), and
+    # is told them (LLMOPS_GRANTED_GUARDRAILS): a policy naming another gets its fail mode (docs/iam.md).
     bedrock_guardrails: tuple[str, ...] = Field(default=(), alias="bedrockGuardrails")
     # true when some tenant's guard policy uses Amazon Comprehend (`comprehend`): grants DetectPiiEntities.
     comprehend_pii_detection: bool = Field(default=False, alias="comprehendPiiDetection")

@@ -120,6 +120,8 @@ class GatewayApi(Construct):
                     EnvVar.PROVIDER_CONNECT_TIMEOUT_S: str(timeouts.PROVIDER_CONNECT_TIMEOUT_S),
                     EnvVar.PROVIDER_MAX_ATTEMPTS: str(timeouts.PROVIDER_MAX_ATTEMPTS),
                     EnvVar.DEADLINE_MARGIN_S: str(timeouts.DEADLINE_MARGIN_S),
+                    # What grant_guard_detectors allows, so the gateway never calls a guardrail IAM denies.
+                    EnvVar.GRANTED_GUARDRAILS: ",".join(config.bedrock_guardrails) or "none",
                 },
             ),
         )

@@ -80,6 +80,14 @@ def test_the_app_synthesizes_with_both_and_cdk_nag_has_nothing_unacknowledged(tm
     ]
     sids = {s.get("Sid") for s in statements}
     assert {"ApplyConfiguredGuardrails", "DetectPiiWithComprehend"} <= sids
+    # The gateway is told the same list, so it never calls a guardrail IAM would deny.
+    granted = [
+        r["Properties"]["Environment"]["Variables"].get("LLMOPS_GRANTED_GUARDRAILS")
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "gateway"
+    ]
+    assert granted == ["gr1abc"]
     report = json.loads((tmp_path / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
     assert [v["ruleName"] for v in nag["violations"]] == []

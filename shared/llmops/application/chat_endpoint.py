@@ -64,7 +64,7 @@ from llmops.domain.completions import (
 )
 from llmops.domain.deadline import Deadline
 from llmops.domain.errors import GatewayError, ProviderError, ProviderFailureKind
-from llmops.domain.guard import Decision, FindingType, GuardEngine, embed_canary
+from llmops.domain.guard import Decision, FindingType, GuardEngine, GuardPolicy, embed_canary
 from llmops.domain.guard.engine import OutputVerdict
 from llmops.domain.guard.redaction import PseudonymVault
 from llmops.domain.guard.streaming import FinalRelease, StreamingOutputGuard
@@ -162,6 +162,8 @@ class ChatEndpoint:
     spans: SpanFactory = lambda _name: nullcontext()
     # Fetches remote image URLs for tenants whose content policy allows them (None: refused).
     image_fetcher: ImageFetcher | None = None
+    # Puts the policy's Bedrock guardrail on the Converse call (build_gateway passes the granted ones).
+    policy_guardrail: Callable[[ChatRequest, GuardPolicy], ChatRequest] = with_policy_guardrail
 
     def handle(
         self,
@@ -248,7 +250,7 @@ class ChatEndpoint:
             engine = self.guards(tenant.policy)
             request = self._with_prompt(body, body.to_domain(engine.policy.content, self.image_fetcher), trace)
             # The policy's Bedrock guardrail also goes on the Converse call (IAM may require it there).
-            request = with_policy_guardrail(request, engine.policy)
+            request = self.policy_guardrail(request, engine.policy)
             require_conversation(request)
             trace.record_request_parts(request)
             # The alias is recorded once routing has resolved it: until then `model` is free text

@@ -8,8 +8,9 @@ timeouts are the policy's too (one attempt), so a call that outlives its wait do
 
 A call that fails or times out raises `DetectorUnavailableError`; the engine applies the policy's
 fail mode, the request's audit record counts the failure and `GuardDetectorFailures` publishes it.
-The guardrail id named in a policy must be one the stack grants (CDK context `bedrockGuardrails`):
-any other is refused by IAM, which is a failure like any other here.
+The guardrail id named in a policy must be one the stack grants (CDK context `bedrockGuardrails`,
+which CDK also hands the gateway as `LLMOPS_GRANTED_GUARDRAILS`): another is never called (IAM
+would deny it) and is unavailable from the start, reason `not_granted`, so its fail mode applies.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ __all__ = [
     "TimedDetector",
     "bound_deadline",
     "converse_guardrail_config",
+    "guardrail_key",
+    "parse_granted",
     "with_policy_guardrail",
 ]
 
@@ -121,6 +124,28 @@ class TimedDetector:
         raise DetectorUnavailableError(self.name, reason)
 
 
+def guardrail_key(guardrail: str) -> str:
+    """A guardrail's id, whether given as the id or its ARN (`...:guardrail/<id>`)."""
+    return guardrail.rsplit("/", 1)[-1]
+
+
+def parse_granted(value: str | None) -> frozenset[str] | None:
+    """`LLMOPS_GRANTED_GUARDRAILS` as guardrail ids: None (unset) allows any; "none" allows none."""
+    if value is None:
+        return None
+    return frozenset(guardrail_key(g.strip()) for g in value.split(",") if g.strip() and g.strip() != "none")
+
+
+@dataclass(frozen=True, slots=True)
+class _NotGranted:
+    """A guardrail the stack does not grant: calling it would only be denied."""
+
+    name: str
+
+    def detect(self, text: str, direction: Direction) -> Detection:
+        raise DetectorUnavailableError(self.name, "not_granted")
+
+
 def _guardrail(settings: BedrockGuardrailSettings) -> ServiceDetector:
     timeout = settings.timeout_s
     return BedrockGuardrailDetector(
@@ -145,6 +170,7 @@ class ServiceDetectors:
     """`policy -> detectors` for `GuardPolicies`: nothing is called until a scan needs it."""
 
     margin_s: float = 0.0  # kept back from the request's deadline for the stages after the guard
+    granted: frozenset[str] | None = None  # guardrail ids the stack grants; None: any (local stack)
 
     def __call__(self, policy: GuardPolicy) -> Sequence[ServiceDetector]:
         built: list[ServiceDetector] = []
@@ -152,7 +178,15 @@ class ServiceDetectors:
             if not policy.detector_enabled(name):
                 continue
             if name == BEDROCK_GUARDRAIL and isinstance(settings, BedrockGuardrailSettings):
-                built.append(TimedDetector(_guardrail(settings), settings, self.margin_s))
+                inner = _guardrail(settings)
+                if self.granted is not None and guardrail_key(settings.guardrail_id) not in self.granted:
+                    # Configuration, not request text: the id is safe to log, and worth it once.
+                    _log.warning(
+                        "guard policy names a guardrail the stack does not grant",
+                        extra={"guardrail_id": settings.guardrail_id, "fail_mode": settings.fail_mode.value},
+                    )
+                    inner = _NotGranted(name)
+                built.append(TimedDetector(inner, settings, self.margin_s))
             elif name == COMPREHEND and isinstance(settings, ComprehendSettings):
                 built.append(TimedDetector(_comprehend(settings), settings, self.margin_s))
         return tuple(built)
@@ -177,10 +211,17 @@ def converse_guardrail_config(policy: GuardPolicy, *, stream: bool) -> dict[str,
     return config
 
 
-def with_policy_guardrail(request: ChatRequest, policy: GuardPolicy) -> ChatRequest:
+def with_policy_guardrail(
+    request: ChatRequest, policy: GuardPolicy, *, granted: frozenset[str] | None = None
+) -> ChatRequest:
     """`request` with the policy's guardrail as its Converse `guardrailConfig` (Bedrock targets read
-    `provider_options`; SageMaker ones ignore them), replacing any the caller passed through."""
+    `provider_options`; SageMaker ones ignore them), replacing any the caller passed through.
+
+    Not for a guardrail outside `granted` (None: any): Bedrock would deny the whole call, while the
+    policy's fail mode already decided what its absence means (see `ServiceDetectors`)."""
     config = converse_guardrail_config(policy, stream=request.stream)
     if config is None:
+        return request
+    if granted is not None and guardrail_key(config["guardrailIdentifier"]) not in granted:
         return request
     return replace(request, provider_options={**request.provider_options, "guardrailConfig": config})

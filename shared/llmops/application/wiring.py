@@ -29,7 +29,7 @@ from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
 from llmops.application.chat_endpoint import ChatEndpoint
 from llmops.application.embeddings_endpoint import EmbeddingsEndpoint
 from llmops.application.feedback_api import AuditRecordLookup
-from llmops.application.guard_detectors import ServiceDetectors
+from llmops.application.guard_detectors import ServiceDetectors, parse_granted, with_policy_guardrail
 from llmops.application.guard_policies import GuardPolicies
 from llmops.config.env import Settings
 from llmops.domain.completions import CompletionService
@@ -153,13 +153,14 @@ def build_gateway(
         dynamodb, settings.quotas_table, settings.usage_table, on_settle_failure=dead_letters.send_settlement
     )
     audit = DynamoAuditLog(dynamodb, settings.audit_table, dead_letter=dead_letters.send_audit)
+    granted = parse_granted(settings.granted_guardrails)
     guards = GuardPolicies.from_json(
         settings.guard_policies,
         registry=DynamoGuardPolicyStore(dynamodb, settings.prompts_table),
         ttl_s=settings.config_ttl_s,
         # Bedrock Guardrails / Comprehend, for the policies that name them; each call keeps the
         # deadline margin back for the stages after the guard.
-        detectors=ServiceDetectors(margin_s=settings.deadline_margin_s),
+        detectors=ServiceDetectors(margin_s=settings.deadline_margin_s, granted=granted),
     )
     prompts = CachedPromptResolver(DynamoPromptStore(dynamodb, settings.prompts_table), ttl_s=settings.config_ttl_s)
     chat = ChatEndpoint(
@@ -172,6 +173,7 @@ def build_gateway(
         cache=DynamoResponseCache(dynamodb, settings.cache_table),
         # Used only for tenants whose content policy allows remote image URLs.
         image_fetcher=HttpImageFetcher(),
+        policy_guardrail=partial(with_policy_guardrail, granted=granted),
     )
     if on_finished is not None:
         chat.on_finished = on_finished

@@ -41,6 +41,9 @@ class EnvVar(StrEnum):
     ROUTES_FILE = "LLMOPS_ROUTES_FILE"
     AUDIT_DLQ_URL = "LLMOPS_AUDIT_DLQ_URL"
     GUARD_POLICIES = "LLMOPS_GUARD_POLICIES"
+    # The Bedrock guardrails the stack grants (CDK context bedrockGuardrails), comma-separated ids or
+    # ARNs; unset (the local stack): any. A policy naming another is not called (it would be denied).
+    GRANTED_GUARDRAILS = "LLMOPS_GRANTED_GUARDRAILS"
     # The scheduled drift monitor's settings (llmops.config.drift_monitor).
     ARTIFACT_BUCKET = "LLMOPS_ARTIFACT_BUCKET"
     RETRAINING_STATE_MACHINE_ARN = "LLMOPS_RETRAINING_STATE_MACHINE_ARN"
@@ -90,6 +93,7 @@ class Settings(BaseModel):
     routes_file: str = ""
     audit_dlq_url: str = ""
     guard_policies: str = ""  # JSON: {"policy-name": {...GuardPolicy fields...}}, layered on the default
+    granted_guardrails: str | None = None  # None: not restricted (the local stack grants no IAM)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

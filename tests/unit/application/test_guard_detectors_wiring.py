@@ -21,6 +21,7 @@ from llmops.application.guard_detectors import (
     TimedDetector,
     bound_deadline,
     converse_guardrail_config,
+    parse_granted,
     with_policy_guardrail,
 )
 from llmops.application.guard_policies import GuardPolicies
@@ -260,3 +261,36 @@ def test_embedding_inputs_follow_the_fail_mode_too() -> None:
     verdict, texts = guard_embedding_inputs(engine("open"), ("embed me",))
     assert texts == ("embed me",)
     assert verdict.unavailable == {"bedrock_guardrail": 1}
+
+
+def test_a_guardrail_the_stack_does_not_grant_is_never_called(caplog: pytest.LogCaptureFixture) -> None:
+    arn = "arn:aws:bedrock:us-east-1:111122223333:guardrail/gr1abc"
+    assert parse_granted(None) is None
+    assert parse_granted("none") == frozenset()
+    assert parse_granted(f"{arn},other2") == frozenset({"gr1abc", "other2"})
+    policy = GuardPolicy.from_mapping({"bedrock_guardrail": GUARDRAIL})
+    (granted,) = ServiceDetectors(granted=frozenset({"gr1abc"}))(policy)
+    assert isinstance(granted, TimedDetector)
+    assert granted.inner.__class__.__name__ == "BedrockGuardrailDetector"
+    caplog.set_level(logging.WARNING)
+    (denied,) = ServiceDetectors(granted=frozenset({"other2"}))(policy)
+    assert "does not grant" in caplog.text
+    with pytest.raises(DetectorUnavailableError) as failed:
+        denied.detect("hello", Direction.INPUT)
+    assert failed.value.reason == "not_granted"
+
+
+def test_an_ungranted_guardrail_is_not_put_on_the_converse_call() -> None:
+    policy = GuardPolicy.from_mapping({"bedrock_guardrail": GUARDRAIL})
+    request = _request()
+    assert with_policy_guardrail(request, policy, granted=frozenset({"other2"})) is request
+    granted = with_policy_guardrail(request, policy, granted=frozenset({"gr1abc"}))
+    assert granted.provider_options["guardrailConfig"]["guardrailIdentifier"] == "gr1abc"
+
+
+def test_the_gateway_is_wired_with_the_granted_guardrails(aws_settings: Settings) -> None:
+    settings = aws_settings.model_copy(update={"granted_guardrails": "other2"})
+    provider = FakeProvider("Shipped.", Usage(20, 3))
+    runtime = gateway_runtime(settings, provider)
+    policy = GuardPolicy.from_mapping({"bedrock_guardrail": GUARDRAIL})
+    assert runtime.chat.policy_guardrail(_request(), policy).provider_options == {}
