@@ -88,6 +88,14 @@ released (denied words and topics, a canary, a PII or secret type the policy blo
 system-prompt overlap score (tracked incrementally over word 5-grams, exactly the whole-text
 ratio), and the size limit (``max_output_chars``).
 
+Harmful content (the learned layer's harm categories) blocks mid-stream window by window: the layer
+scores a long text in windows of ``WINDOW_CHARS`` every ``WINDOW_STEP`` characters and keeps the
+worst, so each window is scored as soon as it is complete, exactly as the non-streamed check will
+score it, and one over its category's blocking threshold ends the stream there (at most a window
+after the harmful text began; what was sent before cannot be recalled). An open window, or a
+completion shorter than one, is judged at ``finish()``: a short text scores sharper than the window
+it will be part of, and judging it early would refuse answers the non-streamed path allows.
+
 At ``finish()`` the engine runs once more on the whole completion, the non-streamed
 ``guard_output`` call itself: its verdict is the audit record's, scores included (grounding,
 relevance, system-prompt leak). If it blocks, the held tail is not released. If it would have
@@ -96,9 +104,10 @@ not foresee, e.g. a finding across the split of a run longer than ``LONG_TOKEN_C
 stream ends blocked and ``scan.diverged`` is set: the client never gets text the policy would not
 have shown after the point of divergence, but what it already got cannot be recalled.
 
-Checks that need the whole completion to decide the *text* are not streamed: with pluggable
-detectors (a service call per scan would be unbounded), a policy that blocks on GROUNDING or
-RELEVANCE (opt-in; the default only scores them) when grounding context is given, or a
+Checks that need the whole completion to decide the *text* are not streamed: with service
+detectors on the output (Bedrock Guardrails, Comprehend: a call per scan would be unbounded), a
+policy that blocks on GROUNDING or RELEVANCE (opt-in; the default only scores them) when grounding
+context is given, or a
 system-prompt leak that the policy redacts instead of blocking (its span runs from the first to the
 last reproduced 5-gram), the guard holds the whole completion and releases it at ``finish()``:
 nothing streams, but the policy holds exactly.
@@ -107,6 +116,7 @@ nothing streams, but the policy holds exactly.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -116,8 +126,18 @@ from typing import Final
 from llmops.domain.guard import safe_regex
 from llmops.domain.guard.deny_list import canonical_term
 from llmops.domain.guard.engine import GuardEngine, OutputVerdict
-from llmops.domain.guard.findings import Action, BlockedBy, Decision, Direction, Finding, FindingType, is_entity
+from llmops.domain.guard.findings import (
+    CATEGORY_TYPES,
+    Action,
+    BlockedBy,
+    Decision,
+    Direction,
+    Finding,
+    FindingType,
+    is_entity,
+)
 from llmops.domain.guard.leakage import overlap_leak
+from llmops.domain.guard.learned.features import WINDOW_CHARS, WINDOW_STEP
 from llmops.domain.guard.normalization import normalize
 from llmops.domain.guard.policy import GuardPolicy
 from llmops.domain.guard.redaction import PseudonymVault, apply_replacements, resolve_overlaps
@@ -137,6 +157,8 @@ SPACED_SHAPE_REACH: Final = 128
 """Longest span plus look-ahead of a built-in finding that may contain whitespace: the look-behind's minimum."""
 LONG_TOKEN_CHARS: Final = 20_480
 """A run of non-whitespace up to this long is never split by the cut (a JWT is at most 16006)."""
+# The learned layer's harm categories as finding types (prompt_attack is not scored on output).
+_HARM_TYPES: Final = frozenset(t for name, t in CATEGORY_TYPES.items() if name != "prompt_attack")
 _PLACEHOLDER_SLACK: Final = 8  # "[ EMAIL_1 ]": the spellings the restore step accepts add a few spaces
 _MIN_SCAN_CHARS: Final = 16  # without a new word boundary, new characters before a scan is worth its fixed cost
 _SCAN_GROWTH: Final = 8  # a scan waits for 1/8 of the unreleased tail in new text...
@@ -481,6 +503,10 @@ class StreamingOutputGuard:
         self._blocked_by: BlockedBy | None = None
         self._blocked = False
         self._finished = False
+        # The learned layer's current window: the text from _window_start on, not yet joined.
+        self._window_parts: list[str] = []
+        self._window_size = 0
+        self._window_start = 0
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -502,7 +528,10 @@ class StreamingOutputGuard:
         too_large_action = self._policy.action_for(FindingType.OUTPUT_TOO_LARGE, Direction.OUTPUT)
         if self._received > self._policy.max_output_chars and too_large_action is Action.BLOCK:
             return self._block([Finding(FindingType.OUTPUT_TOO_LARGE, 0, self._received, 1.0, "size_limit")])
-        release = Release("") if self._buffered_reason is not None else self._maybe_scan(delta)
+        if self._buffered_reason is not None:
+            release = Release("")  # nothing is sent before finish(), which checks the whole text
+        else:
+            release = self._harm_windows(delta) or self._maybe_scan(delta)
         self._max_held = max(self._max_held, self._received - self._released)
         return release
 
@@ -643,6 +672,37 @@ class StreamingOutputGuard:
         self._commit(cut)
         self._released_text.append(text)
         return Release(text)
+
+    def _harm_windows(self, delta: str) -> Release | None:
+        """A block when a window of the completion that is now complete scores harmful.
+
+        The learned layer scores a long text window by window (`WINDOW_CHARS` long, every
+        `WINDOW_STEP` characters; the worst counts), so a complete window scores here exactly as in
+        the non-streamed check of the whole completion: one that blocks here blocks there too, and
+        the stream stops at most a window after harmful text began instead of at its end. A window
+        still open is not judged: a shorter text scores sharper ("kill the process" alone reads as
+        violence), and judging it would end streams the non-streamed answer allows. Each character
+        is scored in at most two windows, so the cost stays linear.
+        """
+        self._window_parts.append(delta)
+        self._window_size += len(delta)
+        if self._window_size < WINDOW_CHARS:
+            return None
+        pending = "".join(self._window_parts)  # joined once per window, not per delta
+        while len(pending) >= WINDOW_CHARS:
+            window, start = pending[:WINDOW_CHARS], self._window_start
+            pending = pending[WINDOW_STEP:]
+            self._window_start += WINDOW_STEP
+            verdict = self._engine.guard_output(window)
+            harmful = [
+                dataclasses.replace(d.finding, start=d.finding.start + start, end=d.finding.end + start)
+                for d in verdict.decisions
+                if d.action is Action.BLOCK and d.finding.type in _HARM_TYPES
+            ]
+            if harmful:
+                return self._block(harmful)
+        self._window_parts, self._window_size = [pending], len(pending)
+        return None
 
     def _cut(self, cut: int, decisions: Sequence[Decision]) -> int:
         """Move the cut back until it is outside every token and every finding it could split or end."""
