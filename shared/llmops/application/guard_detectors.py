@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -87,7 +87,6 @@ class TimedDetector:
     inner: ServiceDetector
     settings: ServiceSettings
     margin_s: float = 0.0
-    run: Callable[[Callable[[], Detection]], Future[Detection]] | None = None
 
     @property
     def name(self) -> str:
@@ -103,8 +102,7 @@ class TimedDetector:
         timeout = self.timeout_s()
         if timeout <= 0:
             self._failed("deadline", direction)
-        submit = self.run or (lambda call: _pool().submit(call))
-        future = submit(lambda: self.inner.detect(text, direction))
+        future = _pool().submit(self.inner.detect, text, direction)
         try:
             return future.result(timeout=timeout)
         except FutureTimeoutError:
