@@ -122,6 +122,7 @@ class GatewayApi(Construct):
                     EnvVar.DEADLINE_MARGIN_S: str(timeouts.DEADLINE_MARGIN_S),
                     # What grant_guard_detectors allows, so the gateway never calls a guardrail IAM denies.
                     EnvVar.GRANTED_GUARDRAILS: ",".join(config.bedrock_guardrails) or "none",
+                    EnvVar.COMPREHEND_GRANTED: str(config.comprehend_pii_detection).lower(),
                 },
             ),
         )

@@ -88,6 +88,13 @@ def test_the_app_synthesizes_with_both_and_cdk_nag_has_nothing_unacknowledged(tm
         and r["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "gateway"
     ]
     assert granted == ["gr1abc"]
+    comprehend = [
+        r["Properties"]["Environment"]["Variables"].get("LLMOPS_COMPREHEND_GRANTED")
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "gateway"
+    ]
+    assert comprehend == ["true"]
     report = json.loads((tmp_path / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
     assert [v["ruleName"] for v in nag["violations"]] == []

@@ -11,6 +11,7 @@ fail mode, the request's audit record counts the failure and `GuardDetectorFailu
 The guardrail id named in a policy must be one the stack grants (CDK context `bedrockGuardrails`,
 which CDK also hands the gateway as `LLMOPS_GRANTED_GUARDRAILS`): another is never called (IAM
 would deny it) and is unavailable from the start, reason `not_granted`, so its fail mode applies.
+Comprehend likewise without `comprehendPiiDetection` (`LLMOPS_COMPREHEND_GRANTED=false`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class ServiceDetectors:
 
     margin_s: float = 0.0  # kept back from the request's deadline for the stages after the guard
     granted: frozenset[str] | None = None  # guardrail ids the stack grants; None: any (local stack)
+    comprehend_granted: bool = True  # the stack grants comprehend:DetectPiiEntities
 
     def __call__(self, policy: GuardPolicy) -> Sequence[ServiceDetector]:
         built: list[ServiceDetector] = []
@@ -186,7 +188,11 @@ class ServiceDetectors:
                     inner = _NotGranted(name)
                 built.append(TimedDetector(inner, settings, self.margin_s))
             elif name == COMPREHEND and isinstance(settings, ComprehendSettings):
-                built.append(TimedDetector(_comprehend(settings), settings, self.margin_s))
+                if self.comprehend_granted:
+                    built.append(TimedDetector(_comprehend(settings), settings, self.margin_s))
+                else:
+                    _log.warning("guard policy uses Comprehend, which the stack does not grant")
+                    built.append(TimedDetector(_NotGranted(name), settings, self.margin_s))
         return tuple(built)
 
 

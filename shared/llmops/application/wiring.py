@@ -160,7 +160,9 @@ def build_gateway(
         ttl_s=settings.config_ttl_s,
         # Bedrock Guardrails / Comprehend, for the policies that name them; each call keeps the
         # deadline margin back for the stages after the guard.
-        detectors=ServiceDetectors(margin_s=settings.deadline_margin_s, granted=granted),
+        detectors=ServiceDetectors(
+            margin_s=settings.deadline_margin_s, granted=granted, comprehend_granted=settings.comprehend_granted
+        ),
     )
     prompts = CachedPromptResolver(DynamoPromptStore(dynamodb, settings.prompts_table), ttl_s=settings.config_ttl_s)
     chat = ChatEndpoint(

@@ -44,6 +44,8 @@ class EnvVar(StrEnum):
     # The Bedrock guardrails the stack grants (CDK context bedrockGuardrails), comma-separated ids or
     # ARNs; unset (the local stack): any. A policy naming another is not called (it would be denied).
     GRANTED_GUARDRAILS = "LLMOPS_GRANTED_GUARDRAILS"
+    # "true"/"false": whether the stack grants comprehend:DetectPiiEntities; unset (local): granted.
+    COMPREHEND_GRANTED = "LLMOPS_COMPREHEND_GRANTED"
     # The scheduled drift monitor's settings (llmops.config.drift_monitor).
     ARTIFACT_BUCKET = "LLMOPS_ARTIFACT_BUCKET"
     RETRAINING_STATE_MACHINE_ARN = "LLMOPS_RETRAINING_STATE_MACHINE_ARN"
@@ -94,6 +96,7 @@ class Settings(BaseModel):
     audit_dlq_url: str = ""
     guard_policies: str = ""  # JSON: {"policy-name": {...GuardPolicy fields...}}, layered on the default
     granted_guardrails: str | None = None  # None: not restricted (the local stack grants no IAM)
+    comprehend_granted: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -294,3 +294,15 @@ def test_the_gateway_is_wired_with_the_granted_guardrails(aws_settings: Settings
     runtime = gateway_runtime(settings, provider)
     policy = GuardPolicy.from_mapping({"bedrock_guardrail": GUARDRAIL})
     assert runtime.chat.policy_guardrail(_request(), policy).provider_options == {}
+
+
+def test_comprehend_the_stack_does_not_grant_is_never_called() -> None:
+    policy = GuardPolicy.from_mapping({"comprehend": {}})
+    (denied,) = ServiceDetectors(comprehend_granted=False)(policy)
+    with pytest.raises(DetectorUnavailableError) as failed:
+        denied.detect("hello", Direction.INPUT)
+    assert failed.value.reason == "not_granted"
+    (granted,) = ServiceDetectors()(policy)
+    assert isinstance(granted, TimedDetector)
+    assert granted.inner.__class__.__name__ == "ComprehendPiiDetector"
+    assert Settings.from_env({"LLMOPS_COMPREHEND_GRANTED": "false"}).comprehend_granted is False
