@@ -1,5 +1,6 @@
 """The retraining state machine: copies a staged dataset into the run's prefix, runs the fine-tuning
-pipeline and registers the model as a candidate package (PendingManualApproval)."""
+pipeline with the parameters it declares, and uses the package the pipeline registered or else
+registers the model as a candidate package (PendingManualApproval)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,10 @@ def retraining_state_machine(
     pipeline = sagemaker_arn(scope, "pipeline", pipeline_name)
     role.add_to_policy(
         iam.PolicyStatement(
-            sid="RunFineTuningPipeline", actions=["sagemaker:StartPipelineExecution"], resources=[pipeline]
+            sid="RunFineTuningPipeline",
+            # DescribePipeline: the machine passes only the parameters the pipeline declares.
+            actions=["sagemaker:DescribePipeline", "sagemaker:StartPipelineExecution"],
+            resources=[pipeline],
         )
     )
     role.add_to_policy(
@@ -67,6 +71,18 @@ def retraining_state_machine(
             ],
         )
     )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="FindPipelineRegisteredCandidate",
+            actions=["sagemaker:DescribeModelPackage"],
+            resources=[packages],
+        )
+    )
+    # ListModelPackages has no resource type; the call names the group, and DescribeModelPackage
+    # (which reads the metadata) is scoped to it.
+    role.add_to_policy(
+        iam.PolicyStatement(sid="ListCandidates", actions=["sagemaker:ListModelPackages"], resources=["*"])
+    )
     grant_notify(role, alerting)
     definition = load_definition(
         RETRAINING,
@@ -77,7 +93,15 @@ def retraining_state_machine(
             "NotificationTopicArn": alerting.topic.topic_arn,
         },
     )
-    machine = logged_state_machine(scope, config, "retraining", definition, role)
+    machine = logged_state_machine(
+        scope,
+        config,
+        "retraining",
+        definition,
+        role,
+        unscoped=" sagemaker:ListModelPackages (read-only) is granted on all resources too: it has no "
+        "resource type (the machine lists its own group and describes only packages in it).",
+    )
     acknowledge_resources(
         role,
         {

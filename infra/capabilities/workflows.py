@@ -14,7 +14,8 @@ metadata) and is traced with X-Ray; each has a failure alarm.
 The stack does not create the SageMaker pipeline or the model package group; it names them
 (context `retrainingPipelineName`, `modelPackageGroupName`, defaults `llmops-<stage>-fine-tuning`
 and `llmops-<stage>-candidates`), and the pipeline must follow the contract in docs/workflows.md
-(parameters `TrainingDataS3Uri` and `ModelOutputS3Uri`, `model.tar.gz` under the latter).
+(parameters `TrainingDataS3Uri` and `ModelOutputS3Uri`, `model.tar.gz` under the latter; optionally
+`Alias` and `BaselineTarget`, and its own package naming the execution in `llmops:pipeline-execution`).
 
 Approval starts a canary through a small service-integration-only state machine (approval.asl.json)
 rather than an input transformer: transformer paths cannot contain ':' (the `llmops:*` metadata keys)

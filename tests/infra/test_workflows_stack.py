@@ -41,6 +41,7 @@ UNSCOPABLE = frozenset(
         "logs:DescribeResourcePolicies",
         "logs:DescribeLogGroups",
         "cloudwatch:DescribeAlarms",
+        "sagemaker:ListModelPackages",
     }
 )
 
@@ -244,12 +245,16 @@ def test_retraining_role_is_scoped_to_its_prefixes_pipeline_and_group(synth: Any
     assert granted == {
         "s3:GetObject": [f"<{bucket}.Arn>/staging/*"],
         "s3:PutObject": [f"<{bucket}.Arn>/retraining/*"],
+        "sagemaker:DescribePipeline": [f"{prefix}:pipeline/llmops-{stage}-fine-tuning"],
         "sagemaker:StartPipelineExecution": [f"{prefix}:pipeline/llmops-{stage}-fine-tuning"],
         "sagemaker:DescribePipelineExecution": [f"{prefix}:pipeline/llmops-{stage}-fine-tuning/execution/*"],
         "sagemaker:CreateModelPackage": [
             f"{prefix}:model-package-group/llmops-{stage}-candidates",
             f"{prefix}:model-package/llmops-{stage}-candidates/*",
         ],
+        # The package the pipeline registered, if any (it has no resource type to list by).
+        "sagemaker:DescribeModelPackage": [f"{prefix}:model-package/llmops-{stage}-candidates/*"],
+        "sagemaker:ListModelPackages": ["*"],
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from llmops.config.env import EnvVar
 from llmops.workflows import APPROVAL, CANARY, RETRAINING, load_definition
 from llmops.workflows.canary_input import CanaryInput, TargetRef
+from llmops.workflows.retraining_input import REQUIRED_PIPELINE_PARAMETERS, RUN_CONTEXT_PIPELINE_PARAMETERS
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -57,12 +58,14 @@ _TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
-# A pipeline that declares the parameters the retraining machine passes; moto never runs steps.
+# A pipeline that declares every parameter the retraining machine passes (the run context with a
+# default, as the shipped pipeline does); moto never runs steps, so nothing registers a package and
+# the machine registers the model itself, as for a pipeline that only trains.
 _PIPELINE_DEFINITION = {
     "Version": "2020-12-01",
     "Parameters": [
-        {"Name": "TrainingDataS3Uri", "Type": "String"},
-        {"Name": "ModelOutputS3Uri", "Type": "String"},
+        *({"Name": name, "Type": "String"} for name in REQUIRED_PIPELINE_PARAMETERS),
+        *({"Name": name, "Type": "String", "DefaultValue": ""} for name in RUN_CONTEXT_PIPELINE_PARAMETERS),
     ],
     "Steps": [],
 }

@@ -9,11 +9,15 @@
     CheckEvaluation token F1 >= MinTokenF1 and guard block rate <= MaxGuardBlockRate, else
     EvaluationFailed  a Fail step (the retraining machine sees a failed pipeline and registers nothing)
     RegisterCandidate  the model package, ModelApprovalStatus (default PendingManualApproval), with
-                    evaluation.json as its model statistics and the run's alias and baseline as
-                    customer metadata (what the approval machine starts a canary from)
+                    evaluation.json as its model statistics and the run's alias and baseline
+                    (what the approval machine starts a canary from) and the pipeline execution
+                    as customer metadata
 
-It declares the parameters the retraining machine passes (`TrainingDataS3Uri`, `ModelOutputS3Uri`:
-`llmops.workflows.retraining_input`). The processing steps run this repository's `llmops` package
+It declares the parameters the retraining machine passes (`llmops.workflows.retraining_input`):
+`TrainingDataS3Uri` and `ModelOutputS3Uri`, and the run context `Alias` and `BaselineTarget`
+(defaults empty, so a run started by hand still starts). The package names its pipeline execution
+in `llmops:pipeline-execution`, by which the retraining machine knows the run's model is registered
+and registers no second package. The processing steps run this repository's `llmops` package
 (`EvaluationCodeS3Uri`: a tarball `llmops retrain pipeline upsert` uploads) in `processing_image`
 (default: the training image, which has the model's framework for generation).
 
@@ -27,6 +31,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from llmops.workflows.retraining_input import (
+    PIPELINE_EXECUTION_METADATA,
+    REQUIRED_PIPELINE_PARAMETERS,
+    RUN_CONTEXT_PIPELINE_PARAMETERS,
+)
+
 __all__ = [
     "APPROVAL_STATUS",
     "PARAMETERS",
@@ -38,15 +48,13 @@ __all__ = [
 APPROVAL_STATUS = "PendingManualApproval"
 STEPS = ("PrepareDataset", "FineTune", "Evaluate", "CheckEvaluation", "RegisterCandidate", "EvaluationFailed")
 PARAMETERS = (
-    "TrainingDataS3Uri",
-    "ModelOutputS3Uri",
+    *REQUIRED_PIPELINE_PARAMETERS,
     "EvaluationCodeS3Uri",
     "HeldOutFraction",
     "MinTokenF1",
     "MaxGuardBlockRate",
     "ModelApprovalStatus",
-    "Alias",
-    "BaselineTarget",
+    *RUN_CONTEXT_PIPELINE_PARAMETERS,
 )
 _CODE_DIR = "/opt/ml/processing/code"
 _EVALUATION_FILE = "evaluation.json"
@@ -113,6 +121,7 @@ def build_pipeline(config: PipelineConfig, session: Any) -> Any:
         ConditionGreaterThanOrEqualTo,
         ConditionLessThanOrEqualTo,
     )
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: PLC0415
     from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: PLC0415
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString  # noqa: PLC0415
     from sagemaker.core.workflow.properties import PropertyFile  # noqa: PLC0415
@@ -125,8 +134,10 @@ def build_pipeline(config: PipelineConfig, session: Any) -> Any:
     from sagemaker.train.configs import Compute, InputData, OutputDataConfig  # noqa: PLC0415
     from sagemaker.train.model_trainer import ModelTrainer  # noqa: PLC0415
 
-    training_data = ParameterString(name="TrainingDataS3Uri")
-    model_output = ParameterString(name="ModelOutputS3Uri")
+    training_name, output_name = REQUIRED_PIPELINE_PARAMETERS
+    alias_name, baseline_name = RUN_CONTEXT_PIPELINE_PARAMETERS
+    training_data = ParameterString(name=training_name)
+    model_output = ParameterString(name=output_name)
     code = ParameterString(
         name="EvaluationCodeS3Uri", default_value=f"s3://{config.artifact_bucket}/pipeline-code/llmops.tar.gz"
     )
@@ -134,8 +145,8 @@ def build_pipeline(config: PipelineConfig, session: Any) -> Any:
     min_f1 = ParameterFloat(name="MinTokenF1", default_value=config.min_token_f1)
     max_blocks = ParameterFloat(name="MaxGuardBlockRate", default_value=config.max_guard_block_rate)
     approval = ParameterString(name="ModelApprovalStatus", default_value=APPROVAL_STATUS)
-    alias = ParameterString(name="Alias", default_value="")
-    baseline = ParameterString(name="BaselineTarget", default_value="")
+    alias = ParameterString(name=alias_name, default_value="")
+    baseline = ParameterString(name=baseline_name, default_value="")
     work = f"s3://{config.artifact_bucket}/pipeline-work/{config.name}"
 
     image = _training_image(config, session)
@@ -255,8 +266,13 @@ def build_pipeline(config: PipelineConfig, session: Any) -> Any:
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri)
             ),
-            # The keys the approval machine reads (as on the packages the retraining machine registers).
-            customer_metadata_properties={"llmops:alias": alias, "llmops:baseline-target": baseline},
+            # The keys the approval machine reads (as on the packages the retraining machine registers),
+            # and the execution, by which the retraining machine finds this package (and registers none).
+            customer_metadata_properties={
+                "llmops:alias": alias,
+                "llmops:baseline-target": baseline,
+                PIPELINE_EXECUTION_METADATA: ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            },
         ),
     )
     failed = FailStep(

@@ -10,7 +10,14 @@ and named after the execution:
     s3://<artifact bucket>/retraining/<execution name>/model/          (pipeline output)
 
 The SageMaker pipeline must declare the parameters `TrainingDataS3Uri` and `ModelOutputS3Uri` and
-write `model.tar.gz` under the latter; the state machine registers that artifact.
+write `model.tar.gz` under the latter. The machine also passes the run context, `Alias` and
+`BaselineTarget`, to a pipeline that declares them (it reads the declared parameters with
+DescribePipeline first: StartPipelineExecution rejects undeclared ones).
+
+Exactly one model package per run: a pipeline that registers the model itself (the shipped
+`fine_tuning_pipeline` does, with its evaluation) puts its execution ARN in the package's
+`llmops:pipeline-execution` customer metadata, and the machine uses that package; otherwise (a
+pipeline that only trains) the machine registers `model.tar.gz` itself.
 """
 
 from __future__ import annotations
@@ -22,7 +29,24 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llmops.config.drift_monitor import DEFAULT_DRIFT_THRESHOLD, DEFAULT_NEGATIVE_FEEDBACK_THRESHOLD, latest_dataset_key
 
-__all__ = ["RetrainingInput", "Signals", "Thresholds", "retrainable_aliases", "retraining_trigger_input"]
+__all__ = [
+    "PIPELINE_EXECUTION_METADATA",
+    "REQUIRED_PIPELINE_PARAMETERS",
+    "RUN_CONTEXT_PIPELINE_PARAMETERS",
+    "RetrainingInput",
+    "Signals",
+    "Thresholds",
+    "retrainable_aliases",
+    "retraining_trigger_input",
+]
+
+# What retraining.asl.json passes to the pipeline (its OfferPipelineParameters state): always the
+# data and output locations; the run context only to a pipeline that declares it.
+REQUIRED_PIPELINE_PARAMETERS = ("TrainingDataS3Uri", "ModelOutputS3Uri")
+RUN_CONTEXT_PIPELINE_PARAMETERS = ("Alias", "BaselineTarget")
+# The customer metadata key by which a pipeline's own package names the execution that registered
+# it, so the machine registers no second package (and never takes another run's).
+PIPELINE_EXECUTION_METADATA = "llmops:pipeline-execution"
 
 S3Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()=-][A-Za-z0-9!_.*'()/=+-]{0,1023}$")]
 

@@ -13,6 +13,11 @@ import pytest
 from moto import mock_aws
 
 from llmops.workflows.fine_tuning_pipeline import APPROVAL_STATUS, PARAMETERS, PipelineConfig, build_pipeline
+from llmops.workflows.retraining_input import (
+    PIPELINE_EXECUTION_METADATA,
+    REQUIRED_PIPELINE_PARAMETERS,
+    RUN_CONTEXT_PIPELINE_PARAMETERS,
+)
 
 # The SDK is imported by build_pipeline (it is the `pipeline` extra; make bootstrap installs it).
 pytest.importorskip("sagemaker", reason="the `pipeline` extra (sagemaker SDK) is not installed")
@@ -92,8 +97,11 @@ def test_the_steps_prepare_fine_tune_evaluate_check_and_register(definition: dic
 def test_the_parameters_include_what_the_retraining_machine_passes(definition: dict[str, Any]) -> None:
     declared = {p["Name"]: p for p in definition["Parameters"]}
     assert set(declared) == set(PARAMETERS)
-    assert {"TrainingDataS3Uri", "ModelOutputS3Uri"} <= set(declared)  # llmops.workflows.retraining_input
+    # Everything the retraining machine offers, so it passes the run context too.
+    assert {*REQUIRED_PIPELINE_PARAMETERS, *RUN_CONTEXT_PIPELINE_PARAMETERS} <= set(declared)
     assert declared["ModelApprovalStatus"]["DefaultValue"] == APPROVAL_STATUS
+    # A run started by hand, without the run context, still starts.
+    assert all(declared[name]["DefaultValue"] == "" for name in RUN_CONTEXT_PIPELINE_PARAMETERS)
 
 
 def test_registration_waits_for_manual_approval_with_the_evaluation_as_metrics(definition: dict[str, Any]) -> None:
@@ -108,6 +116,8 @@ def test_registration_waits_for_manual_approval_with_the_evaluation_as_metrics(d
     assert arguments["CustomerMetadataProperties"] == {
         "llmops:alias": {"Get": "Parameters.Alias"},
         "llmops:baseline-target": {"Get": "Parameters.BaselineTarget"},
+        # How the retraining machine knows this run's model is registered (and registers no second).
+        PIPELINE_EXECUTION_METADATA: {"Get": "Execution.PipelineExecutionArn"},
     }
 
 
