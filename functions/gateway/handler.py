@@ -30,11 +30,13 @@ from llmops.application.proxy_events import (
 )
 from llmops.application.rendering import validation_error
 from llmops.application.responses import ApiResponse, PendingStream, StreamingResponse, streaming_response
+from llmops.application.server_timing import provider_ms_in, server_timing, with_server_timing
 from llmops.config.env import Settings
 from llmops.config.timeouts import BUFFERED_ANSWER_TIMEOUT_S
 from llmops.domain.errors import BadRequestError, GatewayError
 from llmops.domain.keys import InvalidApiKeyError
 from llmops.domain.request_trace import RequestTrace
+from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
 from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
 from llmops.observability.powertools_env import tracing_enabled
@@ -54,6 +56,9 @@ _tracer: Tracer | None = None
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 _runtime: GatewayRuntime | None = None
 _pending_stream = PendingStream()
+# The request traces finished during the current invocation (a buffered answer's, a refusal's): their
+# provider time goes into Server-Timing. Cleared per invocation, like the pending stream.
+_finished_traces: list[RequestTrace] = []
 
 
 def tracer() -> Tracer | None:
@@ -94,6 +99,7 @@ def _traced(handle: _Handler) -> _Handler:
 
 
 def _emit_metrics(trace: RequestTrace) -> None:
+    _finished_traces.append(trace)
     emit_request_metrics(metrics, trace, attempts=trace.provider_attempts)
 
 
@@ -226,10 +232,24 @@ def unexpected(error: Exception) -> Response[str]:
     return _respond(ApiResponse.error(GatewayError("The gateway failed to process the request.")))
 
 
+def _with_timing(result: dict[str, Any], started: float, *, streamed: bool) -> dict[str, Any]:
+    """Server-Timing on every answer (llmops.application.server_timing): a stream's provider time
+    comes from its endpoint (its trace ends after the body), a buffered answer's from its trace."""
+    provider_ms = provider_ms_in(result)
+    if provider_ms is None:
+        # Only traces that called a model: a cache hit's provider stage is a zero, not a model call.
+        timed = [t.stage_ms.get(RequestStage.PROVIDER, 0.0) for t in _finished_traces if t.attempts]
+        provider_ms = sum(timed) if timed else None
+    total_ms = (time.perf_counter() - started) * 1000
+    return with_server_timing(result, server_timing(total_ms, provider_ms, streamed=streamed))
+
+
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @_traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
+    started = time.perf_counter()
+    _finished_traces.clear()
     request_id = request_id_of(event)
     stream: Iterator[str] | None = None
     too_large = oversize_error(event, runtime().settings.max_body_bytes)
@@ -244,6 +264,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | S
     # Added here, not per route: JSON returned by a route, a refusal and the resolver's own 404 all
     # carry the request id.
     result = with_header(result, "x-request-id", request_id)
+    result = _with_timing(result, started, streamed=stream is not None)
     if stream is not None:
         # Written chunk by chunk by llmops.lambda_runtime.loop, the function's runtime.
         return streaming_response(result, stream)

@@ -40,6 +40,7 @@ from llmops.application.guard_detectors import bound_deadline, with_policy_guard
 from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
 from llmops.application.rendering import DONE, ChunkRenderer, chat_completion, sse_stream
 from llmops.application.responses import EVENT_STREAM, ApiResponse
+from llmops.application.server_timing import provider_timing
 from llmops.domain.audit import AuditRecord, GuardVerdict, OutputScan, text_evidence
 from llmops.domain.chat import (
     ChatRequest,
@@ -550,6 +551,10 @@ def _headers(trace: RequestTrace, result: CompletionResult | StreamingResult) ->
     headers["x-llmops-cache"] = trace.cache
     if trace.prompt_version:
         headers["x-llmops-prompt"] = trace.prompt_version
+    if trace.attempts:
+        # The model's share of Server-Timing, known here (for a stream: up to its first event); the
+        # Lambda handler adds the gateway's own (llmops.application.server_timing).
+        headers.update(provider_timing(trace.stage_ms.get(RequestStage.PROVIDER, 0.0)))
     return headers
 
 

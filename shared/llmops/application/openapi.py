@@ -276,6 +276,12 @@ _SUCCESS_HEADERS: Mapping[tuple[str, str], dict[str, Any]] = {
         },
         # A streamed answer's cost is known only after its last byte (audit record, /v1/usage).
         "x-llmops-cost-usd": {**_STRING_HEADER, "description": "USD; absent on a streamed answer"},
+        # On every response of the gateway function (llmops.application.server_timing).
+        "Server-Timing": {
+            **_STRING_HEADER,
+            "required": True,
+            "description": "gateway;dur=<ms>, provider;dur=<ms>, and ttft;dur=<ms> on a streamed answer",
+        },
     },
 }
 
