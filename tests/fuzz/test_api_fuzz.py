@@ -120,8 +120,9 @@ UNROUTABLE_FIELDS = (
     "performanceConfig",
     "additionalModelRequestFields",
 )
-# Message fields that need the conversation's tool-call bookkeeping to be right (checked on parse).
-UNROUTABLE_MESSAGE_FIELDS = ("tool_calls", "tool_call_id", "thinking_blocks", "function_call")
+# Message fields that need the conversation's tool-call bookkeeping to be right (checked on parse),
+# and `audio`, which the gateway refuses unless it is null (a 400 naming it, tested in the schema tests).
+UNROUTABLE_MESSAGE_FIELDS = ("tool_calls", "tool_call_id", "thinking_blocks", "function_call", "audio")
 ROUTED_REFUSALS = {"content_blocked", "context_length_exceeded"}
 
 
