@@ -306,7 +306,7 @@ def test_sagemaker_invoke_is_scoped_to_the_configured_endpoints(synth: Any) -> N
 
 
 # Actions AWS offers no resource-level permissions for: X-Ray, CloudWatch Logs delivery for state
-# machine logging, and DescribeAlarms (the canary's gates).
+# machine logging, DescribeAlarms (the canary's gates) and ListModelPackages (retraining).
 _RESOURCELESS_ACTIONS = {
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
@@ -317,6 +317,8 @@ _RESOURCELESS_ACTIONS = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
     "cloudwatch:DescribeAlarms",
+    # The retraining machine finds the package its pipeline run registered (docs/workflows.md).
+    "sagemaker:ListModelPackages",
 }
 
 
