@@ -15,9 +15,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from llmops.application.chat_endpoint import CLIENT_CLOSED_REQUEST
 from llmops.application.openai_schema import ChatCompletionRequest
 from llmops.application.responses import ApiResponse
+from llmops.application.streamed_answer import CLIENT_CLOSED_REQUEST
 from llmops.application.wiring import GatewayRuntime
 from llmops.config.env import Settings
 from llmops.domain.audit import AuditRecord
