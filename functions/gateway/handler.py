@@ -131,7 +131,7 @@ def _tenant() -> TenantContext:
 _AUDITED_PATHS = ("/chat/completions", "/embeddings")
 
 
-def _audit_refused_chat(event: dict[str, Any], request_id: str, refusal: GatewayError) -> None:
+def _audit_refusal(event: dict[str, Any], request_id: str, refusal: GatewayError) -> None:
     tenant = tenant_of(event)
     if tenant is not None and str(event.get("path", "")).endswith(_AUDITED_PATHS):
         runtime().chat.record_refusal(tenant, request_id, refusal)
@@ -201,7 +201,7 @@ def gateway_error(error: GatewayError) -> Response[str]:
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def invalid_request(error: RequestValidationError) -> Response[str]:
     refusal = validation_error(list(error.errors()))
-    _audit_refused_chat(app.current_event.raw_event, _request_id(), refusal)
+    _audit_refusal(app.current_event.raw_event, _request_id(), refusal)
     return _refuse(refusal)
 
 
@@ -216,7 +216,7 @@ def unparsable_body(error: Exception) -> Response[str]:
             "The request body is not valid JSON (invalid UTF-8 or nested too deeply).", code="invalid_json"
         )
     )
-    _audit_refused_chat(app.current_event.raw_event, _request_id(), refusal)
+    _audit_refusal(app.current_event.raw_event, _request_id(), refusal)
     return _refuse(refusal)
 
 
@@ -254,7 +254,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | S
     stream: Iterator[str] | None = None
     too_large = oversize_error(event, runtime().settings.max_body_bytes)
     if too_large is not None:
-        _audit_refused_chat(event, request_id, too_large)
+        _audit_refusal(event, request_id, too_large)
         result = ApiResponse.error(too_large).to_proxy_result()
     else:
         try:
