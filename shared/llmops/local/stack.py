@@ -174,8 +174,12 @@ class LocalStack:
         }
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
         state_file = self.options.state_dir / LOCAL_STATE_FILE
-        state_file.write_text(json.dumps(self.state, indent=2))
-        state_file.chmod(0o600)  # holds a working API key
+        # Written whole, then renamed: whoever waits for the file (the CLI, tests) never reads it
+        # half-written, and it is private from the start since it holds a working API key.
+        partial_file = state_file.with_suffix(".json.partial")
+        partial_file.write_text(json.dumps(self.state, indent=2))
+        partial_file.chmod(0o600)
+        os.replace(partial_file, state_file)
         return self.state
 
     def _provision(self) -> None:
