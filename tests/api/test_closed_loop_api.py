@@ -217,7 +217,12 @@ def test_the_demo_breaks_a_candidate_prints_its_rollback_and_draws_it(stack: dic
     assert "rolled back (GateBreached)" in out
     assert "ALARM: error-rate" in out  # the timeline names the gate as it fires
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert chat(stack)[1]["x-llmops-target"].endswith("/primary")  # the fault is cleared, the alias on the baseline
+    # The fault is cleared and the alias is on the baseline once the gateway's route cache (2 s
+    # locally, LLMOPS_CONFIG_TTL_S) has read the rolled-back weights.
+    deadline = time.monotonic() + 10
+    while not (target := chat(stack)[1]["x-llmops-target"]).endswith("/primary") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert target.endswith("/primary"), target
 
 
 def test_enough_negative_feedback_raises_the_feedback_alarm_and_starts_retraining(stack: dict[str, Any]) -> None:
