@@ -1,8 +1,8 @@
 """The chat completion request path, stage by stage (docs/architecture.md, "The request path"):
 
 parse (with the prompt template) -> input guard -> route -> cache lookup -> quota reserve
--> provider (fallbacks) -> output guard (then restore pseudonyms) -> quota settle -> cache store
--> render, and then the audit record. The names are `llmops.domain.stages.RequestStage`.
+-> provider (fallbacks) -> output guard (then restore pseudonyms) -> cache store -> render, and then
+the quota settle with the audit record, in one write. The names are `llmops.domain.stages.RequestStage`.
 
 A registered prompt template is applied first; deterministic requests may be answered from the
 response cache after the input guard (a blocked request is never served from cache).
@@ -13,7 +13,8 @@ each delta goes through `StreamingOutputGuard`, what it releases is sent as a ch
 settle, cache store and the audit record run after the last byte, so accounting never delays a token.
 
 Every request that reaches this endpoint leaves exactly one audit record, admitted or refused, and
-a reservation is always either settled or released, exactly once.
+a reservation is always either settled or released, exactly once, written with that record
+(`RequestBooks.settle_and_write`: one DynamoDB transaction).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from llmops.domain.chat import (
     Completion,
     ResponseFormat,
     Role,
-    Usage,
 )
 from llmops.domain.completions import (
     CompletionResult,
@@ -62,6 +62,7 @@ from llmops.domain.prompts import PromptRef, ResolvedPrompt, apply_prompt
 from llmops.domain.quotas import (
     Demand,
     QuotaLedger,
+    RequestBooks,
     Reservation,
     worst_case_demand,
 )
@@ -75,23 +76,17 @@ from llmops.domain.response_cache import (
     cache_key,
     storable,
 )
-from llmops.domain.routing import Target
 from llmops.domain.stages import RequestStage
 from llmops.domain.structured_output import check_structured_output
 from llmops.domain.tenancy import TenantContext
 from llmops.domain.token_estimate import estimate_prompt_tokens
 
 __all__ = [
-    "AuditSink",
     "ChatEndpoint",
     "PromptResolver",
     "provenance_headers",
     "provider_texts",
 ]
-
-
-class AuditSink(Protocol):
-    def write(self, record: AuditRecord) -> object: ...
 
 
 class PromptResolver(Protocol):
@@ -134,8 +129,8 @@ def _demand(plan: RoutePlan, request: ChatRequest) -> Demand:
 class ChatEndpoint:
     completions: CompletionService
     guards: Callable[[str], GuardEngine]  # policy name -> engine
-    ledger: QuotaLedger
-    audit: AuditSink
+    ledger: QuotaLedger  # reserves (the settle or release is written with the audit record)
+    audit: RequestBooks
     audit_pepper: str
     prompts: PromptResolver
     cache: ResponseCache
@@ -184,38 +179,45 @@ class ChatEndpoint:
         self.record(RequestTrace(request_id, tenant, status=error.status, error_code=error.code))
 
     def record(self, trace: RequestTrace) -> None:
-        """Writes the audit record; the audit log retries and dead-letters, so nothing is dropped."""
-        self.audit.write(
-            AuditRecord(
-                request_id=trace.request_id,
-                tenant_id=trace.tenant.tenant_id,
-                key_prefix=trace.tenant.key_id,
-                started_at=trace.started_at,
-                finished_at=time.time(),
-                status=trace.status,
-                error_code=trace.error_code,
-                alias=trace.alias,
-                target=trace.target,
-                variant=trace.variant,
-                guard=tuple(trace.guard),
-                input_tokens=trace.input_tokens,
-                output_tokens=trace.output_tokens,
-                cost_usd=trace.cost_usd,
-                stage_ms=dict(trace.stage_ms),
-                streamed=trace.streamed,
-                cache_hit=trace.cache == CacheStatus.HIT,
-                prompt_version=trace.prompt_version,
-                prompt=text_evidence(trace.prompt_text, trace.tenant.audit_text, self.audit_pepper),
-                completion=text_evidence(trace.completion_text, trace.tenant.audit_text, self.audit_pepper),
-                settle_pending=trace.settle_pending,
-                retention_days=trace.tenant.audit_retention_days,
-                output_scan=trace.output_scan,
-                embedding_inputs=trace.embedding_inputs,
-                parts=dict(trace.request_parts),
-                tools_offered=trace.tools_offered,
-                tool_calls=trace.answer_tool_calls,
-            )
+        """Writes the audit record, with the settle or release of the request's reservation when it
+        has one (one write); the books retry, park and dead-letter, so nothing is dropped."""
+        record = AuditRecord(
+            request_id=trace.request_id,
+            tenant_id=trace.tenant.tenant_id,
+            key_prefix=trace.tenant.key_id,
+            started_at=trace.started_at,
+            finished_at=time.time(),
+            status=trace.status,
+            error_code=trace.error_code,
+            alias=trace.alias,
+            target=trace.target,
+            variant=trace.variant,
+            guard=tuple(trace.guard),
+            input_tokens=trace.input_tokens,
+            output_tokens=trace.output_tokens,
+            cost_usd=trace.cost_usd,
+            stage_ms=dict(trace.stage_ms),
+            streamed=trace.streamed,
+            cache_hit=trace.cache == CacheStatus.HIT,
+            prompt_version=trace.prompt_version,
+            prompt=text_evidence(trace.prompt_text, trace.tenant.audit_text, self.audit_pepper),
+            completion=text_evidence(trace.completion_text, trace.tenant.audit_text, self.audit_pepper),
+            settle_pending=trace.settle_pending,
+            retention_days=trace.tenant.audit_retention_days,
+            output_scan=trace.output_scan,
+            embedding_inputs=trace.embedding_inputs,
+            parts=dict(trace.request_parts),
+            tools_offered=trace.tools_offered,
+            tool_calls=trace.answer_tool_calls,
         )
+        settlement, trace.settlement = trace.settlement, None  # written once, whoever records
+        if settlement is None:
+            self.audit.write(record)
+        else:
+            # Timed for the metrics only: the record cannot hold the time of its own write.
+            with trace.stage(self.spans, RequestStage.QUOTA_SETTLE):
+                outcome = self.audit.settle_and_write(settlement, record, time.time())
+            trace.settle_pending = not outcome.applied
         self.on_finished(trace)
 
     def _handle(
@@ -301,9 +303,8 @@ class ChatEndpoint:
             self._record_output_verdict(trace, output.verdict)
 
         # The model ran and the tokens were spent, so usage is settled even if the output is blocked
-        # or is not the structured output asked for.
-        with stage(RequestStage.QUOTA_SETTLE):
-            self._settle(reservation, trace, result.route.alias, result.target, result.completion.usage)
+        # or is not the structured output asked for (written with the audit record, whatever follows).
+        metering.settle(reservation, trace, result.route.alias, result.target, result.completion.usage)
         deliverable = _deliverable(output, request.response_format)  # the caller's response_format, as asked
 
         if cached is None and decision.write:
@@ -312,9 +313,6 @@ class ChatEndpoint:
 
         with stage(RequestStage.RENDER):
             return _render(body, request, trace, deliverable, result)
-
-    def _settle(self, reservation: Reservation, trace: RequestTrace, alias: str, target: Target, usage: Usage) -> None:
-        metering.settle(self.ledger, reservation, trace, alias, target, usage)
 
     def _store(self, key: str, trace: RequestTrace, target_id: str, completion: Completion) -> None:
         if storable(completion):
@@ -345,7 +343,7 @@ class ChatEndpoint:
 
     def _call_model(self, call: Callable[[], _Answer], reservation: Reservation, trace: RequestTrace) -> _Answer:
         """`call` (execute, or stream up to its first event); when it fails the reservation is released."""
-        return metering.call_releasing_on_failure(self.ledger, reservation, trace, call)
+        return metering.call_releasing_on_failure(reservation, trace, call)
 
 
 def _deliverable(output: GuardedAnswer, response_format: ResponseFormat | None) -> Completion:

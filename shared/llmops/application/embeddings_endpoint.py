@@ -2,7 +2,7 @@
 (`llmops.application.chat_endpoint`; docs/architecture.md, "The request path"):
 
 parse -> input guard (by the tenant's policy) -> route -> quota reserve -> provider (fallbacks)
--> quota settle -> render, and then the audit record and the metrics.
+-> render, and then the quota settle with the audit record (one write) and the metrics.
 
 The input guard runs on each input on its own: every text is a document of its own in an index, so
 its redaction (placeholders numbered within it) and its vector must not depend on what else was in
@@ -15,7 +15,7 @@ guarded texts. There is no output guard: a vector holds no text to leak.
 Accounting is chat's: the estimated input tokens at the dearest target are reserved, the reservation
 is settled to the reported tokens (released if no target answered), usage is added per alias and
 day, and exactly one audit record (the number of inputs, never the texts) is written per request,
-through the chat endpoint's recorder, which also emits the request metrics.
+with the settle, through the chat endpoint's recorder, which also emits the request metrics.
 """
 
 from __future__ import annotations
@@ -100,13 +100,13 @@ class EmbeddingsEndpoint:
 
         with self.spans(RequestStage.PROVIDER):
             result = metering.call_releasing_on_failure(
-                self.ledger, reservation, trace, partial(self.service.embed, plan, guarded, deadline)
+                reservation, trace, partial(self.service.embed, plan, guarded, deadline)
             )
         trace.record_answerer(result)
         trace.record_usage(result.usage, result.cost_usd)
 
-        with stage(RequestStage.QUOTA_SETTLE):
-            metering.settle(self.ledger, reservation, trace, result.route.alias, result.target, result.usage)
+        # Written with the audit record (`record`), once the answer is rendered.
+        metering.settle(reservation, trace, result.route.alias, result.target, result.usage)
 
         with stage(RequestStage.RENDER):
             payload = embedding_list(

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from llmops.application import metering
 from llmops.application.answer_guard import (
     combine_verdicts,
     guard_tool_call,
@@ -383,8 +384,8 @@ class StreamedAnswer(Iterator[str]):
                 answer.stage_ms.get(RequestStage.PROVIDER, 0.0) + self._reading_s * 1000
             )
             self._record_outcome(usage)
-            with trace.stage(self._endpoint.spans, RequestStage.QUOTA_SETTLE):
-                self._endpoint._settle(self._reservation, trace, answer.route.alias, answer.target, usage)
+            # Written with the audit record below: one write, after the last byte.
+            metering.settle(self._reservation, trace, answer.route.alias, answer.target, usage)
             complete = self._delivered and self._failure is None and self._end is not None
             blocked = self._part_blocked or bool(self._final and self._final.blocked)
             if complete and self._cache_key is not None and not blocked:

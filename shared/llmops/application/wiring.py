@@ -21,6 +21,7 @@ from llmops.adapters.dynamodb.guard_policy_store import DynamoGuardPolicyStore
 from llmops.adapters.dynamodb.key_store import DynamoKeyStore
 from llmops.adapters.dynamodb.prompt_store import CachedPromptResolver, DynamoPromptStore
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
+from llmops.adapters.dynamodb.request_books import DynamoRequestBooks
 from llmops.adapters.dynamodb.route_source import DynamoRouteSource, FileRouteSource
 from llmops.adapters.http_images import HttpImageFetcher
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
@@ -169,7 +170,7 @@ def build_gateway(
         completions,
         guards,
         ledger,
-        audit,
+        DynamoRequestBooks(ledger, audit),  # the settle rides in the audit record's transaction
         audit_pepper=settings.key_pepper,
         prompts=prompts,
         cache=DynamoResponseCache(dynamodb, settings.cache_table),

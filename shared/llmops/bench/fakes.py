@@ -8,6 +8,7 @@ from llmops.domain.audit import AuditRecord
 from llmops.domain.quotas import (
     Actual,
     Demand,
+    PendingSettlement,
     Reservation,
     SettleOutcome,
     UsageEntry,
@@ -39,8 +40,14 @@ class InMemoryLedger:
 
 @dataclass(slots=True)
 class InMemoryAuditSink:
+    """The `RequestBooks` of no accounting: counts the records, keeps nothing."""
+
     records: int = 0
 
     def write(self, record: AuditRecord) -> object:
         self.records += 1
         return None
+
+    def settle_and_write(self, settlement: PendingSettlement, record: AuditRecord, now: float) -> SettleOutcome:
+        self.records += 1
+        return SettleOutcome(applied=True)

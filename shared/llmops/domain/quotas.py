@@ -11,7 +11,9 @@ Lifecycle of one request:
 2. `QuotaLedger.reserve` - charges the demand to every window that has a limit, all or nothing;
    raises `RateLimitExceededError` / `InsufficientQuotaError` (429) naming the first full window.
 3. `QuotaLedger.settle` - moves each charge to the provider-reported amount (`settle_deltas`) and
-   records per-alias usage; or `QuotaLedger.release` when the call failed (`release_deltas`).
+   records per-alias usage; or `QuotaLedger.release` when the call failed (`release_deltas`). On the
+   request path the settle (`settlement_for`) or release (`release_for`) is booked with the
+   request's audit record instead, in one write (`RequestBooks.settle_and_write`).
 4. A function killed mid-request (its timeout, out of memory) does neither. So the reservation is
    recorded with a `release_at` just past the invocation's deadline, and a scheduled sweeper
    releases what is still held then (`ExpiredReservation`), exactly once: settle, release and the
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from llmops.domain.audit import AuditRecord
 from llmops.domain.chat import ChatRequest, Usage
 from llmops.domain.errors import GatewayError
 from llmops.domain.routing import Target
@@ -45,6 +48,7 @@ __all__ = [
     "PendingSettlement",
     "QuotaLedger",
     "RateLimitExceededError",
+    "RequestBooks",
     "Reservation",
     "Scope",
     "SettleOutcome",
@@ -61,7 +65,9 @@ __all__ = [
     "rejection_for",
     "release_at_for",
     "release_deltas",
+    "release_for",
     "settle_deltas",
+    "settlement_for",
     "usd_to_nanos",
     "window_statuses",
     "worst_case_demand",
@@ -414,6 +420,11 @@ class PendingSettlement:
     usage: UsageEntry | None
     reason: str = ""
 
+    @property
+    def changes_nothing(self) -> bool:
+        """A release of a reservation that charged nothing: there is nothing to write."""
+        return not self.deltas and self.usage is None
+
     def to_dict(self) -> dict[str, Any]:
         usage = None
         if self.usage is not None:
@@ -456,6 +467,16 @@ class PendingSettlement:
             usage=usage,
             reason=str(data.get("reason", "")),
         )
+
+
+def settlement_for(reservation: Reservation, actual: Actual, usage: UsageEntry | None) -> PendingSettlement:
+    """The settle of `reservation` to what the request actually used, as one value to apply."""
+    return PendingSettlement(reservation.request_id, reservation.tenant_id, settle_deltas(reservation, actual), usage)
+
+
+def release_for(reservation: Reservation) -> PendingSettlement:
+    """The release of `reservation` (no target answered), as one value to apply."""
+    return PendingSettlement(reservation.request_id, reservation.tenant_id, release_deltas(reservation), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,3 +540,20 @@ class QuotaLedger(Protocol):
     def release(self, reservation: Reservation, now: float) -> SettleOutcome: ...
 
     def usage(self, tenant: TenantContext, now: float) -> list[WindowStatus]: ...
+
+
+class RequestBooks(Protocol):
+    """Where a request is booked once it is over: its audit record, and with it, for a request that
+    reserved quota, the settle or release of its reservation.
+
+    `settle_and_write` applies `settlement` exactly once and writes `record`, in one write where the
+    store allows it (the DynamoDB adapter: one transaction). If the settle could not be applied it is
+    parked (`SettleOutcome.pending`) and the record says so (`settle_pending`). Neither raises unless
+    the record could not be kept at all (the audit log's dead-letter queue failed too).
+    """
+
+    def write(self, record: AuditRecord) -> object:
+        """The record alone (a refusal, or a request that never reserved): one write."""
+        ...
+
+    def settle_and_write(self, settlement: PendingSettlement, record: AuditRecord, now: float) -> SettleOutcome: ...

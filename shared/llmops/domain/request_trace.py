@@ -16,6 +16,7 @@ from llmops.domain.audit import GuardVerdict, OutputScan
 from llmops.domain.chat import ChatRequest, Usage
 from llmops.domain.completions import Attempt, CompletionResult, StreamingResult
 from llmops.domain.embeddings import EmbeddingResult
+from llmops.domain.quotas import PendingSettlement
 from llmops.domain.routing import Provider
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
@@ -56,7 +57,11 @@ class RequestTrace:
     stage_ms: dict[str, float] = field(default_factory=dict)
     prompt_text: str | None = None  # guard-redacted, never raw
     completion_text: str | None = None  # guard-redacted, never raw
-    settle_pending: bool = False
+    # The settle or release of the request's reservation, decided once the model answered (or did
+    # not) and written with the audit record (`RequestBooks.settle_and_write`); None once written,
+    # and for a request that reserved nothing.
+    settlement: PendingSettlement | None = None
+    settle_pending: bool = False  # the settle was not applied and is parked (the sweeper or a replay finishes it)
     output_scan: OutputScan | None = None  # what the streaming output guard scanned (counts only)
     embedding_inputs: int | None = None  # POST /v1/embeddings only: the number of texts
     # What the request carried and the answer called, as counts only (never contents, never tool

@@ -15,8 +15,10 @@ from typing import Any
 
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
+from llmops.adapters.dynamodb.request_books import DynamoRequestBooks
+from llmops.adapters.dynamodb.usage_store import DynamoUsageStore
 from llmops.domain.audit import AuditRecord, AuditWriteOutcome
-from llmops.domain.quotas import Demand, RateLimitExceededError, Reservation
+from llmops.domain.quotas import Demand, RateLimitExceededError, Reservation, SettleOutcome, UsageEntry, settlement_for
 from llmops.domain.tenancy import Limits, TenantContext
 
 CLIENTS = 16
@@ -101,3 +103,45 @@ def test_concurrent_containers_with_their_own_cached_heads_keep_every_chain_inta
     assert outcomes == [AuditWriteOutcome.WRITTEN] * (CLIENTS * 3)
     report = logs[0].verify("acme", NOW)
     assert report.ok and report.records == CLIENTS * 3
+
+
+def test_concurrent_containers_settling_with_their_records_keep_quotas_exact_and_chains_intact(
+    server_client: Callable[[str], Any], server_tables: dict[str, str]
+) -> None:
+    # As Lambda runs it: each container settles every request in its audit record's transaction, on
+    # the heads it remembers. A stale head cancels the whole transaction, so the retry with the fresh
+    # head must apply each settle exactly once and the chains must stay whole.
+    ctx = TenantContext("acme", "key00001", limits=Limits(requests_per_minute=10_000, tokens_per_minute=1_000_000))
+    day = "2027-01-15"
+    containers = []
+    for _ in range(CLIENTS):
+        client = server_client("dynamodb")
+        ledger = DynamoQuotaLedger(client, server_tables["Quotas"], server_tables["Usage"])
+        audit = DynamoAuditLog(client, server_tables["Audit"], shards=2, chain_attempts=64)
+        containers.append((ledger, audit, DynamoRequestBooks(ledger, audit)))
+    barrier = threading.Barrier(CLIENTS)
+
+    def serve(i: int) -> list[SettleOutcome]:
+        ledger, _, books = containers[i]
+        barrier.wait()
+        outcomes = []
+        for n in range(3):
+            request_id = f"req-{i}-{n}"
+            reservation = ledger.reserve(ctx, request_id, Demand(tokens=500, cost_nanos=0), NOW)
+            used = 10 + i  # each request's own actual tokens, so a settle applied twice shows in the sum
+            usage = UsageEntry("acme", day, "chat", used, 0, 0)
+            record = AuditRecord(request_id, "acme", "key00001", NOW, NOW + 1, 200, input_tokens=used)
+            outcomes.append(books.settle_and_write(settlement_for(reservation, Demand(used, 0), usage), record, NOW))
+        return outcomes
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        outcomes = [o for batch in pool.map(serve, range(CLIENTS)) for o in batch]
+    assert all(o.applied for o in outcomes) and len(outcomes) == CLIENTS * 3
+    ledger, audit, _ = containers[0]
+    windows = {s.kind.value: s.used for s in ledger.usage(ctx, NOW)}
+    assert windows == {"rpm": CLIENTS * 3, "tpm": 3 * sum(10 + i for i in range(CLIENTS))}
+    (row,) = DynamoUsageStore(server_client("dynamodb"), server_tables["Usage"]).daily("acme", day, day)
+    assert (row.requests, row.input_tokens) == (CLIENTS * 3, 3 * sum(10 + i for i in range(CLIENTS)))
+    report = audit.verify("acme", NOW)
+    assert report.ok and report.records == CLIENTS * 3
+    assert sum(c[1].write_calls for c in containers) > CLIENTS * 3, "stale heads were met and retried"

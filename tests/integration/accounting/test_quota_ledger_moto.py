@@ -11,9 +11,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from llmops.adapters.dynamodb.audit_log import DynamoAuditLog
 from llmops.adapters.dynamodb.call_counter import DynamoCallCounter
 from llmops.adapters.dynamodb.quota_ledger import DynamoQuotaLedger
+from llmops.adapters.dynamodb.request_books import DynamoRequestBooks
 from llmops.adapters.dynamodb.usage_store import DynamoUsageStore
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
-from llmops.domain.audit import AuditRecord, AuditWriteOutcome
+from llmops.domain.audit import AuditRecord
 from llmops.domain.errors import StoreUnavailableError
 from llmops.domain.quotas import (
     Demand,
@@ -22,6 +23,7 @@ from llmops.domain.quotas import (
     RateLimitExceededError,
     UsageEntry,
     WindowKind,
+    settlement_for,
 )
 from llmops.domain.tenancy import Limits, TenantContext
 
@@ -172,10 +174,12 @@ def test_a_failed_settle_is_parked_in_the_dlq_and_replayed_exactly_once(
     assert (row.requests, row.input_tokens) == (1, 90)
 
 
-def test_an_admitted_request_costs_three_writes(dynamodb: Any, names: dict[str, str]) -> None:
+def test_an_admitted_request_costs_two_writes(dynamodb: Any, names: dict[str, str]) -> None:
+    """The reserve, then the settle with the audit record in one transaction (the request path's books)."""
     counter = DynamoCallCounter().attach(dynamodb)
     ledger = ledger_for(dynamodb, names)
     audit = DynamoAuditLog(dynamodb, names["Audit"])
+    books = DynamoRequestBooks(ledger, audit)
     ctx = TenantContext(
         "acme",
         "key00001",
@@ -183,11 +187,14 @@ def test_an_admitted_request_costs_three_writes(dynamodb: Any, names: dict[str, 
         tenant_limits=Limits(requests_per_minute=1000, monthly_budget_usd=50),
     )
     reservation = ledger.reserve(ctx, "r1", Demand(tokens=500, cost_nanos=1000), NOW)
-    ledger.settle(reservation, Demand(tokens=50, cost_nanos=100), UsageEntry("acme", DAY, "chat", 40, 10, 100), NOW)
-    assert audit.write(AuditRecord("r1", "acme", "key00001", NOW, NOW + 1, 200)) is AuditWriteOutcome.WRITTEN
-    assert counter.writes == 3
-    assert ledger.write_calls == 2 and audit.write_calls == 1
-    assert counter.calls.get("TransactWriteItems") == 3
+    settlement = settlement_for(
+        reservation, Demand(tokens=50, cost_nanos=100), UsageEntry("acme", DAY, "chat", 40, 10, 100)
+    )
+    assert books.settle_and_write(settlement, AuditRecord("r1", "acme", "key00001", NOW, NOW + 1, 200), NOW).applied
+    assert counter.writes == 2
+    assert ledger.write_calls == 1 and audit.write_calls == 1
+    assert counter.calls.get("TransactWriteItems") == 2
+    assert used(ledger, ctx)[("key", "tpm")] == 50
 
 
 def test_usage_shows_only_the_callers_windows(dynamodb: Any, names: dict[str, str]) -> None:

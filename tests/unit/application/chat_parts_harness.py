@@ -17,6 +17,7 @@ from llmops.domain.audit import AuditRecord
 from llmops.domain.chat import ChatRequest
 from llmops.domain.guard import GuardEngine
 from llmops.domain.guard.policy import GuardPolicy
+from llmops.domain.quotas import PendingSettlement, SettleOutcome
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.tenancy import TenantContext
 from tests.fakes import FakeProvider
@@ -46,11 +47,15 @@ class Harness:
         self.runtime, self.provider = runtime, provider
         self.records: list[AuditRecord] = []
         self.traces: list[RequestTrace] = []
-        runtime.chat.audit = self  # type: ignore[assignment]
+        runtime.chat.audit = self
         runtime.chat.on_finished = self.traces.append
 
     def write(self, record: AuditRecord) -> None:
         self.records.append(record)
+
+    def settle_and_write(self, settlement: PendingSettlement, record: AuditRecord, now: float) -> SettleOutcome:
+        self.records.append(record)
+        return SettleOutcome(applied=True)
 
     def send(self, request: ChatRequest, **wire: Any) -> ApiResponse:
         return self.runtime.chat.handle(body_for(request, **wire), TENANT, f"req-{len(self.records)}")

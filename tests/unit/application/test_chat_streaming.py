@@ -27,7 +27,7 @@ from llmops.domain.errors import ProviderFailureKind
 from llmops.domain.guard import GuardEngine
 from llmops.domain.guard.policy import GuardPolicy
 from llmops.domain.guard.streaming import SPACED_SHAPE_REACH
-from llmops.domain.quotas import Actual, QuotaLedger, Reservation, SettleOutcome, UsageEntry
+from llmops.domain.quotas import PendingSettlement, SettleOutcome
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.tenancy import TenantContext
 from llmops.domain.token_estimate import estimate_text_tokens
@@ -44,41 +44,26 @@ LEAKY = (
 )
 
 
-class CountingLedger:
-    """The real ledger, counting how often each reservation is settled or released."""
-
-    def __init__(self, inner: QuotaLedger) -> None:
-        self.inner = inner
-        self.settled: list[tuple[Reservation, Actual]] = []
-        self.released: list[Reservation] = []
-
-    def reserve(self, *args: Any, **kwargs: Any) -> Reservation:
-        return self.inner.reserve(*args, **kwargs)
-
-    def settle(self, reservation: Reservation, actual: Actual, usage: UsageEntry | None, now: float) -> SettleOutcome:
-        self.settled.append((reservation, actual))
-        return self.inner.settle(reservation, actual, usage, now)
-
-    def release(self, reservation: Reservation, now: float) -> SettleOutcome:
-        self.released.append(reservation)
-        return self.inner.release(reservation, now)
-
-    def usage(self, *args: Any, **kwargs: Any) -> Any:
-        return self.inner.usage(*args, **kwargs)
-
-
 class Harness:
+    """The chat endpoint with what it books (records, and the settles or releases written with them)
+    kept in memory: each settle (it carries usage) or release is counted."""
+
     def __init__(self, runtime: GatewayRuntime, provider: FakeStreamingProvider) -> None:
         self.runtime, self.provider = runtime, provider
         self.records: list[AuditRecord] = []
         self.traces: list[RequestTrace] = []
-        self.ledger = CountingLedger(runtime.chat.ledger)
-        runtime.chat.ledger = self.ledger
-        runtime.chat.audit = self  # type: ignore[assignment]
+        self.settled: list[PendingSettlement] = []
+        self.released: list[PendingSettlement] = []
+        runtime.chat.audit = self
         runtime.chat.on_finished = self.traces.append
 
     def write(self, record: AuditRecord) -> None:
         self.records.append(record)
+
+    def settle_and_write(self, settlement: PendingSettlement, record: AuditRecord, now: float) -> SettleOutcome:
+        (self.released if settlement.usage is None else self.settled).append(settlement)
+        self.records.append(record)
+        return SettleOutcome(applied=True)
 
     def chat(self, *, deadline: Deadline | None = None, **fields: Any) -> ApiResponse:
         body = ChatCompletionRequest.model_validate(
@@ -166,7 +151,7 @@ def test_the_stream_assembles_the_non_streamed_answer_with_usage_and_done(harnes
     assert record.output_scan.window == SPACED_SHAPE_REACH
     assert record.output_scan.scans > 0
     assert "output_scan" in record.to_dict() and "output_scan" not in harness.records[0].to_dict()
-    assert len(harness.ledger.settled) == 2 and not harness.ledger.released
+    assert len(harness.settled) == 2 and not harness.released
 
 
 def test_nothing_is_settled_or_audited_before_the_last_byte(harness: Harness) -> None:
@@ -174,9 +159,9 @@ def test_nothing_is_settled_or_audited_before_the_last_byte(harness: Harness) ->
     pieces = _stream(response)
     next(pieces)
     next(pieces)
-    assert harness.records == [] and harness.ledger.settled == [], "accounting ran between tokens"
+    assert harness.records == [] and harness.settled == [], "accounting ran between tokens"
     list(pieces)
-    assert len(harness.records) == 1 and len(harness.ledger.settled) == 1
+    assert len(harness.records) == 1 and len(harness.settled) == 1
 
 
 def test_an_email_leaked_mid_stream_reaches_the_client_redacted_as_without_streaming(harness: Harness) -> None:
@@ -206,7 +191,7 @@ def test_a_blocking_policy_ends_the_stream_with_content_filter_and_stops_the_rea
     record = harness.records[-1]
     assert (record.status, record.guard[-1].action) == (200, "block")
     assert record.output_tokens == estimate_text_tokens(_produced(provider)), "counted: the read was stopped"
-    assert len(harness.ledger.settled) == 2, "the blocked stream's tokens are settled too"
+    assert len(harness.settled) == 2, "the blocked stream's tokens are settled too"
 
 
 def test_a_client_that_disconnects_stops_the_read_and_is_settled_and_audited_as_cancelled(
@@ -223,19 +208,20 @@ def test_a_client_that_disconnects_stops_the_read_and_is_settled_and_audited_as_
     # Counted, not reported: the provider never got to send its usage.
     produced = _produced(provider)
     assert record.output_tokens == estimate_text_tokens(produced)
-    (settled,) = harness.ledger.settled
-    assert settled[1].tokens == record.input_tokens + record.output_tokens
-    assert not harness.ledger.released
+    (settled,) = harness.settled
+    assert settled.usage is not None
+    assert (settled.usage.input_tokens, settled.usage.output_tokens) == (record.input_tokens, record.output_tokens)
+    assert not harness.released
     assert record.output_scan is not None and record.output_scan.chars == len(produced)
     pieces.close()
-    assert len(harness.records) == 1 and len(harness.ledger.settled) == 1, "settled and audited exactly once"
+    assert len(harness.records) == 1 and len(harness.settled) == 1, "settled and audited exactly once"
 
 
 def test_a_stream_closed_before_its_first_piece_is_settled_and_audited(harness: Harness) -> None:
     _stream(harness.chat(stream=True)).close()
     (record,) = harness.records
     assert record.status == CLIENT_CLOSED_REQUEST
-    assert len(harness.ledger.settled) == 1
+    assert len(harness.settled) == 1
 
 
 def test_a_mid_stream_provider_failure_ends_with_an_error_the_sdk_raises(
@@ -259,7 +245,7 @@ def test_a_mid_stream_provider_failure_ends_with_an_error_the_sdk_raises(
 
     (record,) = harness.records
     assert (record.status, record.error_code) == (502, "upstream_error")
-    assert record.output_tokens > 0 and len(harness.ledger.settled) == 1
+    assert record.output_tokens > 0 and len(harness.settled) == 1
 
 
 @pytest.mark.parametrize(("kind", "status"), [(ProviderFailureKind.TIMEOUT, 504), (ProviderFailureKind.THROTTLED, 503)])
@@ -296,7 +282,7 @@ def test_a_stream_that_outlives_the_deadline_ends_with_an_error_settled_and_audi
     assert provider.closed == 1
     (record,) = harness.records
     assert (record.status, record.error_code) == (504, "upstream_timeout")
-    assert len(harness.ledger.settled) == 1
+    assert len(harness.settled) == 1
 
 
 def test_usage_is_counted_when_the_provider_reports_none(harness: Harness, provider: FakeStreamingProvider) -> None:

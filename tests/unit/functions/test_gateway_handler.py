@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from llmops.adapters.dynamodb.call_counter import DynamoCallCounter
 from llmops.config.env import Settings
 from llmops.local.lambda_runtime import LocalLambdaContext
 from tests.fakes import DEFAULT_ANSWER, FakeProvider, read_to_end
@@ -222,3 +223,27 @@ def test_unexpected_failure_is_500_without_details(
     assert "secret" not in json.dumps(body)
     assert set(body["error"]) == {"message", "type", "code", "param"}
     assert body["error"]["code"] == "internal_error"
+
+
+@pytest.mark.parametrize("event_name", ["chat_completion", "chat_completion_stream"])
+def test_an_admitted_request_writes_the_reserve_then_its_settle_with_its_audit_record(
+    gateway: ModuleType, load_event: Any, event_name: str
+) -> None:
+    counter = DynamoCallCounter().attach(gateway._runtime.ledger._client)
+    event = load_event(event_name)
+    body = {**json.loads(event["body"]), "temperature": 0.7}  # not cacheable: no cache write to count
+    event["body"] = json.dumps(body)
+    event["requestContext"]["authorizer"]["limits"] = json.dumps({"rpm": 100, "tpm": 100_000})
+    status, _, _ = _invoke(gateway, event)
+    assert status == 200
+    assert counter.calls.get("TransactWriteItems") == 2, counter.calls  # the reserve; the settle + the record
+    assert counter.writes == 2, counter.calls
+    record = gateway._runtime.audit.get("dev", event["requestContext"]["requestId"])
+    assert record is not None and not record.settle_pending
+
+
+def test_a_refused_request_writes_its_audit_record_alone(gateway: ModuleType, load_event: Any) -> None:
+    counter = DynamoCallCounter().attach(gateway._runtime.ledger._client)
+    status, _, _ = _invoke(gateway, _with_body(load_event("chat_completion"), {"model": "chat-default"}))
+    assert status == 400
+    assert counter.writes == 1 and counter.calls.get("TransactWriteItems") == 1, counter.calls

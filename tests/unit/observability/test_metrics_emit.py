@@ -22,7 +22,7 @@ from llmops.domain.completions import Attempt, CompletionService
 from llmops.domain.errors import GatewayError, ProviderError, ProviderFailureKind
 from llmops.domain.feedback import Feedback, FeedbackLabel, parse_score
 from llmops.domain.prompts import PromptRef, ResolvedPrompt
-from llmops.domain.quotas import Actual, Demand, Reservation, SettleOutcome, UsageEntry, WindowStatus
+from llmops.domain.quotas import Actual, Demand, PendingSettlement, Reservation, SettleOutcome, UsageEntry, WindowStatus
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.response_cache import CacheEntry
 from llmops.domain.routing import Provider, Target
@@ -307,6 +307,10 @@ class _Audit:
     def write(self, record: AuditRecord) -> object:
         self.records.append(record)
         return None
+
+    def settle_and_write(self, settlement: PendingSettlement, record: AuditRecord, now: float) -> SettleOutcome:
+        self.records.append(record)
+        return SettleOutcome(applied=True)
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ steady state is one write per record and no read, and the chain is exactly as sa
 before every write. A failed write is retried, then handed to `dead_letter` (the SQS queue drained
 by `llmops audit replay`), whose replay calls `write_once`: the sentinel turns a second copy into
 `DUPLICATE`.
+
+A quota settle can ride in the same transaction (`write_once(record, settle=...)`, used by
+`request_books.DynamoRequestBooks`): it commits with the record or not at all, so a retry after a
+stale head re-sends both without counting the settle twice.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from llmops.adapters.dynamodb.audit_items import (
     sentinel_key,
     stored_entry_from_item,
 )
-from llmops.adapters.dynamodb.quota_items import cancellation_codes
+from llmops.adapters.dynamodb.quota_items import SettleTransaction, cancellation_codes
 from llmops.adapters.dynamodb.store_errors import unavailable_as
 from llmops.domain.audit import (
     DEFAULT_SHARDS,
@@ -49,17 +53,23 @@ from llmops.domain.audit import (
     verify_shard,
 )
 
-__all__ = ["BY_REQUEST_INDEX", "AuditWriteFailedError", "DynamoAuditLog"]
+__all__ = ["BY_REQUEST_INDEX", "AuditWriteFailedError", "DynamoAuditLog", "SettleAlreadyAppliedError"]
 
 BY_REQUEST_INDEX = "by-request"
 
 _log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 0.2
+# Cancellation reasons that say only "another transaction touched one of these items": retry.
+_CONTENTION = frozenset({"None", "TransactionConflict"})
 
 
 class AuditWriteFailedError(Exception):
     pass
+
+
+class SettleAlreadyAppliedError(Exception):
+    """The settle riding with the record had been applied before (its sentinel exists): nothing was written."""
 
 
 class DynamoAuditLog:
@@ -133,39 +143,59 @@ class DynamoAuditLog:
             self._dead_letter(record)
             return AuditWriteOutcome.DEAD_LETTERED
 
-    def write_once(self, record: AuditRecord) -> AuditWriteOutcome:
-        """WRITTEN, or DUPLICATE if this request id is already in the trail; raises on failure."""
+    def write_once(self, record: AuditRecord, *, settle: SettleTransaction | None = None) -> AuditWriteOutcome:
+        """WRITTEN, or DUPLICATE if this request id is already in the trail; raises on failure.
+
+        `settle`'s items go in the same transaction, after the chain's own: WRITTEN means both were
+        applied, DUPLICATE and every exception that neither was; `SettleAlreadyAppliedError` says
+        the settle's sentinel already existed.
+        """
         shard = shard_for(record.request_id, self._shards)
         pk = entry_pk(record.tenant_id, shard)
         with self._lock:
-            cached = self._heads.get(pk)
+            known = self._heads.get(pk)
         for attempt in range(self._attempts):
-            from_cache = cached is not None
-            head = cached if cached is not None else self._read_head(pk)
-            cached = None  # a retry always reads: the head moved since it was seen
+            from_cache = known is not None
+            head = known if known is not None else self._read_head(pk)
             entry = chain_entry(record, shard, head)
+            items = entry_transaction(self._table, entry, head)
+            settle_sentinel = None if settle is None else len(items) + settle.sentinel_index
+            if settle is not None:
+                items += settle.items
             with self._lock:
                 self._write_calls += 1
             try:
-                self._client.transact_write_items(TransactItems=entry_transaction(self._table, entry, head))
+                self._client.transact_write_items(TransactItems=items)
                 self._remember(pk, ShardHead(seq=entry.seq, hash=entry.hash, expires_at=record.expires_at))
                 return AuditWriteOutcome.WRITTEN
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 codes = cancellation_codes(exc.response)
-                if len(codes) > SENTINEL_INDEX and codes[SENTINEL_INDEX] == "ConditionalCheckFailed":
+
+                def failed(index: int | None, codes: list[str] = codes) -> bool:
+                    return index is not None and len(codes) > index and codes[index] == "ConditionalCheckFailed"
+
+                if failed(SENTINEL_INDEX):
                     return AuditWriteOutcome.DUPLICATE
+                if failed(settle_sentinel):
+                    raise SettleAlreadyAppliedError(record.request_id) from None
                 lost_race = any(
                     len(codes) > i and codes[i] in ("ConditionalCheckFailed", "TransactionConflict")
                     for i in (ENTRY_INDEX, HEAD_INDEX)
                 )
-                if not lost_race:
+                # Only the settle's items (the quota windows) were contended: the head still holds.
+                contended = bool(codes) and set(codes) <= _CONTENTION
+                if not (lost_race or contended):
                     raise
-                self._remember(pk, None)
-            if from_cache:
-                continue  # the remembered head was stale (another container wrote): read it, no backoff
-            # Full jitter, capped: writers that lost the head race spread out instead of colliding again.
+                if lost_race:
+                    self._remember(pk, None)
+                    known = None  # a retry reads: the head moved since it was seen
+                    if from_cache:
+                        continue  # the remembered head was stale (another container wrote): read it, no backoff
+                else:
+                    known = head
+            # Full jitter, capped: writers that lost the race spread out instead of colliding again.
             self._sleep(random.uniform(0, min(_MAX_BACKOFF_S, self._backoff_s * 2**attempt)))
         raise AuditWriteFailedError(f"shard {shard} head kept moving after {self._attempts} attempts")
 

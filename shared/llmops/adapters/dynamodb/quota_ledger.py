@@ -1,8 +1,9 @@
 """The `QuotaLedger` port on DynamoDB: one conditional transaction to reserve, one to settle.
 
-Per admitted request the ledger makes at most two write calls (reserve + settle; the per-alias
-usage increment rides in the settle transaction), which with the audit record's one write is the
-three-writes-per-request budget; `write_calls` counts them for the benchmark.
+On the request path the settle (with the per-alias usage increment) rides in the audit record's
+transaction (`request_books.DynamoRequestBooks`, through `settle_transaction`), so an admitted
+request costs two write calls in all: the reserve, then settle + audit record. `write_calls`
+counts the ledger's own for the benchmark.
 
 Failure handling:
 - reserve: a full window -> 429 naming it (from the transaction's CancellationReasons);
@@ -35,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from llmops.adapters.dynamodb.quota_items import (
     RESERVATION_SHARDS,
+    SettleTransaction,
     cancellation_codes,
     expired_reservations_query,
     reservation_from_item,
@@ -64,8 +66,8 @@ from llmops.domain.quotas import (
     plan_windows,
     rejection_for,
     release_at_for,
-    release_deltas,
-    settle_deltas,
+    release_for,
+    settlement_for,
     window_statuses,
 )
 from llmops.domain.tenancy import TenantContext
@@ -148,23 +150,14 @@ class DynamoQuotaLedger:
     # -- settle / release ------------------------------------------------------------------------
 
     def settle(self, reservation: Reservation, actual: Actual, usage: UsageEntry | None, now: float) -> SettleOutcome:
-        pending = PendingSettlement(
-            reservation.request_id, reservation.tenant_id, settle_deltas(reservation, actual), usage
-        )
-        return self._apply_or_park(pending, now)
+        return self.apply_or_park(settlement_for(reservation, actual, usage), now)
 
     def release(self, reservation: Reservation, now: float) -> SettleOutcome:
-        pending = PendingSettlement(reservation.request_id, reservation.tenant_id, release_deltas(reservation), None)
-        return self._apply_or_park(pending, now)
+        return self.apply_or_park(release_for(reservation), now)
 
-    def apply_pending(self, pending: PendingSettlement, now: float) -> bool:
-        """Applies a settle or release exactly once: False if it had already been applied.
-
-        Raises botocore errors when the table is still unavailable (the caller keeps the message).
-        """
-        if not pending.deltas and pending.usage is None:
-            return True
-        txn = settle_transaction(
+    def settle_transaction(self, pending: PendingSettlement, now: float) -> SettleTransaction:
+        """The TransactWriteItems items that apply `pending` once (its sentinel says when it was already)."""
+        return settle_transaction(
             self._quotas,
             self._usage,
             request_id=pending.request_id,
@@ -172,13 +165,23 @@ class DynamoQuotaLedger:
             usage=pending.usage,
             now=now,
         )
+
+    def apply_pending(self, pending: PendingSettlement, now: float) -> bool:
+        """Applies a settle or release exactly once: False if it had already been applied.
+
+        Raises botocore errors when the table is still unavailable (the caller keeps the message).
+        """
+        if pending.changes_nothing:
+            return True
+        txn = self.settle_transaction(pending, now)
         try:
             self._transact_with_retries(txn.items, already_applied_index=txn.sentinel_index)
         except _AlreadyAppliedError:
             return False
         return True
 
-    def _apply_or_park(self, pending: PendingSettlement, now: float) -> SettleOutcome:
+    def apply_or_park(self, pending: PendingSettlement, now: float) -> SettleOutcome:
+        """Applies `pending` (retried); if it still fails, parks it (`on_settle_failure`) and says so."""
         try:
             self.apply_pending(pending, now)
         except (ClientError, BotoCoreError, _ContentionError) as exc:
