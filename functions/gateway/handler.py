@@ -5,12 +5,10 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llmops.application.feedback_api import FeedbackRequest, record_feedback
@@ -21,15 +19,15 @@ from llmops.application.openai_embeddings_schema import EmbeddingsRequest
 from llmops.application.openai_schema import ChatCompletionRequest, ModelList
 from llmops.application.proxy_events import (
     UnparsableBodyError,
-    as_json_request,
     oversize_error,
     parse_json_body,
     request_id_of,
     tenant_of,
     with_header,
 )
+from llmops.application.proxy_router import BodyValidationError, ProxyRouter
 from llmops.application.rendering import validation_error
-from llmops.application.responses import ApiResponse, PendingStream, StreamingResponse, streaming_response
+from llmops.application.responses import ApiResponse, StreamingResponse, streaming_response
 from llmops.application.server_timing import provider_ms_in, server_timing, with_server_timing
 from llmops.config.env import Settings
 from llmops.config.timeouts import BUFFERED_ANSWER_TIMEOUT_S
@@ -53,9 +51,8 @@ metrics = Metrics()
 # Built on the first invocation, and only when tracing is on (`tracing_enabled`): a Tracer imports
 # the X-Ray SDK, about 100 ms of cold start, even when it is disabled.
 _tracer: Tracer | None = None
-app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+app = ProxyRouter(parse_body=parse_json_body)
 _runtime: GatewayRuntime | None = None
-_pending_stream = PendingStream()
 # The request traces finished during the current invocation (a buffered answer's, a refusal's): their
 # provider time goes into Server-Timing. Cleared per invocation, like the pending stream.
 _finished_traces: list[RequestTrace] = []
@@ -103,24 +100,17 @@ def _emit_metrics(trace: RequestTrace) -> None:
     emit_request_metrics(metrics, trace, attempts=trace.provider_attempts)
 
 
-def _respond(result: ApiResponse) -> Response[str]:
-    if result.stream is not None:
-        # The resolver answers the status and headers; `handler` streams the body after it.
-        _pending_stream.hold(result.stream)
-    return Response(result.status, result.content_type, result.body, dict(result.headers))
-
-
-def _refuse(error: GatewayError) -> Response[str]:
+def _refuse(error: GatewayError) -> ApiResponse:
     logger.info("request refused", extra={"status": error.status, "error_code": error.code})
-    return _respond(ApiResponse.error(error))
+    return ApiResponse.error(error)
 
 
 def _request_id() -> str:
-    return request_id_of(app.current_event.raw_event)
+    return request_id_of(app.event)
 
 
 def _tenant() -> TenantContext:
-    tenant = tenant_of(app.current_event.raw_event)
+    tenant = tenant_of(app.event)
     if tenant is None:
         # Only reachable if the route was deployed without the authorizer: refuse, never guess.
         raise InvalidApiKeyError()
@@ -131,7 +121,7 @@ def _tenant() -> TenantContext:
 _AUDITED_PATHS = ("/chat/completions", "/embeddings")
 
 
-def _audit_refusal(event: dict[str, Any], request_id: str, refusal: GatewayError) -> None:
+def _audit_refusal(event: Mapping[str, Any], request_id: str, refusal: GatewayError) -> None:
     tenant = tenant_of(event)
     if tenant is not None and str(event.get("path", "")).endswith(_AUDITED_PATHS):
         runtime().chat.record_refusal(tenant, request_id, refusal)
@@ -143,12 +133,12 @@ def health() -> dict[str, str]:
 
 
 @app.get("/v1/openapi.json")
-def openapi() -> Response[str]:
+def openapi() -> ApiResponse:
     # Public (llmops.config.public_routes): the same document for everyone, so no tenant is read.
     # Imported on first use: Powertools' OpenAPI models are ~100 ms of pydantic work at import.
     from llmops.application.openapi import openapi_json  # noqa: PLC0415
 
-    return Response(200, "application/json", openapi_json(app))
+    return ApiResponse(200, openapi_json(app))
 
 
 @app.get("/v1/models")
@@ -157,15 +147,15 @@ def list_models() -> ModelList:
 
 
 @app.post("/v1/chat/completions")
-def chat_completions(body: ChatCompletionRequest) -> Response[str]:
-    deadline = deadline_of(app.lambda_context, within_s=None if body.stream else BUFFERED_ANSWER_TIMEOUT_S)
-    return _respond(runtime().chat.handle(body, _tenant(), _request_id(), app.current_event.headers, deadline))
+def chat_completions(body: ChatCompletionRequest) -> ApiResponse:
+    deadline = deadline_of(app.context, within_s=None if body.stream else BUFFERED_ANSWER_TIMEOUT_S)
+    return runtime().chat.handle(body, _tenant(), _request_id(), app.headers, deadline)
 
 
 @app.post("/v1/embeddings")
-def embeddings(body: EmbeddingsRequest) -> Response[str]:
-    deadline = deadline_of(app.lambda_context, within_s=BUFFERED_ANSWER_TIMEOUT_S)
-    return _respond(runtime().embeddings.handle(body, _tenant(), _request_id(), deadline))
+def embeddings(body: EmbeddingsRequest) -> ApiResponse:
+    deadline = deadline_of(app.context, within_s=BUFFERED_ANSWER_TIMEOUT_S)
+    return runtime().embeddings.handle(body, _tenant(), _request_id(), deadline)
 
 
 @app.post("/v1/feedback")
@@ -193,20 +183,20 @@ def usage() -> dict[str, Any]:
     }
 
 
-@app.exception_handler(GatewayError)  # type: ignore[untyped-decorator]
-def gateway_error(error: GatewayError) -> Response[str]:
+@app.exception_handler(GatewayError)
+def gateway_error(error: GatewayError) -> ApiResponse:
     return _refuse(error)
 
 
-@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
-def invalid_request(error: RequestValidationError) -> Response[str]:
-    refusal = validation_error(list(error.errors()))
-    _audit_refusal(app.current_event.raw_event, _request_id(), refusal)
+@app.exception_handler(BodyValidationError)
+def invalid_request(error: BodyValidationError) -> ApiResponse:
+    refusal = validation_error(error.errors())
+    _audit_refusal(app.event, _request_id(), refusal)
     return _refuse(refusal)
 
 
-@app.exception_handler([RecursionError, UnicodeDecodeError, UnparsableBodyError])  # type: ignore[untyped-decorator]
-def unparsable_body(error: Exception) -> Response[str]:
+@app.exception_handler(RecursionError, UnicodeDecodeError, UnparsableBodyError)
+def unparsable_body(error: Exception) -> ApiResponse:
     # Raised while the resolver decodes or parses the body, before any route runs: nesting beyond
     # the JSON parser's depth, bytes that are not UTF-8, or what `parse_json_body` refuses.
     refusal = (
@@ -216,20 +206,20 @@ def unparsable_body(error: Exception) -> Response[str]:
             "The request body is not valid JSON (invalid UTF-8 or nested too deeply).", code="invalid_json"
         )
     )
-    _audit_refusal(app.current_event.raw_event, _request_id(), refusal)
+    _audit_refusal(app.event, _request_id(), refusal)
     return _refuse(refusal)
 
 
 @app.not_found
-def not_found(_: Exception) -> Response[str]:
-    return _respond(ApiResponse.error(GatewayError("Unknown route.", status=404, code="not_found")))
+def not_found() -> ApiResponse:
+    return ApiResponse.error(GatewayError("Unknown route.", status=404, code="not_found"))
 
 
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def unexpected(error: Exception) -> Response[str]:
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> ApiResponse:
     # The type name is safe to log; the message may echo user input, so it is not logged.
     logger.error("unhandled error", extra={"error_type": type(error).__name__})
-    return _respond(ApiResponse.error(GatewayError("The gateway failed to process the request.")))
+    return ApiResponse.error(GatewayError("The gateway failed to process the request."))
 
 
 def _with_timing(result: dict[str, Any], started: float, *, streamed: bool) -> dict[str, Any]:
@@ -251,19 +241,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | S
     started = time.perf_counter()
     _finished_traces.clear()
     request_id = request_id_of(event)
-    stream: Iterator[str] | None = None
     too_large = oversize_error(event, runtime().settings.max_body_bytes)
     if too_large is not None:
         _audit_refusal(event, request_id, too_large)
-        result = ApiResponse.error(too_large).to_proxy_result()
+        response = ApiResponse.error(too_large)
     else:
-        try:
-            result = app.resolve(as_json_request(event), context)
-        finally:
-            stream = _pending_stream.take()  # never left for the next invocation
-    # Added here, not per route: JSON returned by a route, a refusal and the resolver's own 404 all
-    # carry the request id.
-    result = with_header(result, "x-request-id", request_id)
+        response = app.resolve(event, context)
+    stream = response.stream
+    # Added here, not per route: JSON returned by a route, a refusal and the router's 404 all carry
+    # the request id.
+    result = with_header(response.to_proxy_result(), "x-request-id", request_id)
     result = _with_timing(result, started, streamed=stream is not None)
     if stream is not None:
         # Written chunk by chunk by llmops.lambda_runtime.loop, the function's runtime.

@@ -1,6 +1,7 @@
-"""The gateway's published OpenAPI document, generated from the handler's resolver.
+"""The gateway's published OpenAPI document, generated from the handler's routes.
 
-Powertools derives request schemas from the route signatures, but it cannot know what the
+Powertools derives request schemas from the route signatures (its resolver is built here from the
+gateway's `ProxyRouter` routes, for the document only), but it cannot know what the
 gateway promises beyond them: the bearer authentication in front of every `/v1` route, the
 OpenAI error shape for every 4xx and 5xx (validation errors are 400s here, never FastAPI-style
 422s), and the bodies of routes that return a prebuilt `Response` (chat completions answer JSON or
@@ -8,7 +9,7 @@ SSE). This module layers those promises on top, so the document clients and the 
 the contract (the README's HTTP API, docs/architecture.md), not a guess from type hints.
 
 The gateway serves it at `GET /v1/openapi.json` (`openapi_json`, built on the first request, not
-at import, so a cold start does not pay for it). The resolver is passed in (rather than imported)
+at import, so a cold start does not pay for it). The router is passed in (rather than imported)
 because the handler lives outside the package; `load_handler_module("gateway").app` from
 `llmops.local.lambda_runtime` is the usual argument outside the Lambda.
 """
@@ -17,13 +18,17 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import json
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
+from llmops.application.proxy_router import ProxyRoute, ProxyRouter
+from llmops.application.responses import ApiResponse
 from llmops.config.public_routes import PUBLIC_ROUTES as _PUBLIC
 
 __all__ = [
@@ -298,10 +303,35 @@ _REQUEST_EXAMPLES: Mapping[tuple[str, str], dict[str, Any]] = {
 _POWERTOOLS_ONLY_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
 
-def resolver_routes(resolver: ApiGatewayResolver) -> set[tuple[str, str]]:
-    """(METHOD, path) of every route registered on the resolver."""
-    routes = [*resolver._static_routes, *resolver._dynamic_routes]
-    return {(str(route.method).upper(), str(route.path)) for route in routes}
+def resolver_routes(router: ProxyRouter) -> set[tuple[str, str]]:
+    """(METHOD, path) of every route registered on the router."""
+    return {(route.method, route.path) for route in router.routes}
+
+
+def _documented(route: ProxyRoute) -> Callable[..., Any]:
+    """What Powertools reads of an endpoint to document it: its name (the operationId), docstring and
+    signature, types resolved; an `ApiResponse` answer is documented as Powertools' `Response[str]`."""
+    hints = typing.get_type_hints(route.endpoint)
+    returns = hints.get("return", inspect.Signature.empty)
+    body = [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=route.body)]
+
+    def endpoint(**_: Any) -> None:
+        raise NotImplementedError("documentation only")  # pragma: no cover - never routed to
+
+    endpoint.__name__ = endpoint.__qualname__ = route.endpoint.__name__
+    endpoint.__doc__ = route.endpoint.__doc__
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        body if route.body is not None else [],
+        return_annotation=Response[str] if returns is ApiResponse else returns,
+    )
+    return endpoint
+
+
+def _powertools_resolver(router: ProxyRouter) -> APIGatewayRestResolver:
+    resolver = APIGatewayRestResolver(enable_validation=True)
+    for route in router.routes:
+        resolver.route(route.path, route.method)(_documented(route))
+    return resolver
 
 
 def _error_response(status: int) -> dict[str, Any]:
@@ -336,11 +366,9 @@ def _document_operation(key: tuple[str, str], operation: dict[str, Any]) -> None
     operation["security"] = [] if key in PUBLIC_ROUTES else [{BEARER_SCHEME: []}]
 
 
-def openapi_document(
-    resolver: ApiGatewayResolver, *, title: str = "llmops-gateway", version: str = "1.0.0"
-) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every route on `resolver`, with auth, errors and bodies filled in."""
-    raw = resolver.get_openapi_json_schema(
+def openapi_document(router: ProxyRouter, *, title: str = "llmops-gateway", version: str = "1.0.0") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route on `router`, with auth, errors and bodies filled in."""
+    raw = _powertools_resolver(router).get_openapi_json_schema(
         title=title,
         version=version,
         description="OpenAI-compatible LLMOps gateway: chat completions, guardrails, usage and feedback.",
@@ -360,7 +388,7 @@ def openapi_document(
 
 
 @functools.cache
-def openapi_json(resolver: ApiGatewayResolver) -> str:
-    """`openapi_document(resolver)` as the JSON body `GET /v1/openapi.json` answers, built once per
-    resolver (per Lambda container): the routes cannot change after import."""
-    return json.dumps(openapi_document(resolver), separators=(",", ":"))
+def openapi_json(router: ProxyRouter) -> str:
+    """`openapi_document(router)` as the JSON body `GET /v1/openapi.json` answers, built once per
+    router (per Lambda container): the routes cannot change after import."""
+    return json.dumps(openapi_document(router), separators=(",", ":"))

@@ -13,7 +13,6 @@ from llmops.domain.tenancy import TenantContext
 __all__ = [
     "MAX_INTEGER_LITERAL_CHARS",
     "UnparsableBodyError",
-    "as_json_request",
     "oversize_error",
     "parse_json_body",
     "request_id_of",
@@ -49,15 +48,6 @@ def oversize_error(event: Mapping[str, Any], limit: int) -> RequestTooLargeError
     return None
 
 
-def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
-    """Every route speaks JSON: a body sent as form data (curl -d) is parsed as JSON, not as a form."""
-    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
-    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
-    headers["Content-Type"] = "application/json"
-    multi["Content-Type"] = ["application/json"]
-    return {**event, "headers": headers, "multiValueHeaders": multi}
-
-
 def _bounded_int(literal: str) -> int:
     # Called by the C scanner for every integer literal: refusing on length costs nothing, while
     # converting a long literal is quadratic in its digits.
@@ -76,7 +66,7 @@ def _no_constant(name: str) -> NoReturn:
 def parse_json_body(text: str) -> Any:
     """Every route's body parser: standard JSON only (no NaN or Infinity), integers of bounded length.
 
-    Raises `json.JSONDecodeError` for malformed JSON (the resolver's validation maps it to
+    Raises `json.JSONDecodeError` for malformed JSON (the router refuses it as
     `invalid_json`), `UnparsableBodyError` for the refusals above, `RecursionError` when nested
     beyond the parser's depth.
     """

@@ -11,7 +11,7 @@ from llmops.application.rendering import error_body
 from llmops.domain.errors import GatewayError
 from llmops.lambda_runtime import StreamingResponse
 
-__all__ = ["ApiResponse", "PendingStream", "StreamingResponse", "streaming_response"]
+__all__ = ["ApiResponse", "StreamingResponse", "streaming_response"]
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
@@ -40,36 +40,15 @@ class ApiResponse:
         return cls.json(error.status, error_body(error), merged)
 
     def to_proxy_result(self) -> dict[str, Any]:
-        """The API Gateway Lambda proxy integration result, for paths that bypass the resolver."""
-        return {
-            "statusCode": self.status,
-            "headers": {"Content-Type": self.content_type, **self.headers},
-            "body": self.body,
-            "isBase64Encoded": False,
-        }
-
-
-class PendingStream:
-    """Carries a route's stream past Powertools' resolver, which can only return a complete body.
-
-    A route holds its `ApiResponse.stream` here and answers the status and headers; the Lambda
-    handler takes the stream after `resolve` and answers both as one `StreamingResponse`. One per
-    handler module: a Lambda environment runs one invocation at a time.
-    """
-
-    def __init__(self) -> None:
-        self._stream: Iterator[str] | None = None
-
-    def hold(self, stream: Iterator[str]) -> None:
-        self._stream = stream
-
-    def take(self) -> Iterator[str] | None:
-        stream, self._stream = self._stream, None
-        return stream
+        """The API Gateway REST proxy integration result (headers multi-valued); a stream's status
+        and headers, its body being `stream` (`streaming_response`)."""
+        headers = {name: [value] for name, value in self.headers.items()}
+        headers.setdefault("Content-Type", [self.content_type])
+        return {"statusCode": self.status, "body": self.body, "isBase64Encoded": False, "multiValueHeaders": headers}
 
 
 def streaming_response(proxy_result: Mapping[str, Any], stream: Iterator[str]) -> StreamingResponse:
-    """The resolver's proxy result (status, headers) with `stream` as its body, UTF-8 encoded."""
+    """A proxy result's status and headers with `stream` as its body, UTF-8 encoded."""
     head = StreamingResponse.from_proxy_result({**proxy_result, "body": "", "isBase64Encoded": False})
     head.body = _utf8(stream)
     return head

@@ -166,6 +166,13 @@ def test_a_body_that_is_not_an_object_says_so(gateway: ModuleType, load_event: A
     }
 
 
+def test_an_array_holding_a_valid_request_is_not_an_object_either(gateway: ModuleType, load_event: Any) -> None:
+    # Powertools' resolver validated an array body's first element; the gateway's router refuses it.
+    status, _, got = _invoke(gateway, _event(load_event, "chat_completion", f"[{_chat_body()}]"))
+    assert status == 400, got
+    assert got["error"]["message"] == "The request body must be a JSON object."
+
+
 # --- 7. no caller string in an error ------------------------------------------------------------
 
 
