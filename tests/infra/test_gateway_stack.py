@@ -13,10 +13,14 @@ from cfnlint.api import ManualArgs, lint
 from infra.capabilities.gateway_api import AUTHORIZER_CACHE_TTL_S
 from infra.capabilities.lambda_layer import EXEC_WRAPPER_PATH
 from infra.config import GatewayConfig, routes_document
+from llmops.adapters.dynamodb.audit_items import entry_transaction
+from llmops.adapters.dynamodb.quota_items import settle_transaction
 from llmops.adapters.dynamodb.route_items import table_items
 from llmops.config.edge_responses import EDGE_RESPONSES
 from llmops.config.tables import TABLES
 from llmops.config.timeouts import GATEWAY_TIMEOUT_S
+from llmops.domain.audit import AuditRecord, ShardHead, chain_entry
+from llmops.domain.quotas import Scope, UsageEntry, Window, WindowDelta, WindowKind
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cdk-synth")]
 
@@ -348,6 +352,42 @@ def test_dynamodb_access_names_tables_and_the_route_table_is_read_only_for_the_g
             }
             if {"Ref": gateway_role} in policy["Properties"]["Roles"] and writes & set(actions):
                 assert not any(r == f"${{{routes_ref}.Arn}}" for r in rendered), statement
+
+
+def _settle_with_audit_record_items() -> list[dict[str, Any]]:
+    """The gateway's one write after an answer (`request_books`), built by the adapters' own pure
+    builders, with the logical table names in place of the physical ones."""
+    window = Window(Scope.KEY, "t", "k", WindowKind.TOKENS_PER_MINUTE, "202701010000", 0, 60, 100)
+    usage = UsageEntry("t", "2027-01-01", "chat", 1, 1, 1)
+    settle = settle_transaction(
+        "Quotas", "Usage", request_id="r", deltas=(WindowDelta(window, -5),), usage=usage, now=0
+    )
+    head = ShardHead(seq=1, hash="h", expires_at=None)
+    entry = chain_entry(AuditRecord("r", "t", "k", 0.0, 1.0, 200), 0, head)
+    return [*entry_transaction("Audit", entry, head), *settle.items]
+
+
+def test_the_gateway_may_write_the_settle_with_its_audit_record_in_one_transaction(synth: Any) -> None:
+    # TransactWriteItems is authorized item by item: each Put, Update and Delete needs its own action
+    # on the table it touches, so one grant missing would fail every admitted request's settle.
+    gateway_role = _function(synth, "gateway")["Properties"]["Role"]["Fn::GetAtt"][0]
+    granted: set[tuple[str, str]] = set()
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": gateway_role} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Allow":
+                resources = {_render(r) for r in _as_list(statement["Resource"])}
+                granted |= {(a, r) for a in _as_list(statement["Action"]) for r in resources}
+    needed = {
+        (f"dynamodb:{op}Item", "${" + _ref_of(synth, body["TableName"]) + ".Arn}")
+        for item in _settle_with_audit_record_items()
+        for op, body in item.items()
+    }
+    assert {table for _, table in needed} == {
+        "${" + _ref_of(synth, name) + ".Arn}" for name in ("Quotas", "Usage", "Audit")
+    }
+    assert needed <= granted, needed - granted
 
 
 # --- route seeding ----------------------------------------------------------------------------
