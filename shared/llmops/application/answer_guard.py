@@ -31,6 +31,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from llmops.application.guard_detectors import batched_service_calls
 from llmops.domain.chat import Completion, Reasoning, ToolCall
 from llmops.domain.guard import GuardEngine
 from llmops.domain.guard.engine import OutputVerdict
@@ -67,20 +68,25 @@ def guard_answer(
     *,
     query: str = "",
 ) -> GuardedAnswer:
-    """Guards every part of `completion` (the module docstring says how); the arguments are `guard_output`'s."""
-    text = engine.guard_output(completion.text, vault, system_prompt, context, query=query)
-    verdicts = [text]
-    reasoning: list[Reasoning] = []
-    for block in completion.reasoning:
-        guarded, verdict = guard_reasoning(engine, block, vault, system_prompt)
-        reasoning.append(guarded)
-        if verdict is not None:
+    """Guards every part of `completion` (the module docstring says how); the arguments are `guard_output`'s.
+
+    A service detector that takes several texts at once checks the parts together (`batched_service_calls`)."""
+    checked = (b.text for b in completion.reasoning if b.redacted is None and b.text)  # as guard_reasoning
+    parts = [completion.text, *checked, *(c.arguments for c in completion.tool_calls)]
+    with batched_service_calls(parts, Direction.OUTPUT):
+        text = engine.guard_output(completion.text, vault, system_prompt, context, query=query)
+        verdicts = [text]
+        reasoning: list[Reasoning] = []
+        for block in completion.reasoning:
+            guarded, verdict = guard_reasoning(engine, block, vault, system_prompt)
+            reasoning.append(guarded)
+            if verdict is not None:
+                verdicts.append(verdict)
+        calls: list[ToolCall] = []
+        for call in completion.tool_calls:
+            guarded_call, verdict = guard_tool_call(engine, call, vault, system_prompt)
+            calls.append(guarded_call)
             verdicts.append(verdict)
-    calls: list[ToolCall] = []
-    for call in completion.tool_calls:
-        guarded_call, verdict = guard_tool_call(engine, call, vault, system_prompt)
-        calls.append(guarded_call)
-        verdicts.append(verdict)
     combined = combine_verdicts(verdicts) if len(verdicts) > 1 else text
     guarded_completion = replace(completion, text=text.text, reasoning=tuple(reasoning), tool_calls=tuple(calls))
     return GuardedAnswer(guarded_completion, combined)

@@ -32,7 +32,7 @@ from llmops.application.answer_guard import (
     GuardedAnswer,
     guard_answer,
 )
-from llmops.application.guard_detectors import bound_deadline, with_policy_guardrail
+from llmops.application.guard_detectors import batched_service_calls, bound_deadline, with_policy_guardrail
 from llmops.application.guarded_request import guarded_request, prompt_evidence, provider_texts
 from llmops.application.openai_schema import ChatCompletionRequest, require_conversation
 from llmops.application.rendering import ChunkRenderer, chat_completion, sse_stream
@@ -55,7 +55,7 @@ from llmops.domain.completions import (
 from llmops.domain.deadline import Deadline
 from llmops.domain.errors import GatewayError
 from llmops.domain.guard import Decision, FindingType, GuardEngine, GuardPolicy
-from llmops.domain.guard.engine import OutputVerdict
+from llmops.domain.guard.engine import InputVerdict, OutputVerdict
 from llmops.domain.guard.streaming import StreamingOutputGuard
 from llmops.domain.ports import ImageFetcher
 from llmops.domain.prompts import PromptRef, ResolvedPrompt, apply_prompt
@@ -116,6 +116,12 @@ def _verdict(stage: str, action: str, decisions: Sequence[Decision]) -> GuardVer
     counts = Counter(d.finding.type for d in decisions)
     unavailable = Counter(d.finding.detector for d in decisions if d.finding.type == FindingType.DETECTOR_UNAVAILABLE)
     return GuardVerdict(stage=stage, action=action, findings=dict(counts), unavailable=dict(unavailable))
+
+
+def _guard_input(engine: GuardEngine, request: ChatRequest) -> InputVerdict:
+    texts = provider_texts(request)
+    with batched_service_calls(texts):  # a service that takes several texts checks them in one call
+        return engine.guard_input(texts)
 
 
 def _demand(plan: RoutePlan, request: ChatRequest) -> Demand:
@@ -242,7 +248,7 @@ class ChatEndpoint:
             trace.streamed = request.stream
 
         with stage(RequestStage.INPUT_GUARD):
-            verdict = engine.guard_input(provider_texts(request))
+            verdict = _guard_input(engine, request)
             trace.guard.append(_verdict("input", verdict.action.value, verdict.decisions))
             trace.prompt_text = prompt_evidence(request, verdict.texts)
         verdict.raise_if_blocked()  # a blocked request is never answered, not even from cache

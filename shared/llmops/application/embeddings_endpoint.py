@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from llmops.application import metering
-from llmops.application.guard_detectors import bound_deadline
+from llmops.application.guard_detectors import batched_service_calls, bound_deadline
 from llmops.application.openai_embeddings_schema import EmbeddingsRequest, embedding_list
 from llmops.application.responses import ApiResponse
 from llmops.domain.audit import GuardVerdict
@@ -128,26 +128,27 @@ def guard_embedding_inputs(engine: GuardEngine, inputs: tuple[str, ...]) -> tupl
     counts: Counter[str] = Counter()
     unavailable: Counter[str] = Counter()  # fail-open service detectors, for GuardDetectorFailures
     masked: str | None = None
-    for index, text in enumerate(inputs):
-        verdict = engine.guard_input([text])
-        counts.update(d.finding.type for d in verdict.decisions)
-        unavailable.update(
-            d.finding.detector for d in verdict.decisions if d.finding.type == FindingType.DETECTOR_UNAVAILABLE
-        )
-        if verdict.blocked_by is not None:
-            raise _blocked(verdict.blocked_by, index)
-        if verdict.action is Action.REDACT and masked is None:
-            masked = next(
-                (d.finding.type for d in verdict.decisions if d.action in (Action.REDACT, Action.PSEUDONYMIZE)),
-                "PII",
+    with batched_service_calls(inputs):  # e.g. one ApplyGuardrail call for all of them
+        for index, text in enumerate(inputs):
+            verdict = engine.guard_input([text])
+            counts.update(d.finding.type for d in verdict.decisions)
+            unavailable.update(
+                d.finding.detector for d in verdict.decisions if d.finding.type == FindingType.DETECTOR_UNAVAILABLE
             )
-            if mode is EmbeddingsInputGuard.BLOCK:
-                raise ContentBlockedError(
-                    f"'input[{index}]' holds a value the {masked} guardrail would redact, and this key's guard "
-                    "policy refuses to embed redacted text (embeddings_input_guard: block).",
-                    param="input",
+            if verdict.blocked_by is not None:
+                raise _blocked(verdict.blocked_by, index)
+            if verdict.action is Action.REDACT and masked is None:
+                masked = next(
+                    (d.finding.type for d in verdict.decisions if d.action in (Action.REDACT, Action.PSEUDONYMIZE)),
+                    "PII",
                 )
-        texts.append(verdict.texts[0])
+                if mode is EmbeddingsInputGuard.BLOCK:
+                    raise ContentBlockedError(
+                        f"'input[{index}]' holds a value the {masked} guardrail would redact, and this key's guard "
+                        "policy refuses to embed redacted text (embeddings_input_guard: block).",
+                        param="input",
+                    )
+            texts.append(verdict.texts[0])
     action = "redact" if masked is not None else "allow"
     verdict_record = GuardVerdict(stage="input", action=action, findings=dict(counts), unavailable=dict(unavailable))
     return verdict_record, tuple(texts)

@@ -6,6 +6,12 @@ bounds every call by the policy's `timeout_s` and by what the request has left (
 chat and embeddings endpoints bind with `bound_deadline`). The botocore client's own connect/read
 timeouts are the policy's too (one attempt), so a call that outlives its wait does not linger long.
 
+Inside `batched_service_calls(texts)` (the chat and embeddings endpoints put a request's input
+guard there), a detector that can check several texts at once (`BatchServiceDetector`: the
+Bedrock guardrail, whose ApplyGuardrail takes a list of text blocks) checks them all the first time
+the engine asks about one, within one timeout, and answers the engine's later questions from that;
+a failure is then every text's failure, each text getting its fail-mode finding as before.
+
 A call that fails or times out raises `DetectorUnavailableError`; the engine applies the policy's
 fail mode, the request's audit record counts the failure and `GuardDetectorFailures` publishes it.
 The guardrail id named in a policy must be one the stack grants (CDK context `bedrockGuardrails`,
@@ -19,21 +25,23 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Final, NoReturn
+from dataclasses import dataclass, field, replace
+from typing import Final, NoReturn, TypeVar
 
 from llmops.adapters.bedrock_guardrails import BedrockGuardrailDetector, default_bedrock_runtime_client
 from llmops.adapters.comprehend import ComprehendPiiDetector, default_comprehend_client
 from llmops.domain.chat import ChatRequest
 from llmops.domain.deadline import Deadline
 from llmops.domain.guard import Direction, GuardPolicy
+from llmops.domain.guard.normalization import normalize
 from llmops.domain.guard.service_detectors import (
     BEDROCK_GUARDRAIL,
     COMPREHEND,
+    BatchServiceDetector,
     BedrockGuardrailSettings,
     ComprehendSettings,
     Detection,
@@ -45,6 +53,7 @@ from llmops.domain.guard.service_detectors import (
 __all__ = [
     "ServiceDetectors",
     "TimedDetector",
+    "batched_service_calls",
     "bound_deadline",
     "converse_guardrail_config",
     "guardrail_key",
@@ -55,6 +64,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("llmops_guard_deadline", default=None)
+_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("llmops_guard_batch", default=None)
 _MAX_WORKERS: Final = 8
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -68,6 +78,39 @@ def bound_deadline(deadline: Deadline) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One guard pass's texts and what each batch detector answered for them (or its failure)."""
+
+    texts: Sequence[str]
+    direction: Direction
+    _folded: tuple[str, ...] | None = None
+    # By the detector's identity (detectors need not be hashable); a batch lives for one guard pass.
+    answers: dict[int, dict[str, Detection] | DetectorUnavailableError] = field(default_factory=dict)
+
+    def folded(self) -> tuple[str, ...]:
+        """The texts as the engine hands them to detectors (normalized), blank ones left out, once each."""
+        if self._folded is None:
+            folded = (normalize(t).text for t in self.texts)
+            self._folded = tuple(dict.fromkeys(t for t in folded if t.strip()))
+        return self._folded
+
+
+@contextmanager
+def batched_service_calls(texts: Sequence[str], direction: Direction = Direction.INPUT) -> Iterator[None]:
+    """Batch detectors asked inside this block about one of `texts` (in `direction`) check them all
+    in one go; see the module docstring."""
+    token = _batch.set(_Batch(texts, direction))
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
+_Answer = TypeVar("_Answer")
+_Text = TypeVar("_Text", str, Sequence[str])
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -100,10 +143,33 @@ class TimedDetector:
         return min(self.settings.timeout_s, deadline.usable_s(self.margin_s))
 
     def detect(self, text: str, direction: Direction) -> Detection:
+        batch = _batch.get()
+        inner = self.inner
+        if batch is None or batch.direction is not direction or not isinstance(inner, BatchServiceDetector):
+            return self._timed(inner.detect, text, direction)
+        answer = batch.answers.get(id(self))
+        if answer is None:
+            texts = batch.folded()
+            if text not in texts:  # not one of the batch's texts: asked on its own
+                return self._timed(inner.detect, text, direction)
+            try:
+                detections = self._timed(inner.detect_many, texts, direction)
+                if len(detections) != len(texts):
+                    self._failed("malformed_answer", direction)
+                answer = dict(zip(texts, detections, strict=True))
+            except DetectorUnavailableError as exc:
+                answer = exc  # logged once (`_failed`); every text of the batch gets the fail mode
+            batch.answers[id(self)] = answer
+        if isinstance(answer, DetectorUnavailableError):
+            raise DetectorUnavailableError(answer.detector, answer.reason)
+        found = answer.get(text)
+        return found if found is not None else self._timed(inner.detect, text, direction)
+
+    def _timed(self, call: Callable[[_Text, Direction], _Answer], texts: _Text, direction: Direction) -> _Answer:
         timeout = self.timeout_s()
         if timeout <= 0:
             self._failed("deadline", direction)
-        future = _pool().submit(self.inner.detect, text, direction)
+        future = _pool().submit(call, texts, direction)
         try:
             return future.result(timeout=timeout)
         except FutureTimeoutError:

@@ -2,14 +2,15 @@
 
 A tenant's guard policy names the guardrail (`bedrock_guardrail: {guardrail_id, version, ...}`);
 the gateway builds one detector per policy (`llmops.application.guard_detectors`) and the engine
-calls it on the stages the policy lists, with the direction as ApplyGuardrail's `source`. The
-guardrail itself (its PII types, denied topics, word lists, content filters) is configured in
-Bedrock; this adapter maps what it reports, and what it did, to findings.
+calls it on the stages the policy lists, with the direction as ApplyGuardrail's `source`;
+`detect_many` checks a request's texts in as few calls as ApplyGuardrail's limits allow
+(`transformation.plan_calls`). The guardrail itself (its PII types, denied topics, word lists,
+content filters) is configured in Bedrock; this adapter maps what it reports, and what it did, to findings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,9 +19,10 @@ from llmops.adapters.aws_clients import bedrock_runtime
 from llmops.adapters.bedrock_guardrails.transformation import (
     DETECTOR_NAME,
     GuardrailSource,
-    detection_from_response,
+    detections_from_batch,
     findings_from_response,
-    to_apply_guardrail_request,
+    plan_calls,
+    to_apply_guardrail_batch,
 )
 from llmops.domain.errors import safe_error_code
 from llmops.domain.guard import Direction, Finding
@@ -67,10 +69,10 @@ class BedrockGuardrailDetector:
     def name(self) -> str:
         return DETECTOR_NAME
 
-    def _apply(self, text: str, direction: Direction) -> Any:
+    def _apply(self, texts: Sequence[str], direction: Direction) -> Any:
         source: GuardrailSource = "INPUT" if direction is Direction.INPUT else "OUTPUT"
-        request: Any = to_apply_guardrail_request(
-            text, guardrail_id=self._guardrail_id, version=self._version, source=source
+        request: Any = to_apply_guardrail_batch(
+            texts, guardrail_id=self._guardrail_id, version=self._version, source=source
         )
         try:
             return self._client_factory().apply_guardrail(**request)
@@ -78,12 +80,20 @@ class BedrockGuardrailDetector:
             raise DetectorUnavailableError(DETECTOR_NAME, failure_reason(exc)) from exc
 
     def detect(self, text: str, direction: Direction) -> Detection:
-        if not text.strip():
-            return Detection()
-        return detection_from_response(text, self._apply(text, direction))
+        return self.detect_many([text], direction)[0]
+
+    def detect_many(self, texts: Sequence[str], direction: Direction) -> list[Detection]:
+        """One `Detection` per text, in order; blank texts are not sent. Any call failing fails all."""
+        detections = [Detection() for _ in texts]
+        sent = [i for i, text in enumerate(texts) if text.strip()]
+        for call in plan_calls([texts[i] for i in sent]):
+            batch = [texts[sent[k]] for k in call]
+            for k, detection in zip(call, detections_from_batch(batch, self._apply(batch, direction)), strict=True):
+                detections[sent[k]] = detection
+        return detections
 
     def findings(self, text: str, direction: Direction = Direction.INPUT) -> list[Finding]:
         """The findings alone (what the guardrail reported, without its verdict)."""
         if not text.strip():
             return []
-        return findings_from_response(text, self._apply(text, direction))
+        return findings_from_response(text, self._apply([text], direction))

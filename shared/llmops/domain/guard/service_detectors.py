@@ -18,11 +18,11 @@ through with that finding logged. Either way the failure is counted (``GuardDete
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from llmops.domain.errors import GatewayError
 from llmops.domain.guard import safe_regex
@@ -32,6 +32,7 @@ __all__ = [
     "BEDROCK_GUARDRAIL",
     "COMPREHEND",
     "SERVICE_DETECTORS",
+    "BatchServiceDetector",
     "BedrockGuardrailSettings",
     "ComprehendSettings",
     "Detection",
@@ -145,6 +146,14 @@ class ServiceDetector(Protocol):
     def name(self) -> str: ...
 
     def detect(self, text: str, direction: Direction) -> Detection: ...
+
+
+@runtime_checkable
+class BatchServiceDetector(ServiceDetector, Protocol):
+    """A service that checks several texts in one call (ApplyGuardrail takes a list of text blocks):
+    one `Detection` per text, in order, offsets into each; raises `DetectorUnavailableError` for all."""
+
+    def detect_many(self, texts: Sequence[str], direction: Direction) -> Sequence[Detection]: ...
 
 
 class GuardUnavailableError(GatewayError):
