@@ -33,10 +33,9 @@ def guardrail_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[GuardrailSer
         denied_topics={"investment advice": ("which stocks", "crypto tips")},
         blocked_words=("project falcon",),
     )
-    emulator = GuardrailServicesEmulator(
-        guardrails={GUARDRAIL_ID: guardrail, POLICY_GUARDRAIL_ID: guardrail},
-        fallback=BedrockRuntimeEmulator(),
-    )
+    guardrails = {GUARDRAIL_ID: guardrail, POLICY_GUARDRAIL_ID: guardrail}
+    # Converse's guardrailConfig reads the same guardrails as ApplyGuardrail, as in `llmops serve`.
+    emulator = GuardrailServicesEmulator(guardrails=guardrails, fallback=BedrockRuntimeEmulator(guardrails=guardrails))
     server = LoopbackServer(emulator).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL_COMPREHEND", server.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", server.url)

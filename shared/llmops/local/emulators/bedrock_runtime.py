@@ -12,6 +12,14 @@ toolUse), contentBlockDelta events (one per token or JSON piece) and contentBloc
 and metadata (usage, latency). A failure injected mid-stream is a modeled exception event
 (throttlingException, modelStreamErrorException, ...), as Bedrock sends it.
 
+A `guardrailConfig` is applied as Bedrock applies it, by the guardrail emulator's own logic
+(`guardrail_services.ConverseGuardrail`, over `guardrails`, the same mapping the ApplyGuardrail
+emulator is given): a guardrail id or version that does not exist is a ValidationException; a
+blocked input is answered with the guardrail's blocked message without calling the model; a
+blocked or masked answer is replaced or masked; either ends with stopReason `guardrail_intervened`,
+and with `trace` enabled the answer (or ConverseStream's metadata event) carries `trace.guardrail`.
+A stream is assessed whole before its first delta (what `streamProcessingMode: sync` promises).
+
 What a model supports and which family's rules apply come from the route table
 (`from_route_table`: a target's `capabilities`, and its model id or `foundation_model`); an emulator
 built from model ids alone lets every model do everything.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from werkzeug.routing import Map, Rule
@@ -30,12 +39,13 @@ from llmops.domain.chat import Capability
 from llmops.domain.model_ids import model_family
 from llmops.domain.routing import Provider, RouteTable
 from llmops.local.emulators import converse, embedding_models
-from llmops.local.emulators.answers import Generation
+from llmops.local.emulators.answers import EmulatedFinish, Generation
 from llmops.local.emulators.base import EmulatorApp, MidStreamFaultError, json_response, stream_response
 from llmops.local.emulators.converse import ConverseAnswer, ConverseCall, ConverseError, ConverseItems, ModelTraits
 from llmops.local.emulators.eventstream import event_message, exception_message
 from llmops.local.emulators.faults import FaultDecision, FaultPlan, Outcome
 from llmops.local.emulators.forwarding import ForwardingError, OpenAICompatibleForwarder
+from llmops.local.emulators.guardrail_services import ConverseGuardrail, EmulatedGuardrail
 
 __all__ = ["BedrockRuntimeEmulator"]
 
@@ -52,8 +62,11 @@ class BedrockRuntimeEmulator(EmulatorApp):
         forwarder: OpenAICompatibleForwarder | None = None,
         traits: Mapping[str, ModelTraits] | None = None,
         prompt_cache: converse.PromptCache | None = None,
+        guardrails: Mapping[str, EmulatedGuardrail] | None = None,
     ) -> None:
         super().__init__(faults=faults, forwarder=forwarder)
+        # guardrailConfig's guardrails by id, as GuardrailServicesEmulator's; None: any id, the default one.
+        self.guardrails = dict(guardrails) if guardrails is not None else None
         # None accepts any model id; a set rejects others as Bedrock does for unknown identifiers.
         self.known_models: set[str] | None = set(known_models) if known_models is not None else None
         # Per model id: its family and features; a model not listed gets its family from its id.
@@ -135,8 +148,15 @@ class BedrockRuntimeEmulator(EmulatorApp):
         try:
             call = converse.parse_converse(request.get_data(), model_id, self.traits_of(model_id), self.signer)
             converse.check_guardrail_config(call.body.get("guardrailConfig"), streaming=streaming)
+            guardrail = ConverseGuardrail.of(self.guardrails, call.body.get("guardrailConfig"))
         except ConverseError as exc:
             return self.service_error(400, "ValidationException", str(exc))
+        except LookupError:
+            return self.service_error(
+                400,
+                "ValidationException",
+                "The guardrail identifier or version provided in the request does not exist.",
+            )
 
         decision = self.apply_faults([model_id], streaming=streaming)
         if not (streaming and decision.fails_mid_stream()):
@@ -149,29 +169,38 @@ class BedrockRuntimeEmulator(EmulatorApp):
 
         # The cache is Bedrock's own: it counts the same whether the answer is emulated or forwarded.
         cache = self.prompt_cache.account(model_id, call.body)
+        blocked = guardrail.blocked_input(call.body.get("messages") or ()) if guardrail is not None else None
         if streaming:
             try:
-                items = self._stream(call)
+                items = converse.stream_items(_intervened(blocked)) if blocked is not None else self._stream(call)
             except ForwardingError as exc:
                 return self._forwarding_error(exc, model_id)
-            frames = self._converse_stream(self.pace(items, decision), cache, started)
+            if guardrail is not None and blocked is None:
+                items = _guarded_stream(items, guardrail)
+            frames = self._converse_stream(self.pace(items, decision), cache, started, guardrail)
             return stream_response(frames, "application/vnd.amazon.eventstream")
         try:
-            answer = converse.with_cache(self._answer(call), cache)
+            answer = converse.with_cache(_intervened(blocked) if blocked is not None else self._answer(call), cache)
         except ForwardingError as exc:
             return self._forwarding_error(exc, model_id)
+        if guardrail is not None and blocked is None:
+            answer = _guarded(answer, guardrail)
         self.pause(decision.generation_s(answer.output_tokens))
-        return json_response(
-            {
-                "output": {"message": {"role": "assistant", "content": list(answer.content)}},
-                "stopReason": answer.stop_reason,
-                "usage": converse.usage(answer),
-                "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
-            }
-        )
+        doc: dict[str, Any] = {
+            "output": {"message": {"role": "assistant", "content": list(answer.content)}},
+            "stopReason": answer.stop_reason,
+            "usage": converse.usage(answer),
+            "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+        }
+        trace = guardrail.trace() if guardrail is not None else None
+        return json_response({**doc, "trace": trace} if trace is not None else doc)
 
     def _converse_stream(
-        self, items: Generator[tuple[str, dict[str, Any]] | Generation], cache: tuple[int, int] | None, started: float
+        self,
+        items: Generator[tuple[str, dict[str, Any]] | Generation],
+        cache: tuple[int, int] | None,
+        started: float,
+        guardrail: ConverseGuardrail | None = None,
     ) -> Iterator[bytes]:
         """ConverseStream's events for `items`; a failure mid-stream is the stream's last event.
 
@@ -206,10 +235,9 @@ class BedrockRuntimeEmulator(EmulatorApp):
         if open_block is not None:
             yield event_message("contentBlockStop", {"contentBlockIndex": open_block})
         yield event_message("messageStop", {"stopReason": answer.stop_reason})
-        yield event_message(
-            "metadata",
-            {"usage": converse.usage(answer), "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)}},
-        )
+        metadata = {"usage": converse.usage(answer), "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)}}
+        trace = guardrail.trace() if guardrail is not None else None
+        yield event_message("metadata", {**metadata, "trace": trace} if trace is not None else metadata)
 
     def _stream(self, call: ConverseCall) -> ConverseItems:
         forwarder = self.forwarder
@@ -271,6 +299,38 @@ def _stream_exception(decision: FaultDecision) -> bytes:
             {"message": "The model failed while streaming.", "originalStatusCode": 500},
         )
     return exception_message("internalServerException", {"message": "The server encountered an internal error."})
+
+
+_INTERVENED = "guardrail_intervened"
+
+
+def _intervened(blocked_message: str) -> ConverseAnswer:
+    """The answer to an input the guardrail blocked: its message, and no model call."""
+    return ConverseAnswer(
+        text=blocked_message,
+        finish=EmulatedFinish.END,
+        input_tokens=0,
+        output_tokens=0,
+        content=({"text": blocked_message},),
+        stop_reason=_INTERVENED,
+    )
+
+
+def _guarded(answer: ConverseAnswer, guardrail: ConverseGuardrail) -> ConverseAnswer:
+    content = guardrail.guarded_output(answer.content)
+    if content is None:
+        return answer
+    text = "".join(str(b["text"]) for b in content if "text" in b)
+    return replace(answer, text=text, content=content, stop_reason=_INTERVENED)
+
+
+def _guarded_stream(items: ConverseItems, guardrail: ConverseGuardrail) -> ConverseItems:
+    """The answer assessed whole, then streamed as the guardrail lets it out (sync processing)."""
+    for item in items:
+        if isinstance(item, Generation):
+            yield from converse.stream_items(_guarded(converse.with_cache(item, None), guardrail))
+            return
+    raise ForwardingError(502, "the token stream ended without its generation")
 
 
 def _forwarded_items(call: ConverseCall, chunks: Iterator[Mapping[str, Any]]) -> ConverseItems:

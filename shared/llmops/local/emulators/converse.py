@@ -115,7 +115,7 @@ _GUARDRAIL_CHOICES: Mapping[str, tuple[str, ...]] = {
 def check_guardrail_config(value: Any, *, streaming: bool) -> None:
     """`guardrailConfig` as Bedrock checks it: an identifier (id or ARN) and version in Bedrock's
     patterns, `trace` on both operations and `streamProcessingMode` only on ConverseStream. The
-    guardrail is accepted, not applied: ApplyGuardrail is emulated beside Converse (guardrail_services)."""
+    emulator then applies it (`guardrail_services.ConverseGuardrail`)."""
     if value is None:
         return
     allowed = {"guardrailIdentifier", "guardrailVersion", "trace"} | ({"streamProcessingMode"} if streaming else set())

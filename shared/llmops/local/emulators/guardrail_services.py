@@ -16,6 +16,9 @@ Routes:
   with ``guardrails=None`` every id gets the default one, otherwise unknown ids answer
   ``ResourceNotFoundException``.
 
+The same guardrail logic serves Converse's ``guardrailConfig`` (`guard_converse_input`,
+`guard_converse_output`, which the Bedrock Runtime emulator calls): one `apply_emulated_guardrail`.
+
 Everything else goes to ``fallback`` when one is given, so this can wrap the Bedrock Runtime
 emulator and share its port (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``); point
 ``AWS_ENDPOINT_URL_COMPREHEND`` at the same URL. Faults and latency use the base emulator's admin
@@ -39,7 +42,15 @@ from llmops.local.emulators.faults import FaultPlan, Outcome
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["EmulatedGuardrail", "GuardrailServicesEmulator", "PiiMatch", "detect_pii"]
+__all__ = [
+    "ConverseGuardrail",
+    "EmulatedGuardrail",
+    "GuardrailServicesEmulator",
+    "PiiMatch",
+    "apply_emulated_guardrail",
+    "detect_pii",
+    "find_guardrail",
+]
 
 _COMPREHEND_TARGET: Final = "Comprehend_20171127."
 _MAX_COMPREHEND_BYTES: Final = 100_000
@@ -133,6 +144,7 @@ class EmulatedGuardrail:
     blocked_words: tuple[str, ...] = ()
     prompt_attack_filter: bool = True  # applied to INPUT only, as Bedrock does
     blocked_message: str = "Sorry, the model cannot answer this question."
+    versions: frozenset[str] | None = None  # the versions that exist (DRAFT, "1", ...); None: any
 
 
 _PAST_TENSE = {"BLOCK": "BLOCKED", "ANONYMIZE": "ANONYMIZED", "NONE": "NONE"}
@@ -210,6 +222,142 @@ def _assess(guardrail: EmulatedGuardrail, text: str, source: str) -> tuple[dict[
     for start, end, token in sorted(replacements, reverse=True):
         anonymized = anonymized[:start] + token + anonymized[end:]
     return assessment, anonymized, blocked, bool(assessment)
+
+
+def find_guardrail(
+    guardrails: Mapping[str, EmulatedGuardrail] | None, identifier: str, version: str
+) -> EmulatedGuardrail | None:
+    """The emulated guardrail an id or ARN (`...:guardrail/<id>`) and version name, if it exists;
+    `guardrails` None: every id is the default guardrail."""
+    if guardrails is None:
+        return EmulatedGuardrail()
+    guardrail = guardrails.get(identifier) or guardrails.get(identifier.rsplit("/", 1)[-1])
+    if guardrail is None or (guardrail.versions is not None and version not in guardrail.versions):
+        return None
+    return guardrail
+
+
+def apply_emulated_guardrail(guardrail: EmulatedGuardrail, texts: list[str], source: str) -> dict[str, Any]:
+    """ApplyGuardrail's answer for `texts` (one text block each): one assessment and, when the
+    guardrail intervened, one anonymized output per block, or the blocked message alone."""
+    assessments: list[dict[str, Any]] = []
+    outputs: list[dict[str, str]] = []
+    blocked = intervened = False
+    for text in texts:
+        assessment, anonymized, text_blocked, text_intervened = _assess(guardrail, text, source)
+        assessments.append(assessment)
+        outputs.append({"text": anonymized})
+        blocked, intervened = blocked or text_blocked, intervened or text_intervened
+    if blocked:
+        outputs = [{"text": guardrail.blocked_message}]
+    characters = sum(len(t) for t in texts)
+    units = max(1, -(-characters // 1000))  # one text unit per started 1000 characters
+    return {
+        "usage": {
+            "topicPolicyUnits": units,
+            "contentPolicyUnits": units,
+            "wordPolicyUnits": units,
+            "sensitiveInformationPolicyUnits": units,
+            "sensitiveInformationPolicyFreeUnits": 0,
+            "contextualGroundingPolicyUnits": 0,
+        },
+        "action": "GUARDRAIL_INTERVENED" if intervened else "NONE",
+        "actionReason": "Guardrail blocked." if blocked else ("Guardrail masked." if intervened else ""),
+        "outputs": outputs if intervened else [],
+        "assessments": assessments,
+        "guardrailCoverage": {"textCharacters": {"guarded": characters, "total": characters}},
+    }
+
+
+def _merged(assessments: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-block assessments as the one assessment a Converse trace gives per guardrail."""
+    merged: dict[str, dict[str, list[Any]]] = {}
+    for assessment in assessments:
+        for policy, lists in assessment.items():
+            for key, entries in lists.items():
+                merged.setdefault(policy, {}).setdefault(key, []).extend(entries)
+    return merged
+
+
+def _blocked(response: Mapping[str, Any]) -> bool:
+    """Whether any entry of the answer's assessments is BLOCKED (else it masked, or let through)."""
+    return any(
+        entry.get("action") == "BLOCKED"
+        for assessment in response["assessments"]
+        for lists in assessment.values()
+        for entries in lists.values()
+        for entry in entries
+    )
+
+
+def _converse_texts(messages: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What a Converse guardrail reads of the messages: their `guardContent` blocks if there are
+    any, else every text block."""
+    blocks = [b for m in messages for b in m.get("content") or () if isinstance(b, Mapping)]
+    guarded = [str(b["guardContent"]["text"]["text"]) for b in blocks if "guardContent" in b]
+    return guarded or [str(b["text"]) for b in blocks if "text" in b]
+
+
+@dataclass
+class ConverseGuardrail:
+    """Converse's `guardrailConfig` applied as Bedrock applies it: the input first (a block stops
+    the call: the answer is the blocked message and stopReason ``guardrail_intervened``; a mask is
+    reported, not applied to what the emulated model reads), then the answer's text blocks (a block
+    replaces them with the blocked message, a mask masks them; either is ``guardrail_intervened``).
+    `trace` is Converse's ``trace.guardrail`` when the config asks for one (None otherwise)."""
+
+    guardrail: EmulatedGuardrail
+    identifier: str
+    tracing: bool
+    input_assessment: dict[str, Any] = field(default_factory=dict)
+    output_assessments: list[dict[str, Any]] = field(default_factory=list)
+    action_reason: str = ""
+
+    @classmethod
+    def of(
+        cls, guardrails: Mapping[str, EmulatedGuardrail] | None, config: Mapping[str, Any] | None
+    ) -> ConverseGuardrail | None:
+        """None without a config; raises `LookupError` for a guardrail that is not emulated."""
+        if config is None:
+            return None
+        identifier = str(config["guardrailIdentifier"])
+        guardrail = find_guardrail(guardrails, identifier, str(config["guardrailVersion"]))
+        if guardrail is None:
+            raise LookupError(identifier)
+        return cls(guardrail, identifier, config.get("trace") in ("enabled", "enabled_full"))
+
+    def blocked_input(self, messages: Iterable[Mapping[str, Any]]) -> str | None:
+        """The blocked message when the input is blocked, else None."""
+        response = apply_emulated_guardrail(self.guardrail, _converse_texts(messages) or [""], "INPUT")
+        self.input_assessment = _merged(response["assessments"])
+        self.action_reason = str(response["actionReason"]) or self.action_reason
+        return self.guardrail.blocked_message if _blocked(response) else None
+
+    def guarded_output(self, content: tuple[Mapping[str, Any], ...]) -> tuple[Mapping[str, Any], ...] | None:
+        """The answer's content as the guardrail lets it out, or None when it did not intervene."""
+        texts = [str(b["text"]) for b in content if "text" in b]
+        if not texts:
+            return None
+        response = apply_emulated_guardrail(self.guardrail, texts, "OUTPUT")
+        self.output_assessments = [_merged(response["assessments"])]
+        if response["action"] != "GUARDRAIL_INTERVENED":
+            return None
+        self.action_reason = str(response["actionReason"])
+        if _blocked(response):
+            return ({"text": self.guardrail.blocked_message},)
+        masked = iter(str(o["text"]) for o in response["outputs"])
+        return tuple({"text": next(masked)} if "text" in b else b for b in content)
+
+    def trace(self) -> dict[str, Any] | None:
+        if not self.tracing:
+            return None
+        key = self.identifier.rsplit("/", 1)[-1]
+        doc: dict[str, Any] = {"inputAssessment": {key: self.input_assessment}}
+        if self.output_assessments:
+            doc["outputAssessments"] = {key: self.output_assessments}
+        if self.action_reason:
+            doc["actionReason"] = self.action_reason
+        return {"guardrail": doc}
 
 
 class GuardrailServicesEmulator(EmulatorApp):
@@ -291,7 +439,7 @@ class GuardrailServicesEmulator(EmulatorApp):
     # -- Bedrock ApplyGuardrail ---------------------------------------------------------------------
 
     def _apply_guardrail(self, guardrail_id: str, version: str, request: Request) -> Response:
-        guardrail = EmulatedGuardrail() if self.guardrails is None else self.guardrails.get(guardrail_id)
+        guardrail = find_guardrail(self.guardrails, guardrail_id, version)
         if guardrail is None:
             return self.service_error(404, "ResourceNotFoundException", f"Guardrail {guardrail_id} was not found.")
         decision = self.apply_faults([f"guardrail:{guardrail_id}"])
@@ -307,32 +455,4 @@ class GuardrailServicesEmulator(EmulatorApp):
             texts = _text_blocks(doc)
         except (ValueError, _InvalidRequestError) as exc:
             return self.service_error(400, "ValidationException", str(exc))
-        assessments: list[dict[str, Any]] = []
-        outputs: list[dict[str, str]] = []
-        blocked = intervened = False
-        for text in texts:
-            assessment, anonymized, text_blocked, text_intervened = _assess(guardrail, text, source)
-            assessments.append(assessment)
-            outputs.append({"text": anonymized})
-            blocked, intervened = blocked or text_blocked, intervened or text_intervened
-        if blocked:
-            outputs = [{"text": guardrail.blocked_message}]
-        characters = sum(len(t) for t in texts)
-        units = max(1, -(-characters // 1000))  # one text unit per started 1000 characters
-        return json_response(
-            {
-                "usage": {
-                    "topicPolicyUnits": units,
-                    "contentPolicyUnits": units,
-                    "wordPolicyUnits": units,
-                    "sensitiveInformationPolicyUnits": units,
-                    "sensitiveInformationPolicyFreeUnits": 0,
-                    "contextualGroundingPolicyUnits": 0,
-                },
-                "action": "GUARDRAIL_INTERVENED" if intervened else "NONE",
-                "actionReason": "Guardrail blocked." if blocked else ("Guardrail masked." if intervened else ""),
-                "outputs": outputs if intervened else [],
-                "assessments": assessments,
-                "guardrailCoverage": {"textCharacters": {"guarded": characters, "total": characters}},
-            }
-        )
+        return json_response(apply_emulated_guardrail(guardrail, texts, source))
