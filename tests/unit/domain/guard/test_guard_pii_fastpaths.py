@@ -47,7 +47,8 @@ _CONTEXT_RULES = (
 )
 _WORDS = st.sampled_from(
     ["SSN", "ss#", "SS no", "social  security", "TIN", "passport", "Driver's license", "driving licence", "DL",
-     "DLN", "license no", "born", "Birthday", "DOB", "d.o.b", "class", "tinned", "boss", " ", "-", ":", "12"]
+     "DLN", "license no", "born", "Birthday", "DOB", "d.o.b", "class", "tinned", "boss", " ", "-", ":", "12",
+     "xss", "_DOB", "9born", "\u00e9birth", "ADL", "-tin"]
 )  # fmt: skip
 
 
@@ -58,3 +59,36 @@ def test_context_phrases_equal_finditer(text: str) -> None:
     for pattern, keys in _CONTEXT_RULES:
         anchored = [m.span() for m in pii._context_phrases(view, pattern, keys)]
         assert anchored == [m.span() for m in pattern.finditer(text)]
+
+
+def _library_international(number: str) -> bool:
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, None)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def test_valid_international_matches_phonenumbers() -> None:
+    """Wherever the shortcut answers, it answers as parse + is_valid_number: every region's example
+    numbers, written with spaces, dashes or dots, their one-digit neighbours and random numbers."""
+    rng = random.Random(15)
+    samples: list[str] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for number_type in range(12):
+            example = phonenumbers.example_number_for_type(region, number_type)
+            if example is None:
+                continue
+            written = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            digits = list(e164[1:])
+            digits[rng.randrange(len(digits))] = rng.choice("0123456789")
+            samples += [written, written.replace(" ", "-"), written.replace(" ", "."), e164, "+" + "".join(digits)]
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    for _ in range(3000):
+        tail = "".join(rng.choice("0123456789 -.") for _ in range(rng.randint(2, 14)))
+        samples.append(f"+{rng.choice(codes)}{tail}0")
+    answered = [(s, pii._valid_international(s)) for s in samples]
+    assert sum(verdict is True for _, verdict in answered) > 500  # the shortcut does answer
+    assert [(s, v) for s, v in answered if v is not None] == [
+        (s, _library_international(s)) for s, v in answered if v is not None
+    ]
