@@ -125,6 +125,7 @@ _PHONE_GROUP_SEPARATOR = safe_regex.compile(r"[ .-]|\)")
 # a phone shape's number holds digits and "+() .-" only: deleting those leaves its digits (no regex call)
 _PHONE_PUNCTUATION = str.maketrans("", "", "+() .-")
 _INTERNATIONAL_CHARS: Final = frozenset("0123456789 .-")  # after the "+", the form `_valid_international` knows
+_TRAILING_PUNCTUATION: Final = " .-()"
 _MAX_NATIONAL_DIGITS: Final = 17  # parse refuses a longer national number (TOO_LONG)
 # Context words just before a number ("Phone: ", "call me at ") or just after it ("... office"). A
 # literal "\\n" (an escaped newline in pasted JSON or logs) counts as a word boundary.
@@ -325,7 +326,8 @@ def _valid_international(number: str) -> bool | None:
     is the only one of the code, else the first whose leading digits match or, without leading
     digits, where the number has a type; valid if it has a type there (`_has_type`).
     """
-    if len(number) < 4 or not number[1].isdigit() or not number[-1].isdigit():
+    number = number.rstrip(_TRAILING_PUNCTUATION)  # parse drops them too ("+44 20 7946 0958)")
+    if len(number) < 4 or not number[1].isdigit():
         return None
     if not _INTERNATIONAL_CHARS.issuperset(number[1:]):
         return None

@@ -83,10 +83,11 @@ def test_valid_international_matches_phonenumbers() -> None:
             digits = list(e164[1:])
             digits[rng.randrange(len(digits))] = rng.choice("0123456789")
             samples += [written, written.replace(" ", "-"), written.replace(" ", "."), e164, "+" + "".join(digits)]
+            samples += [written + ")", e164 + ". "]
     codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
     for _ in range(3000):
         tail = "".join(rng.choice("0123456789 -.") for _ in range(rng.randint(2, 14)))
-        samples.append(f"+{rng.choice(codes)}{tail}0")
+        samples.append(f"+{rng.choice(codes)}{tail}0" + rng.choice(("", ")", " -", ").")))
     answered = [(s, pii._valid_international(s)) for s in samples]
     assert sum(verdict is True for _, verdict in answered) > 500  # the shortcut does answer
     assert [(s, v) for s, v in answered if v is not None] == [
