@@ -39,10 +39,11 @@ from llmops.application.rendering import ChunkRenderer, chat_completion, sse_str
 from llmops.application.responses import EVENT_STREAM, ApiResponse
 from llmops.application.server_timing import provider_timing
 from llmops.application.streamed_answer import PartGuards, StreamedAnswer
-from llmops.domain.audit import AuditRecord, GuardVerdict, text_evidence
+from llmops.domain.audit import AuditRecord, GuardVerdict, provider_filter_verdict, text_evidence
 from llmops.domain.chat import (
     ChatRequest,
     Completion,
+    FinishReason,
     ResponseFormat,
     Role,
 )
@@ -122,6 +123,12 @@ def _guard_input(engine: GuardEngine, request: ChatRequest) -> InputVerdict:
     texts = provider_texts(request)
     with batched_service_calls(texts):  # a service that takes several texts checks them in one call
         return engine.guard_input(texts)
+
+
+def _record_provider_filter(trace: RequestTrace, completion: Completion) -> None:
+    """The provider's own filter ended the answer (e.g. the Converse call's guardrail intervened)."""
+    if completion.finish_reason is FinishReason.CONTENT_FILTER:
+        trace.guard.append(provider_filter_verdict())
 
 
 def _demand(plan: RoutePlan, request: ChatRequest) -> Demand:
@@ -302,6 +309,7 @@ class ChatEndpoint:
                     partial(self.completions.execute, plan, guarded, deadline), reservation, trace
                 )
             trace.record_result(result)
+            _record_provider_filter(trace, result.completion)
 
         with stage(RequestStage.OUTPUT_GUARD):
             # Text, reasoning and tool-call arguments alike (answer_guard says how).

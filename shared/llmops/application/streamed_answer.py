@@ -19,7 +19,7 @@ from llmops.application.answer_guard import (
     signed_if_unchanged,
 )
 from llmops.application.rendering import DONE, ChunkRenderer
-from llmops.domain.audit import OutputScan
+from llmops.domain.audit import OutputScan, provider_filter_verdict
 from llmops.domain.chat import (
     ChatRequest,
     Completion,
@@ -218,6 +218,8 @@ class StreamedAnswer(Iterator[str]):
                 yield from self._close_reasoning()  # text, a tool call or the end closes the open block
                 if isinstance(event, StreamEnd):
                     self._end = event  # its usage is settled even if the last tool call is blocked
+                    if event.finish_reason is FinishReason.CONTENT_FILTER:
+                        self._trace.guard.append(provider_filter_verdict())  # e.g. Converse's guardrail
                     yield from self._close_tool_call()
                     return
                 elif isinstance(event, ToolCallDelta):

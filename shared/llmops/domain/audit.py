@@ -40,6 +40,7 @@ from llmops.domain.tenancy import TextRetention
 __all__ = [
     "DEFAULT_SHARDS",
     "GENESIS_HASH",
+    "PROVIDER_GUARD_STAGE",
     "AuditLog",
     "AuditRecord",
     "AuditWriteOutcome",
@@ -54,6 +55,7 @@ __all__ = [
     "VerifyReport",
     "canonical_json",
     "chain_entry",
+    "provider_filter_verdict",
     "shard_for",
     "text_evidence",
     "verify_shard",
@@ -77,8 +79,8 @@ def shard_for(request_id: str, shards: int = DEFAULT_SHARDS) -> int:
 class GuardVerdict:
     """What a guard decided: its action and how many findings of each type. Never the values."""
 
-    stage: str  # "input" | "output"
-    action: str  # "allow" | "redact" | "block"
+    stage: str  # "input" | "output" (the gateway's guards) | "provider" (the model provider's own filter)
+    action: str  # "allow" | "redact" | "block"; "intervened" for the provider's filter
     findings: Mapping[str, int] = field(default_factory=dict)
     # Service detectors (bedrock_guardrail, comprehend) that could not check the text, by name:
     # their DETECTOR_UNAVAILABLE findings, for the GuardDetectorFailures metric's detector dimension.
@@ -93,6 +95,16 @@ class GuardVerdict:
         if self.unavailable:  # only when there were failures: older records keep their exact shape
             out["unavailable"] = dict(sorted(self.unavailable.items()))
         return out
+
+
+PROVIDER_GUARD_STAGE = "provider"
+
+
+def provider_filter_verdict() -> GuardVerdict:
+    """The provider's own content filter ended the answer (Bedrock's stopReason `guardrail_intervened`:
+    the guardrail on the Converse call blocked or masked; a SageMaker model's `content_filter`), which
+    the caller sees as finish_reason `content_filter`. Which entries it found is the provider's to say."""
+    return GuardVerdict(stage=PROVIDER_GUARD_STAGE, action="intervened")
 
 
 @dataclass(frozen=True, slots=True)
