@@ -137,6 +137,8 @@ _PHONE_CONTEXT = safe_regex.compile(
 _PHONE_CONTEXT_AFTER = safe_regex.compile(
     r"[ ,;(-]{1,3}(?:office|mobile|fax|home|work|cell|tel|phone|desk)\b", safe_regex.IGNORECASE
 )
+_CONTEXT_AFTER_SEPARATORS: Final = " ,;(-"  # `_PHONE_CONTEXT_AFTER`'s, then a word starting with one of:
+_CONTEXT_AFTER_INITIALS: Final = "omfhwctpd"
 _NANP_LOCAL = safe_regex.compile(r"\d{3}[ .-]\d{4}")
 _PHONE_CONTEXT_CHARS = 40
 # Countries whose national numbers start with a trunk "0" and ones that dial without one, tried in
@@ -383,6 +385,18 @@ def _parse_phone(phonenumbers: Any, number: str, region: str | None) -> Any:
         return None
 
 
+def _context_word_may_follow(view: TextView, index: int) -> bool:
+    """Whether `_PHONE_CONTEXT_AFTER` can match at `index`: one to three of its separators, then a
+    letter one of its words starts with (a word cannot start inside the separator run). Two
+    character tests instead of a pattern call for most phone numbers."""
+    lowered = view.lowered
+    size = len(lowered)
+    after = index
+    while after < size and after - index < 4 and lowered[after] in _CONTEXT_AFTER_SEPARATORS:
+        after += 1
+    return 1 <= after - index <= 3 and after < size and lowered[after] in _CONTEXT_AFTER_INITIALS
+
+
 def _card_context(text: str, start: int) -> bool:
     """Whether a card word ("card", "visa", "cc"...) ends just before `start`."""
     return _CARD_CONTEXT.search(text, max(0, start - _CARD_CONTEXT_CHARS), start) is not None
@@ -447,12 +461,12 @@ class PiiDetector:
             # The cluster's digits as "0", other characters kept: a format's pattern can match inside the
             # cluster only where its shape occurs, and `in` on ~20 bytes is a tenth of a pattern call.
             shape = view.ascii_lowered[start:end].translate(_DIGITS_AS_ZERO) if digits >= 9 else b""
-            if digits >= 9 and any(form in shape for form in _SSN_SHAPES):
+            if digits >= 9 and (_SSN_SHAPES[0] in shape or _SSN_SHAPES[1] in shape):
                 for m in _SSN_FORMATTED.finditer(text, start, end):
                     tick()
                     if ssn_valid(m.group().replace("-", "").replace(" ", "")):
                         found.append(Finding(FindingType.US_SSN, m.start(), m.end(), 0.85, _CHECKSUM))
-            if digits >= 10 and any(form in shape for form in _NHS_SHAPES):
+            if digits >= 10 and (_NHS_SHAPES[0] in shape or _NHS_SHAPES[1] in shape or _NHS_SHAPES[2] in shape):
                 for m in _UK_NHS.finditer(text, start, end):
                     tick()
                     if nhs_valid(m.group().replace(" ", "").replace("-", "")):
@@ -493,9 +507,9 @@ class PiiDetector:
             tick()
             window = text[window_start:window_end]
             key = window
-            context = _PHONE_CONTEXT.search(
-                text, max(0, window_start - _PHONE_CONTEXT_CHARS), window_start
-            ) or _PHONE_CONTEXT_AFTER.match(text, window_end)
+            context = _PHONE_CONTEXT.search(text, max(0, window_start - _PHONE_CONTEXT_CHARS), window_start) or (
+                _PHONE_CONTEXT_AFTER.match(text, window_end) if _context_word_may_follow(view, window_end) else None
+            )
             if context is not None:
                 key = "\x00" + window  # the same digits may be a phone only where context says so
             if key not in judged:
@@ -562,8 +576,9 @@ class PiiDetector:
         if "-" in raw and " " in raw:
             return False
         # A card number outside the known IIN ranges (a private-label or regional scheme) counts when
-        # the text calls it a card: the Luhn check then keeps random numbers out.
-        in_context = _CARD_CONTEXT.search(text, max(0, match.start() - _CARD_CONTEXT_CHARS), match.start()) is not None
+        # the text calls it a card: the Luhn check then keeps random numbers out. Looked up only for
+        # such a number: a known brand needs no context.
+        in_context: bool | None = None
         # A trailing group may be a neighbouring number ("4111 1111 1111 1111 2031"): try without it.
         for keep in range(len(groups), 0, -1):
             digits = "".join(groups[:keep])
@@ -574,6 +589,8 @@ class PiiDetector:
                 if card_brand(digits):
                     found.append(Finding(FindingType.CREDIT_CARD, match.start(), end, 1.0, _CHECKSUM))
                     return True
+                if in_context is None:
+                    in_context = _card_context(text, match.start())
                 if in_context:
                     found.append(Finding(FindingType.CREDIT_CARD, match.start(), end, 0.8, _CONTEXT))
                     return True

@@ -93,3 +93,17 @@ def test_valid_international_matches_phonenumbers() -> None:
     assert [(s, v) for s, v in answered if v is not None] == [
         (s, _library_international(s)) for s, v in answered if v is not None
     ]
+
+
+_AFTER_PARTS = st.sampled_from(
+    [" ", ",", ";", "(", "-", "office", "Mobile", "FAX", "home", "work", "cell", "Tel", "phone", "desk", "x", "5"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_AFTER_PARTS, max_size=8).map("".join))
+def test_context_word_gate_never_hides_a_match(text: str) -> None:
+    view = TextView(text)
+    for index in range(len(text) + 1):
+        if pii._PHONE_CONTEXT_AFTER.match(text, index) is not None:
+            assert pii._context_word_may_follow(view, index), (text, index)
