@@ -422,15 +422,18 @@ class GuardEngine:
 
         values = resolve_overlaps(f for f in found if is_entity(f.type))
         # A service's own block stands even where overlap resolution kept another finding for its span.
-        kept = set(values)
-        overruled = [f for f, a in forced.items() if a is Action.BLOCK and is_entity(f.type) and f not in kept]
+        # (Without services nothing is forced: no finding is hashed for it.)
+        overruled: list[Finding] = []
+        if forced:
+            kept = set(values)
+            overruled = [f for f, a in forced.items() if a is Action.BLOCK and is_entity(f.type) and f not in kept]
         for finding in values + overruled + [f for f in found if not is_entity(f.type)]:
-            action = forced.get(finding) or self._action(finding, direction)
+            action = (forced.get(finding) if forced else None) or self._action(finding, direction)
             if action is not Action.ALLOW:
                 decisions.append(Decision(finding, action))
         decisions.sort(key=lambda d: (d.finding.start, d.finding.end, d.finding.type))
 
-        action_of = {d.finding: d.action for d in decisions}
+        action_of = {d.finding: d.action for d in decisions} if vault is not None else {}  # for pseudonyms
         to_mask = resolve_overlaps(
             d.finding
             for d in decisions
