@@ -27,7 +27,8 @@ __all__ = ["AuditRecordLookup", "FeedbackRequest", "record_feedback"]
 class FeedbackRequest(BaseModel):
     """The schema documented in OpenAPI; `submit_feedback` applies the product rules."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built on the first POST /v1/feedback, not on every cold start: most containers never serve one.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     request_id: Annotated[str, Field(min_length=1, max_length=256)]
     score: StrictBool | StrictInt | StrictStr = Field(

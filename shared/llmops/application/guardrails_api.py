@@ -16,7 +16,8 @@ MAX_CONTEXT_DOCUMENTS = 64
 
 
 class ScanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built on the first POST /v1/guardrails/scan, not on every cold start: most containers never serve one.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     text: str
     direction: Literal["input", "output"] = "input"

@@ -35,7 +35,8 @@ EncodingFormat = Literal["float", "base64"]
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built on the first POST /v1/embeddings, not on every cold start: most containers never serve one.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: Annotated[str, Field(min_length=1, max_length=256)]
     # Strings, or what the SDKs send as token arrays (refused in `to_domain` with a clear message).

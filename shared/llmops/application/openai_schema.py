@@ -64,8 +64,6 @@ __all__ = [
     "RESERVED_MODEL_FIELDS",
     "ChatCompletionRequest",
     "ChatMessageIn",
-    "ErrorBody",
-    "ErrorResponse",
     "ModelList",
     "require_conversation",
 ]
@@ -108,16 +106,20 @@ RESERVED_MODEL_FIELDS: Final = frozenset(
 
 # Numbers and flags are strict, as OpenAI's are: `true` is not a token count and "10" is not a
 # number. A strict float still takes a JSON integer (`"temperature": 1` is 1.0).
+#
+# The parts of a request are `defer_build`: requests are validated by ChatCompletionRequest's
+# validator, which includes theirs, so building a validator and serializer of their own for each at
+# import (a cold start's work) would only serve code that builds a part directly, and it still can.
 
 
 class CacheControl(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     type: Literal["ephemeral"]
 
 
 class ImageUrl(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     url: Annotated[
         str, Field(min_length=1, description="A data: URL (base64 png/jpeg/gif/webp) or, if allowed, http(s).")
@@ -128,7 +130,7 @@ class ImageUrl(BaseModel):
 class ContentPart(BaseModel):
     # Other part types (input_audio, file...) are let through here so `to_domain` can refuse them
     # with one clear message naming the part.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     type: str = Field(description="'text' or 'image_url' (images in user messages only).")
     text: str | None = None
@@ -137,14 +139,14 @@ class ContentPart(BaseModel):
 
 
 class FunctionCallIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
     arguments: str = Field(description="The call's arguments: a JSON object, as text.")
 
 
 class ToolCallIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     id: Annotated[str, Field(min_length=1, max_length=256)]
     type: Literal["function"] = "function"
@@ -154,7 +156,7 @@ class ToolCallIn(BaseModel):
 class ThinkingBlockIn(BaseModel):
     """A reasoning block of an earlier assistant turn, carried back with its signature."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     type: Literal["thinking", "redacted_thinking"]
     thinking: str | None = None
@@ -164,7 +166,7 @@ class ThinkingBlockIn(BaseModel):
 
 
 class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     # Required except on an assistant message that makes tool calls (checked in `to_domain`). The
@@ -184,13 +186,13 @@ class ChatMessageIn(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     include_usage: StrictBool = False
 
 
 class FunctionDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=64, description="^[a-zA-Z0-9_-]{1,64}$")]
     description: str | None = None
@@ -199,7 +201,7 @@ class FunctionDefinition(BaseModel):
 
 
 class ToolIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     type: Literal["function"]
     function: FunctionDefinition
@@ -778,18 +780,10 @@ _PASSTHROUGH: Final[Mapping[str, Any]] = {
 }
 
 
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    code: str | None = None
-    param: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
 class ModelCard(BaseModel):
+    # Only GET /v1/models builds these: their validators are built then, not on every cold start.
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     object: Literal["model"] = "model"
     created: int = 0
@@ -801,5 +795,7 @@ class ModelCard(BaseModel):
 
 
 class ModelList(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     object: Literal["list"] = "list"
     data: list[ModelCard]

@@ -48,6 +48,8 @@ class BodyValidationError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ProxyRoute:
+    """One route: method, path, the endpoint serving it and the model of its body."""
+
     method: str
     path: str
     endpoint: Callable[..., Any]

@@ -43,12 +43,16 @@ class AttributeType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class KeyAttribute:
+    """A key attribute of a table or index."""
+
     name: str
     type: AttributeType = AttributeType.STRING
 
 
 @dataclass(frozen=True, slots=True)
 class GlobalIndex:
+    """A global secondary index of a table."""
+
     name: str
     partition_key: KeyAttribute
     sort_key: KeyAttribute | None = None
@@ -56,6 +60,8 @@ class GlobalIndex:
 
 @dataclass(frozen=True, slots=True)
 class TableSpec:
+    """One DynamoDB table, as CDK creates it and the code finds it."""
+
     logical_name: str  # CDK construct id and the local table name suffix
     env_var: str  # where the Lambda finds the physical table name
     purpose: str

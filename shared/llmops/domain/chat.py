@@ -59,6 +59,8 @@ class Capability(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TextPart:
+    """Text in a message."""
+
     text: str
     # A prompt-cache breakpoint after this part (OpenAI-style `cache_control`, Bedrock `cachePoint`).
     cache_point: bool = False

@@ -58,6 +58,8 @@ _STATUS_BY_FAILURE = {
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
+    """One call to one target, and how it ended."""
+
     target_id: str
     outcome: str  # "ok" or a ProviderFailureKind value
     latency_ms: float
@@ -65,6 +67,8 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class CompletionResult:
+    """A buffered answer with who gave it, after which attempts, at what cost."""
+
     completion: Completion
     route: Route
     target: Target
@@ -108,6 +112,8 @@ class RoutePlan:
 
 @dataclass(slots=True)
 class CompletionService:
+    """Plans a request's route and calls its targets in order until one answers."""
+
     routes: RouteSource
     providers: Mapping[Provider, ChatProvider]
     # Providers that stream; `stream` serves a target whose provider is missing here by its buffered

@@ -70,6 +70,8 @@ class EmbeddingInputType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class EmbeddingRequest:
+    """An embeddings request, protocol-neutral."""
+
     model: str  # the alias, as the caller sent it (free text until routing resolved it)
     inputs: tuple[str, ...]
     dimensions: int | None = None  # None: the target's default size
@@ -87,6 +89,8 @@ class Embedded:
 
 @dataclass(frozen=True, slots=True)
 class EmbeddingResult:
+    """The vectors with who computed them, after which attempts, at what cost."""
+
     vectors: tuple[tuple[float, ...], ...]  # one per input, in input order
     usage: Usage  # input tokens only: embeddings write no output
     route: Route

@@ -96,6 +96,8 @@ class ScoreKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Score:
+    """A user's rating, normalized so thumbs and 1-5 ratings aggregate together."""
+
     kind: ScoreKind
     raw: str  # "up" | "down" | "1".."5": what the user gave, for display and export
     value: float  # normalized to [0, 1]
@@ -138,6 +140,8 @@ class AuditLookup(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
+    """One user's rating of one answered request, as stored."""
+
     request_id: str
     tenant_id: str
     user: str
@@ -286,6 +290,8 @@ def trusted_votes(feedback: Iterable[Feedback]) -> list[Feedback]:
 
 @dataclass(frozen=True, slots=True)
 class FeedbackRates:
+    """Ratings aggregated (`aggregate`): how many, how many negative, their scores and labels."""
+
     count: int = 0
     negative: int = 0
     score_sum: float = 0.0

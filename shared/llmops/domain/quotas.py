@@ -261,12 +261,16 @@ Actual = Demand  # what the provider reported, in the same units
 
 @dataclass(frozen=True, slots=True)
 class Charge:
+    """What one request reserves in one window."""
+
     window: Window
     amount: int
 
 
 @dataclass(frozen=True, slots=True)
 class WindowDelta:
+    """A change to one window's usage: a settlement's actual minus reserved, or a release."""
+
     window: Window
     delta: int
 
@@ -331,6 +335,8 @@ def plan_charges(tenant: TenantContext, demand: Demand, now: float) -> tuple[Cha
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
+    """What a request reserved before the model call, to be settled after it."""
+
     request_id: str
     tenant_id: str
     key_id: str

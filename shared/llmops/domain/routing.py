@@ -135,6 +135,8 @@ class Quirk(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """One model deployment a route can send a request to, with its prices and limits."""
+
     id: str
     provider: Provider
     price_per_1k_input_usd: float
@@ -185,12 +187,16 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class WeightedTarget:
+    """A route's primary target and its share of the traffic."""
+
     target_id: str
     weight: float
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """What an alias resolves to: weighted primaries, then fallbacks in order."""
+
     alias: str
     primaries: tuple[WeightedTarget, ...]
     fallbacks: tuple[str, ...] = ()
@@ -211,6 +217,8 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class RouteTable:
+    """Every target and route of one configuration version."""
+
     version: str
     targets: Mapping[str, Target]
     routes: Mapping[str, Route]
@@ -386,6 +394,8 @@ def check_output_budget(target: Target, max_tokens: int | None) -> None:
 
 @dataclass(slots=True)
 class _BreakerState:
+    """One target's run of failures, and when its breaker opened."""
+
     consecutive_failures: int = 0
     opened_at: float | None = None
 

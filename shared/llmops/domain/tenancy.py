@@ -28,6 +28,8 @@ class TextRetention(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TenantContext:
+    """Who is calling, as the authorizer resolved the API key: the request path reads it, never the key."""
+
     tenant_id: str
     key_id: str  # the key's short visible prefix, never the secret
     allowed_models: tuple[str, ...] = ("*",)

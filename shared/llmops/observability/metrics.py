@@ -176,6 +176,8 @@ class QuotaReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
+    """One metric the code publishes, as the alarms and dashboards know it."""
+
     name: str
     unit: Unit
     description: str
