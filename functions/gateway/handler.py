@@ -234,13 +234,15 @@ def _with_timing(result: dict[str, Any], started: float, *, streamed: bool) -> d
     return with_server_timing(result, server_timing(total_ms, provider_ms, streamed=streamed))
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@logger.inject_lambda_context
 @_traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
     started = time.perf_counter()
     _finished_traces.clear()
     request_id = request_id_of(event)
+    # Set here rather than by `correlation_id_path`, which runs a JMESPath search on every event.
+    logger.set_correlation_id(request_id)
     too_large = oversize_error(event, runtime().settings.max_body_bytes)
     if too_large is not None:
         _audit_refusal(event, request_id, too_large)

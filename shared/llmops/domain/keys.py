@@ -13,6 +13,7 @@ keys without the pepper, and 256-bit secrets are out of reach of brute force any
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -86,6 +87,8 @@ class KeyStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ParsedKey:
+    """An API key split into its visible prefix and its secret."""
+
     prefix: str
     secret: str
 
@@ -172,6 +175,8 @@ class TenantRecord:
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyRecord:
+    """An API key as stored: its hash, never the key."""
+
     key_hash: str
     prefix: str
     tenant_id: str
@@ -256,17 +261,43 @@ def authorizer_context(ctx: TenantContext) -> dict[str, str | int | bool]:
 
 def context_from_authorizer(data: Mapping[str, object]) -> TenantContext:
     """Inverse of `authorizer_context`. API Gateway hands every value back as a string."""
-    models = str(data.get("allowed_models") or "*")
+    return _context_from_strings(
+        str(data["tenant_id"]),
+        str(data["key_id"]),
+        str(data.get("allowed_models") or "*"),
+        str(data.get("limits") or ""),
+        str(data.get("tenant_limits") or ""),
+        str(data.get("policy") or "default"),
+        str(data.get("quota_fail_open")),
+        str(data.get("audit_retention_days") or 365),
+        str(data.get("audit_text") or TextRetention.HASH.value),
+    )
+
+
+# A container sees the same few keys' contexts request after request: parsing their JSON limits
+# once per distinct context, not per request, is safe as a TenantContext is immutable.
+@functools.lru_cache(maxsize=1024)
+def _context_from_strings(
+    tenant_id: str,
+    key_id: str,
+    models: str,
+    limits: str,
+    tenant_limits: str,
+    policy: str,
+    quota_fail_open: str,
+    audit_retention_days: str,
+    audit_text: str,
+) -> TenantContext:
     return TenantContext(
-        tenant_id=str(data["tenant_id"]),
-        key_id=str(data["key_id"]),
+        tenant_id=tenant_id,
+        key_id=key_id,
         allowed_models=tuple(m for m in models.split(",") if m),
-        limits=_limits_from_json(str(data.get("limits") or "")),
-        tenant_limits=_limits_from_json(str(data.get("tenant_limits") or "")),
-        policy=str(data.get("policy") or "default"),
-        quota_fail_open=str(data.get("quota_fail_open")).lower() == "true",
-        audit_retention_days=int(str(data.get("audit_retention_days") or 365)),
-        audit_text=TextRetention(str(data.get("audit_text") or TextRetention.HASH.value)),
+        limits=_limits_from_json(limits),
+        tenant_limits=_limits_from_json(tenant_limits),
+        policy=policy,
+        quota_fail_open=quota_fail_open.lower() == "true",
+        audit_retention_days=int(audit_retention_days),
+        audit_text=TextRetention(audit_text),
     )
 
 

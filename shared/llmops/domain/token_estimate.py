@@ -91,9 +91,17 @@ _OTHER_ASCII = bytes(
 )
 
 
+def _thirds_of_runs(runs: bytes) -> int:
+    """The sum of ceil(len / 3) over the runs of "a" in `runs` (a translation: "a" and " " only),
+    without a Python loop over the runs: "aaa" -> "b" leaves one "b" per whole third and, at the end
+    of a run, its remainder ("a" or "aa"), which counts once."""
+    grouped = runs.replace(b"aaa", b"b")
+    return grouped.count(b"b") + grouped.replace(b"aa", b"a").count(b"a")
+
+
 def _segment_estimate(text: str, data: bytes) -> int:
-    letters_and_digits = sum((len(run) + 2) // 3 for run in data.translate(_LETTER_RUNS).split())
-    letters_and_digits += sum((len(run) + 2) // 3 for run in data.translate(_DIGIT_RUNS).split())
+    letters_and_digits = _thirds_of_runs(data.translate(_LETTER_RUNS))
+    letters_and_digits += _thirds_of_runs(data.translate(_DIGIT_RUNS))
     whitespace_runs = data.translate(_WHITESPACE).split()
     whitespace = len(whitespace_runs) - whitespace_runs.count(b"s")
     other_ascii = len(data) - len(data.translate(None, _OTHER_ASCII))
