@@ -24,6 +24,7 @@ class RequestStage(StrEnum):
     QUOTA_RESERVE = "quota_reserve"
     PROVIDER = "provider"
     OUTPUT_GUARD = "output_guard"
-    QUOTA_SETTLE = "quota_settle"
     CACHE_STORE = "cache_store"
     RENDER = "render"
+    # Last: the settle is written with the audit record, once the answer is out (`ChatEndpoint.record`).
+    QUOTA_SETTLE = "quota_settle"
