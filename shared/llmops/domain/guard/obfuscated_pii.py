@@ -53,6 +53,7 @@ _SEPARATED_NUMBER = safe_regex.compile(rb"0{3,4}\.{1,3}0{2,7}(?:\.{1,3}0{1,7}){0
 _CARD_SEPARATORS: Final = frozenset({".", "/", "_", "\\", "\t", "\n", "\r\n"} | {f" {c} " for c in "./_-\\"})
 _SSN_SEPARATORS: Final = frozenset({".", "/", "_"} | {f" {c} " for c in "./_"})
 _SSN_MIXED: Final = frozenset({("-", " "), (" ", "-")})
+_DIGITS_DELETED: Final = str.maketrans("", "", "0123456789")
 
 
 def _continues(text: str, start: int, end: int, separator: str) -> bool:
@@ -132,14 +133,24 @@ def _groups(text: str, shape: bytes, start: int, end: int) -> tuple[list[str], l
     return groups, separators
 
 
+def _plain(number: str) -> bool:
+    """Whether every separator between the digit groups of `number` is one space, or every one is one
+    dash: the plain forms (as ``len(set(separators)) == 1 and separators[0] in (" ", "-")`` over
+    `_groups`, in C-speed string operations, as most numbers in text are plain)."""
+    between = number.translate(_DIGITS_DELETED)
+    return (between.count(" ") == len(between) and "  " not in number) or (
+        between.count("-") == len(between) and "--" not in number
+    )
+
+
 def _separated_numbers(view: TextView, found: list[Finding], card_context: Callable[[int], bool]) -> None:
     text = view.text
     shape = view.ascii_lowered.translate(_SEPARATED_SHAPE)
     for m in _SEPARATED_NUMBER.finditer(shape):
         start, end = m.span()
-        groups, separators = _groups(text, shape, start, end)
-        if len(set(separators)) == 1 and separators[0] in (" ", "-"):
+        if _plain(text[start:end]):
             continue  # the plain forms: pii_detectors reports them with its own rules
+        groups, separators = _groups(text, shape, start, end)
         finding = _card(text, start, groups, separators, card_context) or _ssn(text, start, groups, separators)
         if finding is not None:
             found.append(finding)
@@ -163,9 +174,14 @@ def _iban_pattern() -> str:
 
 
 _IBAN_ANY_CASE = safe_regex.compile(_iban_pattern())
+# letters -> "a", digits -> "0", everything else -> " " (on `ascii_lowered`, where an IBAN's bytes are its characters)
+_LETTER_DIGIT_SHAPE = byte_table(" ", **{"a": "abcdefghijklmnopqrstuvwxyz", "0": "0123456789"})
+_COUNTRY_THEN_CHECK_DIGITS: Final = b"aa00"
 
 
 def _ibans(view: TextView, found: list[Finding]) -> None:
+    if _COUNTRY_THEN_CHECK_DIGITS not in view.ascii_lowered.translate(_LETTER_DIGIT_SHAPE):
+        return  # every IBAN starts with two letters and two digits: no pass over the text without them
     text = view.text
     # Matches do not overlap: an IBAN right after a longer look-alike ("gb82 de89 ...") is left to
     # the plain upper-case detector. That keeps the Python work at one step per 15+ characters.

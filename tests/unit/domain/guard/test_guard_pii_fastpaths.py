@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmops.domain.guard import obfuscated_pii as obfuscated
 from llmops.domain.guard import pii_detectors as pii
 from llmops.domain.guard.text_view import TextView
 
@@ -107,3 +108,17 @@ def test_context_word_gate_never_hides_a_match(text: str) -> None:
     for index in range(len(text) + 1):
         if pii._PHONE_CONTEXT_AFTER.match(text, index) is not None:
             assert pii._context_word_may_follow(view, index), (text, index)
+
+
+_NUMBER_PARTS = st.sampled_from(["4111", "22", "1234", " ", "-", "  ", ".", "/", "\t", " - "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NUMBER_PARTS, max_size=10).map("".join))
+def test_plain_number_test_equals_the_separator_rule(text: str) -> None:
+    shape = text.encode("ascii").translate(obfuscated._SEPARATED_SHAPE)
+    for m in obfuscated._SEPARATED_NUMBER.finditer(shape):
+        start, end = m.span()
+        _, separators = obfuscated._groups(text, shape, start, end)
+        rule = len(set(separators)) == 1 and separators[0] in (" ", "-")
+        assert obfuscated._plain(text[start:end]) == rule, text[start:end]
