@@ -172,3 +172,30 @@ def test_when_every_table_fails_the_record_says_the_settle_is_pending(dynamodb: 
     (kept,) = written
     assert kept.settle_pending
     assert used(ledger)[("key", "tpm")] == 500, "still the reservation: nothing applied, nothing lost"
+
+
+def test_contended_quota_windows_are_retried_on_the_same_head(dynamodb: Any, names: dict[str, str]) -> None:
+    ledger, audit, books = container(dynamodb, names)
+    for i in range(8):  # both shards: this container knows every head
+        audit.write(record(f"warm-up-{i}"))
+    assert audit.head_reads == SHARDS
+    reservation = reserve(ledger, "busy")
+    real = dynamodb.transact_write_items
+    calls: list[int] = []
+
+    def conflict_once(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["TransactItems"]))
+        if len(calls) == 1:  # another request's settle or reserve held a window this one adjusts
+            reasons = [{"Code": "None"}] * len(kwargs["TransactItems"])
+            reasons[3] = {"Code": "TransactionConflict"}
+            raise ClientError(
+                {"Error": {"Code": "TransactionCanceledException", "Message": "x"}, "CancellationReasons": reasons},
+                "TransactWriteItems",
+            )
+        return real(**kwargs)
+
+    with mock.patch.object(dynamodb, "transact_write_items", side_effect=conflict_once):
+        assert books.settle_and_write(settlement_for(reservation, ACTUAL, usage_entry()), record("busy"), NOW).applied
+    assert len(calls) == 2 and audit.head_reads == SHARDS, "retried on the head it had, without a read"
+    assert used(ledger)[("key", "tpm")] == ACTUAL.tokens
+    assert audit.verify("acme", NOW).ok
