@@ -23,6 +23,7 @@ Lifecycle of one request:
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -218,6 +219,13 @@ def _limit(limits: Limits, kind: WindowKind) -> int | None:
 
 def plan_windows(tenant: TenantContext, now: float) -> list[Window]:
     """Every window with a limit for this key and its tenant, key windows first."""
+    # Every window of a key is the same all through a minute (minute, day and month slots alike):
+    # planned once per key and minute, not on every request.
+    return list(_windows_in_minute(tenant, int(now) - int(now) % 60))
+
+
+@functools.lru_cache(maxsize=1024)
+def _windows_in_minute(tenant: TenantContext, now: int) -> tuple[Window, ...]:
     windows: list[Window] = []
     for scope, limits in ((Scope.KEY, tenant.limits), (Scope.TENANT, tenant.tenant_limits)):
         for kind in WindowKind:
@@ -237,7 +245,7 @@ def plan_windows(tenant: TenantContext, now: float) -> list[Window]:
                     limit=limit,
                 )
             )
-    return windows
+    return tuple(windows)
 
 
 @dataclass(frozen=True, slots=True)
