@@ -23,6 +23,12 @@ os.environ.update(
     }
 )
 
+# moto adds its request stubber to botocore's built-in handlers when it is first imported, and a
+# botocore session copies those handlers when it is made. The adapters keep one session per process,
+# so a session made before moto's import (by a test that builds a client outside `mock_aws`) would
+# make clients that bypass every later `mock_aws()`; importing it here, first, rules that out.
+import moto  # noqa: F401
+
 # The shared fake model provider and gateway fixtures (`fake_provider`, `gateway_settings`, `gateway`).
 pytest_plugins = ("tests.fakes",)
 
