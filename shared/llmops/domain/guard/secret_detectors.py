@@ -130,13 +130,16 @@ class SecretsDetector:
                 if _token_start(text, start):
                     score = 0.99 if _jwt_header_ok(text[start:end]) else 0.8
                     add(Finding(FindingType.JWT, start, end, score, _PATTERN))
-        for pattern in (_GITHUB, _GITHUB_PAT):
-            for m in pattern.finditer(text):
-                if _token_start(text, m.start()):
-                    add(Finding(FindingType.GITHUB_TOKEN, m.start(), m.end(), 0.99, _PATTERN))
-        for m in _SLACK.finditer(text):
-            if word_start(text, m.start()):
-                add(Finding(FindingType.SLACK_TOKEN, m.start(), m.end(), 0.99, _PATTERN))
+        # Each token pattern starts with a literal: a substring test skips its pass when it is absent.
+        for literal, pattern in (("gh", _GITHUB), ("github_pat_", _GITHUB_PAT)):
+            if literal in text:
+                for m in pattern.finditer(text):
+                    if _token_start(text, m.start()):
+                        add(Finding(FindingType.GITHUB_TOKEN, m.start(), m.end(), 0.99, _PATTERN))
+        if "xox" in text:
+            for m in _SLACK.finditer(text):
+                if word_start(text, m.start()):
+                    add(Finding(FindingType.SLACK_TOKEN, m.start(), m.end(), 0.99, _PATTERN))
         if "hooks.slack.com" in text:
             for m in _SLACK_WEBHOOK.finditer(text):
                 add(Finding(FindingType.SLACK_TOKEN, m.start(), m.end(), 0.99, _PATTERN))
