@@ -176,10 +176,15 @@ def _context_phrases(
     lowered = view.lowered
     found: set[int] = set()
     for key in keys:
-        if key.startswith("\\b"):
-            found.update(i for i in find_all(lowered, key[2:]) if i == 0 or text[i - 1] not in _ASCII_WORD_CHARS)
-        else:
-            found.update(find_all(lowered, key))
+        at_word_start = key.startswith("\\b")
+        word = key[2:] if at_word_start else key
+        index = lowered.find(word)
+        while index != -1:
+            if not at_word_start or index == 0 or text[index - 1] not in _ASCII_WORD_CHARS:
+                found.add(index)
+            index = lowered.find(word, index + 1)
+    if not found:
+        return
     starts = sorted(found)
     end_of_last = 0
     for index in starts:
