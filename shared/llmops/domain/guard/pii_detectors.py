@@ -53,6 +53,7 @@ _SSN_FORMATTED = safe_regex.compile(
 )
 _SSN_SHAPES: Final = (b"000-00-0000", b"000 00 0000")  # what `_SSN_FORMATTED` matches, digits as "0"
 _DIGITS_AS_ZERO: Final = bytes.maketrans(b"0123456789", b"0" * 10)
+_DIGITS: Final = frozenset("0123456789")  # RE2's \d
 _NINE_DIGITS = safe_regex.compile(r"\d{9}", not_preceded_by=r"\d-", not_followed_by=r"\d-")
 _SSN_CONTEXT = safe_regex.compile(
     r"\bssn\b|social\s+security|\bss\s?#|\bss\s+(?:no|number)\b|\btin\b", safe_regex.IGNORECASE
@@ -483,12 +484,13 @@ class PiiDetector:
                     tick()
                     if _ipv4_valid(m.group()):
                         found.append(Finding(FindingType.IP_ADDRESS, m.start(), m.end(), 0.9, _CHECKSUM))
-            if before.isupper() and start >= 2 and text[start - 2].isupper():
+            # an IBAN's two letters are followed by two check digits, a NINO's by six digits
+            if before.isupper() and start >= 2 and text[start - 2].isupper() and text[start + 1 : start + 2] in _DIGITS:
                 iban = _IBAN.match(text, start - 2)
                 if iban is not None:
                     _iban(iban, found)
             nino_start = start - 3 if start >= 3 and text[start - 1] == " " else start - 2
-            if nino_start >= 0 and text[nino_start].isupper():
+            if digits >= 6 and nino_start >= 0 and text[nino_start].isupper():
                 nino = _UK_NINO.match(text, nino_start)
                 if nino is not None and text[nino_start : nino_start + 2] not in _NINO_NEVER_ISSUED:
                     found.append(Finding(FindingType.UK_NINO, nino.start(), nino.end(), 0.85, _PATTERN))
