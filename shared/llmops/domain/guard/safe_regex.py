@@ -164,15 +164,22 @@ class _Encoded:
 
 
 _last: _Encoded | None = None
+_previous: _Encoded | None = None
 
 
 def _encoded(string: str | bytes) -> _Encoded:
-    global _last  # noqa: PLW0603 - a one-entry cache; a race only costs a re-encode
+    # Two entries: the guard alternates between a text and its lower-cased copy (or a window of it),
+    # and one entry re-encoded the whole text at each switch.
+    global _last, _previous  # a race only costs a re-encode: each entry is checked by identity
     last = _last
     if last is not None and last.string is string:
         return last
+    previous = _previous
+    if previous is not None and previous.string is string:
+        _last, _previous = previous, last
+        return previous
     encoded = _Encoded(string)
-    _last = encoded
+    _last, _previous = encoded, last
     return encoded
 
 
