@@ -34,10 +34,11 @@ __all__ = ["KEY", "TITLE", "guardrails_eval_section", "run"]
 
 KEY = "guards"
 TITLE = "Guard engine speed (and accuracy vs Presidio)"
-GUARD_TARGET_US = 200.0
+GUARD_TARGET_US = 200.0  # issue 15: the heuristics (the scan without the learned layer), 1 KB in + out, p50
 # issue 15: the learned layer alone, and the whole guard with it, each <= 1 ms per KB at p50
 LEARNED_TARGET_US_PER_KB = 1000.0
 _SIZES_KB = (1, 4, 16)
+_HEURISTICS = "heuristics (input+output without the learned layer)"
 _WARMUP = 30
 _FLATTEN_ROWS = 40
 _CRAFTED_CHARS = 100_000
@@ -127,7 +128,14 @@ def _crafted_part(ctx: BenchContext, results: dict[str, Any]) -> tuple[list[str]
 
 
 def _time_scans(engine: GuardEngine, text: str, iterations: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {"input": [], "output": [], "input+output": []}
+    """Per iteration: the input scan, the output scan, both, and both without the learned layer.
+
+    "heuristics" is the two scans' time minus the learned layer's, timed right after them on the
+    same text as the engine calls it (the input with the adversarial-suffix LM, the output with the
+    harm categories only): the layer runs in every scan, so an engine without it does not exist.
+    """
+    model = default_model()
+    samples: dict[str, list[float]] = {"input": [], "output": [], "input+output": [], _HEURISTICS: []}
     clock = time.perf_counter_ns
     for _ in range(iterations):
         start = clock()
@@ -135,9 +143,13 @@ def _time_scans(engine: GuardEngine, text: str, iterations: int) -> dict[str, li
         middle = clock()
         engine.scan(text, Direction.OUTPUT)
         end = clock()
+        model.assess(text)
+        model.assess(text, suffix=False)
+        learned = clock() - end
         samples["input"].append((middle - start) / 1000)
         samples["output"].append((end - middle) / 1000)
         samples["input+output"].append((end - start) / 1000)
+        samples[_HEURISTICS].append(max(0.0, (end - start - learned) / 1000))
     return samples
 
 
@@ -341,13 +353,14 @@ def run(ctx: BenchContext) -> Section:
             format_number(one_kb[name]["p90"], 1),
             format_number(one_kb[name]["p99"], 1),
         )
-        for name in ("input", "output", "input+output")
+        for name in ("input", "output", "input+output", _HEURISTICS)
     ]
     scale_rows = [
         (
             f"{size} KB",
             format_number(results["sizes_kb"][str(size)]["input+output"]["p50"], 1),
             format_number(per_kb_p50[size], 1),
+            format_number(results["sizes_kb"][str(size)][_HEURISTICS]["p50"] / size, 1),
         )
         for size in _SIZES_KB
     ]
@@ -377,11 +390,16 @@ def run(ctx: BenchContext) -> Section:
             "",
             markdown_table(("direction (1 KB)", "p50 us", "p90 us", "p99 us"), rows),
             "",
+            "The heuristics row is each iteration's two scans minus the learned layer's own time on the "
+            "same text (`LearnedGuard.assess` as the engine calls it, timed right after them): the "
+            "patterns, checksums, phone numbers, injection signals and the verdict, which issue 15 "
+            "bounds at 200 us for 1 KB in + out; the whole guard is bounded at 1 ms per KB.",
+            "",
             f"Throughput at p50: {throughput_mb_s:.1f} MB/s of text (input and output scans counted separately).",
             "",
             "Scaling with size (input + output):",
             "",
-            markdown_table(("text", "p50 us", "p50 us per KB"), scale_rows),
+            markdown_table(("text", "p50 us", "p50 us per KB", "heuristics p50 us per KB"), scale_rows),
             "",
             *crafted_lines,
             "",
@@ -398,7 +416,12 @@ def run(ctx: BenchContext) -> Section:
         body=body,
         figures=[Figure(relative, "Guard engine latency by text size (log scale)"), crafted_figure],
         targets=[
-            TargetCheck("guard scan, 1 KB, input+output, p50", both["p50"], GUARD_TARGET_US, "us"),
+            TargetCheck(
+                "guard heuristics (scan without the learned layer), 1 KB, input+output, p50",
+                one_kb[_HEURISTICS]["p50"],
+                GUARD_TARGET_US,
+                "us",
+            ),
             *crafted_targets,
             *learned_targets,
         ],
