@@ -1,5 +1,10 @@
 """A closed-loop HTTP load generator: N workers, each with one keep-alive connection, bounded in
-requests and time. Latency is measured from sending the request to reading the whole response."""
+requests and time. Latency is measured from sending the request to reading the whole response.
+
+The connections have Nagle's algorithm off, as SDK clients (urllib3, botocore) have: http.client
+sends a request's headers and body apart, and on a kept-alive connection the body would otherwise
+wait for the server's delayed ACK of the headers, which times the server's ACK policy rather than
+the gateway."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from llmops.local.emulators.forwarding import NoDelayHTTPConnection
 
 __all__ = ["HttpTarget", "LoadResult", "run_closed_loop"]
 
@@ -56,7 +63,7 @@ class LoadResult:
 
 def _connection(target: HttpTarget, timeout_s: float) -> http.client.HTTPConnection:
     host, port = target.host_port
-    return http.client.HTTPConnection(host, port, timeout=timeout_s)
+    return NoDelayHTTPConnection(host, port, timeout=timeout_s)
 
 
 def run_closed_loop(

@@ -17,7 +17,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 from llmops.local.moto_transactions import install as install_item_level_rollback
-from llmops.local.wsgi_server import LoopbackServer
+from llmops.local.wsgi_server import LoopbackServer, NoDelayRequestHandler
 
 __all__ = ["MotoService", "SerializedWsgi"]
 
@@ -36,8 +36,9 @@ class SerializedWsgi:
             return list(self._app(environ, start_response))
 
 
-class _QuietMotoRequestHandler(MotoRequestHandler):
-    """moto's handler logs every request; the local stack's console is for the gateway."""
+class _QuietMotoRequestHandler(NoDelayRequestHandler, MotoRequestHandler):
+    """moto's handler (with Nagle's algorithm off, as every local server) minus its per-request log:
+    the local stack's console is for the gateway."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None

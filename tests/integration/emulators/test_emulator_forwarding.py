@@ -20,12 +20,15 @@ from llmops.local.wsgi_server import LoopbackServer
 class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.client_ports: list[int] = []
         self.fail_with: int | None = None
+        self.close_after_answer = False
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         request = Request(environ)
         body = json.loads(request.get_data())
         self.requests.append((request.path, body))
+        self.client_ports.append(int(environ["REMOTE_PORT"]))
         if self.fail_with is not None:
             response = Response(json.dumps({"error": {"message": "nope"}}), status=self.fail_with)
         elif request.path.endswith("/chat/completions"):
@@ -48,6 +51,8 @@ class FakeOpenAI:
                 json.dumps({"choices": [{"text": "raw completion", "finish_reason": "stop"}]}),
                 mimetype="application/json",
             )
+        if self.close_after_answer:
+            response.headers["Connection"] = "close"
         return response(environ, start_response)
 
 
@@ -121,3 +126,26 @@ def test_unreachable_upstream_is_a_model_error(boto_client: Any) -> None:
         with pytest.raises(client.exceptions.ModelError) as info:
             client.invoke_endpoint(EndpointName="ep", Body=json.dumps({"inputs": "x"}), ContentType="application/json")
     assert info.value.response["OriginalStatusCode"] == 502
+
+
+def test_answers_read_whole_reuse_one_keep_alive_connection(upstream: tuple[FakeOpenAI, str]) -> None:
+    fake, base = upstream
+    forwarder = OpenAICompatibleForwarder(base, timeout_s=5)
+    ports = set()
+    for _ in range(3):
+        forwarder.chat_body(model="m", body={"messages": [{"role": "user", "content": "hi"}]})
+        ports.add(fake.client_ports[-1])
+    assert len(fake.requests) == 3
+    assert len(ports) == 1  # one TCP connection carried all three calls
+
+
+def test_an_idle_connection_the_upstream_closed_is_replaced(upstream: tuple[FakeOpenAI, str]) -> None:
+    fake, base = upstream
+    forwarder = OpenAICompatibleForwarder(base, timeout_s=5)
+    forwarder.chat_body(model="m", body={"messages": [{"role": "user", "content": "hi"}]})
+    fake.close_after_answer = True  # the next answer ends its connection, as a keep-alive timeout does
+    forwarder.chat_body(model="m", body={"messages": [{"role": "user", "content": "hi"}]})
+    fake.close_after_answer = False
+    doc = forwarder.chat_body(model="m", body={"messages": [{"role": "user", "content": "hi"}]})
+    assert doc["choices"][0]["message"]["content"] == "real words"
+    assert len(fake.requests) == 3

@@ -13,23 +13,85 @@ images, outputConfig and reasoning fields).
 Streaming calls (`stream_chat_body`, `stream_prompt`) send `stream: true` and relay the upstream's SSE
 tokens as they arrive: the upstream is asked first, so its refusal is an error before the emulated
 response starts, and a failure while it streams is raised from the token stream.
+
+Answers that are read whole go over keep-alive connections the forwarder keeps idle between calls
+(`_UpstreamConnections`), as an SDK's connection pool would: a new TCP connection per call costs the
+connect and, on a threaded upstream, a new handler thread. Every connection has Nagle's algorithm
+off, since http.client writes the headers and the body in two sends and the body would otherwise
+wait for the upstream's delayed ACK of the headers. A stream gets a connection of its own, closed
+with it.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.client import HTTPException, HTTPResponse
 from typing import Any
+from urllib.parse import urlsplit
 
 from llmops.local.emulators.answers import EmulatedFinish, Generation, TokenStream, estimate_tokens
 
-__all__ = ["ForwardingError", "OpenAICompatibleForwarder"]
+__all__ = ["ForwardingError", "NoDelayHTTPConnection", "NoDelayHTTPSConnection", "OpenAICompatibleForwarder"]
 
 _FINISH = {"length": EmulatedFinish.LENGTH, "stop": EmulatedFinish.END}
+# Idle connections kept per forwarder: one per concurrent emulated call is all that is ever reused.
+_MAX_IDLE_CONNECTIONS = 64
+
+
+class NoDelayHTTPConnection(http.client.HTTPConnection):
+    """http.client writes a request's headers and body in two sends: with Nagle's algorithm on, the
+    body of a request on a kept-alive connection waits for the server's delayed ACK of the headers."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class NoDelayHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _UpstreamConnections:
+    """Keep-alive connections to one upstream, each used by one call at a time."""
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        parts = urlsplit(base_url)
+        # A bad URL fails each call (as a 502), not the emulator's construction.
+        self._valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._timeout_s = timeout_s
+        self.path_prefix = parts.path.rstrip("/")
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (True: reused) or a new one (False), connected lazily by its request."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self.new(), False
+
+    def new(self) -> http.client.HTTPConnection:
+        if not self._valid:
+            raise ForwardingError(502, "forwarding base URL must be http(s)")
+        kind = NoDelayHTTPSConnection if self._https else NoDelayHTTPConnection
+        return kind(self._host, self._port, timeout=self._timeout_s)
+
+    def give_back(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < _MAX_IDLE_CONNECTIONS:
+                self._idle.append(connection)
+                return
+        connection.close()
 
 
 class ForwardingError(Exception):
@@ -47,6 +109,10 @@ class OpenAICompatibleForwarder:
     model: str | None = None  # the upstream model name; None sends the emulated model id unchanged
     api_key: str | None = None
     timeout_s: float = 120.0
+    _connections: _UpstreamConnections = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_connections", _UpstreamConnections(self.base_url, self.timeout_s))
 
     def stream_prompt(
         self,
@@ -138,36 +204,68 @@ class OpenAICompatibleForwarder:
         return body
 
     def _post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """The upstream's JSON answer, read whole over a pooled keep-alive connection."""
+        data = json.dumps(body).encode()
+        headers = self._headers("application/json")
+        connection, reused = self._connections.take()
         try:
-            with self._open(path, body, accept="application/json") as resp:
-                return json.loads(resp.read())
-        except TimeoutError as exc:
-            raise ForwardingError(504, "upstream timed out") from exc
+            try:
+                response = _send(connection, self._connections.path_prefix + path, data, headers)
+            except (ConnectionError, HTTPException):
+                if not reused:
+                    raise
+                # The upstream closed the idle connection meanwhile (its keep-alive timeout): once
+                # more on a new one, as connection pools do.
+                connection.close()
+                connection = self._connections.new()
+                response = _send(connection, self._connections.path_prefix + path, data, headers)
+            payload = response.read()
+        except (OSError, HTTPException) as exc:
+            connection.close()
+            raise _failure(exc) from exc
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            self._connections.give_back(connection)
+        if response.status >= 400:
+            raise ForwardingError(response.status, f"upstream answered HTTP {response.status}")
+        try:
+            return json.loads(payload)
         except ValueError as exc:
             raise ForwardingError(502, "upstream answered with invalid JSON") from exc
 
     def _open(self, path: str, body: Mapping[str, Any], *, accept: str) -> HTTPResponse:
-        """The upstream's response once its status line and headers are in; the caller closes it."""
+        """A streamed answer once its status line and headers are in, on a connection of its own
+        that closes with it; the caller closes it."""
+        connection = self._connections.new()
+        try:
+            response = _send(
+                connection, self._connections.path_prefix + path, json.dumps(body).encode(), self._headers(accept)
+            )
+        except (OSError, HTTPException) as exc:
+            connection.close()
+            raise _failure(exc) from exc
+        except BaseException:
+            connection.close()
+            raise
+        # The socket closes once the response does, which holds its own reference to it (as urllib
+        # does it: HTTPConnection.close() would close the response too).
+        if connection.sock is not None:
+            connection.sock.close()
+            connection.sock = None
+        if response.status >= 400:
+            response.close()
+            raise ForwardingError(response.status, f"upstream answered HTTP {response.status}")
+        return response
+
+    def _headers(self, accept: str) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": accept}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        url = self.base_url.rstrip("/") + path
-        if not url.startswith(("http://", "https://")):
-            raise ForwardingError(502, "forwarding base URL must be http(s)")
-        data = json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-        try:
-            response: HTTPResponse = urllib.request.urlopen(req, timeout=self.timeout_s)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise ForwardingError(exc.code, f"upstream answered HTTP {exc.code}") from exc
-        except TimeoutError as exc:
-            raise ForwardingError(504, "upstream timed out") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise ForwardingError(504, "upstream timed out") from exc
-            raise ForwardingError(502, f"upstream unreachable: {exc.reason}") from exc
-        return response
+        return headers
 
     @staticmethod
     def _generation(doc: Any, choice: Any, text: str, prompt_text: str) -> Generation:
@@ -178,6 +276,18 @@ class OpenAICompatibleForwarder:
             input_tokens=int(usage.get("prompt_tokens") or estimate_tokens(prompt_text)),
             output_tokens=int(usage.get("completion_tokens") or len(text.split())),
         )
+
+
+def _send(connection: http.client.HTTPConnection, target: str, data: bytes, headers: Mapping[str, str]) -> HTTPResponse:
+    """Sends the request; the response once its status line and headers are in."""
+    connection.request("POST", target, body=data, headers=dict(headers))
+    return connection.getresponse()
+
+
+def _failure(exc: OSError | HTTPException) -> ForwardingError:
+    if isinstance(exc, TimeoutError):
+        return ForwardingError(504, "upstream timed out")
+    return ForwardingError(502, f"upstream unreachable: {exc}")
 
 
 def _sse_data(lines: Iterable[bytes]) -> Iterator[str]:
