@@ -27,7 +27,7 @@ from llmops.application.proxy_events import (
 )
 from llmops.application.proxy_router import BodyValidationError, ProxyRouter
 from llmops.application.rendering import validation_error
-from llmops.application.responses import ApiResponse, StreamingResponse, streaming_response
+from llmops.application.responses import ApiResponse, StreamingResponse, streaming_response, with_after_response
 from llmops.application.server_timing import provider_ms_in, server_timing, with_server_timing
 from llmops.config.env import Settings
 from llmops.config.timeouts import BUFFERED_ANSWER_TIMEOUT_S
@@ -53,7 +53,7 @@ metrics = Metrics()
 _tracer: Tracer | None = None
 app = ProxyRouter(parse_body=parse_json_body)
 _runtime: GatewayRuntime | None = None
-# The request traces finished during the current invocation (a buffered answer's, a refusal's): their
+# The request traces answered during the current invocation (a buffered answer's, a refusal's): their
 # provider time goes into Server-Timing. Cleared per invocation, like the pending stream.
 _finished_traces: list[RequestTrace] = []
 
@@ -74,7 +74,9 @@ def runtime() -> GatewayRuntime:
 
         traced = tracer()
         spans = traced.provider.in_subsegment if traced is not None else None
-        _runtime = build_gateway(Settings.from_env(), on_finished=_emit_metrics, spans=spans)
+        _runtime = build_gateway(
+            Settings.from_env(), on_finished=_emit_metrics, on_answered=_finished_traces.append, spans=spans
+        )
     return _runtime
 
 
@@ -96,7 +98,6 @@ def _traced(handle: _Handler) -> _Handler:
 
 
 def _emit_metrics(trace: RequestTrace) -> None:
-    _finished_traces.append(trace)
     emit_request_metrics(metrics, trace, attempts=trace.provider_attempts)
 
 
@@ -238,6 +239,12 @@ def _with_timing(result: dict[str, Any], started: float, *, streamed: bool) -> d
 @_traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
+    # The audit record with its settle, the cache store and config refreshes run after the answer
+    # is sent under our runtime loop, before it is returned to any other caller (with_after_response).
+    return with_after_response(context, functools.partial(_respond, event, context))
+
+
+def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
     started = time.perf_counter()
     _finished_traces.clear()
     request_id = request_id_of(event)

@@ -14,7 +14,10 @@ settle, cache store and the audit record run after the last byte, so accounting 
 
 Every request that reaches this endpoint leaves exactly one audit record, admitted or refused, and
 a reservation is always either settled or released, exactly once, written with that record
-(`RequestBooks.settle_and_write`: one DynamoDB transaction).
+(`RequestBooks.settle_and_write`: one DynamoDB transaction). That write, and the cache store, are
+deferred (`llmops.application.after_response`): under the runtime loop they run once the response
+has been posted, buffered or streamed, so the client never waits for them; called directly, they
+run before `handle` returns (or as the stream ends).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, TypeVar
 
-from llmops.application import metering
+from llmops.application import after_response, metering
 from llmops.application.answer_guard import (
     GuardedAnswer,
     guard_answer,
@@ -154,6 +157,11 @@ class ChatEndpoint:
     image_fetcher: ImageFetcher | None = None
     # Puts the policy's Bedrock guardrail on the Converse call (build_gateway passes the granted ones).
     policy_guardrail: Callable[[ChatRequest, GuardPolicy], ChatRequest] = with_policy_guardrail
+    # Runs the audit write and the cache store after the response (after_response.defer), or now.
+    defer: after_response.Defer = after_response.defer
+    # Called with a request's trace as its answer is decided, before its record is written (the
+    # handler's Server-Timing reads the provider time there).
+    on_answered: Callable[[RequestTrace], None] = lambda _trace: None
 
     def handle(
         self,
@@ -193,13 +201,18 @@ class ChatEndpoint:
 
     def record(self, trace: RequestTrace) -> None:
         """Writes the audit record, with the settle or release of the request's reservation when it
-        has one (one write); the books retry, park and dead-letter, so nothing is dropped."""
+        has one (one write), after the response (`defer`); the books retry, park and dead-letter, so
+        nothing is dropped, and the reservation sweeper releases what a process that died never wrote."""
+        self.on_answered(trace)
+        self.defer(partial(self._write_record, trace, time.time()))
+
+    def _write_record(self, trace: RequestTrace, finished_at: float) -> None:
         record = AuditRecord(
             request_id=trace.request_id,
             tenant_id=trace.tenant.tenant_id,
             key_prefix=trace.tenant.key_id,
             started_at=trace.started_at,
-            finished_at=time.time(),
+            finished_at=finished_at,
             status=trace.status,
             error_code=trace.error_code,
             alias=trace.alias,
@@ -322,16 +335,20 @@ class ChatEndpoint:
         deliverable = _deliverable(output, request.response_format)  # the caller's response_format, as asked
 
         if cached is None and decision.write:
-            with stage(RequestStage.CACHE_STORE):
-                self._store(key, trace, result.target.id, result.completion)
+            self._store(key, trace, result.target.id, result.completion)
 
         with stage(RequestStage.RENDER):
             return _render(body, request, trace, deliverable, result)
 
     def _store(self, key: str, trace: RequestTrace, target_id: str, completion: Completion) -> None:
+        """Stores the answer in the response cache after the response (`defer`), before its record."""
         if storable(completion):
             # Stored as the model answered, in placeholder space: the cache never holds raw PII.
             entry = CacheEntry.from_completion(key, trace.tenant.tenant_id, target_id, completion, time.time())
+            self.defer(partial(self._put, trace, entry))
+
+    def _put(self, trace: RequestTrace, entry: CacheEntry) -> None:
+        with trace.stage(self.spans, RequestStage.CACHE_STORE):
             self.cache.put(entry)
 
     @staticmethod

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmops.application import after_response
 from llmops.application.rendering import error_body
 from llmops.domain.errors import GatewayError
 from llmops.lambda_runtime import StreamingResponse
+from llmops.lambda_runtime.after_response import run_after_response, runs_after_response
 
-__all__ = ["ApiResponse", "StreamingResponse", "streaming_response"]
+__all__ = ["ApiResponse", "StreamingResponse", "streaming_response", "with_after_response"]
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
@@ -50,16 +52,56 @@ class ApiResponse:
 def streaming_response(proxy_result: Mapping[str, Any], stream: Iterator[str]) -> StreamingResponse:
     """A proxy result's status and headers with `stream` as its body, UTF-8 encoded."""
     head = StreamingResponse.from_proxy_result({**proxy_result, "body": "", "isBase64Encoded": False})
-    head.body = _utf8(stream)
+    head.body = _Utf8Body(stream)
     return head
 
 
-def _utf8(pieces: Iterator[str]) -> Iterator[bytes]:
-    try:
-        for piece in pieces:
-            yield piece.encode("utf-8")
-    finally:
-        # Closed early when the client went away: the producer must hear it, to stop and settle.
-        close = getattr(pieces, "close", None)
+class _Utf8Body(Iterator[bytes]):
+    """`pieces` UTF-8 encoded. Its `close()` always reaches the producer, even before the first
+    piece (a generator closed before it started would skip its `finally`): closed early when the
+    client went away or nothing could be sent, the producer must hear it, to stop and settle."""
+
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self._pieces = pieces
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._pieces).encode("utf-8")
+        except StopIteration:
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
+
+
+def with_after_response(
+    context: object, respond: Callable[[], dict[str, Any] | StreamingResponse]
+) -> dict[str, Any] | StreamingResponse:
+    """`respond()`'s answer, carrying the work deferred while it was made (`after_response.defer`)
+    as `StreamingResponse.after_response` when the caller runs that once the answer is sent
+    (`runs_after_response`: our runtime loop's context). For any other caller (tests, benchmarks)
+    deferred work runs where it is deferred: before the answer is returned, or as a stream ends.
+    """
+    if not runs_after_response(context):
+        after_response.run_now()
+        return respond()
+    deferred = after_response.collect()
+    try:
+        result = respond()
+    except BaseException:
+        run_after_response(deferred)  # no answer will carry it: done here, before the error is reported
+        raise
+    if not isinstance(result, StreamingResponse):
+        return StreamingResponse.from_proxy_result(result, after_response=deferred)
+    # A stream defers its record as its body ends; closing the body (a no-op once it has ended)
+    # makes sure it ends even if not a byte of it could be sent.
+    close: Callable[[], object] | None = getattr(result.body, "close", None)
+    if close is not None:
+        deferred.append(close)
+    result.after_response = deferred
+    return result

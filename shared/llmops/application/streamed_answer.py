@@ -115,7 +115,9 @@ class StreamedAnswer(Iterator[str]):
     answer ends: after the last piece, when the transport closes it mid-way because the client went
     away (the provider read stops; what was produced is settled, the record says 499
     `client_closed_request`), or even before its first piece. Accounting, the cache write and the
-    audit record all come after the last byte, never between two tokens. Per-delta work is timed into
+    audit record all come after the last byte, never between two tokens: they are deferred
+    (`ChatEndpoint.defer`), so under the runtime loop they run after the stream's terminating chunk
+    has been posted, not before it. Per-delta work is timed into
     `stage_ms` without tracing spans: a subsegment per token would swamp the trace.
     """
 
@@ -400,10 +402,9 @@ class StreamedAnswer(Iterator[str]):
                     tool_calls=tuple(self._tool_calls),
                     reasoning=tuple(self._reasoning),
                 )
-                with trace.stage(self._endpoint.spans, RequestStage.CACHE_STORE):
-                    self._endpoint._store(self._cache_key, trace, answer.target.id, completion)
+                self._endpoint._store(self._cache_key, trace, answer.target.id, completion)
         finally:
-            self._endpoint.record(trace)
+            self._endpoint.record(trace)  # written after the response (ChatEndpoint.defer)
 
     def _record_guard(self) -> None:
         final = self._final

@@ -143,6 +143,7 @@ def build_gateway(
     streaming: dict[Provider, StreamingChatProvider] | None = None,
     embedding_providers: dict[Provider, EmbeddingProvider] | None = None,
     on_finished: Callable[[RequestTrace], None] | None = None,
+    on_answered: Callable[[RequestTrace], None] | None = None,
     spans: SpanFactory | None = None,
 ) -> GatewayRuntime:
     settings = resolve_pepper(settings)
@@ -180,6 +181,8 @@ def build_gateway(
     )
     if on_finished is not None:
         chat.on_finished = on_finished
+    if on_answered is not None:
+        chat.on_answered = on_answered
     if spans is not None:
         chat.spans = spans
     embeddings = EmbeddingsEndpoint(

@@ -19,6 +19,10 @@ API (`/2018-06-01/runtime/...`):
   `POST init/error`, after which the process exits, as a runtime must.
 - A write that fails (the client went away, or Lambda cut the invocation) closes the body
   iterator, so the producer stops reading its provider and settles and audits what it produced.
+- Once the response is fully posted (a stream's terminating chunk sent and Lambda's reply read, or
+  the posting failed), the loop runs the response's `after_response` work
+  (`llmops.lambda_runtime.after_response`), within the invocation's deadline, and only then asks
+  for the next event: the client no longer waits for it, Lambda still runs it.
 
 Exception messages may echo caller input, so only exception type names are logged or sent.
 Standard library only. Run as `python -m llmops.lambda_runtime.loop`, with `AWS_LAMBDA_RUNTIME_API`
@@ -38,8 +42,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from llmops.lambda_runtime.after_response import run_after_response
 from llmops.lambda_runtime.response import HTTP_INTEGRATION_RESPONSE, StreamingResponse
 
 __all__ = [
@@ -111,6 +116,8 @@ class InvocationContext:
     log_stream_name: str
     identity: Any = None
     client_context: Any = None
+    # This loop runs a response's `after_response` work once it is sent (after_response.runs_after_response).
+    runs_after_response: ClassVar[bool] = True
 
     @classmethod
     def of(cls, invocation: Invocation, identity: FunctionIdentity) -> InvocationContext:
@@ -296,7 +303,11 @@ def _set_trace_id(trace_id: str | None) -> None:
 
 def _answer(client: RuntimeApiClient, invocation: Invocation, result: Any) -> None:
     if isinstance(result, StreamingResponse):
-        client.stream(invocation.request_id, result)
+        try:
+            client.stream(invocation.request_id, result)
+        finally:
+            # Posted (or failed to be): the client waits no more; the invocation's own work goes on.
+            run_after_response(result.after_response, invocation.deadline_ms)
     elif isinstance(result, Mapping) and "statusCode" in result:
         client.stream(invocation.request_id, StreamingResponse.from_proxy_result(result))
     else:

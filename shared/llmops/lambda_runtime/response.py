@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,9 @@ class StreamingResponse:
 
     If the body iterator has a `close()` (a generator does), the runtime calls it when the client
     went away, so the producer can stop reading its source and settle what it produced.
+
+    `after_response` is work to run once the response has been fully posted, before the next
+    event (`llmops.lambda_runtime.after_response`); it may still grow while the body is sent.
     """
 
     status: int
@@ -33,9 +36,12 @@ class StreamingResponse:
     body: Iterable[bytes]
     multi_value_headers: dict[str, list[str]] = field(default_factory=dict)
     cookies: list[str] = field(default_factory=list)
+    after_response: list[Callable[[], object]] = field(default_factory=list)
 
     @classmethod
-    def from_proxy_result(cls, result: Mapping[str, Any]) -> StreamingResponse:
+    def from_proxy_result(
+        cls, result: Mapping[str, Any], after_response: list[Callable[[], object]] | None = None
+    ) -> StreamingResponse:
         """A buffered Lambda proxy result (`statusCode`, `headers`, `body`, `isBase64Encoded`) as a
         one-chunk stream, so every answer of a STREAM integration has the same framing."""
         raw = result.get("body") or ""
@@ -48,6 +54,7 @@ class StreamingResponse:
                 str(k): [str(v) for v in values] for k, values in (result.get("multiValueHeaders") or {}).items()
             },
             cookies=[str(c) for c in result.get("cookies") or []],
+            after_response=after_response if after_response is not None else [],
         )
 
     def prelude(self) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class LocalLambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timeout_s: float = GATEWAY_TIMEOUT_S
     started_at: float = field(default_factory=time.monotonic)
+    # True when the caller runs the answer's `after_response` work itself once it has the answer, as
+    # the runtime loop does (llmops.lambda_runtime.after_response); else the handler does it first.
+    runs_after_response: bool = False
 
     @property
     def invoked_function_arn(self) -> str:
