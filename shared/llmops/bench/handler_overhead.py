@@ -8,6 +8,11 @@ input guard, routing, quota reserve and settle, the output guard, the audit reco
   loopback, adding the reserve and the settle with its audit record (one transaction) over HTTP;
   the DynamoDB calls per request are counted.
 
+The handler is invoked as the runtime loop invokes it (`runs_after_response`): a request's time is
+until its answer is whole (the body read to its end), then its after-response work (the settle with
+the audit record, config refreshes) runs off the clock, as the loop runs it after posting the answer,
+and is timed apart.
+
 Each variant runs with the default guard policy ("guards on") and with a policy that enables no
 detector ("guards off").
 """
@@ -47,6 +52,8 @@ from llmops.config.tables import TABLES
 from llmops.domain.chat import ChatRequest, Completion, FinishReason, Usage
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.routing import Provider, Target
+from llmops.lambda_runtime import StreamingResponse
+from llmops.lambda_runtime.after_response import run_after_response
 from llmops.local.aws_emulation import MotoService
 from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module
 from llmops.local.moto_transactions import install as install_item_rollback
@@ -63,6 +70,9 @@ P99_TARGET_MS = 2.0
 # Write transactions: the reserve, then the settle with the audit record (issue 17, point 2).
 WRITES_TARGET = 2.0
 ROUND_TRIPS_BEFORE_TOKEN_TARGET = 1.0  # the quota reserve; config comes from caches
+# Between the request and its answer's last byte only the reserve; after it, the settle with the record.
+ROUND_TRIPS_BEFORE_LAST_BYTE_TARGET = 1.0
+WRITES_AFTER_LAST_BYTE_TARGET = 1.0
 _WARMUP = 50
 # Limits on the benchmark tenant so reserve and settle really write (an unlimited key reserves nothing).
 _LIMITS = json.dumps({"rpm": 10_000_000, "tpm": 1_000_000_000})
@@ -175,6 +185,11 @@ class VariantResult:
     audit_head_reads_per_request: float | None = None
     # After the model's answer: the settle and the audit record (the target is one transaction).
     dynamodb_writes_after_answer: float | None = None
+    # Between the request and its answer's last byte (the target is the reserve alone), and after it.
+    dynamodb_calls_before_last_byte: float | None = None
+    dynamodb_writes_after_last_byte: float | None = None
+    # The after-response work's own time per request (off the client's clock).
+    after_response_ms: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -188,19 +203,28 @@ class VariantResult:
             "dynamodb_calls_before_first_token": self.dynamodb_calls_before_first_token,
             "audit_head_reads_per_request": self.audit_head_reads_per_request,
             "dynamodb_writes_after_answer": self.dynamodb_writes_after_answer,
+            "dynamodb_calls_before_last_byte": self.dynamodb_calls_before_last_byte,
+            "dynamodb_writes_after_last_byte": self.dynamodb_writes_after_last_byte,
+            "after_response_ms": summarize(self.after_response_ms).to_dict() if self.after_response_ms else None,
             "latencies_ms": [round(v, 4) for v in self.latencies_ms],
         }
 
 
 class _Driver:
-    """Invokes the loaded handler module with a given runtime, like a warm Lambda container."""
+    """Invokes the loaded handler module with a given runtime, like a warm Lambda container under
+    the runtime loop: the answer read to its last byte, then its after-response work run.
+
+    `mark` hears "request" as a request starts, "last byte" once its answer is whole and
+    "after response" once its deferred work is done (the accounting variants count calls there)."""
 
     def __init__(self, module: ModuleType, template: Mapping[str, Any]) -> None:
         self._module: Any = module
         self._event = _event_factory(template)
-        # A fresh context per invocation: each one counts down its own timeout, as in Lambda.
-        self._context = partial(LocalLambdaContext, function_name="llmops-gateway")
+        # A fresh context per invocation: each one counts down its own timeout, as in Lambda; and
+        # like the loop's, it says its caller runs the answer's after-response work.
+        self._context = partial(LocalLambdaContext, function_name="llmops-gateway", runs_after_response=True)
         self._counter = 0
+        self.mark: Callable[[str], None] = lambda _point: None
 
     def measure(
         self,
@@ -218,26 +242,44 @@ class _Driver:
         after_warmup()
         collector.enabled = True
         latencies: list[float] = []
+        after_response: list[float] = []
         clock = time.perf_counter_ns
         for _ in range(requests):
             event = self._event(self._next())
+            self.mark("request")
             started = clock()
-            result = self._module.handler(event, self._context())
-            latencies.append((clock() - started) / 1e6)
-            statuses[str(result["statusCode"])] += 1
+            result, _body = self._answer(event)
+            answered = clock()
+            self.mark("last byte")
+            run_after_response(result.after_response)
+            self.mark("after response")
+            latencies.append((answered - started) / 1e6)
+            after_response.append((clock() - answered) / 1e6)
+            statuses[str(result.status)] += 1
             advance()
         collector.enabled = False
-        return VariantResult(name, latencies, statuses, collector.medians())
+        measured = VariantResult(name, latencies, statuses, collector.medians())
+        measured.after_response_ms = after_response
+        return measured
+
+    def _answer(self, event: dict[str, Any]) -> tuple[StreamingResponse, bytes]:
+        """The handler's answer, read to its end as the loop sends it (its work not yet run)."""
+        result = self._module.handler(event, self._context())
+        if not isinstance(result, StreamingResponse):  # the loop frames a proxy result the same way
+            result = StreamingResponse.from_proxy_result(result)
+        return result, b"".join(result.body)
 
     def _next(self) -> int:
         self._counter += 1
         return self._counter
 
     def _invoke(self) -> None:
-        result = self._module.handler(self._event(self._next()), self._context())
-        if result["statusCode"] != 200:
+        result, body = self._answer(self._event(self._next()))
+        run_after_response(result.after_response)
+        if result.status != 200:
             # Measuring error responses would report a meaningless overhead: stop and say why.
-            raise RuntimeError(f"the handler answered {result['statusCode']} in warm-up: {str(result['body'])[:300]}")
+            shown = body.decode(errors="replace")[:300]
+            raise RuntimeError(f"the handler answered {result.status} in warm-up: {shown}")
 
 
 def _endpoint(base: GatewayRuntime, ledger: Any, audit: Any, collector: StageCollector) -> GatewayRuntime:
@@ -263,22 +305,28 @@ def _measure_accounting(
     counter = DynamoCallCounter().attach(dynamodb)
     ledger = DynamoQuotaLedger(dynamodb, settings.quotas_table, settings.usage_table)
     audit = DynamoAuditLog(dynamodb, settings.audit_table)
-    calls_at_request_end = 0
+    calls_at_request_start = writes_at_answer = writes_at_last_byte = 0
     before_first_token: list[int] = []
-    writes_at_answer = 0
     after_answer: list[int] = []
+    before_last_byte: list[int] = []
+    after_last_byte: list[int] = []
 
     def at_provider_call() -> None:
-        # The driver runs one request at a time: what was called since the last one ended is this one's.
+        # The driver runs one request at a time: what was called since it started is this one's.
         nonlocal writes_at_answer
-        before_first_token.append(sum(counter.calls.values()) - calls_at_request_end)
+        before_first_token.append(sum(counter.calls.values()) - calls_at_request_start)
         writes_at_answer = counter.writes
 
-    def at_request_end(trace: RequestTrace) -> None:
-        nonlocal calls_at_request_end
-        calls_at_request_end = sum(counter.calls.values())
-        after_answer.append(counter.writes - writes_at_answer)
-        collector(trace)
+    def at(point: str) -> None:
+        nonlocal calls_at_request_start, writes_at_last_byte
+        if point == "request":
+            calls_at_request_start = sum(counter.calls.values())
+        elif point == "last byte":
+            before_last_byte.append(sum(counter.calls.values()) - calls_at_request_start)
+            writes_at_last_byte = counter.writes
+        else:  # its after-response work is done: the request is over
+            after_last_byte.append(counter.writes - writes_at_last_byte)
+            after_answer.append(counter.writes - writes_at_answer)
 
     runtime = _endpoint(
         build_gateway(settings, routes=FileRouteSource(), providers=_providers(at_provider_call)),
@@ -286,22 +334,26 @@ def _measure_accounting(
         DynamoRequestBooks(ledger, audit),  # as build_gateway wires it, over the counted adapters
         collector,
     )
-    runtime = replace(runtime, chat=replace(runtime.chat, on_finished=at_request_end))
     label = f"with accounting (moto), guards {'on' if guards_on else 'off'}"
     writes_before = 0
     head_reads_before = 0
 
     def start_counting() -> None:
         # Count only the measured requests, not the warm-up.
-        nonlocal writes_before, head_reads_before, calls_at_request_end
+        nonlocal writes_before, head_reads_before
         counter.reset()
-        before_first_token.clear()
-        after_answer.clear()
-        calls_at_request_end = 0
+        for counts in (before_first_token, after_answer, before_last_byte, after_last_byte):
+            counts.clear()
+        driver.mark = at
         writes_before = ledger.write_calls + audit.write_calls
         head_reads_before = audit.head_reads
 
-    result = driver.measure(label, runtime, collector, requests, advance, after_warmup=start_counting)
+    try:
+        result = driver.measure(label, runtime, collector, requests, advance, after_warmup=start_counting)
+    finally:
+        driver.mark = lambda _point: None
+    result.dynamodb_calls_before_last_byte = median([float(n) for n in before_last_byte])
+    result.dynamodb_writes_after_last_byte = sum(after_last_byte) / requests
     result.dynamodb_calls_before_first_token = median([float(n) for n in before_first_token])
     result.dynamodb_writes_after_answer = sum(after_answer) / requests
     result.audit_head_reads_per_request = (audit.head_reads - head_reads_before) / requests
@@ -377,10 +429,13 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
                 format_number(s.p90, 3),
                 format_number(s.p99, 3),
                 format_number(s.mean, 3),
+                format_number(summarize(v.after_response_ms).p50, 3),
                 non_200,
             )
         )
-    table = markdown_table(("variant", "requests", "p50 ms", "p90 ms", "p99 ms", "mean ms", "non-200"), rows)
+    table = markdown_table(
+        ("variant", "requests", "p50 ms", "p90 ms", "p99 ms", "mean ms", "after-response p50 ms", "non-200"), rows
+    )
 
     accounting_rows = []
     for guards in ("on", "off"):
@@ -396,6 +451,8 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
                 format_number(acct_variant.dynamodb_writes_per_request, 2),
                 format_number(acct_variant.dynamodb_reads_per_request, 2),
                 format_number(acct_variant.dynamodb_calls_before_first_token, 0),
+                format_number(acct_variant.dynamodb_calls_before_last_byte, 0),
+                format_number(acct_variant.dynamodb_writes_after_last_byte, 2),
             )
         )
     accounting = markdown_table(
@@ -407,6 +464,8 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
             "writes/req",
             "reads/req",
             "calls before the model (median)",
+            "calls before the last byte (median)",
+            "writes after the last byte",
         ),
         accounting_rows,
     )
@@ -444,7 +503,9 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
             "`chat-default` alias, for a key with requests- and tokens-per-minute limits (so quota reserve and "
             "settle do real work). The Bedrock and SageMaker providers are replaced by an in-process stub that "
             "answers instantly, so the times are everything except the model. "
-            f"Warm container: {_WARMUP} warm-up requests per variant, then timed one at a time.",
+            f"Warm container: {_WARMUP} warm-up requests per variant, then timed one at a time, as the runtime "
+            "loop serves them: a request's time is until its answer is whole; its after-response work (the "
+            "settle with the audit record, which the loop runs once the answer is posted) is timed apart.",
             "",
             table,
             "",
@@ -463,7 +524,10 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
             f"of the writes on the client, {format_number(acct_on.dynamodb_writes_after_answer, 2)} per request "
             "came after the model answered (the settle with the audit record; the target is 1). "
             "DynamoDB round trips between the request and the model call (median per request; the target is "
-            f"1, the quota reserve): {format_number(acct_on.dynamodb_calls_before_first_token, 0)}. Audit shard "
+            f"1, the quota reserve): {format_number(acct_on.dynamodb_calls_before_first_token, 0)}; between the "
+            "request and its answer's last byte (the target is 1, the reserve: the settle with the record "
+            f"comes after it): {format_number(acct_on.dynamodb_calls_before_last_byte, 0)}, and writes after "
+            f"the last byte: {format_number(acct_on.dynamodb_writes_after_last_byte, 2)} per request. Audit shard "
             f"head reads per request: {format_number(acct_on.audit_head_reads_per_request, 2)} (a container "
             "reads a shard's head only until it has written to it, then chains on the head it wrote).",
         ]
@@ -493,6 +557,18 @@ def _section(ctx: BenchContext, variants: list[VariantResult]) -> Section:
                 acct_on.dynamodb_calls_before_first_token,
                 ROUND_TRIPS_BEFORE_TOKEN_TARGET,
                 "calls",
+            ),
+            TargetCheck(
+                "DynamoDB round trips between the request and the last byte (median)",
+                acct_on.dynamodb_calls_before_last_byte,
+                ROUND_TRIPS_BEFORE_LAST_BYTE_TARGET,
+                "calls",
+            ),
+            TargetCheck(
+                "DynamoDB writes after the last byte (settle + audit record)",
+                acct_on.dynamodb_writes_after_last_byte,
+                WRITES_AFTER_LAST_BYTE_TARGET,
+                "writes",
             ),
         ],
         results={v.name: v.to_dict() for v in variants},
