@@ -3,9 +3,10 @@
 A tenant's key carries a policy name. The gateway first asks the guard policy registry (the
 Prompts table, `guard#<name>`) where label `production` of that name points; that label is cached
 for the config TTL, like prompt labels, so `llmops guard-policies label set|rollback` (or a canary
-release bundle) takes effect within the TTL without a redeploy. A name with no `production` label
-falls back to the policies configured in `LLMOPS_GUARD_POLICIES`, and an unknown name to the
-product default rather than to no guard at all.
+release bundle) takes effect within the TTL without a redeploy. An expired label keeps serving while
+it is read again after the response (`defer`), up to 3x the TTL (`llmops.domain.revalidating_cache`).
+A name with no `production` label falls back to the policies configured in `LLMOPS_GUARD_POLICIES`,
+and an unknown name to the product default rather than to no guard at all.
 
 Engines are built once per (name, version) and reused for the life of the container, since
 building one compiles the tenant's deny lists; versions are immutable, so a cached engine never
@@ -21,12 +22,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from llmops.domain.guard import GuardEngine, GuardPolicy
 from llmops.domain.guard.policy import GATEWAY_DETECTORS, PolicyError
 from llmops.domain.guard.service_detectors import ServiceDetector
 from llmops.domain.guard_policy_registry import PRODUCTION_LABEL, GuardPolicySource, GuardPolicyVersion
+from llmops.domain.revalidating_cache import Defer, RevalidatingCache
 
 __all__ = ["DEFAULT_POLICY", "GuardPolicies"]
 
@@ -49,6 +52,7 @@ class GuardPolicies:
         ttl_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         detectors: Callable[[GuardPolicy], Sequence[ServiceDetector]] | None = None,
+        defer: Defer | None = None,
     ) -> None:
         self._detectors = detectors
         self._policies: dict[str, GuardPolicy] = {DEFAULT_POLICY: GuardPolicy.default()}
@@ -58,10 +62,11 @@ class GuardPolicies:
             except PolicyError as exc:  # every problem listed, under the policy's name
                 raise PolicyError([f"{name}: {problem}" for problem in exc.errors]) from None
         self._registry = registry
-        self._ttl_s = ttl_s
-        self._clock = clock
         self._engines: dict[tuple[str, int], GuardEngine] = {}
-        self._labels: dict[str, tuple[float, int | None]] = {}
+        # policy name -> its production version (None: no label, configuration serves)
+        self._labels: RevalidatingCache[str, int | None] = RevalidatingCache(
+            ttl_s, defer=defer, clock=clock, max_entries=_MAX_LABEL_ENTRIES
+        )
         self._lock = threading.Lock()
 
     @classmethod
@@ -73,6 +78,7 @@ class GuardPolicies:
         ttl_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         detectors: Callable[[GuardPolicy], Sequence[ServiceDetector]] | None = None,
+        defer: Defer | None = None,
     ) -> GuardPolicies:
         return cls(
             json.loads(text) if text.strip() else None,
@@ -80,6 +86,7 @@ class GuardPolicies:
             ttl_s=ttl_s,
             clock=clock,
             detectors=detectors,
+            defer=defer,
         )
 
     def __call__(self, name: str) -> GuardEngine:
@@ -112,24 +119,18 @@ class GuardPolicies:
     def _production_version(self, name: str) -> int | None:
         if self._registry is None:
             return None
-        now = self._clock()
-        with self._lock:
-            cached = self._labels.get(name)
-        if cached is not None and now - cached[0] < self._ttl_s:
-            return cached[1]
+        # A stale label beats an outage; with nothing cached, configuration serves meanwhile (a
+        # guard must never fail open, and the configured/default policy still guards).
+        return self._labels.get(name, partial(self._read_label, name), on_failure=lambda _exc: None)
+
+    def _read_label(self, name: str) -> int | None:
+        assert self._registry is not None
         try:
             state = self._registry.get_label(name, PRODUCTION_LABEL)
-            version = state.version if state else None
         except Exception:
-            # A stale label beats an outage; with nothing cached, configuration serves meanwhile
-            # (a guard must never fail open, and the configured/default policy still guards).
             logger.warning("guard policy registry unreachable; serving the cached or configured policy")
-            version = cached[1] if cached is not None else None
-        with self._lock:
-            if len(self._labels) >= _MAX_LABEL_ENTRIES:
-                self._labels.clear()
-            self._labels[name] = (now, version)
-        return version
+            raise
+        return state.version if state else None
 
     def _load_version(self, name: str, version: int) -> GuardPolicyVersion | None:
         assert self._registry is not None

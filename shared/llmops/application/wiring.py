@@ -27,6 +27,7 @@ from llmops.adapters.http_images import HttpImageFetcher
 from llmops.adapters.sagemaker.client import SageMakerEndpointProvider
 from llmops.adapters.sagemaker.embeddings import SageMakerEmbeddingProvider
 from llmops.adapters.sqs.dead_letter_queue import DeadLetterQueue
+from llmops.application import after_response
 from llmops.application.chat_endpoint import ChatEndpoint
 from llmops.application.embeddings_endpoint import EmbeddingsEndpoint
 from llmops.application.feedback_api import AuditRecordLookup
@@ -74,7 +75,13 @@ def resolve_pepper(settings: Settings) -> Settings:
 
 def build_route_source(settings: Settings) -> RouteSource:
     if settings.routes_table:
-        return DynamoRouteSource(_control_plane_client("dynamodb"), settings.routes_table, settings.config_ttl_s)
+        # An expired table is read again after the response (after_response.defer), not on a request.
+        return DynamoRouteSource(
+            _control_plane_client("dynamodb"),
+            settings.routes_table,
+            settings.config_ttl_s,
+            defer=after_response.defer,
+        )
     return FileRouteSource(Path(settings.routes_file)) if settings.routes_file else FileRouteSource()
 
 
@@ -160,13 +167,16 @@ def build_gateway(
         settings.guard_policies,
         registry=DynamoGuardPolicyStore(dynamodb, settings.prompts_table),
         ttl_s=settings.config_ttl_s,
+        defer=after_response.defer,  # expired labels are read again after the response
         # Bedrock Guardrails / Comprehend, for the policies that name them; each call keeps the
         # deadline margin back for the stages after the guard.
         detectors=ServiceDetectors(
             margin_s=settings.deadline_margin_s, granted=granted, comprehend_granted=settings.comprehend_granted
         ),
     )
-    prompts = CachedPromptResolver(DynamoPromptStore(dynamodb, settings.prompts_table), ttl_s=settings.config_ttl_s)
+    prompts = CachedPromptResolver(
+        DynamoPromptStore(dynamodb, settings.prompts_table), ttl_s=settings.config_ttl_s, defer=after_response.defer
+    )
     chat = ChatEndpoint(
         completions,
         guards,

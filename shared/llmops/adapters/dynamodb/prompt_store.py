@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from llmops.adapters.dynamodb.prompt_items import PROMPT_CODEC
@@ -36,6 +37,7 @@ from llmops.domain.prompts import (
     split_scoped_prompt_id,
 )
 from llmops.domain.registry import PushResult, SubjectSummary
+from llmops.domain.revalidating_cache import Defer, RevalidatingCache
 
 __all__ = ["CachedPromptResolver", "DynamoPromptStore", "PromptSummary", "PushResult", "prompt_summaries"]
 
@@ -95,8 +97,9 @@ class CachedPromptResolver:
     in the shared scope; another tenant's templates are never read, so they answer exactly as a
     missing one does. Versions are immutable, so they are cached without expiry (bounded, least
     recently used out). Labels, whether a tenant has its own template of an id, and lookups that
-    found nothing, are cached for `ttl_s`. If the table is unreachable when a label or scope entry
-    expires, the stale entry keeps serving and the next call retries.
+    found nothing, are cached for `ttl_s`; an expired label or scope entry keeps serving while it is
+    read again after the response (`defer`), up to 3x the TTL (`llmops.domain.revalidating_cache`).
+    If the table is unreachable, the stale entry keeps serving and is tried again a TTL later.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class CachedPromptResolver:
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,
         max_versions: int = 512,
+        defer: Defer | None = None,
     ) -> None:
         self._source = source
         self._ttl_s = ttl_s
@@ -112,9 +116,14 @@ class CachedPromptResolver:
         self._max_versions = max_versions
         self._lock = threading.Lock()
         self._versions: OrderedDict[tuple[str, int], PromptVersion] = OrderedDict()
-        self._labels: dict[tuple[str, str], tuple[float, LabelState | None]] = {}
+        self._labels: RevalidatingCache[tuple[str, str], LabelState | None] = RevalidatingCache(
+            ttl_s, defer=defer, clock=clock, max_entries=_MAX_NEGATIVE_AND_LABEL_ENTRIES
+        )
         self._missing_versions: dict[tuple[str, int], float] = {}
-        self._owned: dict[str, tuple[float, bool]] = {}  # scoped id -> (read at, has versions)
+        # scoped id -> whether the tenant has versions of it
+        self._owned: RevalidatingCache[str, bool] = RevalidatingCache(
+            ttl_s, defer=defer, clock=clock, max_entries=_MAX_NEGATIVE_AND_LABEL_ENTRIES
+        )
 
     def resolve(self, ref: PromptRef, tenant_id: str | None = None) -> ResolvedPrompt:
         """Raises `PromptNotFoundError` (404) or `BadRequestError` (400, bad variables).
@@ -136,41 +145,12 @@ class CachedPromptResolver:
         if tenant_id is None:
             return prompt_id
         own = scoped_prompt_id(prompt_id, tenant_id)
-        now = self._clock()
-        with self._lock:
-            cached = self._owned.get(own)
-        if cached is not None and now - cached[0] < self._ttl_s:
-            return own if cached[1] else prompt_id
-        try:
-            owned = self._source.has_versions(own)
-        except Exception:
-            if cached is None:
-                raise
-            owned = cached[1]
-        with self._lock:
-            if len(self._owned) >= _MAX_NEGATIVE_AND_LABEL_ENTRIES:
-                self._owned.clear()  # made-up ids must not grow memory forever
-            self._owned[own] = (now, owned)
+        owned = self._owned.get(own, partial(self._source.has_versions, own))
         return own if owned else prompt_id
 
     def _label_version(self, prompt_id: str, label: str) -> int | None:
-        key = (prompt_id, label)
-        now = self._clock()
-        with self._lock:
-            cached = self._labels.get(key)
-        if cached is not None and now - cached[0] < self._ttl_s:
-            return cached[1].version if cached[1] else None
-        try:
-            state = self._source.get_label(prompt_id, label)
-        except Exception:
-            # A stale label beats an outage; with nothing cached the caller gets the error.
-            if cached is None:
-                raise
-            state = cached[1]
-        with self._lock:
-            if len(self._labels) >= _MAX_NEGATIVE_AND_LABEL_ENTRIES:
-                self._labels.clear()  # references to made-up labels must not grow memory forever
-            self._labels[key] = (now, state)
+        # A stale label beats an outage; with nothing cached the caller gets the error.
+        state = self._labels.get((prompt_id, label), partial(self._source.get_label, prompt_id, label))
         return state.version if state else None
 
     def _version(self, prompt_id: str, number: int) -> PromptVersion | None:

@@ -1,19 +1,21 @@
 """Route table sources: the DynamoDB Routes table (deployed and local) or the bundled file.
 
 The gateway caches the table per container for `config_ttl_s` so a canary weight change or a
-route edit takes effect within that TTL without a redeploy, at one Scan per TTL per container.
+route edit takes effect within that TTL without a redeploy, at one Scan per TTL per container. An
+expired table keeps serving while it is read again after the response (`defer`), up to 3x the TTL
+(`llmops.domain.revalidating_cache`); only the first read, or one past that, is on a request.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from llmops.adapters.dynamodb.route_items import document_from_items
+from llmops.domain.revalidating_cache import Defer, RevalidatingCache
 from llmops.domain.routing import RouteTable
 
 __all__ = ["DEFAULT_ROUTES_FILE", "DynamoRouteSource", "FileRouteSource", "load_route_document"]
@@ -42,30 +44,17 @@ class DynamoRouteSource:
         table_name: str,
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,
+        defer: Defer | None = None,
     ) -> None:
         self._client_factory = client_factory
         self._table_name = table_name
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cached: RouteTable | None = None
-        self._loaded_at = float("-inf")
+        # A stale table beats an outage: a failed read keeps serving what we had, retried a TTL later.
+        self._cache: RevalidatingCache[None, RouteTable] = RevalidatingCache(
+            ttl_s, defer=defer, clock=clock, max_entries=1
+        )
 
     def current(self) -> RouteTable:
-        now = self._clock()
-        if self._cached is not None and now - self._loaded_at < self._ttl_s:
-            return self._cached
-        with self._lock:
-            if self._cached is not None and now - self._loaded_at < self._ttl_s:
-                return self._cached
-            try:
-                self._cached = self._load()
-            except Exception:
-                # A stale table beats an outage: keep serving what we had and retry next TTL.
-                if self._cached is None:
-                    raise
-            self._loaded_at = now
-            return self._cached
+        return self._cache.get(None, self._load)
 
     def _load(self) -> RouteTable:
         client = self._client_factory()

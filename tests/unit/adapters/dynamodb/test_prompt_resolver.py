@@ -19,6 +19,12 @@ class FakeSource:
             raise ConnectionError("table unreachable")
         return self.versions.get(version) if prompt_id == "support" else None
 
+    def has_versions(self, prompt_id: str) -> bool:
+        self.calls.append(f"has:{prompt_id}")
+        if self.down:
+            raise ConnectionError("table unreachable")
+        return False  # no tenant has a template of its own here
+
     def get_label(self, prompt_id: str, label: str) -> LabelState | None:
         self.calls.append(f"label:{label}")
         if self.down:
@@ -90,3 +96,20 @@ def test_bad_variables_are_400s() -> None:
     with pytest.raises(BadRequestError) as caught:
         resolver.resolve(PromptRef.parse({"id": "support", "variables": {}}))
     assert caught.value.param == "prompt.variables"
+
+
+def test_an_expired_label_is_served_while_it_is_read_again_after_the_response() -> None:
+    source, clock, deferred = FakeSource(), Clock(), []
+    resolver = CachedPromptResolver(source, ttl_s=10, clock=clock, defer=deferred.append)
+    assert resolver.resolve(_ref(), "acme").version.version == 1
+    source.labels["production"] = LabelState("support", "production", 2, history=(1,))
+    reads = len(source.calls)
+    clock.now += 10
+    assert resolver.resolve(_ref(), "acme").version.version == 1, "stale, not read on the request"
+    assert len(source.calls) == reads and len(deferred) == 2  # the label, and the tenant's scope entry
+    for work in deferred:
+        work()
+    assert resolver.resolve(_ref(), "acme").version.version == 2
+    clock.now += 30  # past 3x the TTL: read on the request
+    source.labels["production"] = LabelState("support", "production", 1, history=(1, 2))
+    assert resolver.resolve(_ref(), "acme").version.version == 1

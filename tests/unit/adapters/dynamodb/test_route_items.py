@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from llmops.adapters.dynamodb.route_items import document_from_items, table_items
-from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE
+from llmops.adapters.dynamodb.route_source import DEFAULT_ROUTES_FILE, DynamoRouteSource
 from llmops.domain.routing import RouteTable
 
 
@@ -22,3 +23,28 @@ def test_route_weights_are_a_native_map_for_step_functions_updates() -> None:
     items = table_items(json.loads(DEFAULT_ROUTES_FILE.read_text()))
     route = next(i for i in items if i["pk"]["S"] == "route" and i["sk"]["S"] == "llama3-8b")
     assert route["weights"]["M"]["sm-llama3-8b-candidate"] == {"N": "0.0"}
+
+
+class _RoutesTable:
+    """A DynamoDB client's `scan` over the bundled routes, counting reads."""
+
+    def __init__(self) -> None:
+        self.items = table_items(json.loads(DEFAULT_ROUTES_FILE.read_text()))
+        self.scans = 0
+
+    def scan(self, **_kwargs: Any) -> dict[str, Any]:
+        self.scans += 1
+        return {"Items": self.items}
+
+
+def test_an_expired_route_table_is_served_while_it_is_scanned_again_after_the_response() -> None:
+    table, now, deferred = _RoutesTable(), [0.0], []
+    source = DynamoRouteSource(lambda: table, "Routes", ttl_s=10, clock=lambda: now[0], defer=deferred.append)
+    first = source.current()
+    now[0] = 10.0
+    assert source.current() is first and table.scans == 1 and len(deferred) == 1, "stale, not scanned on the request"
+    deferred.pop()()
+    assert table.scans == 2 and source.current() is not first
+    now[0] = 40.0  # past 3x the TTL: scanned on the request
+    source.current()
+    assert table.scans == 3 and deferred == []
