@@ -137,6 +137,12 @@ class NoDelayRequestHandler(WSGIRequestHandler):
         self._keep_alive = False
         self.close_connection = True
 
+    def response_failed(self) -> None:
+        """The application failed: the connection closes, and werkzeug's drain (which reads until
+        10 MB or the client's EOF once the socket is readable) must not wait on an unread body."""
+        self.keep_no_connection()
+        self._reader.after_response = True
+
     def send_header(self, keyword: str, value: str) -> None:
         # werkzeug's own `Connection: close`, sent with every response; a client's or an
         # application's wish to close is honoured (`close_connection`, `keep_no_connection`).
@@ -189,7 +195,7 @@ class _KeepAliveApp:
         try:
             body = self.app(environ, start)
         except BaseException:
-            handler.keep_no_connection()
+            handler.response_failed()
             raise
         return _Completion(body, handler)
 
@@ -205,7 +211,7 @@ class _Completion:
         try:
             yield from self._body
         except BaseException:
-            self._handler.keep_no_connection()
+            self._handler.response_failed()
             raise
         if not self._handler.close_connection:
             self._handler.response_complete()
