@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -33,6 +34,10 @@ def llmops_cli(local_stack: dict[str, Any]) -> Any:
     """Runs an `llmops` admin command against the running local stack and returns its stdout."""
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # The gateway writes a request's audit record and usage after its response; its one
+        # execution environment takes the next request only once that is done, as Lambda's does,
+        # so a request through it first makes the command see every answer's books.
+        httpx.get(local_stack["front_door_url"] + "/health", timeout=60).raise_for_status()
         result = subprocess.run(
             [str(LLMOPS), *args, "--state-dir", local_stack["state_dir"]],
             cwd=ROOT,

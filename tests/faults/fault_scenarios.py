@@ -209,6 +209,12 @@ class Tenant:
         response.raise_for_status()
         return {row["window"]: row for row in response.json()["windows"] if row["scope"] == "key"}
 
+    def after_its_responses(self) -> None:
+        """Returns once the gateway has done what it does after its responses (the settle with the
+        audit record, written after the last byte): its one execution environment takes the next
+        request only then, as a Lambda environment does, so a request through it is the barrier."""
+        httpx.get(self.stack["front_door_url"] + "/health", timeout=60).raise_for_status()
+
     @property
     def request_ids(self) -> list[str]:
         return [r.headers["x-request-id"] for r in self.responses]
@@ -298,6 +304,7 @@ def assert_audited(tenant: Tenant, *, with_cli: bool = False) -> None:
     """
     sent = Counter(tenant.request_ids)
     assert len(sent) == len(tenant.responses), "request ids must be unique"
+    tenant.after_its_responses()
     assert audit_request_ids(tenant.stack, tenant.name) == sent
     if with_cli:
         verify = run_llmops(tenant.stack, "audit", "verify", "--tenant", tenant.name, "--json", check=False)

@@ -77,6 +77,7 @@ def tenant(deadline_stack: dict[str, Any]) -> Tenant:
 
 
 def _audited_error_code(tenant: Tenant, request_id: str) -> str | None:
+    tenant.after_its_responses()
     record = DynamoAuditLog(moto_client(tenant.stack, "dynamodb"), local_table_name("Audit")).get(
         tenant.name, request_id
     )

@@ -196,5 +196,6 @@ def test_concurrent_requests_keep_their_own_identity(fault_stack: dict[str, Any]
         list(pool.map(lambda i: tenants[i % 2].chat(scenario.alias), range(24)))
     ids = [rid for t in tenants for rid in t.request_ids]
     assert len(set(ids)) == len(ids), "every request must keep its own x-request-id"
+    tenants[0].after_its_responses()
     for t in tenants:
         assert audit_request_ids(fault_stack, t.name) == Counter(t.request_ids)
