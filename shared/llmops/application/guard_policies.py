@@ -3,8 +3,8 @@
 A tenant's key carries a policy name. The gateway first asks the guard policy registry (the
 Prompts table, `guard#<name>`) where label `production` of that name points; that label is cached
 for the config TTL, like prompt labels, so `llmops guard-policies label set|rollback` (or a canary
-release bundle) takes effect within the TTL without a redeploy. An expired label keeps serving while
-it is read again after the response (`defer`), up to 3x the TTL (`llmops.domain.revalidating_cache`).
+release bundle) takes effect within the TTL without a redeploy. In the TTL's last quarter a request
+defers its re-read until after the response (`defer`, `llmops.domain.revalidating_cache`).
 A name with no `production` label falls back to the policies configured in `LLMOPS_GUARD_POLICIES`,
 and an unknown name to the product default rather than to no guard at all.
 

@@ -1,18 +1,18 @@
-"""A keyed cache of configuration read from a store: stale-while-revalidate, with a bound on staleness.
+"""A keyed cache of configuration read from a store, refreshed ahead of its expiry after a response.
 
 The gateway's routes, prompt labels and guard policy labels are read per container and cached for
-the config TTL. So that no request waits for a refresh:
+the config TTL: a change takes effect within the TTL, and no busy container waits for the read:
 
-- fresh (younger than `ttl_s`): served;
-- expired, but younger than `max_stale_s` (3x the TTL by default): served as it is, and a refresh is
-  deferred (`defer`, the gateway's after-response work: it runs once the response has been sent),
-  at most one per key at a time;
-- older than that, or nothing cached: loaded now, on the request (the hard bound on staleness).
+- younger than `refresh_after_s` (3/4 of the TTL by default): served;
+- from then until the TTL: served, and a refresh is deferred (`defer`, the gateway's
+  after-response work: it runs once the response has been sent), at most one per key at a time;
+- as old as the TTL, or nothing cached: loaded now, on the request. A container that serves a
+  request in the last quarter of every TTL never gets here; an idle one does, once.
 
 When a load fails the entry keeps serving what it had and counts as just checked, so the store is
 tried again a TTL later (a stale table beats an outage); with nothing cached the error is the
-caller's, or `on_failure` says what to serve (and cache) meanwhile. Without `defer` an expired entry
-is loaded on the request, as with no cache-refresh phase.
+caller's, or `on_failure` says what to serve (and cache) meanwhile. Without `defer` nothing is
+refreshed ahead: an entry is loaded on the first request past its TTL.
 
 Thread-safe; loads run outside the lock. Pure: the clock and the deferral are given.
 """
@@ -25,15 +25,16 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["STALENESS_BOUND_TTLS", "Defer", "RevalidatingCache"]
+__all__ = ["REFRESH_AHEAD_FRACTION", "Defer", "RevalidatingCache"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 # Runs its argument later (after the response), or at once.
 Defer = Callable[[Callable[[], object]], None]
-# Past this many TTLs an entry is never served without a load first.
-STALENESS_BOUND_TTLS = 3.0
+# The share of the TTL after which a request defers a refresh: late enough that a busy container
+# reads its config about once per TTL, early enough that a request every few seconds keeps it fresh.
+REFRESH_AHEAD_FRACTION = 0.75
 
 
 @dataclass(slots=True)
@@ -48,12 +49,12 @@ class RevalidatingCache(Generic[K, V]):
         ttl_s: float,
         *,
         defer: Defer | None = None,
-        max_stale_s: float | None = None,
+        refresh_after_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 4096,
     ) -> None:
         self._ttl_s = ttl_s
-        self._max_stale_s = STALENESS_BOUND_TTLS * ttl_s if max_stale_s is None else max_stale_s
+        self._refresh_after_s = REFRESH_AHEAD_FRACTION * ttl_s if refresh_after_s is None else refresh_after_s
         self._defer = defer
         self._clock = clock
         self._max_entries = max_entries
@@ -68,9 +69,11 @@ class RevalidatingCache(Generic[K, V]):
             entry = self._entries.get(key)
         if entry is not None:
             age = now - entry.checked_at
-            if age < self._ttl_s:
+            if age < self._refresh_after_s:
                 return entry.value
-            if self._defer is not None and age < self._max_stale_s:
+            if age < self._ttl_s:
+                if self._defer is None:
+                    return entry.value
                 self._refresh_later(key, load)
                 with self._lock:  # a `defer` that runs at once has refreshed it already
                     current = self._entries.get(key, entry)
@@ -89,7 +92,7 @@ class RevalidatingCache(Generic[K, V]):
         try:
             with self._lock:
                 entry = self._entries.get(key)
-            if entry is None or self._clock() - entry.checked_at >= self._ttl_s:  # not refreshed meanwhile
+            if entry is None or self._clock() - entry.checked_at >= self._refresh_after_s:  # not refreshed meanwhile
                 self._load(key, load, entry, None)
         except Exception:  # noqa: S110 - nothing was cached to keep serving: the next request loads it
             pass

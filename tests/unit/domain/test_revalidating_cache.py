@@ -1,4 +1,4 @@
-"""RevalidatingCache on a fake clock: fresh, stale-while-revalidate after the response, the staleness bound."""
+"""RevalidatingCache, fake clock: served, refreshed ahead after a response in the TTL's last quarter, loaded at it."""
 
 from __future__ import annotations
 
@@ -43,17 +43,17 @@ def test_nothing_cached_is_loaded_on_the_request_and_then_served_for_the_ttl() -
     store, clock, deferred = Store(), Clock(), []
     cache = _cache(clock, deferred)
     assert cache.get("k", store.read) == "v1" and store.reads == 1
-    clock.now += 9.9
+    clock.now += 7.4
     store.value = "v2"
     assert cache.get("k", store.read) == "v1" and store.reads == 1 and deferred == []
 
 
-def test_an_expired_entry_is_served_stale_and_refreshed_once_after_the_response() -> None:
+def test_in_the_ttls_last_quarter_an_entry_is_served_and_refreshed_once_after_the_response() -> None:
     store, clock, deferred = Store(), Clock(), []
     cache = _cache(clock, deferred)
     cache.get("k", store.read)
     store.value = "v2"
-    clock.now += 10
+    clock.now += 7.5
     assert [cache.get("k", store.read) for _ in range(3)] == ["v1"] * 3
     assert store.reads == 1 and len(deferred) == 1, "one refresh per key, none on the request"
     _run(deferred)
@@ -61,12 +61,12 @@ def test_an_expired_entry_is_served_stale_and_refreshed_once_after_the_response(
     assert cache.get("k", store.read) == "v2" and deferred == []
 
 
-def test_past_three_ttls_an_entry_is_loaded_on_the_request() -> None:
+def test_at_the_ttl_an_entry_is_loaded_on_the_request_so_a_change_is_never_served_later() -> None:
     store, clock, deferred = Store(), Clock(), []
     cache = _cache(clock, deferred)
     cache.get("k", store.read)
     store.value = "v2"
-    clock.now += 30
+    clock.now += 10
     assert cache.get("k", store.read) == "v2" and store.reads == 2 and deferred == []
 
 
@@ -74,14 +74,14 @@ def test_a_pending_refresh_is_dropped_once_a_request_has_loaded_the_entry() -> N
     store, clock, deferred = Store(), Clock(), []
     cache = _cache(clock, deferred)
     cache.get("k", store.read)
-    clock.now += 15
+    clock.now += 8
     cache.get("k", store.read)  # defers a refresh
-    clock.now += 20  # never ran; now past the bound
+    clock.now += 2  # never ran; now at the TTL
     store.value = "v2"
     assert cache.get("k", store.read) == "v2" and store.reads == 2
     _run(deferred)
     assert store.reads == 2, "the deferred refresh found the entry fresh"
-    clock.now += 10
+    clock.now += 8
     assert cache.get("k", store.read) == "v2" and len(deferred) == 1, "refreshes are deferred again"
 
 
@@ -90,13 +90,13 @@ def test_a_failed_refresh_keeps_serving_the_stale_value_and_retries_a_ttl_later(
     cache = _cache(clock, deferred)
     cache.get("k", store.read)
     store.down = True
-    clock.now += 10
+    clock.now += 8
     cache.get("k", store.read)
     _run(deferred)  # fails: nothing escapes
     assert store.reads == 2
-    clock.now += 5
-    assert cache.get("k", store.read) == "v1" and deferred == [], "checked just now: fresh for a TTL"
-    clock.now += 5
+    clock.now += 7
+    assert cache.get("k", store.read) == "v1" and deferred == [], "checked just now: fresh again"
+    clock.now += 1
     cache.get("k", store.read)
     assert len(deferred) == 1
 
@@ -125,5 +125,5 @@ def test_a_defer_that_runs_at_once_serves_the_refreshed_value() -> None:
     cache: RevalidatingCache[str, str] = RevalidatingCache(10, defer=lambda work: work(), clock=clock)
     cache.get("k", store.read)
     store.value = "v2"
-    clock.now += 10
+    clock.now += 8
     assert cache.get("k", store.read) == "v2"

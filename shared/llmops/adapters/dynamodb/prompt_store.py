@@ -97,8 +97,8 @@ class CachedPromptResolver:
     in the shared scope; another tenant's templates are never read, so they answer exactly as a
     missing one does. Versions are immutable, so they are cached without expiry (bounded, least
     recently used out). Labels, whether a tenant has its own template of an id, and lookups that
-    found nothing, are cached for `ttl_s`; an expired label or scope entry keeps serving while it is
-    read again after the response (`defer`), up to 3x the TTL (`llmops.domain.revalidating_cache`).
+    found nothing, are cached for `ttl_s`; in the TTL's last quarter a request defers the re-read
+    of a label or scope entry until after its response (`defer`, `llmops.domain.revalidating_cache`).
     If the table is unreachable, the stale entry keeps serving and is tried again a TTL later.
     """
 

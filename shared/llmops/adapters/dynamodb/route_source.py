@@ -1,9 +1,9 @@
 """Route table sources: the DynamoDB Routes table (deployed and local) or the bundled file.
 
 The gateway caches the table per container for `config_ttl_s` so a canary weight change or a
-route edit takes effect within that TTL without a redeploy, at one Scan per TTL per container. An
-expired table keeps serving while it is read again after the response (`defer`), up to 3x the TTL
-(`llmops.domain.revalidating_cache`); only the first read, or one past that, is on a request.
+route edit takes effect within that TTL without a redeploy, at about one Scan per TTL per container.
+In the TTL's last quarter a request defers the Scan until after its response (`defer`,
+`llmops.domain.revalidating_cache`); only a cold or idle container scans on a request.
 """
 
 from __future__ import annotations

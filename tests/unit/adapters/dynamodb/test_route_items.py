@@ -37,14 +37,14 @@ class _RoutesTable:
         return {"Items": self.items}
 
 
-def test_an_expired_route_table_is_served_while_it_is_scanned_again_after_the_response() -> None:
+def test_the_route_table_is_scanned_again_after_a_response_in_the_ttls_last_quarter() -> None:
     table, now, deferred = _RoutesTable(), [0.0], []
     source = DynamoRouteSource(lambda: table, "Routes", ttl_s=10, clock=lambda: now[0], defer=deferred.append)
     first = source.current()
-    now[0] = 10.0
-    assert source.current() is first and table.scans == 1 and len(deferred) == 1, "stale, not scanned on the request"
+    now[0] = 8.0
+    assert source.current() is first and table.scans == 1 and len(deferred) == 1, "not scanned on the request"
     deferred.pop()()
     assert table.scans == 2 and source.current() is not first
-    now[0] = 40.0  # past 3x the TTL: scanned on the request
+    now[0] = 18.0  # a TTL after the last scan: scanned on the request
     source.current()
     assert table.scans == 3 and deferred == []
