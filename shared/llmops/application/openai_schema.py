@@ -217,7 +217,8 @@ class ChatCompletionRequest(BaseModel):
     top_p: Annotated[StrictFloat | None, Field(gt=0, le=1)] = None
     max_tokens: Annotated[StrictInt | None, Field(ge=1)] = None
     max_completion_tokens: Annotated[StrictInt | None, Field(ge=1)] = None
-    stop: str | list[str] | None = None
+    # maxItems in the schema for clients and fuzzers; the before-validator keeps the message plain.
+    stop: str | Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: Annotated[str | None, Field(max_length=256)] = None
@@ -247,9 +248,9 @@ class ChatCompletionRequest(BaseModel):
     prompt: dict[str, Any] | None = None
     context: Annotated[list[str] | None, Field(max_length=64)] = None
 
-    @field_validator("stop")
+    @field_validator("stop", mode="before")
     @classmethod
-    def _bounded_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+    def _bounded_stop(cls, value: object) -> object:
         if isinstance(value, list) and len(value) > MAX_STOP_SEQUENCES:
             raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed")
         return value
