@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
+from zlib import crc32
 
 import pytest
 
@@ -17,10 +19,12 @@ from llmops.domain.guard.learned import (
     SUFFIX_SCORE,
     LearnedModelError,
     default_model,
+    features,
     load_model,
     model_path,
 )
-from llmops.domain.guard.learned.features import WINDOW_CHARS, hashed_features, windows
+from llmops.domain.guard.learned.features import DIM_BITS, WINDOW_CHARS, hashed_features, windows
+from llmops.domain.guard.learned.suffix_lm import CharTrigramModel
 from llmops.evaluation.guard_synth import benign_lookalikes
 
 ISSUE_SUFFIX = (
@@ -43,6 +47,26 @@ def test_features_are_the_same_in_another_process_with_another_hash_seed() -> No
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == str(hashed_features(text))
+
+
+def test_features_are_crc32_buckets_of_words_bigrams_and_prefixes() -> None:
+    # the definition, one n-gram at a time: the C-level maps in `hashed_features` must give the same
+    # buckets, or the shipped weights would be read at the wrong rows
+    mask = (1 << DIM_BITS) - 1
+    for text in (ISSUE_SUFFIX, MINORS, "Explosive EXPLOSION, exploding!", "ü über straße 你好 мир", "a", ""):
+        words = text.encode("utf-8").translate(features._TABLE).split()
+        expected = {crc32(w, 0x9E3779B1) & mask for w in words}
+        expected |= {crc32(a + b" " + b, 0x85EBCA77) & mask for a, b in pairwise(words)}
+        expected |= {crc32(w[:5], 0xC2B2AE3D) & mask for w in words if len(w) > 5}
+        assert hashed_features(text) == sorted(expected)
+
+
+def test_suffix_window_is_the_same_with_a_cold_or_warm_token_cache() -> None:
+    shipped = default_model().suffix
+    cold = CharTrigramModel(shipped.table, shipped.window, shipped.center, shipped.width)
+    for text in (ISSUE_SUFFIX, "short", "one two three four five six seven eight", "x " * 40):
+        first = cold.worst_window(text)
+        assert first == cold.worst_window(text) == shipped.worst_window(text)
 
 
 def test_scores_are_deterministic_and_bounded() -> None:

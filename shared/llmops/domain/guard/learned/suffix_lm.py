@@ -120,15 +120,17 @@ class CharTrigramModel:
         words = tokens(text)
         if not words:
             return None
-        costs = list(map(self.token_cost, words))
-        lengths = [len(w) + 1 for w in words]
-        if sum(lengths) < _MIN_SYMBOLS:
+        # memoised costs in one C-level pass; only tokens never seen go through token_cost
+        costs = list(map(self._costs.get, words))
+        if None in costs:
+            costs = list(map(self.token_cost, words))
+        length_sums = [0, *accumulate(map(len, words))]
+        if length_sums[-1] + len(words) < _MIN_SYMBOLS:  # each token's symbols plus its word end
             return None
         span = min(self.window, len(words))
         cost_sums = [0, *accumulate(costs)]
-        length_sums = [0, *accumulate(lengths)]
         window_costs = map(sub, cost_sums[span:], cost_sums)
-        window_lengths = map(sub, length_sums[span:], length_sums)
+        window_lengths = map(span.__add__, map(sub, length_sums[span:], length_sums))
         means = list(map(truediv, window_costs, window_lengths))
         worst = max(means)
         return float(worst) * QUANTUM_BITS, means.index(worst)
