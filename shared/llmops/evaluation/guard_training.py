@@ -93,7 +93,7 @@ def _sizes(part: str, scale: float) -> dict[str, int]:
             "harm": 1200,
             "roleplay": 2400,
             "injection": 1200,
-            "lookalike": 4000,
+            "lookalike": 15000,
             "general": 6000,
             "technical": 600,
             "counterfactual": 1500,

@@ -59,18 +59,19 @@ _UNMASKABLE = frozenset(
 )
 # The learned layer's default thresholds per category (score at or above: reported with the
 # category's action), tuned on dev data only: the largest of 0.5, the score 99.5% of the benign dev
-# sets of the evaluation stay under, and the second-highest score on the dev half of the public
+# sets of the evaluation stay under, the trainer's suggestion (99.5% of the training corpora's
+# benign dev texts, reports/guard-model/training.json), and the second-highest score on the dev half of the public
 # benign prompts (so each category flags at most one of those), rounded up to two decimals. See
 # docs/guard-model-card.md.
 CATEGORY_THRESHOLDS: Final = MappingProxyType(
     {
-        "prompt_attack": 0.92,
-        "violence_weapons": 0.79,
+        "prompt_attack": 0.9,
+        "violence_weapons": 0.69,
         "self_harm": 0.5,
         "sexual": 0.5,
         "sexual_minors": 0.5,
         "hate_harassment": 0.5,
-        "criminal_instructions": 0.71,
+        "criminal_instructions": 0.54,
     }
 )
 # Sexual content involving minors is blocked whatever a tenant writes: its action cannot be

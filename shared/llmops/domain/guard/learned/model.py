@@ -65,9 +65,9 @@ SUFFIX_SCORE: Final = "adversarial_suffix"
 # Token soup alone is weak evidence (a benign text can hold one odd stretch); soup on a request the
 # content model finds harmful is the adversarial-suffix attack. prompt_attack therefore takes
 # `min(1, 2 * suffix) * (SUFFIX_FLOOR + (1 - SUFFIX_FLOOR) * worst harm score)` when that is larger:
-# soup alone reaches at most SUFFIX_FLOOR (under the default prompt_attack threshold, 0.92), soup
-# (suffix >= 0.5) on a request with a harm score of 0.75 reaches 0.925, although 0.75 alone is under
-# the violence threshold: a harmful ask plus soup is blocked. When the soup is found, the request
+# soup alone reaches at most SUFFIX_FLOOR (under the default prompt_attack threshold, 0.9), soup
+# (suffix >= 0.5) on a request with a harm score of 0.68 reaches 0.904, although 0.68 alone is under
+# the violence threshold (0.69): a harmful ask plus soup is blocked. When the soup is found, the request
 # before it is also scored on its own (soup dilutes a linear score).
 SUFFIX_FLOOR: Final = 0.7
 
