@@ -205,6 +205,7 @@ def _in_process_variant(
     # Imported here: loading the handler module builds the gateway, which the HTTP variants do not need.
     from llmops.adapters.dynamodb.route_source import FileRouteSource  # noqa: PLC0415
     from llmops.application.wiring import build_gateway  # noqa: PLC0415
+    from llmops.lambda_runtime.after_response import run_after_response  # noqa: PLC0415
     from llmops.local.lambda_runtime import LocalLambdaContext, load_handler_module  # noqa: PLC0415
 
     provider = PacedStreamingProvider()
@@ -223,7 +224,9 @@ def _in_process_variant(
         def once() -> StreamTiming:
             timer = SseTimer()
             started = time.perf_counter()
-            result = module.handler(event(next(counter)), LocalLambdaContext(function_name="llmops-gateway"))
+            # As the runtime loop invokes it: the record write runs after the last byte, untimed.
+            context = LocalLambdaContext(function_name="llmops-gateway", runs_after_response=True)
+            result = module.handler(event(next(counter)), context)
             if isinstance(result, dict):
                 status = result.get("statusCode")
                 if status != 200:
@@ -235,6 +238,7 @@ def _in_process_variant(
             for piece in result.body:
                 timer.feed(piece, time.perf_counter())
             timer.finish(time.perf_counter())
+            run_after_response(result.after_response)
             return timer.timing(started, provider.last_ttft_ms)
 
         try:
