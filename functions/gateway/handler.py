@@ -54,7 +54,7 @@ _tracer: Tracer | None = None
 app = ProxyRouter(parse_body=parse_json_body)
 _runtime: GatewayRuntime | None = None
 # The request traces answered during the current invocation (a buffered answer's, a refusal's): their
-# provider time goes into Server-Timing. Cleared per invocation, like the pending stream.
+# provider time goes into Server-Timing. Cleared at the start of each invocation.
 _finished_traces: list[RequestTrace] = []
 
 
