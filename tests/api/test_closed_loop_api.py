@@ -72,6 +72,16 @@ def chat(stack: dict[str, Any], alias: str = ALIAS) -> tuple[int, dict[str, str]
     return status, headers
 
 
+def target_after_rollback(stack: dict[str, Any], alias: str = ALIAS) -> str:
+    """The target serving `alias` after a rollback, once the gateway's route cache (2 s locally,
+    LLMOPS_CONFIG_TTL_S) has read the rolled-back weights: until then a request may still be routed
+    by the old ones. Asks every half second until a primary serves, for at most 10 s."""
+    deadline = time.monotonic() + 10
+    while not (target := chat(stack, alias)[1]["x-llmops-target"]).endswith("/primary") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return target
+
+
 class Traffic:
     """`threads` callers sending chat requests to `alias` until stopped; counts the serving targets."""
 
@@ -176,7 +186,7 @@ def test_a_candidate_failing_every_call_is_rolled_back_within_the_first_bake_ste
     assert f"canary-error-rate-{CANDIDATE}" in report["cause"]
     assert "with 50% of alias" in report["cause"]  # during the first step's 20 s bake
     assert report["route_weights"] == {BASELINE: 100, CANDIDATE: 0}
-    assert chat(stack)[1]["x-llmops-target"].endswith("/primary")
+    assert target_after_rollback(stack).endswith("/primary")
 
 
 def test_a_candidate_answering_slowly_is_rolled_back_on_its_p99_latency_gate(stack: dict[str, Any]) -> None:
@@ -217,11 +227,7 @@ def test_the_demo_breaks_a_candidate_prints_its_rollback_and_draws_it(stack: dic
     assert "rolled back (GateBreached)" in out
     assert "ALARM: error-rate" in out  # the timeline names the gate as it fires
     assert png.read_bytes()[:4] == b"\x89PNG"
-    # The fault is cleared and the alias is on the baseline once the gateway's route cache (2 s
-    # locally, LLMOPS_CONFIG_TTL_S) has read the rolled-back weights.
-    deadline = time.monotonic() + 10
-    while not (target := chat(stack)[1]["x-llmops-target"]).endswith("/primary") and time.monotonic() < deadline:
-        time.sleep(0.5)
+    target = target_after_rollback(stack)
     assert target.endswith("/primary"), target
 
 
