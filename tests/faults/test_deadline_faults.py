@@ -137,7 +137,9 @@ def test_a_reservation_its_function_never_settled_is_released_by_the_local_sweep
     # Due a few seconds from now, not at once: the stack's 1 s timer would otherwise release it
     # before the planting is checked.
     release_at = int(now) + 4
-    ledger.reserve(context, "killed-mid-request", Demand(tokens=5_000, cost_nanos=7_000_000), now, release_at=release_at)
+    ledger.reserve(
+        context, "killed-mid-request", Demand(tokens=5_000, cost_nanos=7_000_000), now, release_at=release_at
+    )
     assert tenant.usage()["tpd"]["used"] == tenant.baseline["tpd"]["used"] + 5_000
     time.sleep(max(0.0, release_at + 1 - time.time()))
 
