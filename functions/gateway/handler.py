@@ -36,7 +36,7 @@ from llmops.domain.keys import InvalidApiKeyError
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.stages import RequestStage
 from llmops.domain.tenancy import TenantContext
-from llmops.observability.emit import emit_feedback_metrics, emit_request_metrics
+from llmops.observability.emit import emit_after_response_failures, emit_feedback_metrics, emit_request_metrics
 from llmops.observability.powertools_env import tracing_enabled
 
 if TYPE_CHECKING:
@@ -241,7 +241,12 @@ def _with_timing(result: dict[str, Any], started: float, *, streamed: bool) -> d
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:
     # The audit record with its settle, the cache store and config refreshes run after the answer
     # is sent under our runtime loop, before it is returned to any other caller (with_after_response).
-    return with_after_response(context, functools.partial(_respond, event, context))
+    # That work fails after Lambda has counted the invocation a success: it has a metric of its own.
+    return with_after_response(
+        context,
+        functools.partial(_respond, event, context),
+        functools.partial(emit_after_response_failures, metrics, invocation_id=context.aws_request_id),
+    )
 
 
 def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | StreamingResponse:

@@ -173,6 +173,16 @@ def test_expired_reservations_page_when_gateway_invocations_keep_dying(synth: An
     assert props["AlarmDescription"].endswith("Runbook: docs/runbooks/reservations-expired.md")
 
 
+def test_work_failing_after_a_sent_answer_pages_at_once(synth: Any) -> None:
+    props = _by_name(synth)[f"llmops-{synth.stage}-after-response-failures"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (NAMESPACE, "AfterResponseFailures", "Sum")
+    assert props["Dimensions"] == [{"Name": "service", "Value": "gateway"}]
+    assert (props["Threshold"], props["Period"], props["EvaluationPeriods"]) == (0, 300, 1)
+    assert props["TreatMissingData"] == "notBreaching"  # published only when something failed
+    assert props["AlarmActions"] == [_topic_ref(synth)]
+    assert props["AlarmDescription"].endswith("Runbook: docs/runbooks/after-response-failures.md")
+
+
 def test_the_audit_dead_letter_queue_depth_pages(synth: Any) -> None:
     props = _by_name(synth)[f"llmops-{synth.stage}-dlq-depth-audit"]
     assert props["MetricName"] == "ApproximateNumberOfMessagesVisible"

@@ -80,12 +80,15 @@ class _Utf8Body(Iterator[bytes]):
 
 
 def with_after_response(
-    context: object, respond: Callable[[], dict[str, Any] | StreamingResponse]
+    context: object,
+    respond: Callable[[], dict[str, Any] | StreamingResponse],
+    on_failures: Callable[[int], object] | None = None,
 ) -> dict[str, Any] | StreamingResponse:
     """`respond()`'s answer, carrying the work deferred while it was made (`after_response.defer`)
     as `StreamingResponse.after_response` when the caller runs that once the answer is sent
-    (`runs_after_response`: our runtime loop's context). For any other caller (tests, benchmarks)
-    deferred work runs where it is deferred: before the answer is returned, or as a stream ends.
+    (`runs_after_response`: our runtime loop's context), with `on_failures` to hear how many pieces
+    failed. For any other caller (tests, benchmarks) deferred work runs where it is deferred: before
+    the answer is returned, or as a stream ends.
     """
     if not runs_after_response(context):
         after_response.run_now()
@@ -94,14 +97,18 @@ def with_after_response(
     try:
         result = respond()
     except BaseException:
-        run_after_response(deferred)  # no answer will carry it: done here, before the error is reported
+        # No answer will carry it: done here, before the error is reported.
+        run_after_response(deferred, on_failures=on_failures)
         raise
     if not isinstance(result, StreamingResponse):
-        return StreamingResponse.from_proxy_result(result, after_response=deferred)
+        result = StreamingResponse.from_proxy_result(result, after_response=deferred)
+        result.after_response_failed = on_failures
+        return result
     # A stream defers its record as its body ends; closing the body (a no-op once it has ended)
     # makes sure it ends even if not a byte of it could be sent.
     close: Callable[[], object] | None = getattr(result.body, "close", None)
     if close is not None:
         deferred.append(close)
     result.after_response = deferred
+    result.after_response_failed = on_failures
     return result

@@ -8,7 +8,10 @@ terminating chunk sent and Lambda's reply read), then asks for the next event.
 
 Each piece is isolated: an exception is logged by its type name only (its message may echo caller
 input) and never touches the response, which is gone already, nor the pieces after it. No piece
-starts once the invocation's deadline has passed (Lambda would cut it mid-way anyway).
+starts once the invocation's deadline has passed (Lambda would cut it mid-way anyway). The
+invocation's answer has already succeeded, so Lambda counts no error: whoever made the work passes
+`on_failures`, which hears how many pieces failed or were left undone, to publish it (the gateway's
+`AfterResponseFailures` metric and its alarm).
 
 The loop's context says it runs this work (`runs_after_response`); a caller that is not the loop
 (tests, benchmarks calling the handler directly) gets a context without it, and the handler then does
@@ -38,13 +41,28 @@ def runs_after_response(context: object) -> bool:
 
 
 def run_after_response(
-    work: list[AfterResponseWork], deadline_ms: int = 0, clock: Callable[[], float] = time.time
+    work: list[AfterResponseWork],
+    deadline_ms: int = 0,
+    clock: Callable[[], float] = time.time,
+    *,
+    on_failures: Callable[[int], object] | None = None,
 ) -> int:
     """Runs `work` in order, including pieces a piece appends while it runs (a stream's close
     defers its audit record), none starting past `deadline_ms` (Unix epoch ms; 0: no deadline).
 
-    Returns the number of pieces that failed or were left undone.
+    Returns the number of pieces that failed or were left undone, and tells `on_failures` when
+    there are any (its own failure is logged by type name, like a piece's).
     """
+    failed = _run(work, deadline_ms, clock)
+    if failed and on_failures is not None:
+        try:
+            on_failures(failed)
+        except Exception as exc:
+            _log.error("after-response failures not reported: %s", type(exc).__name__)
+    return failed
+
+
+def _run(work: list[AfterResponseWork], deadline_ms: int, clock: Callable[[], float]) -> int:
     failed = done = 0
     while done < len(work):
         if deadline_ms > 0 and clock() * 1000 >= deadline_ms:

@@ -307,7 +307,7 @@ def _answer(client: RuntimeApiClient, invocation: Invocation, result: Any) -> No
             client.stream(invocation.request_id, result)
         finally:
             # Posted (or failed to be): the client waits no more; the invocation's own work goes on.
-            run_after_response(result.after_response, invocation.deadline_ms)
+            run_after_response(result.after_response, invocation.deadline_ms, on_failures=result.after_response_failed)
     elif isinstance(result, Mapping) and "statusCode" in result:
         client.stream(invocation.request_id, StreamingResponse.from_proxy_result(result))
     else:

@@ -29,6 +29,7 @@ class StreamingResponse:
 
     `after_response` is work to run once the response has been fully posted, before the next
     event (`llmops.lambda_runtime.after_response`); it may still grow while the body is sent.
+    `after_response_failed`, if set, is told how many of those pieces failed or were left undone.
     """
 
     status: int
@@ -37,6 +38,7 @@ class StreamingResponse:
     multi_value_headers: dict[str, list[str]] = field(default_factory=dict)
     cookies: list[str] = field(default_factory=list)
     after_response: list[Callable[[], object]] = field(default_factory=list)
+    after_response_failed: Callable[[int], object] | None = None
 
     @classmethod
     def from_proxy_result(

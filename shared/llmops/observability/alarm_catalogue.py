@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmops.config.drift_monitor import DEFAULT_DRIFT_THRESHOLD, DEFAULT_NEGATIVE_FEEDBACK_THRESHOLD
 from llmops.observability.metrics import (
+    AFTER_RESPONSE_FAILURES,
     COST_USD,
     DRIFT_MONITOR_SERVICE,
     DRIFT_SCORE,
@@ -112,6 +113,7 @@ class RunbookId(StrEnum):
     GUARD_DETECTOR_FAILURES = "guard-detector-failures"
     QUOTA_REJECTION_SPIKE = "quota-rejection-spike"
     RESERVATIONS_EXPIRED = "reservations-expired"
+    AFTER_RESPONSE_FAILURES = "after-response-failures"
     COST_BURN = "cost-burn"
     API_5XX = "api-5xx"
     LAMBDA_ERRORS = "lambda-errors"
@@ -656,6 +658,24 @@ def gateway_rate_alarms(stage: str, settings: AlarmSettings) -> list[AlarmDefini
                 " for 15 minutes."
             ),
             threshold=0,
+        )
+    )
+    # The after-response pieces handle every failure they expect (the books dead-letter, the cache
+    # store drops, a config refresh keeps the cached copy), so a piece that still raises, or is cut
+    # at the deadline, is a regression or a dead-letter send that failed: an audit record or settle
+    # may be lost. Lambda counted the invocation a success, so no other alarm sees it: page at once.
+    alarms.append(
+        _alarm(
+            stage,
+            s,
+            RunbookId.AFTER_RESPONSE_FAILURES,
+            catalogue_query(AFTER_RESPONSE_FAILURES),
+            summary=(
+                f"Gateway work after a sent answer (the settle with its audit record, the cache store) failed or"
+                f" was left undone at the deadline ({AFTER_RESPONSE_FAILURES.name} > 0 in 5 minutes)."
+            ),
+            threshold=0,
+            evaluation_periods=1,
         )
     )
     return alarms

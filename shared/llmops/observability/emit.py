@@ -32,6 +32,7 @@ from llmops.domain.guard.service_detectors import SERVICE_DETECTORS
 from llmops.domain.request_trace import RequestTrace
 from llmops.domain.stages import RequestStage
 from llmops.observability.metrics import (
+    AFTER_RESPONSE_FAILURES,
     CACHE_HITS,
     CACHE_MISSES,
     COST_USD,
@@ -69,12 +70,22 @@ from llmops.observability.metrics import (
     status_class,
 )
 
-__all__ = ["FEEDBACK_RECORD", "REQUEST_RECORD", "emit_feedback_metrics", "emit_request_metrics", "guard_type"]
+__all__ = [
+    "AFTER_RESPONSE_RECORD",
+    "FEEDBACK_RECORD",
+    "REQUEST_RECORD",
+    "emit_after_response_failures",
+    "emit_feedback_metrics",
+    "emit_request_metrics",
+    "guard_type",
+]
 
-# The `record` property of the per-request and per-rating EMF lines, for Logs Insights filters
-# (`filter record = "request"`); metric values are arrays in EMF, so filter on properties instead.
+# The `record` property of the per-request, per-rating and after-response EMF lines, for Logs
+# Insights filters (`filter record = "request"`); metric values are arrays in EMF, so filter on
+# properties instead.
 REQUEST_RECORD = "request"
 FEEDBACK_RECORD = "feedback"
+AFTER_RESPONSE_RECORD = "after_response"
 
 _log = logging.getLogger(__name__)
 
@@ -353,3 +364,17 @@ def emit_feedback_metrics(metrics: Metrics, feedback: Feedback) -> None:
         )
     except Exception as error:  # metrics must never fail the request they describe
         _log.warning("feedback metrics not emitted", extra={"error_type": type(error).__name__})
+
+
+def emit_after_response_failures(metrics: Metrics, failed: int, *, invocation_id: str) -> None:
+    """One EMF line: `AfterResponseFailures` (service) for an invocation whose after-response work
+    had `failed` pieces fail or left undone; `invocation_id` is Lambda's request id, the one in the
+    function's own REPORT and error lines (which name the exception type, never its message)."""
+    try:
+        _Records(_namespace(metrics)).write(
+            {AFTER_RESPONSE_FAILURES: failed},
+            [{Dim.SERVICE: GATEWAY_SERVICE}],
+            {"record": AFTER_RESPONSE_RECORD, "invocation_id": invocation_id},
+        )
+    except Exception as error:  # the response is gone already; a log line is all that is left
+        _log.warning("after-response metrics not emitted", extra={"error_type": type(error).__name__})

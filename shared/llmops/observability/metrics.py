@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "AFTER_RESPONSE_FAILURES",
     "CACHE_HITS",
     "CACHE_MISSES",
     "CATALOGUE",
@@ -321,6 +322,16 @@ RESERVATIONS_EXPIRED = MetricSpec(
     ((_S,),),
 )
 
+AFTER_RESPONSE_FAILURES = MetricSpec(
+    "AfterResponseFailures",
+    Unit.COUNT,
+    "Pieces of a gateway invocation's after-response work (the settle with its audit record, the "
+    "response cache store, config refreshes) that raised or were left undone at the deadline. Each "
+    "settle or record the books could not write is already dead-lettered, so one that still counts "
+    "here may be lost. Published only when there are any.",
+    ((_S,),),
+)
+
 CATALOGUE: tuple[MetricSpec, ...] = (
     REQUESTS,
     ERRORS,
@@ -349,6 +360,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     FEEDBACK_NEGATIVE,
     DRIFT_SCORE,
     RESERVATIONS_EXPIRED,
+    AFTER_RESPONSE_FAILURES,
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}

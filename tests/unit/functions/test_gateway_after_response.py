@@ -154,3 +154,46 @@ def test_through_the_runtime_api_the_response_is_posted_before_the_books_are_wri
     assert order == ["response posted"]
     record = gateway._runtime.audit.get("dev", _request_id(event))
     assert record is not None and not record.settle_pending
+
+
+@pytest.mark.parametrize("event_name", EVENTS)
+def test_a_record_lost_after_the_answer_is_counted_for_its_alarm(
+    gateway: ModuleType, load_event: Any, capsys: pytest.CaptureFixture[str], event_name: str
+) -> None:
+    event = _admitted(load_event, event_name)
+    context = LocalLambdaContext("gateway", runs_after_response=True)
+    result = gateway.handler(event, context)
+    assert isinstance(result, StreamingResponse)
+    b"".join(result.body)
+    capsys.readouterr()
+    client = gateway._runtime.ledger._client
+    failure = ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "TransactWriteItems")
+    queue_down = ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "x"}}, "SendMessage")
+    dead_letters = gateway._runtime.audit._dead_letter.__self__  # the queue the books park in
+    with (
+        mock.patch.object(client, "transact_write_items", side_effect=failure),
+        mock.patch.object(dead_letters._client, "send_message", side_effect=queue_down),
+        mock.patch("time.sleep"),
+    ):
+        # Neither DynamoDB nor the dead-letter queue takes it: the loop runs the work as it would.
+        assert run_after_response(result.after_response, on_failures=result.after_response_failed) == 1
+    assert gateway._runtime.audit.get("dev", _request_id(event)) is None
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    published = [line for line in lines if line.get("record") == "after_response"]
+    assert len(published) == 1, lines
+    emf = published[0]
+    assert emf["AfterResponseFailures"] == [1.0] and emf["service"] == "gateway"
+    assert emf["invocation_id"] == context.aws_request_id
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "AfterResponseFailures", "Unit": "Count"}]
+
+
+def test_an_answer_whose_work_all_succeeds_publishes_no_failure_line(
+    gateway: ModuleType, load_event: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = gateway.handler(
+        _admitted(load_event, "chat_completion"), LocalLambdaContext("gateway", runs_after_response=True)
+    )
+    assert isinstance(result, StreamingResponse)
+    b"".join(result.body)
+    assert run_after_response(result.after_response, on_failures=result.after_response_failed) == 0
+    assert '"record": "after_response"' not in capsys.readouterr().out

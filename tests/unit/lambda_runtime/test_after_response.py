@@ -120,3 +120,51 @@ def test_failures_are_logged_by_type_name_only(caplog: pytest.LogCaptureFixture)
 
     assert run_after_response([fail]) == 1
     assert "ValueError" in caplog.text and "prompt" not in caplog.text
+
+
+def test_failures_and_work_left_at_the_deadline_are_reported_once_with_their_count() -> None:
+    now = [1000.0]
+    reported: list[int] = []
+
+    def fail() -> None:
+        now[0] += 1.0
+        raise RuntimeError("boom")
+
+    failed = run_after_response([fail, fail, fail], 1_001_500, lambda: now[0], on_failures=reported.append)
+    assert failed == 3 and reported == [3]  # two raised, the third never started
+
+
+def test_work_that_all_succeeds_reports_nothing() -> None:
+    reported: list[int] = []
+    assert run_after_response([lambda: None], on_failures=reported.append) == 0
+    assert reported == []
+
+
+def test_a_reporter_that_fails_is_logged_by_type_name_and_changes_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    def fail() -> None:
+        raise ValueError("the caller's prompt")
+
+    def report(count: int) -> None:
+        raise OSError("the caller's completion")
+
+    assert run_after_response([fail], on_failures=report) == 1
+    assert "OSError" in caplog.text and "completion" not in caplog.text
+
+
+def test_the_loop_reports_the_failures_of_the_response_it_sent(runtime_api: LocalRuntimeApi) -> None:
+    reported: list[int] = []
+    heard = threading.Event()
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    def report(count: int) -> None:
+        reported.append(count)
+        heard.set()
+
+    def handler(event: Any, context: Any) -> StreamingResponse:
+        return StreamingResponse(200, {}, iter([b"body"]), after_response=[fail], after_response_failed=report)
+
+    _serve(runtime_api, handler)
+    assert _until_the_end(runtime_api.submit({}))[-1] == StreamEnded()
+    assert heard.wait(WAIT_S) and reported == [1]
