@@ -35,6 +35,18 @@ pytest_plugins = ("tests.fakes",)
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 
 
+@pytest.fixture(autouse=True)
+def deferred_work_runs_where_it_is_deferred() -> None:
+    """Each test starts with after-response work run at once (`after_response.run_now`), as for any
+    caller that is not the runtime loop. A handler called with the loop's context collects deferred
+    work in a context variable that stays set for the stream it returned (in Lambda the next
+    invocation sets it again); without this, a later test in the same worker would defer into that
+    stale list and never see its audit record or metrics."""
+    from llmops.application import after_response
+
+    after_response.run_now()
+
+
 @pytest.fixture
 def load_event() -> Any:
     def _load(name: str) -> dict[str, Any]:

@@ -368,8 +368,9 @@ def emit_feedback_metrics(metrics: Metrics, feedback: Feedback) -> None:
 
 def emit_after_response_failures(metrics: Metrics, failed: int, *, invocation_id: str) -> None:
     """One EMF line: `AfterResponseFailures` (service) for an invocation whose after-response work
-    had `failed` pieces fail or left undone; `invocation_id` is Lambda's request id, the one in the
-    function's own REPORT and error lines (which name the exception type, never its message)."""
+    had `failed` pieces fail or left undone; `invocation_id` is Lambda's request id (its REPORT
+    line's), so the failure lines next to it in the log stream can be found; they name the exception
+    type, never its message."""
     try:
         _Records(_namespace(metrics)).write(
             {AFTER_RESPONSE_FAILURES: failed},
