@@ -13,6 +13,7 @@ from llmops.config.env import EnvVar
 from llmops.config.timeouts import GATEWAY_TIMEOUT_S, RESERVATION_SWEEP_SCHEDULE_MINUTES
 from llmops.local.foreground import run_in_foreground
 from llmops.local.stack import LocalStack, LocalStackOptions
+from llmops.local.wsgi_server import PortInUseError
 
 console = Console(stderr=True)
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -86,12 +87,16 @@ def serve(
     if routes_file is not None:
         options.routes_file = routes_file
 
-    run_in_foreground(
-        LocalStack(options),
-        starting=console.status("Starting the local stack..."),
-        on_ready=lambda state: print_ready(console, state, state_dir),
-        on_stopping=lambda: console.print("Stopping..."),
-    )
+    try:
+        run_in_foreground(
+            LocalStack(options),
+            starting=console.status("Starting the local stack..."),
+            on_ready=lambda state: print_ready(console, state, state_dir),
+            on_stopping=lambda: console.print("Stopping..."),
+        )
+    except PortInUseError as exc:  # found before anything started: nothing to stop
+        console.print(f"[red]error:[/] {exc.strerror}", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _context(pairs: list[str]) -> dict[str, str]:

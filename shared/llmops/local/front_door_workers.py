@@ -9,6 +9,7 @@ with the environment the local stack set up; the worker creates READY_FILE once 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -73,6 +74,7 @@ def _serve(host: str, port: int, authorizer_cache_ttl_s: float, gateway_timeout_
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    _stop_when_orphaned(stopping)
     capture_from_environment()  # this container's EMF lines go to the local metric store too
     server = LoopbackServer(
         FrontDoor(authorizer_cache_ttl_s=authorizer_cache_ttl_s, gateway_timeout_s=gateway_timeout_s),
@@ -85,6 +87,21 @@ def _serve(host: str, port: int, authorizer_cache_ttl_s: float, gateway_timeout_
         stopping.wait()
     finally:
         server.stop()
+
+
+def _stop_when_orphaned(stopping: threading.Event, poll_s: float = 0.5) -> None:
+    """Sets `stopping` once the process that started this worker is gone. A `llmops serve` killed
+    outright (SIGKILL, a crashed terminal) cannot stop its workers, and a worker left listening on
+    the shared port would keep taking requests for a stack whose moto is gone. The parent's death
+    shows as a new parent id (init or a subreaper adopts the worker): portable, unlike PR_SET_PDEATHSIG."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stopping.wait(poll_s):
+            if os.getppid() != parent:
+                stopping.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

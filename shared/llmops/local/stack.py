@@ -35,7 +35,7 @@ from llmops.local.front_door_workers import FrontDoorWorkers
 from llmops.local.metric_store import EMF_ECHO_VAR, EMF_FILE_VAR, MetricStore, emf_file, install_emf_capture
 from llmops.local.naming import LOCAL_REGION, LOCAL_STATE_FILE, local_resource_name, local_table_name
 from llmops.local.workflows import OUTPUT_RETRAINING_ARN, provision_workflows
-from llmops.local.wsgi_server import LoopbackServer
+from llmops.local.wsgi_server import LoopbackServer, ensure_port_free
 from llmops.observability.metrics import GATEWAY_SERVICE
 from llmops.observability.powertools_env import PowertoolsVar, powertools_environment
 
@@ -131,6 +131,7 @@ class LocalStack:
         self.state: dict[str, Any] = {}
 
     def start(self) -> dict[str, Any]:
+        ensure_port_free(self.options.host, self.options.port)  # before anything starts: nothing to undo
         self._moto.start()
         self._bedrock.start()
         self._sagemaker.start()

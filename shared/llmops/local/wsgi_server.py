@@ -13,6 +13,7 @@ body; a response cut short, an application error or a client's `Connection: clos
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
 from collections.abc import Iterable, Iterator
@@ -25,7 +26,7 @@ from werkzeug.wsgi import LimitedStream
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["LoopbackServer", "NoDelayRequestHandler"]
+__all__ = ["LoopbackServer", "NoDelayRequestHandler", "PortInUseError", "ensure_port_free"]
 
 
 @runtime_checkable
@@ -227,6 +228,40 @@ class _QuietRequestHandler(NoDelayRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
+
+
+class PortInUseError(OSError):
+    """The port another process listens on: said before anything starts, in words a user can act on."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"{host}:{port} is in use by another process: a `llmops serve` still running, or front-door "
+            "workers left by one that was killed (`pkill -f llmops.local.front_door_workers`). "
+            "Stop it, or pick another --port.",
+        )
+        self.host = host
+        self.port = port
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raises PortInUseError if a process listens on `host:port` (port 0: any free one, nothing to check).
+
+    The front door's workers share their port (SO_REUSEPORT), and so would any stale process that set
+    it too: binding next to one succeeds, and the kernel then spreads requests over both stacks. A
+    bind without SO_REUSEPORT fails while anyone listens there, which is the check wanted."""
+    if port == 0:
+        return
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(host, port) from None
+        raise
+    finally:
+        probe.close()
 
 
 def _shared_listener(host: str, port: int) -> socket.socket:
