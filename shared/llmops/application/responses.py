@@ -101,9 +101,7 @@ def with_after_response(
         run_after_response(deferred, on_failures=on_failures)
         raise
     if not isinstance(result, StreamingResponse):
-        result = StreamingResponse.from_proxy_result(result, after_response=deferred)
-        result.after_response_failed = on_failures
-        return result
+        result = StreamingResponse.from_proxy_result(result)  # a one-chunk body: nothing to close
     # A stream defers its record as its body ends; closing the body (a no-op once it has ended)
     # makes sure it ends even if not a byte of it could be sent.
     close: Callable[[], object] | None = getattr(result.body, "close", None)

@@ -41,9 +41,7 @@ class StreamingResponse:
     after_response_failed: Callable[[int], object] | None = None
 
     @classmethod
-    def from_proxy_result(
-        cls, result: Mapping[str, Any], after_response: list[Callable[[], object]] | None = None
-    ) -> StreamingResponse:
+    def from_proxy_result(cls, result: Mapping[str, Any]) -> StreamingResponse:
         """A buffered Lambda proxy result (`statusCode`, `headers`, `body`, `isBase64Encoded`) as a
         one-chunk stream, so every answer of a STREAM integration has the same framing."""
         raw = result.get("body") or ""
@@ -56,7 +54,6 @@ class StreamingResponse:
                 str(k): [str(v) for v in values] for k, values in (result.get("multiValueHeaders") or {}).items()
             },
             cookies=[str(c) for c in result.get("cookies") or []],
-            after_response=after_response if after_response is not None else [],
         )
 
     def prelude(self) -> dict[str, Any]:
